@@ -1,0 +1,37 @@
+# oile_jax: every target builds its own virtual environment from pyproject.toml first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+OUT    ?= results
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test test-all lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: the foreground-neutrino experiment at its small default size (figure + HDF5).
+run: $(STAMP)
+	$(PY) experiments/foreground.py --out $(OUT) --force
+
+## The default test suite (excludes tests marked slow).
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-all: $(STAMP)
+	$(PY) -m pytest -m ''
+
+lint: $(STAMP)
+	$(PY) -m ruff check oile_jax tests experiments
+	$(PY) -m ruff format --check oile_jax tests experiments
+
+bench: $(STAMP)
+	$(PY) experiments/benchmark_encounter.py
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,105 @@
+"""Relative-angle models (SPEC section 3): how `x = 1 - v_i.v_j` is drawn for an encounter.
+
+The encounter angle is `c = gamma * x`. Moments `<x>` and `<x^2>` are exposed because the
+closed forms of SPEC sections 5-6 use them.
+"""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from ._checks import check_option
+
+
+class AbstractAngleModel(eqx.Module):
+    """How the relative direction of two neutrinos in an encounter is chosen."""
+
+    @abc.abstractmethod
+    def mean_x(self) -> Array:
+        """`<x>`, the mean of `x = 1 - cos Theta`."""
+
+    @abc.abstractmethod
+    def mean_x2(self) -> Array:
+        """`<x^2>`."""
+
+
+class AbstractFreshAngleModel(AbstractAngleModel):
+    """Angle models that draw `x` afresh for every encounter (no per-neutrino state)."""
+
+    @abc.abstractmethod
+    def from_uniform(self, u: Float[Array, "..."]) -> Float[Array, "..."]:
+        """`x` for each of the independent uniform `[0, 1)` draws `u`."""
+
+    def sample(self, key: PRNGKeyArray, shape: tuple[int, ...], dtype) -> Float[Array, "..."]:
+        """Draw `x` for `shape` independent encounters."""
+        return self.from_uniform(jax.random.uniform(key, shape, dtype=dtype))
+
+
+class Isotropic(AbstractFreshAngleModel):
+    """A fresh isotropic relative direction per encounter: `x ~ U[0, 2]`."""
+
+    def from_uniform(self, u):
+        return 2 * u
+
+    def mean_x(self):
+        return jnp.asarray(1.0)
+
+    def mean_x2(self):
+        return jnp.asarray(4.0 / 3.0)
+
+
+class FixedAngle(AbstractFreshAngleModel):
+    """Every encounter at the same angle `theta` (radians): `x = 1 - cos theta`.
+
+    The default `theta = pi/2` gives `x = 1`. `theta` is a traced leaf.
+    """
+
+    theta: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=jnp.pi / 2)
+
+    def x(self, dtype=None) -> Array:
+        theta = self.theta if dtype is None else self.theta.astype(dtype)
+        return 1 - jnp.cos(theta)
+
+    def from_uniform(self, u):
+        return jnp.broadcast_to(self.x(u.dtype), u.shape)
+
+    def mean_x(self):
+        return self.x()
+
+    def mean_x2(self):
+        return self.x() ** 2
+
+
+class FixedVelocities(AbstractAngleModel):
+    """Each neutrino draws one isotropic unit velocity at the start and keeps it.
+
+    `x = 1 - v_i.v_j`; only meaningful for a gas (both partners persist). Over uniformly random
+    pairs `<x> = 1`, `<x^2> = 4/3`, as for `Isotropic`.
+    """
+
+    def velocities(self, key: PRNGKeyArray, n: int, dtype) -> Float[Array, "n 3"]:
+        """`n` isotropic unit vectors."""
+        v = jax.random.normal(key, (n, 3), dtype=dtype)
+        return v / jnp.linalg.norm(v, axis=-1, keepdims=True)
+
+    def mean_x(self):
+        return jnp.asarray(1.0)
+
+    def mean_x2(self):
+        return jnp.asarray(4.0 / 3.0)
+
+
+ANGLE_MODELS = ("isotropic", "fixed-angle", "fixed-velocities")
+
+
+def angle_model(angles: "str | AbstractAngleModel | ArrayLike") -> AbstractAngleModel:
+    """Resolve an angle-model option: an instance, or one of `ANGLE_MODELS` by name."""
+    if isinstance(angles, AbstractAngleModel):
+        return angles
+    check_option(angles, "angles", ANGLE_MODELS)
+    return {"isotropic": Isotropic, "fixed-angle": FixedAngle, "fixed-velocities": FixedVelocities}[
+        angles
+    ]()

@@ -1,0 +1,102 @@
+"""Input validation shared by the public entry points.
+
+Shape, dtype and option mistakes raise `ValueError` at trace time. Value conditions
+(|P| > 1, NaN, negative gamma, ...) raise `ValueError` when the value is concrete, and go
+through `eqx.error_if` when it is traced (under `jit`, `grad`, `vmap`), so a user never sees
+a bare XLA error for a mistake of theirs.
+"""
+
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def concrete(x) -> np.ndarray | None:
+    """The value of `x` as a NumPy array, or None if `x` is (or contains) a tracer."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(x)
+    except jax.errors.TracerArrayConversionError:
+        return None
+
+
+def bloch_tolerance(dtype) -> float:
+    """Slack allowed above |P| = 1 for rounding in `dtype`."""
+    return 16 * float(jnp.finfo(dtype).eps)
+
+
+def check_option(value: str, name: str, allowed: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name}={value!r} is not a known option; allowed: {', '.join(map(repr, allowed))}")
+    return value
+
+
+def check_vector(x, name: str, dtype, *, size: int = 3):
+    """`x` as an array of `dtype` whose last axis has length `size`."""
+    x = jnp.asarray(x)
+    if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
+        raise ValueError(f"{name} must be real, got dtype {x.dtype}")
+    x = x.astype(dtype)
+    if x.ndim == 0 or x.shape[-1] != size:
+        raise ValueError(f"{name} must have shape (..., {size}), got shape {x.shape}")
+    return x
+
+
+def check_scalar(x, name: str, dtype):
+    x = jnp.asarray(x)
+    if x.ndim != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {x.shape}")
+    if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
+        raise ValueError(f"{name} must be real, got dtype {x.dtype}")
+    return x.astype(dtype)
+
+
+def fail_if(x, bad, message: str):
+    """Raise now if `bad` is concrete and true; otherwise attach a runtime check to `x`."""
+    value = concrete(bad)
+    if value is not None:
+        if np.any(value):
+            raise ValueError(message)
+        return x
+    return eqx.error_if(x, bad, message)
+
+
+def check_finite(x, name: str):
+    return fail_if(x, jnp.any(~jnp.isfinite(x)), f"{name} contains NaN or inf")
+
+
+def check_bloch(P, name: str):
+    """Finite Bloch vectors with |P| <= 1 (up to rounding)."""
+    P = check_finite(P, name)
+    norm = jnp.linalg.norm(P, axis=-1)
+    tol = bloch_tolerance(P.dtype)
+    worst = concrete(jnp.max(norm)) if norm.size else None
+    shown = f" (largest |P| = {float(worst):.9g})" if worst is not None else ""
+    return fail_if(P, jnp.any(norm > 1 + tol), f"{name} is unphysical: |P| must be <= 1{shown}")
+
+
+def check_nonnegative(x, name: str):
+    x = check_finite(x, name)
+    return fail_if(x, jnp.any(x < 0), f"{name} must be >= 0, got {_show(x)}")
+
+
+def check_positive(x, name: str):
+    x = check_finite(x, name)
+    return fail_if(x, jnp.any(x <= 0), f"{name} must be > 0, got {_show(x)}")
+
+
+def check_unit(B, name: str):
+    """A unit vector (the vacuum direction)."""
+    B = check_finite(B, name)
+    norm = jnp.linalg.norm(B, axis=-1)
+    tol = 1e3 * float(jnp.finfo(B.dtype).eps)
+    return fail_if(B, jnp.any(jnp.abs(norm - 1) > tol), f"{name} must be a unit vector, got {_show(B)}")
+
+
+def _show(x) -> str:
+    value = concrete(x)
+    return "a traced value" if value is None else np.array2string(value, precision=6)

@@ -1,0 +1,212 @@
+"""The foreground model (poster, situation 1): one neutrino, or a batch of independent ones,
+meeting a fresh background neutrino in the fixed state `P_b` at each encounter.
+
+The background is a reservoir: it is not updated by the encounters and has no vacuum
+oscillation of its own (it is the `P_b` of SPEC sections 5 and 8).
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
+
+from ._angles import AbstractFreshAngleModel, AbstractAngleModel, angle_model
+from ._checks import (
+    check_bloch,
+    check_finite,
+    check_positive,
+    check_scalar,
+    check_unit,
+    check_vector,
+    concrete,
+)
+from ._encounter import encounter, encounter_vacuum, vacuum_rotation
+from ._schedule import AbstractSchedule, Deterministic, Stochastic, meet_probability
+
+
+class ForegroundSolution(eqx.Module):
+    """Result of `simulate_foreground`.
+
+    - `ts`: save times, shape `(n_saves,)`, units of `1/mu` when `mu = 1`.
+    - `P`: Bloch vectors, shape `(n_realizations, n_saves, *batch, 3)`.
+    - `mean`, `stderr`: ensemble mean and its standard error (sample standard deviation over
+      realizations / sqrt(n_realizations); zero for one realization), shape `(n_saves, *batch, 3)`.
+    - `encounters`: encounters each foreground neutrino had, shape `(n_realizations, *batch)`.
+    """
+
+    ts: Float[Array, " n_saves"]
+    P: Float[Array, "n_realizations n_saves *batch 3"]
+    mean: Float[Array, "n_saves *batch 3"]
+    stderr: Float[Array, "n_saves *batch 3"]
+    encounters: Int[Array, "n_realizations *batch"]
+
+
+class _Foreground(eqx.Module):
+    P_b: Float[Array, "3"]
+    gamma: Float[Array, ""]
+    mu: Float[Array, ""]
+    omega: Float[Array, ""]
+    B: Float[Array, "3"]
+    angles: AbstractFreshAngleModel
+    schedule: AbstractSchedule
+
+    def step(self, P, key):
+        """One step of the schedule for foreground neutrinos `P` (shape `(*batch, 3)`)."""
+        batch = P.shape[:-1]
+        # One draw per step for both the meeting decision and the angle: key derivation is a
+        # large part of the cost of a step.
+        u_meet, u_x = jax.random.uniform(key, (2,) + batch, dtype=P.dtype)
+        c = self.gamma * self.angles.from_uniform(u_x)
+        tau = self.schedule.step_length(self.gamma, self.mu)
+        if isinstance(self.schedule, Stochastic):
+            p = meet_probability(self.schedule, self.gamma, self.mu)
+            met = u_meet < p
+            c = jnp.where(met, c, 0.0)
+        else:
+            met = jnp.ones(batch, dtype=bool)
+        if isinstance(self.schedule, Deterministic) and self.schedule.vacuum == "inside":
+            P, _ = encounter_vacuum(
+                P, self.P_b, c, phase_i=self.omega * tau, phase_j=jnp.zeros_like(tau), B=self.B
+            )
+        else:
+            half = self.omega * tau / 2
+            P = vacuum_rotation(P, half, self.B)
+            P, _ = encounter(P, self.P_b, c)
+            P = vacuum_rotation(P, half, self.B)
+        return P, met
+
+
+@eqx.filter_jit
+def _run(model: _Foreground, P0, key, n_saves: int, save_every: int, n_realizations: int):
+    def realization(rkey):
+        def interval(P, k):
+            def step(P, s):
+                return model.step(P, jax.random.fold_in(rkey, s))
+
+            P, met = jax.lax.scan(step, P, k * save_every + jnp.arange(save_every))
+            return P, (P, jnp.sum(met, axis=0))
+
+        _, (Ps, met) = jax.lax.scan(interval, P0, jnp.arange(n_saves - 1))
+        return jnp.concatenate([P0[None], Ps]), jnp.sum(met, axis=0)
+
+    keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(n_realizations))
+    P, encounters = jax.vmap(realization)(keys)
+    tau = model.schedule.step_length(model.gamma, model.mu)
+    ts = tau * save_every * jnp.arange(n_saves, dtype=P.dtype)
+    mean = jnp.mean(P, axis=0)
+    if n_realizations > 1:
+        stderr = jnp.std(P, axis=0, ddof=1) / np.sqrt(n_realizations)
+    else:
+        stderr = jnp.zeros_like(mean)
+    return ForegroundSolution(ts=ts, P=P, mean=mean, stderr=stderr, encounters=encounters)
+
+
+def _check_count(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _steps(schedule, gamma, mu, n_steps, t_max, save_every) -> int:
+    if (n_steps is None) == (t_max is None):
+        raise ValueError("give exactly one of n_steps and t_max")
+    if n_steps is not None:
+        n_steps = _check_count(n_steps, "n_steps")
+    else:
+        tau = concrete(schedule.step_length(gamma, mu))
+        t_max_value = concrete(t_max)
+        if tau is None or t_max_value is None:
+            raise ValueError("t_max needs concrete gamma, mu, dt and t_max; under jit or grad pass n_steps")
+        if not np.isfinite(t_max_value) or t_max_value <= 0:
+            raise ValueError(f"t_max must be > 0, got {t_max!r}")
+        n_steps = save_every * max(1, round(float(t_max_value) / (float(tau) * save_every)))
+    if n_steps % save_every:
+        raise ValueError(f"n_steps={n_steps} must be a multiple of save_every={save_every}")
+    return n_steps
+
+
+def _check_key(key):
+    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"key must be a single PRNG key, got shape {key.shape}")
+    elif key.dtype != jnp.uint32 or key.shape != (2,):
+        raise ValueError(
+            f"key must be a PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)), "
+            f"got dtype {key.dtype} and shape {key.shape}"
+        )
+    return key
+
+
+def simulate_foreground(
+    P0: Float[ArrayLike, "*batch 3"],
+    P_b: Float[ArrayLike, "3"],
+    *,
+    gamma: Float[ArrayLike, ""],
+    schedule: AbstractSchedule,
+    key: PRNGKeyArray,
+    mu: Float[ArrayLike, ""] = 1.0,
+    omega: Float[ArrayLike, ""] = 0.0,
+    B: Float[ArrayLike, "3"] = (0.0, 0.0, -1.0),
+    angles: "str | AbstractAngleModel" = "isotropic",
+    n_steps: int | None = None,
+    t_max: float | None = None,
+    save_every: int = 1,
+    n_realizations: int = 1,
+    dtype=None,
+) -> ForegroundSolution:
+    """Foreground neutrino(s) meeting fresh background neutrinos in the fixed state `P_b`.
+
+    **Arguments:**
+    - `P0`: initial Bloch vector(s) of the foreground neutrino(s), shape `(*batch, 3)`; each
+      batch member is an independent foreground neutrino.
+    - `P_b`: Bloch vector of every background neutrino, shape `(3,)`.
+    - `gamma`: impact parameter `mu t_int` (> 0). `mu`: coupling (> 0). `omega`: vacuum
+      frequency of the foreground. `B`: unit vacuum direction in the basis `P0`, `P_b` are written
+      in (default mass basis `(0, 0, -1)`; see `mixing_vector`).
+    - `schedule`: `Stochastic(dt)` (meeting probability `mu dt / gamma` per step) or
+      `Deterministic(vacuum="split" | "inside")` (an encounter every `gamma / mu`).
+    - `angles`: `"isotropic"`, `"fixed-angle"` (`x = 1`), or an `Isotropic()` / `FixedAngle(theta)`.
+    - `n_steps` or `t_max` (exactly one): the length of the run, in steps or in time; `t_max`
+      is rounded to the nearest multiple of `save_every` steps (`ts` holds the actual times).
+    - `save_every`: steps between saved states; the initial state is saved too.
+    - `n_realizations`: independent realizations, run vmapped; realization `r` uses
+      `fold_in(key, r)` and step `s` of it `fold_in(fold_in(key, r), s)`.
+    - `dtype`: float dtype (default: that of `P0` if it is a float array, else JAX's default).
+
+    Parameters `gamma`, `mu`, `omega`, `B`, `P_b`, `P0` and `dt` are traced: changing them does
+    not recompile. Differentiable in them (pathwise, at a fixed encounter sequence).
+    """
+    if dtype is None:
+        P0_array = jnp.asarray(P0)
+        dtype = P0_array.dtype if jnp.issubdtype(P0_array.dtype, jnp.floating) else jnp.result_type(float)
+    angles = angle_model(angles)
+    if not isinstance(angles, AbstractFreshAngleModel):
+        raise ValueError(
+            f"angles={type(angles).__name__}() is not available for the foreground model, whose "
+            "background neutrinos are fresh every encounter; use 'isotropic' or 'fixed-angle'"
+        )
+    if not isinstance(schedule, AbstractSchedule):
+        raise ValueError(f"schedule must be Stochastic(dt=...) or Deterministic(), got {schedule!r}")
+    P0 = check_bloch(check_vector(P0, "P0", dtype), "P0")
+    P_b = check_vector(P_b, "P_b", dtype)
+    if P_b.ndim != 1:
+        raise ValueError(f"P_b must have shape (3,), got {P_b.shape}")
+    P_b = check_bloch(P_b, "P_b")
+    gamma = check_positive(check_scalar(gamma, "gamma", dtype), "gamma")
+    mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
+    omega = check_finite(check_scalar(omega, "omega", dtype), "omega")
+    B = check_unit(check_vector(B, "B", dtype), "B")
+    if B.ndim != 1:
+        raise ValueError(f"B must have shape (3,), got {B.shape}")
+    if isinstance(schedule, Stochastic):
+        schedule = Stochastic(dt=check_scalar(schedule.dt, "dt", dtype))
+        meet_probability(schedule, gamma, mu)
+    save_every = _check_count(save_every, "save_every")
+    n_realizations = _check_count(n_realizations, "n_realizations")
+    n_steps = _steps(schedule, gamma, mu, n_steps, t_max, save_every)
+    key = _check_key(key)
+
+    model = _Foreground(P_b=P_b, gamma=gamma, mu=mu, omega=omega, B=B, angles=angles, schedule=schedule)
+    return _run(model, P0, key, n_steps // save_every + 1, save_every, n_realizations)

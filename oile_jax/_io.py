@@ -1,0 +1,114 @@
+"""HDF5 output: atomic writes, provenance attributes, clear errors for foreign files.
+
+Layout: nested mappings become groups, arrays become datasets, and the root carries
+`format = "oile_jax-result"`, `format_version`, the package, JAX and device versions, the
+creation time and any attributes given (the run's resolved configuration as JSON).
+"""
+
+import datetime
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "oile_jax-result"
+FORMAT_VERSION = 1
+
+
+def provenance() -> dict[str, str]:
+    """Versions of the package, JAX and the device the computation ran on."""
+    import jax
+
+    from . import __version__
+
+    device = jax.devices()[0]
+    return {
+        "oile_jax_version": __version__,
+        "jax_version": jax.__version__,
+        "device": f"{device.platform}:{device.device_kind}",
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _write_group(group, data: Mapping):
+    for name, value in data.items():
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"HDF5 names must be non-empty strings without '/', got {name!r}")
+        if isinstance(value, Mapping):
+            _write_group(group.create_group(name), value)
+        else:
+            array = np.asarray(value)
+            if array.dtype.kind not in "biufcS":
+                raise ValueError(f"data[{name!r}] has dtype {array.dtype}, which HDF5 output does not take")
+            group.create_dataset(name, data=array)
+
+
+def _attr(value):
+    if isinstance(value, (Mapping, list, tuple)):
+        return json.dumps(value)
+    return value
+
+
+def write_h5(path: str | os.PathLike, data: Mapping, *, attrs: Mapping | None = None, force: bool = False) -> Path:
+    """Write nested `data` (mappings of arrays) to the HDF5 file `path`, atomically.
+
+    The file is written beside its destination under a temporary name and renamed into place
+    only when complete, so an error or interruption never leaves a partial file and never
+    touches an existing one. An existing `path` is replaced only with `force=True`.
+    Mapping, list and tuple attributes are stored as JSON strings.
+    """
+    import h5py
+
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; pass force=True (--force) to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            for name, value in {**provenance(), **(attrs or {})}.items():
+                f.attrs[name] = _attr(value)
+            _write_group(f, data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _read_group(group) -> dict:
+    import h5py
+
+    return {
+        name: _read_group(item) if isinstance(item, h5py.Group) else item[()]
+        for name, item in group.items()
+    }
+
+
+def read_h5(path: str | os.PathLike) -> tuple[dict, dict]:
+    """Read a file written by `write_h5`: `(data, attrs)`, the nested arrays and root attributes.
+
+    Raises `ValueError` for a file that is not HDF5, is corrupt, or was not written by oile_jax.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                raise ValueError(f"{path} is not an oile_jax result file (no format={FORMAT!r} attribute)")
+            version = int(f.attrs["format_version"])
+            if version > FORMAT_VERSION:
+                raise ValueError(f"{path} has format_version {version}; this oile_jax reads up to {FORMAT_VERSION}")
+            attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+            return _read_group(f), attrs
+    except OSError as error:
+        raise ValueError(f"{path} is corrupt or not an HDF5 file ({error})") from None

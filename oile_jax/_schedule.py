@@ -1,0 +1,78 @@
+"""Encounter schedules (SPEC section 4): when encounters happen and how long a step lasts.
+
+The encounter rate per neutrino is `lambda = mu / gamma` for every angle model, so that the
+time-averaged coupling of an encounter sequence is `mu (1 - v_i.v_j)`, the mean field of
+SPEC section 1 (for isotropic angles `<x> = 1` and this is `lambda gamma <x> = mu`).
+"""
+
+import abc
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ._checks import check_option, check_positive, concrete, fail_if
+
+VACUUM_OPTIONS = ("split", "inside")
+
+
+class AbstractSchedule(eqx.Module):
+    """When encounters happen; one step of a simulation advances time by `step_length`."""
+
+    @abc.abstractmethod
+    def step_length(self, gamma, mu) -> Array:
+        """Time (units of `1/mu` when `mu = 1`) advanced by one step."""
+
+
+class Stochastic(AbstractSchedule):
+    """OILE II: steps of length `dt`; in each step a neutrino has an encounter with probability
+    `p = mu dt / gamma` (so `p <= 1` is required). Vacuum rotation by `omega dt` about `B` is
+    applied exactly, split symmetrically around the encounters.
+
+    `dt` is a traced leaf: changing it does not recompile.
+    """
+
+    dt: Float[Array, ""] = eqx.field(converter=jnp.asarray)
+
+    def __check_init__(self):
+        if concrete(self.dt) is not None:
+            if self.dt.ndim != 0:
+                raise ValueError(f"dt must be a scalar, got shape {self.dt.shape}")
+            check_positive(self.dt, "dt")
+
+    def step_length(self, gamma, mu):
+        return self.dt
+
+    def meet_probability(self, gamma, mu) -> Array:
+        return mu * self.dt / gamma
+
+
+class Deterministic(AbstractSchedule):
+    """OILE I: every neutrino is always in an encounter; one step is one round lasting
+    `t_int = gamma / mu`, so `mu t = gamma * rounds`.
+
+    `vacuum="split"` applies the vacuum rotation by `omega t_int / 2` before and after each
+    encounter; `vacuum="inside"` evolves the pair under vacuum and interaction together
+    (`encounter_vacuum`).
+    """
+
+    vacuum: str = eqx.field(static=True, default="split")
+
+    def __check_init__(self):
+        check_option(self.vacuum, "vacuum", VACUUM_OPTIONS)
+
+    def step_length(self, gamma, mu):
+        return gamma / mu
+
+
+def meet_probability(schedule: Stochastic, gamma, mu) -> Array:
+    """`p = mu dt / gamma`, with a clear error when `dt` is too large for `gamma` (`p > 1`)."""
+    p = schedule.meet_probability(gamma, mu)
+    values = [concrete(v) for v in (schedule.dt, gamma, mu)]
+    if all(v is not None for v in values):
+        dt, g, m = (float(v) for v in values)
+        detail = f"dt={dt:g} with gamma={g:g}, mu={m:g} gives p = {m * dt / g:g}; need dt <= gamma/mu = {g / m:g}"
+    else:
+        detail = "need dt <= gamma/mu"
+    # A little slack so that dt = gamma/mu (p = 1) survives rounding.
+    return fail_if(p, p > 1 + 1e-6, f"dt is too large for gamma: the meeting probability p = mu*dt/gamma must be <= 1 ({detail})")

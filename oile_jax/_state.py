@@ -1,0 +1,96 @@
+"""One-neutrino states: Bloch vectors, density matrices, the vacuum direction `B`.
+
+Conventions (SPEC section 1): `rho = (1 + P.sigma)/2`; the vacuum Hamiltonian is
+`omega B` with `B = (sin 2theta, 0, -cos 2theta)` in the flavour basis and `(0, 0, -1)` in
+the mass basis; a pure nu_e is `(0, 0, 1)` in the flavour basis.
+"""
+
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Complex, Float
+
+from ._checks import check_option
+
+BASES = ("flavour", "flavor", "mass")
+
+_SIGMA = (
+    ((0, 1), (1, 0)),
+    ((0, -1j), (1j, 0)),
+    ((1, 0), (0, -1)),
+)
+
+
+def pauli(dtype=jnp.complex64) -> Complex[Array, "3 2 2"]:
+    """The Pauli matrices (sigma_x, sigma_y, sigma_z)."""
+    return jnp.asarray(_SIGMA, dtype=dtype)
+
+
+def complex_dtype(dtype):
+    """The complex dtype of the same precision as the real `dtype`."""
+    return jnp.complex128 if jnp.finfo(dtype).bits == 64 else jnp.complex64
+
+
+def real_dtype(dtype):
+    return jnp.finfo(dtype).dtype
+
+
+def bloch_to_rho(P: Float[Array, "... 3"]) -> Complex[Array, "... 2 2"]:
+    """Density matrix `(1 + P.sigma)/2` of Bloch vector(s) `P`."""
+    P = jnp.asarray(P)
+    cdtype = complex_dtype(P.dtype)
+    sigma = pauli(cdtype)
+    eye = jnp.eye(2, dtype=cdtype)
+    return (eye + jnp.einsum("...a,aij->...ij", P.astype(cdtype), sigma)) / 2
+
+
+def rho_to_bloch(rho: Complex[Array, "... 2 2"]) -> Float[Array, "... 3"]:
+    """Bloch vector `P_a = Tr(rho sigma_a)` of 2x2 density matrices."""
+    rho = jnp.asarray(rho)
+    sigma = pauli(rho.dtype)
+    return jnp.real(jnp.einsum("...ij,aji->...a", rho, sigma))
+
+
+def mixing_vector(theta: ArrayLike = 0.0, basis: str = "flavour", *, dtype=None) -> Float[Array, "3"]:
+    """Unit vacuum direction `B`: `(sin 2theta, 0, -cos 2theta)` (flavour) or `(0, 0, -1)` (mass).
+
+    `theta` is the vacuum mixing angle in radians; it is ignored in the mass basis.
+    """
+    check_option(basis, "basis", BASES)
+    dtype = dtype or jnp.result_type(float)
+    theta = jnp.asarray(theta, dtype=dtype)
+    if basis == "mass":
+        return jnp.asarray([0.0, 0.0, -1.0], dtype=dtype)
+    return jnp.stack([jnp.sin(2 * theta), jnp.zeros_like(theta), -jnp.cos(2 * theta)])
+
+
+def nu_e(basis: str = "flavour", theta: ArrayLike = 0.0, *, dtype=None) -> Float[Array, "3"]:
+    """Bloch vector of a pure electron neutrino: `(0, 0, 1)` (flavour) or `(sin 2theta, 0, cos 2theta)` (mass)."""
+    check_option(basis, "basis", BASES)
+    dtype = dtype or jnp.result_type(float)
+    theta = jnp.asarray(theta, dtype=dtype)
+    if basis == "mass":
+        return jnp.stack([jnp.sin(2 * theta), jnp.zeros_like(theta), jnp.cos(2 * theta)])
+    return jnp.asarray([0.0, 0.0, 1.0], dtype=dtype)
+
+
+def nu_x(basis: str = "flavour", theta: ArrayLike = 0.0, *, dtype=None) -> Float[Array, "3"]:
+    """Bloch vector of a pure x neutrino, `-nu_e(basis, theta)`."""
+    return -nu_e(basis, theta, dtype=dtype)
+
+
+def entropy(P: Float[Array, "... 3"]) -> Float[Array, "..."]:
+    """Von Neumann entropy (nats) of one neutrino, `-sum_(+/-) (1 +/- |P|)/2 ln((1 +/- |P|)/2)`.
+
+    Zero for a pure state, `ln 2` for `P = 0`. Safe (finite value and gradient) at |P| = 1.
+    """
+    P = jnp.asarray(P)
+    r2 = jnp.clip(jnp.sum(P * P, axis=-1), 0.0, 1.0)
+    # sqrt has an infinite derivative at 0; S is smooth there (S = ln 2 - |P|^2/2 + ...).
+    nonzero = r2 > 0
+    r = jnp.sqrt(jnp.where(nonzero, r2, 1.0))
+    S = _xlogx_term((1 + r) / 2) + _xlogx_term((1 - r) / 2)
+    return jnp.where(nonzero, S, jnp.log(jnp.asarray(2.0, dtype=S.dtype)))
+
+
+def _xlogx_term(q):
+    safe = jnp.where(q > 0, q, 1.0)
+    return jnp.where(q > 0, -q * jnp.log(safe), 0.0)
