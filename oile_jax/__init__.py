@@ -7,42 +7,83 @@ The library never changes JAX's global configuration: enable float64 yourself wi
 
 from ._angles import (
     AbstractAngleModel as AbstractAngleModel,
+)
+from ._angles import (
     FixedAngle as FixedAngle,
+)
+from ._angles import (
     FixedVelocities as FixedVelocities,
+)
+from ._angles import (
     Isotropic as Isotropic,
 )
 from ._encounter import (
     encounter as encounter,
+)
+from ._encounter import (
     encounter_rho as encounter_rho,
+)
+from ._encounter import (
     encounter_vacuum as encounter_vacuum,
+)
+from ._encounter import (
     pair_unitary as pair_unitary,
+)
+from ._encounter import (
     partial_traces as partial_traces,
+)
+from ._encounter import (
     swap_matrix as swap_matrix,
+)
+from ._encounter import (
     vacuum_rotation as vacuum_rotation,
 )
 from ._foreground import (
     ForegroundSolution as ForegroundSolution,
+)
+from ._foreground import (
     simulate_foreground as simulate_foreground,
 )
-from ._io import read_h5 as read_h5, write_h5 as write_h5
+from ._io import read_h5 as read_h5
+from ._io import write_h5 as write_h5
 from ._master import (
     encounter_averages as encounter_averages,
+)
+from ._master import (
     foreground_mean as foreground_mean,
+)
+from ._master import (
     master_rates as master_rates,
 )
 from ._plot import plot_foreground as plot_foreground
 from ._schedule import (
     AbstractSchedule as AbstractSchedule,
+)
+from ._schedule import (
     Deterministic as Deterministic,
+)
+from ._schedule import (
     Stochastic as Stochastic,
 )
 from ._state import (
     bloch_to_rho as bloch_to_rho,
+)
+from ._state import (
     entropy as entropy,
+)
+from ._state import (
     mixing_vector as mixing_vector,
+)
+from ._state import (
     nu_e as nu_e,
+)
+from ._state import (
     nu_x as nu_x,
+)
+from ._state import (
     pauli as pauli,
+)
+from ._state import (
     rho_to_bloch as rho_to_bloch,
 )
 

@@ -31,7 +31,9 @@ def bloch_tolerance(dtype) -> float:
 
 def check_option(value: str, name: str, allowed: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name}={value!r} is not a known option; allowed: {', '.join(map(repr, allowed))}")
+        raise ValueError(
+            f"{name}={value!r} is not a known option; allowed: {', '.join(map(repr, allowed))}"
+        )
     return value
 
 
@@ -94,7 +96,9 @@ def check_unit(B, name: str):
     B = check_finite(B, name)
     norm = jnp.linalg.norm(B, axis=-1)
     tol = 1e3 * float(jnp.finfo(B.dtype).eps)
-    return fail_if(B, jnp.any(jnp.abs(norm - 1) > tol), f"{name} must be a unit vector, got {_show(B)}")
+    return fail_if(
+        B, jnp.any(jnp.abs(norm - 1) > tol), f"{name} must be a unit vector, got {_show(B)}"
+    )
 
 
 def _show(x) -> str:

@@ -107,7 +107,9 @@ def pair_unitary(
     """
     dtype = dtype or jnp.result_type(c, phase_i, phase_j, float)
     cdtype = complex_dtype(dtype)
-    c, phase_i, phase_j = (jnp.asarray(x, dtype=dtype)[..., None, None] for x in (c, phase_i, phase_j))
+    c, phase_i, phase_j = (
+        jnp.asarray(x, dtype=dtype)[..., None, None] for x in (c, phase_i, phase_j)
+    )
     B = jnp.asarray(B, dtype=dtype)
     Bs = jnp.einsum("a,aij->ij", B.astype(cdtype), pauli(cdtype))
     eye2 = jnp.eye(2, dtype=cdtype)
@@ -142,7 +144,9 @@ def swap_matrix(dtype=jnp.complex64) -> Array:
     )
 
 
-def partial_traces(rho: Complex[Array, "... 4 4"]) -> tuple[Complex[Array, "... 2 2"], Complex[Array, "... 2 2"]]:
+def partial_traces(
+    rho: Complex[Array, "... 4 4"],
+) -> tuple[Complex[Array, "... 2 2"], Complex[Array, "... 2 2"]]:
     """The one-body density matrices `(Tr_j rho, Tr_i rho)` of a two-neutrino state."""
     r = rho.reshape(rho.shape[:-2] + (2, 2, 2, 2))
     return jnp.einsum("...ikjk->...ij", r), jnp.einsum("...kikj->...ij", r)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
-from ._angles import AbstractFreshAngleModel, AbstractAngleModel, angle_model
+from ._angles import AbstractAngleModel, AbstractFreshAngleModel, angle_model
 from ._checks import (
     check_bloch,
     check_finite,
@@ -39,7 +39,7 @@ class ForegroundSolution(eqx.Module):
     P: Float[Array, "n_realizations n_saves *batch 3"]
     mean: Float[Array, "n_saves *batch 3"]
     stderr: Float[Array, "n_saves *batch 3"]
-    encounters: Int[Array, "n_realizations *batch"]
+    encounters: Int[Array, " n_realizations *batch"]
 
 
 class _Foreground(eqx.Module):
@@ -117,7 +117,9 @@ def _steps(schedule, gamma, mu, n_steps, t_max, save_every) -> int:
         tau = concrete(schedule.step_length(gamma, mu))
         t_max_value = concrete(t_max)
         if tau is None or t_max_value is None:
-            raise ValueError("t_max needs concrete gamma, mu, dt and t_max; under jit or grad pass n_steps")
+            raise ValueError(
+                "t_max needs concrete gamma, mu, dt and t_max; under jit or grad pass n_steps"
+            )
         if not np.isfinite(t_max_value) or t_max_value <= 0:
             raise ValueError(f"t_max must be > 0, got {t_max!r}")
         n_steps = save_every * max(1, round(float(t_max_value) / (float(tau) * save_every)))
@@ -180,7 +182,11 @@ def simulate_foreground(
     """
     if dtype is None:
         P0_array = jnp.asarray(P0)
-        dtype = P0_array.dtype if jnp.issubdtype(P0_array.dtype, jnp.floating) else jnp.result_type(float)
+        dtype = (
+            P0_array.dtype
+            if jnp.issubdtype(P0_array.dtype, jnp.floating)
+            else jnp.result_type(float)
+        )
     angles = angle_model(angles)
     if not isinstance(angles, AbstractFreshAngleModel):
         raise ValueError(
@@ -188,7 +194,9 @@ def simulate_foreground(
             "background neutrinos are fresh every encounter; use 'isotropic' or 'fixed-angle'"
         )
     if not isinstance(schedule, AbstractSchedule):
-        raise ValueError(f"schedule must be Stochastic(dt=...) or Deterministic(), got {schedule!r}")
+        raise ValueError(
+            f"schedule must be Stochastic(dt=...) or Deterministic(), got {schedule!r}"
+        )
     P0 = check_bloch(check_vector(P0, "P0", dtype), "P0")
     P_b = check_vector(P_b, "P_b", dtype)
     if P_b.ndim != 1:
@@ -208,5 +216,7 @@ def simulate_foreground(
     n_steps = _steps(schedule, gamma, mu, n_steps, t_max, save_every)
     key = _check_key(key)
 
-    model = _Foreground(P_b=P_b, gamma=gamma, mu=mu, omega=omega, B=B, angles=angles, schedule=schedule)
+    model = _Foreground(
+        P_b=P_b, gamma=gamma, mu=mu, omega=omega, B=B, angles=angles, schedule=schedule
+    )
     return _run(model, P0, key, n_steps // save_every + 1, save_every, n_realizations)

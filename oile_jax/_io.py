@@ -42,7 +42,9 @@ def _write_group(group, data: Mapping):
         else:
             array = np.asarray(value)
             if array.dtype.kind not in "biufcS":
-                raise ValueError(f"data[{name!r}] has dtype {array.dtype}, which HDF5 output does not take")
+                raise ValueError(
+                    f"data[{name!r}] has dtype {array.dtype}, which HDF5 output does not take"
+                )
             group.create_dataset(name, data=array)
 
 
@@ -52,7 +54,9 @@ def _attr(value):
     return value
 
 
-def write_h5(path: str | os.PathLike, data: Mapping, *, attrs: Mapping | None = None, force: bool = False) -> Path:
+def write_h5(
+    path: str | os.PathLike, data: Mapping, *, attrs: Mapping | None = None, force: bool = False
+) -> Path:
     """Write nested `data` (mappings of arrays) to the HDF5 file `path`, atomically.
 
     The file is written beside its destination under a temporary name and renamed into place
@@ -104,10 +108,15 @@ def read_h5(path: str | os.PathLike) -> tuple[dict, dict]:
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != FORMAT:
-                raise ValueError(f"{path} is not an oile_jax result file (no format={FORMAT!r} attribute)")
+                raise ValueError(
+                    f"{path} is not an oile_jax result file (no format={FORMAT!r} attribute)"
+                )
             version = int(f.attrs["format_version"])
             if version > FORMAT_VERSION:
-                raise ValueError(f"{path} has format_version {version}; this oile_jax reads up to {FORMAT_VERSION}")
+                raise ValueError(
+                    f"{path} has format_version {version}; "
+                    f"this oile_jax reads up to {FORMAT_VERSION}"
+                )
             attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
             return _read_group(f), attrs
     except OSError as error:

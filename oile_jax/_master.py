@@ -14,7 +14,16 @@ import jax.numpy as jnp
 from jax.scipy.linalg import expm
 from jaxtyping import Array, ArrayLike, Float
 
-from ._checks import check_bloch, check_finite, check_nonnegative, check_positive, check_scalar, check_unit, check_vector
+from ._checks import (
+    check_bloch,
+    check_finite,
+    check_nonnegative,
+    check_positive,
+    check_scalar,
+    check_unit,
+    check_vector,
+    fail_if,
+)
 
 # Below this gamma the Taylor series replace the direct formulas, which lose digits to
 # cancellation there; the series are cut after the g^8 term, whose successor is below float64
@@ -57,7 +66,9 @@ def encounter_averages(gamma: Float[ArrayLike, "..."]) -> tuple[Array, Array, Ar
     return 1 - sin2, sin2, gamma * _sincos_over_g(gamma)
 
 
-def master_rates(gamma: Float[ArrayLike, "..."], mu: Float[ArrayLike, "..."] = 1.0) -> tuple[Array, Array]:
+def master_rates(
+    gamma: Float[ArrayLike, "..."], mu: Float[ArrayLike, "..."] = 1.0
+) -> tuple[Array, Array]:
     """`(mu_R, Gamma)` of the foreground master equation; `gamma = 0` gives `(mu, 0)`.
 
     Both are the encounter rate `mu / gamma` times a per-encounter average.
@@ -78,24 +89,58 @@ def _skew(h):
     )
 
 
+def _rotation_matrix(B, angle):
+    """3x3 matrix of the right-handed rotation about the unit vector `B` by `angle`."""
+    K = _skew(B)
+    eye = jnp.eye(3, dtype=B.dtype)
+    return eye + jnp.sin(angle) * K + (1 - jnp.cos(angle)) * (K @ K)
+
+
+def _affine(linear, offset):
+    dtype = linear.dtype
+    return (
+        jnp.zeros((4, 4), dtype=dtype).at[:3, :3].set(linear).at[:3, 3].set(offset).at[3, 3].set(1)
+    )
+
+
+def _matrix_power(M, n):
+    """`M**n` for a traced non-negative integer `n`, by binary exponentiation."""
+    bits = jnp.iinfo(n.dtype).bits - 1
+
+    def body(carry, bit):
+        result, square = carry
+        result = jnp.where((n >> bit) & 1, result @ square, result)
+        return (result, square @ square), None
+
+    (result, _), _ = jax.lax.scan(body, (jnp.eye(M.shape[-1], dtype=M.dtype), M), jnp.arange(bits))
+    return result
+
+
 def foreground_mean(
     P0: Float[ArrayLike, "... 3"],
     P_b: Float[ArrayLike, "3"],
-    t: Float[ArrayLike, "T"],
+    t: Float[ArrayLike, " T"],
     *,
     gamma: Float[ArrayLike, ""],
     mu: Float[ArrayLike, ""] = 1.0,
     omega: Float[ArrayLike, ""] = 0.0,
     B: Float[ArrayLike, "3"] = (0.0, 0.0, -1.0),
+    dt: Float[ArrayLike, ""] | None = None,
 ) -> Float[Array, "T ... 3"]:
-    """Ensemble-mean Bloch vector of a foreground neutrino at times `t` (SPEC section 5).
+    """Ensemble-mean Bloch vector of a foreground neutrino at times `t` (SPEC section 5),
+    isotropic angles.
 
-    Exact solution of `dP/dt = (omega B + mu_R P_b) x P - Gamma (P - P_b)`, including
-    `omega != 0`. `gamma = 0` is the mean field: coherent precession about `omega B + mu P_b`
-    with `|P|` conserved. `B` is the unit vacuum direction in the basis `P0`, `P_b` are written in
-    (default: mass basis, `(0, 0, -1)`). Times in units of `1/mu` when `mu = 1`.
+    With `dt=None` (default): the exact solution of the master equation
+    `dP/dt = (omega B + mu_R P_b) x P - Gamma (P - P_b)`, including `omega != 0`. `gamma = 0` is
+    the mean field: coherent precession about `omega B + mu P_b` with `|P|` conserved.
 
-    Returns shape `t.shape + P0.shape`.
+    With `dt` given: the exact ensemble mean of the stochastic schedule with that time step
+    (`Stochastic(dt)`: per step, vacuum rotation by `omega dt / 2`, an encounter with probability
+    `mu dt / gamma`, vacuum rotation by `omega dt / 2`), at the step `round(t / dt)`. It differs
+    from the master equation by `O(mu^2 t dt)`, the time discretization of the schedule.
+
+    `B` is the unit vacuum direction in the basis `P0`, `P_b` are written in (default: mass basis,
+    `(0, 0, -1)`). Times in units of `1/mu` when `mu = 1`. Returns shape `t.shape + P0.shape`.
     """
     dtype = jnp.result_type(float)
     P0 = check_bloch(check_vector(P0, "P0", dtype), "P0")
@@ -108,10 +153,30 @@ def foreground_mean(
     omega = check_finite(check_scalar(omega, "omega", dtype), "omega")
     t = check_finite(jnp.asarray(t, dtype=dtype), "t")
 
-    mu_R, Gamma = master_rates(gamma, mu)
-    A = _skew(omega * B + mu_R * P_b) - Gamma * jnp.eye(3, dtype=dtype)
-    generator = jnp.zeros((4, 4), dtype=dtype).at[:3, :3].set(A).at[:3, 3].set(Gamma * P_b)
-    propagators = jax.vmap(lambda s: expm(s * generator))(t.reshape(-1))
+    if dt is None:
+        mu_R, Gamma = master_rates(gamma, mu)
+        A = _skew(omega * B + mu_R * P_b) - Gamma * jnp.eye(3, dtype=dtype)
+        generator = _affine(A, Gamma * P_b).at[3, 3].set(0)
+        propagators = jax.vmap(lambda s: expm(s * generator))(t.reshape(-1))
+    else:
+        dt = check_positive(check_scalar(dt, "dt", dtype), "dt")
+        gamma = check_positive(gamma, "gamma")
+        p = mu * dt / gamma
+        p = fail_if(
+            p,
+            p > 1 + 1e-6,
+            "dt is too large for gamma: the meeting probability p = mu*dt/gamma must be <= 1",
+        )
+        _, sin2, sincos = encounter_averages(gamma)
+        meet = _affine(
+            (1 - p * sin2) * jnp.eye(3, dtype=dtype) + p * sincos * _skew(P_b), p * sin2 * P_b
+        )
+        half = _affine(_rotation_matrix(B, omega * dt / 2), jnp.zeros(3, dtype=dtype))
+        step = half @ meet @ half
+        n_steps = jnp.round(t.reshape(-1) / dt).astype(
+            jnp.int64 if dtype == jnp.float64 else jnp.int32
+        )
+        propagators = jax.vmap(lambda n: _matrix_power(step, n))(n_steps)
     affine = jnp.concatenate([P0, jnp.ones(P0.shape[:-1] + (1,), dtype=dtype)], axis=-1)
     P = jnp.einsum("tij,...j->t...i", propagators[:, :3, :], affine)
     return P.reshape(t.shape + P0.shape)

@@ -21,14 +21,18 @@ def plot_foreground(data: Mapping, *, title: str | None = None):
     """The poster's situation-1 figure from `experiments/foreground.py` data.
 
     `data` maps run names to groups with `gamma`, `ts`, `mean`, `stderr`, `example` (one
-    realization) and `closed_form` (`foreground_mean`), and has a `background` group with `P_b`.
-    Panels: the Bloch-vector trajectories in 3D; `|P|` against `mu t`; the component along `P_b`
-    with the closed form dashed. Returns the matplotlib figure.
+    realization), `closed_form` (the master equation, `foreground_mean`) and optionally
+    `closed_form_dt` (the exact mean of the schedule at the run's `dt`), and has a `background`
+    group with `P_b`. Panels: the Bloch-vector trajectories in 3D; `|P|` against `mu t`; the
+    component along `P_b`, with the master equation dashed and the schedule's exact mean dotted.
+    Returns the matplotlib figure.
     """
     plt = _pyplot()
     P_b = np.asarray(data["background"]["P_b"])
     b_hat = P_b / np.linalg.norm(P_b)
-    runs = sorted((v for k, v in data.items() if k != "background"), key=lambda r: float(r["gamma"]))
+    runs = sorted(
+        (v for k, v in data.items() if k != "background"), key=lambda r: float(r["gamma"])
+    )
     fig = plt.figure(figsize=(15, 4.8), constrained_layout=True)
     ax3d = fig.add_subplot(1, 3, 1, projection="3d")
     ax_norm = fig.add_subplot(1, 3, 2)
@@ -51,21 +55,32 @@ def plot_foreground(data: Mapping, *, title: str | None = None):
         stderr = np.asarray(run["stderr"])
         ax3d.plot(*example.T, color=colour, lw=0.8, alpha=0.9, label=f"{label}, one realization")
         ax_norm.plot(ts, np.linalg.norm(example, axis=-1), color=colour, lw=0.8, alpha=0.6)
-        ax_norm.plot(ts, np.linalg.norm(mean, axis=-1), color=colour, lw=1.5, label=f"{label}, |ensemble mean|")
+        ax_norm.plot(
+            ts,
+            np.linalg.norm(mean, axis=-1),
+            color=colour,
+            lw=1.5,
+            label=f"{label}, |ensemble mean|",
+        )
         par, err = mean @ b_hat, np.sqrt((stderr**2) @ (b_hat**2))
         ax_par.fill_between(ts, par - 2 * err, par + 2 * err, color=colour, alpha=0.25, lw=0)
         ax_par.plot(ts, par, color=colour, lw=1.5, label=f"{label}, simulation")
         ax_par.plot(ts, closed @ b_hat, color="k", lw=0.8, ls="--")
+        if "closed_form_dt" in run:
+            ax_par.plot(ts, np.asarray(run["closed_form_dt"]) @ b_hat, color="k", lw=0.8, ls=":")
 
     ax3d.scatter(*P_b, color="crimson", s=40, label=r"$\mathbf{P}_b$")
-    ax3d.set(xlim=(-1, 1), ylim=(-1, 1), zlim=(-1, 1), xlabel="$P_x$", ylabel="$P_y$", zlabel="$P_z$")
+    ax3d.set(
+        xlim=(-1, 1), ylim=(-1, 1), zlim=(-1, 1), xlabel="$P_x$", ylabel="$P_y$", zlabel="$P_z$"
+    )
     ax3d.set_box_aspect((1, 1, 1))
     ax3d.legend(fontsize=7, loc="upper left")
     ax3d.set_title("Bloch vector of the foreground neutrino")
     ax_norm.set(xlabel=r"$\mu t$", ylabel=r"$|\mathbf{P}|$", ylim=(0, 1.05))
     ax_norm.set_title("coherence: thin = one realization")
     ax_norm.legend(fontsize=7)
-    ax_par.plot([], [], color="k", lw=0.8, ls="--", label="master equation")
+    ax_par.plot([], [], color="k", lw=0.8, ls="--", label=r"master equation ($dt \to 0$)")
+    ax_par.plot([], [], color="k", lw=0.8, ls=":", label="exact mean at the run's dt")
     ax_par.axhline(np.linalg.norm(P_b), color="crimson", lw=0.8, ls=":")
     ax_par.set(xlabel=r"$\mu t$", ylabel=r"$\mathbf{P}\cdot\hat{\mathbf{P}}_b$")
     ax_par.set_title(r"ensemble mean along $\mathbf{P}_b$ ($\pm 2$ s.e.)")

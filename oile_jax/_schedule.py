@@ -71,8 +71,16 @@ def meet_probability(schedule: Stochastic, gamma, mu) -> Array:
     values = [concrete(v) for v in (schedule.dt, gamma, mu)]
     if all(v is not None for v in values):
         dt, g, m = (float(v) for v in values)
-        detail = f"dt={dt:g} with gamma={g:g}, mu={m:g} gives p = {m * dt / g:g}; need dt <= gamma/mu = {g / m:g}"
+        detail = (
+            f"dt={dt:g} with gamma={g:g}, mu={m:g} gives p = {m * dt / g:g}; "
+            f"need dt <= gamma/mu = {g / m:g}"
+        )
     else:
         detail = "need dt <= gamma/mu"
     # A little slack so that dt = gamma/mu (p = 1) survives rounding.
-    return fail_if(p, p > 1 + 1e-6, f"dt is too large for gamma: the meeting probability p = mu*dt/gamma must be <= 1 ({detail})")
+    return fail_if(
+        p,
+        p > 1 + 1e-6,
+        "dt is too large for gamma: the meeting probability p = mu*dt/gamma must be <= 1 "
+        f"({detail})",
+    )

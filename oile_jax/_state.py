@@ -49,7 +49,9 @@ def rho_to_bloch(rho: Complex[Array, "... 2 2"]) -> Float[Array, "... 3"]:
     return jnp.real(jnp.einsum("...ij,aji->...a", rho, sigma))
 
 
-def mixing_vector(theta: ArrayLike = 0.0, basis: str = "flavour", *, dtype=None) -> Float[Array, "3"]:
+def mixing_vector(
+    theta: ArrayLike = 0.0, basis: str = "flavour", *, dtype=None
+) -> Float[Array, "3"]:
     """Unit vacuum direction `B`: `(sin 2theta, 0, -cos 2theta)` (flavour) or `(0, 0, -1)` (mass).
 
     `theta` is the vacuum mixing angle in radians; it is ignored in the mass basis.
@@ -63,7 +65,10 @@ def mixing_vector(theta: ArrayLike = 0.0, basis: str = "flavour", *, dtype=None)
 
 
 def nu_e(basis: str = "flavour", theta: ArrayLike = 0.0, *, dtype=None) -> Float[Array, "3"]:
-    """Bloch vector of a pure electron neutrino: `(0, 0, 1)` (flavour) or `(sin 2theta, 0, cos 2theta)` (mass)."""
+    """Bloch vector of a pure electron neutrino.
+
+    `(0, 0, 1)` in the flavour basis, `(sin 2theta, 0, cos 2theta)` in the mass basis.
+    """
     check_option(basis, "basis", BASES)
     dtype = dtype or jnp.result_type(float)
     theta = jnp.asarray(theta, dtype=dtype)

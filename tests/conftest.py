@@ -15,4 +15,6 @@ def key():
 
 def assert_allclose(actual, desired, *, rtol: float, atol: float, err_msg: str = ""):
     """`numpy.testing.assert_allclose` with both tolerances explicit at every call."""
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(desired), rtol=rtol, atol=atol, err_msg=err_msg)
+    np.testing.assert_allclose(
+        np.asarray(actual), np.asarray(desired), rtol=rtol, atol=atol, err_msg=err_msg
+    )

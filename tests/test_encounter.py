@@ -18,7 +18,9 @@ def test_spec_reference_value():
     P_i, P_j = oj.encounter(jnp.asarray([0.0, 0, 1]), jnp.asarray([1.0, 0, 0]), 0.3)
     assert_allclose(P_i, [0.087332, -0.282321, 0.912668], rtol=0, atol=5e-7)
     assert_allclose(P_j, [0.912668, 0.282321, 0.087332], rtol=0, atol=5e-7)
-    P_i32, _ = oj.encounter(jnp.asarray([0.0, 0, 1], jnp.float32), jnp.asarray([1.0, 0, 0], jnp.float32), 0.3)
+    P_i32, _ = oj.encounter(
+        jnp.asarray([0.0, 0, 1], jnp.float32), jnp.asarray([1.0, 0, 0], jnp.float32), 0.3
+    )
     assert P_i32.dtype == jnp.float32
     assert_allclose(P_i32, [0.087332, -0.282321, 0.912668], rtol=0, atol=1e-6)
 
@@ -70,7 +72,9 @@ def test_bloch_equals_density_matrix_equals_partial_trace():
     P_i, P_j = random_bloch(rng, 8), random_bloch(rng, 8)
     c = rng.uniform(0, 3, 8)
     bloch_i, bloch_j = oj.encounter(jnp.asarray(P_i), jnp.asarray(P_j), jnp.asarray(c))
-    rho_i, rho_j = oj.encounter_rho(oj.bloch_to_rho(jnp.asarray(P_i)), oj.bloch_to_rho(jnp.asarray(P_j)), jnp.asarray(c))
+    rho_i, rho_j = oj.encounter_rho(
+        oj.bloch_to_rho(jnp.asarray(P_i)), oj.bloch_to_rho(jnp.asarray(P_j)), jnp.asarray(c)
+    )
     assert_allclose(oj.rho_to_bloch(rho_i), bloch_i, rtol=0, atol=1e-14)
     assert_allclose(oj.rho_to_bloch(rho_j), bloch_j, rtol=0, atol=1e-14)
     for k in range(8):
@@ -136,13 +140,17 @@ def test_vacuum_rotation_is_right_handed_and_exact():
 def dense_pair_unitary(c, phase_i, phase_j, B, t_int=0.7):
     """exp(-i t_int H) by eigendecomposition of the 4x4 Hermitian H (independent of the code)."""
     Bs = np.einsum("a,aij->ij", B, ref.SIGMA)
-    H = (phase_i / t_int / 2) * np.kron(Bs, np.eye(2)) + (phase_j / t_int / 2) * np.kron(np.eye(2), Bs)
+    H = (phase_i / t_int / 2) * np.kron(Bs, np.eye(2)) + (phase_j / t_int / 2) * np.kron(
+        np.eye(2), Bs
+    )
     H = H + (c / t_int) * ref.SWAP
     E, V = np.linalg.eigh(H)
     return V @ np.diag(np.exp(-1j * t_int * E)) @ V.conj().T
 
 
-@pytest.mark.parametrize("c,phase_i,phase_j", [(0.4, 0.9, -0.3), (1.7, 0.2, 0.2), (0.0, 1.1, 0.5), (0.3, 0.0, 0.0)])
+@pytest.mark.parametrize(
+    "c,phase_i,phase_j", [(0.4, 0.9, -0.3), (1.7, 0.2, 0.2), (0.0, 1.1, 0.5), (0.3, 0.0, 0.0)]
+)
 def test_encounter_with_vacuum_against_dense_exponential(c, phase_i, phase_j):
     rng = np.random.default_rng(9)
     B = rng.normal(size=3)
@@ -150,7 +158,9 @@ def test_encounter_with_vacuum_against_dense_exponential(c, phase_i, phase_j):
     U = dense_pair_unitary(c, phase_i, phase_j, B)
     assert_allclose(oj.pair_unitary(c, phase_i, phase_j, jnp.asarray(B)), U, rtol=0, atol=1e-14)
     P_i, P_j = random_bloch(rng, 1)[0], random_bloch(rng, 1)[0]
-    new_i, new_j = oj.encounter_vacuum(jnp.asarray(P_i), jnp.asarray(P_j), c, phase_i=phase_i, phase_j=phase_j, B=jnp.asarray(B))
+    new_i, new_j = oj.encounter_vacuum(
+        jnp.asarray(P_i), jnp.asarray(P_j), c, phase_i=phase_i, phase_j=phase_j, B=jnp.asarray(B)
+    )
     pair = U @ np.kron(ref.rho(P_i), ref.rho(P_j)) @ U.conj().T
     tr_i, tr_j = ref.partial_traces(pair)
     assert_allclose(new_i, ref.bloch(tr_i), rtol=0, atol=1e-14)

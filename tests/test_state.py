@@ -39,7 +39,9 @@ def test_mixing_vector_and_pure_states(theta):
     assert_allclose(B_f, [np.sin(2 * theta), 0, -np.cos(2 * theta)], rtol=0, atol=1e-15)
     assert_allclose(oj.mixing_vector(theta, "mass"), [0, 0, -1], rtol=0, atol=0)
     assert_allclose(oj.nu_e("flavour", theta), [0, 0, 1], rtol=0, atol=0)
-    assert_allclose(oj.nu_e("mass", theta), [np.sin(2 * theta), 0, np.cos(2 * theta)], rtol=0, atol=1e-15)
+    assert_allclose(
+        oj.nu_e("mass", theta), [np.sin(2 * theta), 0, np.cos(2 * theta)], rtol=0, atol=1e-15
+    )
     assert_allclose(oj.nu_x("mass", theta), -oj.nu_e("mass", theta), rtol=0, atol=0)
     # The angle between nu_e and B is a physical fact, the same in both bases.
     for basis in ("flavour", "mass"):
@@ -67,4 +69,6 @@ def test_entropy():
     # dS/dP = -artanh(|P|) P/|P|
     P1 = jnp.asarray([0.3, -0.2, 0.4])
     r = float(jnp.linalg.norm(P1))
-    assert_allclose(jax.grad(oj.entropy)(P1), -np.arctanh(r) * np.asarray(P1) / r, rtol=1e-12, atol=0)
+    assert_allclose(
+        jax.grad(oj.entropy)(P1), -np.arctanh(r) * np.asarray(P1) / r, rtol=1e-12, atol=0
+    )

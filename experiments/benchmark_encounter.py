@@ -1,0 +1,138 @@
+"""Throughput of the encounter kernel and of the foreground simulation, in encounters per second,
+against a baseline measured in the same run.
+
+Baseline: the research prototype's algorithm in NumPy, one pair at a time: build both 2x2
+density matrices, form the 4x4 Kronecker product, apply `U = cos c - i sin c SWAP`, partial-trace
+both ways, read off the Bloch vectors.
+
+    python experiments/benchmark_encounter.py            # prints a table
+    python experiments/benchmark_encounter.py --json out.json
+"""
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import oile_jax as oj
+
+SIGMA = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=complex)
+SWAP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=complex)
+
+
+def baseline_rate(n_pairs: int, rng) -> float:
+    """Prototype algorithm: encounters per second, one pair at a time."""
+    P = rng.normal(size=(n_pairs, 2, 3)) / 2
+    c = rng.uniform(0, 0.2, n_pairs)
+    start = time.perf_counter()
+    for k in range(n_pairs):
+        rho_i = (np.eye(2) + np.einsum("a,aij->ij", P[k, 0], SIGMA)) / 2
+        rho_j = (np.eye(2) + np.einsum("a,aij->ij", P[k, 1], SIGMA)) / 2
+        U = np.cos(c[k]) * np.eye(4) - 1j * np.sin(c[k]) * SWAP
+        pair = (U @ np.kron(rho_i, rho_j) @ U.conj().T).reshape(2, 2, 2, 2)
+        new_i = np.einsum("ikjk->ij", pair)
+        new_j = np.einsum("kikj->ij", pair)
+        P[k, 0] = np.real(np.einsum("ij,aji->a", new_i, SIGMA))
+        P[k, 1] = np.real(np.einsum("ij,aji->a", new_j, SIGMA))
+    return n_pairs / (time.perf_counter() - start)
+
+
+def timed(fn, *args, repeats: int) -> float:
+    """Best wall time of `repeats` calls, after one warm-up (compilation) call."""
+    jax.block_until_ready(fn(*args))
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def kernel_rate(n_pairs: int, dtype, key, sweeps: int = 20) -> float:
+    """`sweeps` encounters of each of `n_pairs` pairs inside one jitted scan."""
+    k1, k2 = jax.random.split(key)
+    P = jax.random.uniform(k1, (2, n_pairs, 3), dtype=dtype, minval=-0.5, maxval=0.5)
+    c = jax.random.uniform(k2, (n_pairs,), dtype=dtype, maxval=0.2)
+
+    @jax.jit
+    def run(P, c):
+        def sweep(P, _):
+            P_i, P_j = oj.encounter(P[0], P[1], c)
+            # Swap partners between sweeps so no sweep can be folded into the next.
+            return jnp.stack([P_j, P_i]), None
+
+        return jax.lax.scan(sweep, P, None, length=sweeps)[0]
+
+    return n_pairs * sweeps / timed(run, P, c, repeats=3)
+
+
+def foreground_rate(n_realizations: int, key) -> float:
+    """Steps per second of `simulate_foreground` (stochastic, p = 1: every step an encounter)."""
+    schedule = oj.Stochastic(dt=0.05)
+    run = lambda: (
+        oj.simulate_foreground(
+            jnp.asarray([0.0, 0.0, 1.0], jnp.float32),
+            [0.6, 0.0, 0.6],
+            gamma=0.05,
+            omega=0.3,
+            schedule=schedule,
+            key=key,
+            n_steps=1000,
+            save_every=100,
+            n_realizations=n_realizations,
+        ).mean
+    )
+    return n_realizations * 1000 / timed(run, repeats=2)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 100_000, 1_000_000])
+    parser.add_argument("--baseline-pairs", type=int, default=20_000)
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+
+    key = jax.random.key(0)
+    device = jax.devices()[0]
+    print(
+        f"# {platform.node()} | {platform.processor() or platform.machine()} | "
+        f"{device.platform}:{device.device_kind} | jax {jax.__version__}"
+    )
+    base = baseline_rate(args.baseline_pairs, np.random.default_rng(0))
+    print(
+        "baseline (prototype, NumPy, one pair at a time, 4x4 + partial trace): "
+        f"{base:.3e} encounters/s"
+    )
+    rows = []
+    print(f"{'what':<34}{'N pairs':>10}{'encounters/s':>16}{'x baseline':>12}")
+    for dtype in (jnp.float32,):
+        for n in args.sizes:
+            rate = kernel_rate(n, dtype, key)
+            rows.append(
+                {
+                    "what": f"encounter kernel ({jnp.dtype(dtype).name})",
+                    "n": n,
+                    "rate": rate,
+                    "ratio": rate / base,
+                }
+            )
+    for R in (1024, 16384):
+        rate = foreground_rate(R, key)
+        rows.append(
+            {"what": "simulate_foreground (float32)", "n": R, "rate": rate, "ratio": rate / base}
+        )
+    for row in rows:
+        print(f"{row['what']:<34}{row['n']:>10}{row['rate']:>16.3e}{row['ratio']:>12.0f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"baseline": base, "device": str(device), "rows": rows}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
