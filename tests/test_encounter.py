@@ -167,6 +167,24 @@ def test_encounter_with_vacuum_against_dense_exponential(c, phase_i, phase_j):
     assert_allclose(new_j, ref.bloch(tr_j), rtol=0, atol=1e-14)
 
 
+def test_pair_unitary_against_expm():
+    """The closed form against `jax.scipy.linalg.expm` of the 4x4 Hamiltonian, batched."""
+    from jax.scipy.linalg import expm
+
+    rng = np.random.default_rng(12)
+    B = rng.normal(size=3)
+    B /= np.linalg.norm(B)
+    t_int = 0.37
+    Bs = jnp.einsum("a,aij->ij", jnp.asarray(B, jnp.complex128), oj.pauli(jnp.complex128))
+    eye = jnp.eye(2, dtype=jnp.complex128)
+    for c, w_i, w_j in rng.uniform(-3, 3, size=(6, 3)).tolist():
+        H = (w_i / 2) * jnp.kron(Bs, eye) + (w_j / 2) * jnp.kron(eye, Bs)
+        H = H + (c / t_int) * oj.swap_matrix(jnp.complex128)
+        expected = expm(-1j * t_int * H)
+        actual = oj.pair_unitary(c, w_i * t_int, w_j * t_int, jnp.asarray(B))
+        assert_allclose(actual, expected, rtol=0, atol=1e-13)
+
+
 def test_encounter_with_vacuum_limits():
     rng = np.random.default_rng(10)
     B = jnp.asarray([0.6, 0.0, -0.8])
