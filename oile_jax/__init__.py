@@ -44,6 +44,8 @@ from ._foreground import (
 from ._foreground import (
     simulate_foreground as simulate_foreground,
 )
+from ._gas import Gas as Gas
+from ._gas import Observables as Observables
 from ._io import read_h5 as read_h5
 from ._io import write_h5 as write_h5
 from ._master import (
@@ -65,6 +67,8 @@ from ._schedule import (
 from ._schedule import (
     Stochastic as Stochastic,
 )
+from ._simulate_gas import GasSolution as GasSolution
+from ._simulate_gas import simulate_gas as simulate_gas
 from ._state import (
     bloch_to_rho as bloch_to_rho,
 )

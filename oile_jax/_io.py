@@ -79,6 +79,10 @@ def write_h5(
             for name, value in {**provenance(), **(attrs or {})}.items():
                 f.attrs[name] = _attr(value)
             _write_group(f, data)
+        # mkstemp makes the file private; give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

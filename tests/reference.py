@@ -65,3 +65,36 @@ def foreground_run(P0, P_b, *, gamma, mu, omega, B, dt, n_steps, rng, isotropic=
             r, _ = encounter_rho(r, rb, gamma * x)
         r = half @ r @ half.conj().T
     return bloch(r)
+
+
+def isotropic_velocities(rng, n):
+    v = rng.normal(size=(n, 3))
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def gas_run(P0, omegas, *, gamma, mu, B, dt, n_steps, rng, stochastic=True, angles="isotropic"):
+    """One realization of the gas, one pair at a time: a fresh uniformly random perfect matching
+    (numpy permutation) every step, each pair meeting with probability mu dt / gamma (stochastic)
+    or always (deterministic, dt = gamma / mu); vacuum rotations split around the encounters.
+    `omegas` per neutrino. Returns the final Bloch vectors, shape (N, 3)."""
+    n = len(P0)
+    rhos = [rho(P) for P in P0]
+    halves = [rotation(B, w * dt / 2) for w in omegas]
+    velocities = isotropic_velocities(rng, n) if angles == "fixed-velocities" else None
+    p = mu * dt / gamma if stochastic else 1.0
+    for _ in range(n_steps):
+        rhos = [U @ r @ U.conj().T for U, r in zip(halves, rhos, strict=True)]
+        perm = rng.permutation(n)
+        for k in range(n // 2):
+            i, j = perm[2 * k], perm[2 * k + 1]
+            if rng.uniform() >= p:
+                continue
+            if angles == "isotropic":
+                x = rng.uniform(0, 2)
+            elif angles == "fixed-velocities":
+                x = 1 - velocities[i] @ velocities[j]
+            else:
+                x = 1.0
+            rhos[i], rhos[j] = encounter_rho(rhos[i], rhos[j], gamma * x)
+        rhos = [U @ r @ U.conj().T for U, r in zip(halves, rhos, strict=True)]
+    return np.stack([bloch(r) for r in rhos])

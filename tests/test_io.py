@@ -1,3 +1,5 @@
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -24,6 +26,9 @@ def test_round_trip_with_provenance(tmp_path):
     assert attrs["device"].startswith("cpu") and "jax_version" in attrs
     assert '"gamma": 0.1' in attrs["config"]
     assert not list(tmp_path.glob(".*tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_existing_file_is_never_overwritten_without_force(tmp_path):

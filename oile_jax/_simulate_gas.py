@@ -1,0 +1,308 @@
+"""`simulate_gas`: the host loop over chunks of a jitted `lax.scan`, with observables streamed
+to the host, a progress bar, checkpoints and exact resume.
+
+Randomness: realization `r` uses `key_r = fold_in(key, r)`, split once into a key for its
+velocities (fixed-velocities model) and a key for its steps; step `s` uses
+`fold_in(steps_key, s)`. A step's numbers depend only on `(key, r, s)`, so chunking and resuming
+never change a result.
+"""
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import ArrayLike, PRNGKeyArray
+
+from ._angles import AbstractAngleModel, angle_model
+from ._checks import check_finite, check_positive, check_scalar, check_unit, check_vector, concrete
+from ._foreground import _check_count, _check_key, _steps
+from ._gas import Gas, Observables, _GasModel, check_gas_state, observe, velocities_for
+from ._progress import ProgressBar
+from ._random import step_words
+from ._schedule import AbstractSchedule, Stochastic, meet_probability
+
+
+@dataclasses.dataclass(frozen=True)
+class GasSolution:
+    """Result of `simulate_gas`, as NumPy arrays on the host.
+
+    Shapes: `R` realizations, `S` saves (the initial state included), `G` groups, `N` neutrinos.
+    - `ts` `(S,)`: save times (units of `1/mu` when `mu = 1`).
+    - `group_mean`, `group_std` `(R, S, G, 3)`; `group_length`, `group_entropy` `(R, S, G)`:
+      see `Observables`.
+    - `total` `(R, S, 3)`: `sum_i P_i`; `lepton` `(R, S)`: `B . sum_i P_i`.
+    - `encounters` `(R, S)`: cumulative number of encounters (pairs) since `t = 0`.
+    - `state` `(R, S, N, 3)` if `save_state=True`, else None; `final_state` `(R, N, 3)`.
+    - `velocities` `(R, N, 3)` for the fixed-velocities model, else None.
+    - `counts`: neutrinos per group.
+    """
+
+    ts: np.ndarray
+    group_mean: np.ndarray
+    group_std: np.ndarray
+    group_length: np.ndarray
+    group_entropy: np.ndarray
+    total: np.ndarray
+    lepton: np.ndarray
+    encounters: np.ndarray
+    final_state: np.ndarray
+    state: np.ndarray | None
+    velocities: np.ndarray | None
+    counts: tuple[int, ...]
+
+    @property
+    def fractions(self) -> np.ndarray:
+        return np.asarray(self.counts, dtype=float) / sum(self.counts)
+
+    @property
+    def entropy(self) -> np.ndarray:
+        """Mean one-neutrino entanglement entropy over the whole gas, `(R, S)`."""
+        return self.group_entropy @ self.fractions
+
+    @property
+    def encounters_per_neutrino(self) -> np.ndarray:
+        return 2 * self.encounters / sum(self.counts)
+
+
+_FIELDS = [f.name for f in dataclasses.fields(Observables)]
+
+
+@eqx.filter_jit
+def _initial(model: _GasModel, P, key):
+    """Initial observables and velocities of every realization."""
+    n = model.n
+
+    def one(P, key_r):
+        v = velocities_for(model.angles, jax.random.split(key_r)[0], n, P.dtype)
+        return observe(P, model.ids(), model.counts, model.B.astype(P.dtype)), v
+
+    keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(P.shape[0]))
+    return jax.vmap(one)(P, keys)
+
+
+@eqx.filter_jit
+def _advance(
+    model: _GasModel, P, velocities, key, step0, n_intervals: int, save_every: int, save_state: bool
+):
+    """`n_intervals * save_every` steps from global step `step0` for every realization."""
+    ids = model.ids()
+    rotation = model.half_rotation(P.dtype)
+
+    def one(P, v, key_r):
+        key_steps = jax.random.split(key_r)[1]
+
+        def interval(P, k):
+            def step(P, s):
+                return model.step(P, step_words(key_steps, s), v, rotation)
+
+            steps = step0 + k * save_every + jnp.arange(save_every)
+            P, met = jax.lax.scan(step, P, steps)
+            obs = observe(P, ids, model.counts, model.B.astype(P.dtype))
+            return P, (obs, jnp.sum(met), P if save_state else None)
+
+        return jax.lax.scan(interval, P, jnp.arange(n_intervals))
+
+    keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(P.shape[0]))
+    return jax.vmap(one)(P, velocities, keys)
+
+
+def _fingerprint(gas, model, key, n_realizations, n_steps, save_every, dtype, save_state) -> str:
+    values = {
+        "counts": list(gas.counts),
+        "omegas": np.asarray(gas.omegas, dtype=float).tolist(),
+        "P0": np.asarray(gas.P0, dtype=float).tolist(),
+        "gamma": float(model.gamma),
+        "mu": float(model.mu),
+        "B": np.asarray(model.B, dtype=float).tolist(),
+        "angles": repr(model.angles),
+        "schedule": repr(model.schedule),
+        "key": np.asarray(jax.random.key_data(key)).tolist(),
+        "n_realizations": n_realizations,
+        "n_steps": n_steps,
+        "save_every": save_every,
+        "dtype": jnp.dtype(dtype).name,
+        "save_state": save_state,
+    }
+    return json.dumps(values, sort_keys=True)
+
+
+def _write_checkpoint(path: Path, fingerprint: str, step: int, P, pieces):
+    from ._io import write_h5
+
+    data = {"state": np.asarray(P), "step": np.int64(step)}
+    for name, values in pieces.items():
+        if values:
+            data[name] = np.concatenate(values, axis=1)
+    write_h5(path, data, attrs={"kind": "gas-checkpoint", "fingerprint": fingerprint}, force=True)
+
+
+def _read_checkpoint(path: Path, fingerprint: str):
+    from ._io import read_h5
+
+    data, attrs = read_h5(path)
+    if attrs.get("kind") != "gas-checkpoint":
+        raise ValueError(f"checkpoint={str(path)!r} is not a gas checkpoint")
+    if attrs["fingerprint"] != fingerprint:
+        saved, wanted = json.loads(attrs["fingerprint"]), json.loads(fingerprint)
+        differ = sorted(k for k in wanted if saved.get(k) != wanted[k])
+        raise ValueError(
+            f"checkpoint={str(path)!r} belongs to a different run: "
+            f"it differs in {', '.join(differ)}"
+        )
+    return data
+
+
+def simulate_gas(
+    gas: Gas,
+    *,
+    gamma: ArrayLike,
+    schedule: AbstractSchedule,
+    key: PRNGKeyArray,
+    mu: ArrayLike = 1.0,
+    B: ArrayLike = (0.0, 0.0, -1.0),
+    angles: "str | AbstractAngleModel" = "isotropic",
+    n_steps: int | None = None,
+    t_max: float | None = None,
+    save_every: int = 1,
+    n_realizations: int = 1,
+    dtype=None,
+    save_state: bool = False,
+    chunk_saves: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> GasSolution:
+    """Simulate an OILE gas: `n_realizations` independent realizations, vmapped.
+
+    **Arguments:**
+    - `gas`: a `Gas` (group counts, vacuum frequencies, initial Bloch vectors).
+    - `gamma` (> 0), `mu` (> 0): impact parameter and coupling. `B`: unit vacuum direction in
+      the basis the states are written in (default mass basis `(0, 0, -1)`; see `mixing_vector`).
+    - `schedule`: `Stochastic(dt)` or `Deterministic(vacuum="split" | "inside")`.
+    - `angles`: `"isotropic"`, `"fixed-velocities"`, `"fixed-angle"` (or an instance).
+    - `n_steps` or `t_max` (exactly one), `save_every`: run length and save interval in steps.
+    - `dtype`: `jnp.float32` (default) or `jnp.float64` (needs `jax_enable_x64`).
+    - `save_state`: also return the full state at every save (memory: `R S N 3` floats).
+    - `chunk_saves`: save intervals per jitted chunk (default: all; smaller chunks give a live
+      progress bar and more frequent checkpoints at no cost in results).
+    - `checkpoint`: an HDF5 path written (atomically) after every chunk; with `resume=True` an
+      existing checkpoint of the same run is continued, giving exactly the numbers of an
+      uninterrupted run. An existing checkpoint is never overwritten without `resume=True`.
+    - `progress`: draw a progress bar on stderr (default: when stderr is a terminal).
+
+    `gamma`, `mu`, `B`, `dt`, the gas's `omegas` and `P0` are traced: changing them does not
+    recompile; `counts`, `n_realizations`, `save_every`, chunk sizes and options are static.
+    """
+    if not isinstance(gas, Gas):
+        raise ValueError(f"gas must be a Gas(counts, omegas, P0), got {type(gas).__name__}")
+    dtype = jnp.dtype(dtype or jnp.result_type(float))
+    if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError("dtype=float64 needs jax.config.update('jax_enable_x64', True)")
+    angles = angle_model(angles)
+    if not isinstance(schedule, AbstractSchedule):
+        raise ValueError(
+            f"schedule must be Stochastic(dt=...) or Deterministic(), got {schedule!r}"
+        )
+    P0 = check_gas_state(check_vector(gas.P0, "P0", dtype), "P0")
+    omegas = check_finite(
+        check_vector(gas.omegas[:, None], "omegas", dtype, size=1)[:, 0], "omegas"
+    )
+    gas = Gas(gas.counts, omegas, P0)
+    gamma = check_positive(check_scalar(gamma, "gamma", dtype), "gamma")
+    mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
+    B = check_unit(check_vector(B, "B", dtype), "B")
+    if B.ndim != 1:
+        raise ValueError(f"B must have shape (3,), got {B.shape}")
+    if isinstance(schedule, Stochastic):
+        schedule = Stochastic(dt=check_scalar(schedule.dt, "dt", dtype))
+        meet_probability(schedule, gamma, mu)
+    save_every = _check_count(save_every, "save_every")
+    n_realizations = _check_count(n_realizations, "n_realizations")
+    n_steps = _steps(schedule, gamma, mu, n_steps, t_max, save_every)
+    if (gas.n // 2) * save_every >= 2**31:
+        raise ValueError(
+            f"save_every={save_every} is too large for N={gas.n}: "
+            "encounters per save must be < 2^31"
+        )
+    n_intervals = n_steps // save_every
+    chunk_saves = n_intervals if chunk_saves is None else _check_count(chunk_saves, "chunk_saves")
+    key = _check_key(key)
+    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.wrap_key_data(key)
+
+    model = _GasModel(gas.counts, omegas, gamma, mu, B, angles, schedule)
+    P = jnp.broadcast_to(gas.initial_state(dtype), (n_realizations, gas.n, 3))
+    obs0, velocities = _initial(model, P, key)
+
+    path = Path(checkpoint) if checkpoint is not None else None
+    fingerprint = None
+    pieces: dict[str, list] = {name: [] for name in _FIELDS + ["encounters", "state"]}
+    done = 0
+    if path is not None:
+        if any(concrete(x) is None for x in (gamma, mu, omegas, P0)):
+            raise ValueError("checkpoint needs concrete parameters (not under jit or grad)")
+        fingerprint = _fingerprint(
+            gas, model, key, n_realizations, n_steps, save_every, dtype, save_state
+        )
+        if path.exists():
+            if not resume:
+                raise FileExistsError(
+                    f"checkpoint={str(path)!r} exists; pass resume=True to continue it"
+                )
+            saved = _read_checkpoint(path, fingerprint)
+            done = int(saved["step"]) // save_every
+            P = jnp.asarray(saved["state"], dtype=dtype)
+            for name in pieces:
+                if name in saved:
+                    pieces[name].append(np.asarray(saved[name]))
+
+    bar = ProgressBar(n_intervals, f"gas N={gas.n} R={n_realizations}", enabled=progress)
+    bar.update(done)
+    while done < n_intervals:
+        size = min(chunk_saves, n_intervals - done)
+        P, (obs, met, states) = _advance(
+            model, P, velocities, key, done * save_every, size, save_every, save_state
+        )
+        for name in _FIELDS:
+            pieces[name].append(np.asarray(getattr(obs, name)))
+        pieces["encounters"].append(np.asarray(met, dtype=np.int64))
+        if save_state:
+            pieces["state"].append(np.asarray(states))
+        done += size
+        if path is not None:
+            _write_checkpoint(path, fingerprint, done * save_every, P, pieces)
+        bar.update(done)
+    bar.close()
+
+    def series(name, first):
+        first = np.asarray(first)[:, None]
+        return np.concatenate([first] + pieces[name], axis=1) if pieces[name] else first
+
+    tau = (
+        float(np.asarray(schedule.step_length(gamma, mu)))
+        if concrete(gamma) is not None
+        else np.nan
+    )
+    out = {name: series(name, getattr(obs0, name)) for name in _FIELDS}
+    encounters = np.cumsum(series("encounters", np.zeros(n_realizations, np.int64)), axis=1)
+    state = (
+        series("state", np.asarray(jnp.broadcast_to(gas.initial_state(dtype), P.shape)))
+        if save_state
+        else None
+    )
+    return GasSolution(
+        ts=(tau * save_every * np.arange(n_intervals + 1)).astype(dtype),
+        encounters=encounters,
+        final_state=np.asarray(P),
+        state=state,
+        velocities=np.asarray(velocities) if velocities.shape[-2] else None,
+        counts=gas.counts,
+        **out,
+    )

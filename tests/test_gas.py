@@ -1,0 +1,374 @@
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import oile_jax as oj
+from oile_jax import _gas, _simulate_gas
+
+from . import reference as ref
+from .conftest import assert_allclose
+
+TWO_GROUPS = oj.Gas((4, 4), (0.3, -0.5), [[0.6, 0.0, 0.7], [-0.2, 0.5, -0.6]])
+
+
+@pytest.mark.parametrize("angles", ["isotropic", "fixed-velocities"])
+def test_against_numpy_loop(key, angles):
+    """N = 8, stochastic schedule with vacuum (flavour basis): group means after 30 steps from
+    500 JAX realizations and 300 NumPy-loop realizations agree within 4 combined standard errors."""
+    B = np.asarray(oj.mixing_vector(0.4, "flavour"))
+    kw = dict(gamma=0.3, mu=1.2, dt=0.1)
+    sol = oj.simulate_gas(
+        TWO_GROUPS,
+        gamma=kw["gamma"],
+        mu=kw["mu"],
+        B=B,
+        schedule=oj.Stochastic(dt=kw["dt"]),
+        key=key,
+        angles=angles,
+        n_steps=30,
+        save_every=30,
+        n_realizations=500,
+    )
+    rng = np.random.default_rng(21)
+    P0 = np.asarray(TWO_GROUPS.initial_state(jnp.float64))
+    omegas = np.repeat(np.asarray(TWO_GROUPS.omegas), TWO_GROUPS.counts)
+    runs = np.stack(
+        [ref.gas_run(P0, omegas, B=B, n_steps=30, rng=rng, angles=angles, **kw) for _ in range(300)]
+    )
+    ref_groups = np.stack([runs[:, :4].mean(1), runs[:, 4:].mean(1)], axis=1)  # (R, G, 3)
+    jax_groups = sol.group_mean[:, -1]
+    se = np.sqrt(jax_groups.var(0, ddof=1) / 500 + ref_groups.var(0, ddof=1) / 300)
+    assert np.all(np.abs(jax_groups.mean(0) - ref_groups.mean(0)) < 4 * se)
+    # The runs have moved far from the start: the comparison has teeth.
+    assert np.max(np.abs(ref_groups.mean(0) - np.asarray(TWO_GROUPS.P0))) > 10 * se.max()
+
+
+@pytest.mark.parametrize("schedule", ["deterministic", "stochastic"])
+def test_equal_opposite_groups_decay_with_the_finite_n_factor(key, schedule):
+    """Pure +z and -z groups of 5 each, no vacuum: everything stays along z, z_i' = cos^2 c z_i
+    + sin^2 c z_j, and since sum_j z_j = 0 and the partner is uniform over the N - 1 others,
+    E[zbar_+] decays by (<cos^2 c> - <sin^2 c>/(N-1)) per round (deterministic) or by
+    1 - p <sin^2 c> N/(N-1) per step (stochastic). The test also rejects the factor without the
+    finite-N correction, i.e. it sees that nobody meets himself."""
+    gas = oj.Gas((5, 5), (0.0, 0.0), [[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]])
+    gamma, n, N = 0.5, 6, 10
+    cos2, sin2, _ = (float(v) for v in oj.encounter_averages(gamma))
+    if schedule == "deterministic":
+        sched, steps, p = oj.Deterministic(), n, 1.0
+        factor, naive = cos2 - sin2 / (N - 1), cos2
+    else:
+        sched, steps, p = oj.Stochastic(dt=0.25), 2 * n, 0.5
+        factor, naive = 1 - p * sin2 * N / (N - 1), 1 - p * sin2
+    sol = oj.simulate_gas(
+        gas,
+        gamma=gamma,
+        schedule=sched,
+        key=key,
+        n_steps=steps,
+        save_every=steps,
+        n_realizations=4000,
+    )
+    z = sol.group_mean[:, -1, 0, 2]
+    se = z.std(ddof=1) / np.sqrt(len(z))
+    assert abs(z.mean() - factor**steps) < 4 * se, (z.mean(), factor**steps, se)
+    assert abs(z.mean() - naive**steps) > 4 * se
+    assert_allclose(sol.group_mean[:, -1, :, :2], 0.0, rtol=0, atol=1e-15)
+    # Encounters: every pair every round, or Binomial(N/2, p) per step.
+    mean_enc = sol.encounters[:, -1].mean()
+    expected = N / 2 * steps * p
+    assert abs(mean_enc - expected) <= 4 * np.sqrt(N / 2 * steps * p * (1 - p) / 4000) + 1e-12
+
+
+def test_conservation_float64(key):
+    """Every encounter conserves sum_i P_i; with vacuum, B . sum_i P_i (lepton number)."""
+    rng = np.random.default_rng(2)
+    v = rng.normal(size=(200, 3))
+    P0 = v / np.linalg.norm(v, axis=-1, keepdims=True) * rng.uniform(0.2, 1, (200, 1))
+    gas = oj.Gas((100, 100), (0.0, 0.0), P0)
+    sol = oj.simulate_gas(
+        gas,
+        gamma=0.7,
+        schedule=oj.Stochastic(dt=0.5),
+        key=key,
+        n_steps=2000,
+        save_every=500,
+        n_realizations=2,
+    )
+    assert sol.encounters[0, -1] > 1e5
+    assert_allclose(sol.total, np.broadcast_to(P0.sum(0), sol.total.shape), rtol=0, atol=1e-12)
+    B = oj.mixing_vector(0.3, "flavour")
+    gas = oj.Gas((100, 100), (0.4, -1.3), P0)
+    sol = oj.simulate_gas(
+        gas,
+        gamma=0.7,
+        B=B,
+        schedule=oj.Stochastic(dt=0.5),
+        key=key,
+        n_steps=2000,
+        save_every=500,
+        n_realizations=2,
+    )
+    lepton0 = float(P0.sum(0) @ np.asarray(B))
+    assert np.max(np.abs(sol.lepton - lepton0)) < 1e-12 * np.abs(P0).sum()
+    assert np.max(np.abs(sol.total - P0.sum(0))) > 1e-3  # the total itself precesses
+
+
+def lepton_drift(N, steps, dtype, key):
+    """The poster's two groups (60% / 40%): lepton number B . sum P = -0.2 N."""
+    gas = oj.Gas(
+        (6 * N // 10, 4 * N // 10),
+        (0.1, 0.2),
+        [[1e-3, 0, np.sqrt(1 - 1e-6)], [-1e-3, 0, -np.sqrt(1 - 1e-6)]],
+    )
+    sol = oj.simulate_gas(
+        gas,
+        gamma=0.01,
+        schedule=oj.Stochastic(dt=0.01),
+        key=key,
+        angles="fixed-velocities",
+        n_steps=steps,
+        save_every=steps // 4,
+        n_realizations=1,
+        dtype=dtype,
+    )
+    lepton = sol.lepton[0].astype(np.float64)
+    return sol.encounters[0, -1], np.max(np.abs(lepton - lepton[0])) / abs(lepton[0])
+
+
+def test_lepton_number_float32_1e7(key):
+    encounters, drift = lepton_drift(10_000, 2000, jnp.float32, key)
+    assert encounters == 10**7
+    assert drift < 1e-5, drift
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype,bound", [(jnp.float32, 1e-5), (jnp.float64, 1e-12)])
+def test_lepton_number_1e8(key, dtype, bound):
+    encounters, drift = lepton_drift(100_000, 2000, dtype, key)
+    assert encounters == 10**8
+    assert drift < bound, drift
+
+
+def test_small_gamma_follows_the_multi_angle_mean_field(key):
+    """Fixed velocities, N = 64, two groups with vacuum, stochastic with p = 1 (dt = gamma):
+    at mu t = 1 the rms distance of the neutrinos from the multi-angle mean field
+    dP_i/dt = [omega_i B + mu/(N-1) sum_j (1 - v_i.v_j) P_j] x P_i (NumPy RK4 here) shrinks like
+    gamma^(1/2), the random-partner noise. One compiled run serves all gammas."""
+    N = 64
+    gas = oj.Gas((32, 32), (0.4, -0.6), [[0.5, 0.0, 0.8], [0.3, -0.4, -0.7]])
+    B = np.asarray(oj.mixing_vector(0.2, "flavour"))
+    gammas = np.asarray([4e-3, 1e-3, 2.5e-4])
+    distances = []
+    for gamma in gammas:
+        sol = oj.simulate_gas(
+            gas,
+            gamma=gamma,
+            B=B,
+            schedule=oj.Stochastic(dt=gamma),
+            key=key,
+            angles="fixed-velocities",
+            n_steps=4000,
+            save_every=250,
+            n_realizations=4,
+            save_state=True,
+        )
+        index = round(1.0 / gamma / 250)
+        assert sol.ts[index] == pytest.approx(1.0, rel=1e-9)
+        rms = []
+        for r in range(4):
+            v = sol.velocities[r]
+            w = np.repeat(np.asarray(gas.omegas), gas.counts)
+            K = (1 - v @ v.T) / (N - 1)
+            np.fill_diagonal(K, 0)
+
+            def rhs(P, w=w, K=K):
+                return np.cross(w[:, None] * B + K @ P, P)
+
+            P = np.asarray(gas.initial_state(jnp.float64))
+            h = 1e-3
+            for _ in range(1000):
+                k1 = rhs(P)
+                k2 = rhs(P + h / 2 * k1)
+                k3 = rhs(P + h / 2 * k2)
+                k4 = rhs(P + h * k3)
+                P = P + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            rms.append(np.sqrt(np.mean(np.sum((sol.state[r, index] - P) ** 2, axis=-1))))
+        distances.append(np.mean(rms))
+    order = np.polyfit(np.log(gammas), np.log(distances), 1)[0]
+    assert 0.35 < order < 0.65, (order, distances)
+    assert distances[-1] < 0.05
+
+
+def test_observables_against_numpy(key):
+    gas = oj.Gas(
+        (6, 10, 4),
+        (0.1, 0.2, 0.3),
+        np.tile([[0.3, 0.1, 0.8]], (20, 1)) * np.linspace(0.3, 1, 20)[:, None],
+    )
+    sol = oj.simulate_gas(
+        gas,
+        gamma=0.2,
+        schedule=oj.Stochastic(dt=0.1),
+        key=key,
+        n_steps=20,
+        save_every=5,
+        n_realizations=3,
+        save_state=True,
+    )
+    assert sol.state.shape == (3, 5, 20, 3) and sol.group_mean.shape == (3, 5, 3, 3)
+    bounds = np.cumsum((0,) + gas.counts)
+    for g in range(3):
+        members = sol.state[:, :, bounds[g] : bounds[g + 1]]
+        assert_allclose(sol.group_mean[:, :, g], members.mean(2), rtol=0, atol=1e-14)
+        assert_allclose(sol.group_std[:, :, g], members.std(2), rtol=0, atol=1e-12)
+        assert_allclose(
+            sol.group_length[:, :, g], np.linalg.norm(members, axis=-1).mean(2), rtol=0, atol=1e-14
+        )
+        r = np.linalg.norm(members, axis=-1)
+        lam = np.stack([(1 + r) / 2, (1 - r) / 2])
+        S = -np.sum(np.where(lam > 0, lam * np.log(np.where(lam > 0, lam, 1)), 0), axis=0)
+        assert_allclose(sol.group_entropy[:, :, g], S.mean(2), rtol=0, atol=1e-13)
+    assert_allclose(sol.total, sol.state.sum(2), rtol=0, atol=1e-13)
+    assert_allclose(sol.lepton, sol.state.sum(2) @ np.array([0, 0, -1.0]), rtol=0, atol=1e-13)
+    assert_allclose(sol.final_state, sol.state[:, -1], rtol=0, atol=0)
+    assert_allclose(sol.ts, 0.5 * np.arange(5), rtol=1e-14, atol=0)
+
+
+def test_reproducible_ensembles_and_chunking(key):
+    kw = dict(
+        gamma=0.2,
+        schedule=oj.Stochastic(dt=0.1),
+        key=key,
+        angles="fixed-velocities",
+        n_steps=12,
+        save_every=3,
+    )
+    a = oj.simulate_gas(TWO_GROUPS, n_realizations=2, **kw)
+    b = oj.simulate_gas(TWO_GROUPS, n_realizations=3, chunk_saves=1, **kw)
+    assert_allclose(a.group_mean, b.group_mean[:2], rtol=0, atol=0)
+    assert_allclose(a.velocities, b.velocities[:2], rtol=0, atol=0)
+    assert not np.allclose(b.group_mean[1, -1], b.group_mean[2, -1])
+
+
+def test_checkpoint_and_exact_resume(key, tmp_path, monkeypatch):
+    kw = dict(
+        gamma=0.2,
+        schedule=oj.Stochastic(dt=0.1),
+        key=key,
+        n_steps=20,
+        save_every=4,
+        n_realizations=2,
+        chunk_saves=1,
+    )
+    full = oj.simulate_gas(TWO_GROUPS, **kw)
+    path = tmp_path / "run.ckpt.h5"
+    original = _simulate_gas._advance
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_simulate_gas, "_advance", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        oj.simulate_gas(TWO_GROUPS, checkpoint=path, **kw)
+    monkeypatch.setattr(_simulate_gas, "_advance", original)
+    data, _ = oj.read_h5(path)
+    assert int(data["step"]) == 8
+    with pytest.raises(FileExistsError, match="resume=True"):
+        oj.simulate_gas(TWO_GROUPS, checkpoint=path, **kw)
+    with pytest.raises(ValueError, match="differs in gamma"):
+        oj.simulate_gas(TWO_GROUPS, checkpoint=path, resume=True, **{**kw, "gamma": 0.21})
+    resumed = oj.simulate_gas(TWO_GROUPS, checkpoint=path, resume=True, **kw)
+    for name in (
+        "group_mean",
+        "group_std",
+        "group_length",
+        "group_entropy",
+        "total",
+        "lepton",
+        "encounters",
+        "final_state",
+        "ts",
+    ):
+        assert np.array_equal(getattr(resumed, name), getattr(full, name)), name
+
+
+def test_changing_parameters_does_not_recompile(key, monkeypatch):
+    traces = []
+    original = _gas._GasModel.step
+
+    def counting(self, *args):
+        traces.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(_gas._GasModel, "step", counting)
+    kw = dict(key=key, n_steps=6, save_every=3, n_realizations=2, angles="fixed-velocities")
+    oj.simulate_gas(TWO_GROUPS, gamma=0.2, schedule=oj.Stochastic(dt=0.1), **kw)
+    start = len(traces)
+    other = oj.Gas((4, 4), (1.3, 0.1), [[0.0, 0.0, 1.0], [0.1, 0.2, 0.3]])
+    oj.simulate_gas(
+        other, gamma=0.5, mu=2.0, B=oj.mixing_vector(0.1), schedule=oj.Stochastic(dt=0.05), **kw
+    )
+    assert len(traces) == start
+    oj.simulate_gas(TWO_GROUPS, gamma=0.2, schedule=oj.Deterministic(), **kw)
+    assert len(traces) > start  # a new schedule type is a new static structure
+
+
+@pytest.mark.parametrize("vacuum", ["split", "inside"])
+def test_deterministic_vacuum_options_agree_at_small_step(key, vacuum):
+    """Both vacuum options conserve lepton number and agree to O(gamma) with each other."""
+    B = oj.mixing_vector(0.3, "flavour")
+    kw = dict(
+        gamma=0.02, B=B, key=key, n_steps=50, save_every=50, n_realizations=2, angles="fixed-angle"
+    )
+    sol = oj.simulate_gas(TWO_GROUPS, schedule=oj.Deterministic(vacuum=vacuum), **kw)
+    other = oj.simulate_gas(
+        TWO_GROUPS,
+        schedule=oj.Deterministic(vacuum="inside" if vacuum == "split" else "split"),
+        **kw,
+    )
+    assert np.max(np.abs(sol.lepton - sol.lepton[:, :1])) < 1e-12
+    assert np.max(np.abs(sol.final_state - other.final_state)) < 0.02
+    assert (
+        np.max(np.abs(sol.final_state - np.asarray(TWO_GROUPS.initial_state(jnp.float64)))) > 0.05
+    )
+
+
+BAD = [
+    (lambda: oj.Gas((3, 4), (0.1, 0.2), [[0, 0, 1.0], [0, 0, -1.0]]), "N = 7 .* needs N even"),
+    (lambda: oj.Gas((4, 4), (0.1,), [[0, 0, 1.0], [0, 0, -1.0]]), "omegas must have shape"),
+    (lambda: oj.Gas((4, 4), (0.1, 0.2), [[0, 0, 1.0]]), "P0 must have shape"),
+    (lambda: oj.Gas((4, -4), (0.1, 0.2), [[0, 0, 1.0], [0, 0, -1.0]]), "counts must be positive"),
+]
+
+
+@pytest.mark.parametrize("make,message", BAD)
+def test_bad_gas(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(gas=oj.Gas((4, 4), (0.1, 0.2), [[0, 0.8, 0.8], [0, 0, -1.0]])), "P0 is unphysical"),
+        (
+            dict(gas=oj.Gas((4, 4), (np.nan, 0.2), [[0, 0, 1.0], [0, 0, -1.0]])),
+            "omegas contains NaN",
+        ),
+        (dict(gamma=-0.1), "gamma must be > 0"),
+        (dict(schedule=oj.Stochastic(dt=0.5)), "dt is too large for gamma"),
+        (dict(angles="sideways"), "angles='sideways'"),
+        (dict(save_every=3), "n_steps=4 must be a multiple of save_every=3"),
+        (dict(dtype=jnp.int32), "dtype must be float32 or float64"),
+        (dict(gas="two groups"), "gas must be a Gas"),
+    ],
+)
+def test_bad_input_names_the_argument(key, change, message):
+    kw = dict(gas=TWO_GROUPS, gamma=0.1, schedule=oj.Stochastic(dt=0.05), key=key, n_steps=4)
+    kw.update(change)
+    with pytest.raises(ValueError, match=message):
+        oj.simulate_gas(kw.pop("gas"), **kw)

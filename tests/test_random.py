@@ -1,0 +1,91 @@
+"""Statistics of the counter-based streams and of the random matchings used by the gas."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from oile_jax import _random
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 64, 1000, 4097, 65536, 100_002])
+def test_permutation_is_a_permutation(n):
+    words = _random.step_words(jax.random.key(5), 7)
+    perm = np.asarray(jax.jit(_random.permutation, static_argnums=1)(words, n))
+    assert np.array_equal(np.sort(perm), np.arange(n))
+
+
+def matchings(n, steps, seed=0):
+    key = jax.random.key(seed)
+    f = jax.jit(jax.vmap(lambda s: _random.matching(_random.step_words(key, s), n)))
+    a, b = f(jnp.arange(steps))
+    return np.asarray(a), np.asarray(b)
+
+
+def test_matchings_are_perfect_and_partners_uniform():
+    """N = 32, 20000 matchings: every neutrino in exactly one pair, never with itself, and the
+    pair counts are uniform over the N(N-1)/2 pairs: chi-square with 495 degrees of freedom
+    (mean 495, sd 31.5) below 495 + 5 sd."""
+    n, steps = 32, 20_000
+    a, b = matchings(n, steps)
+    both = np.concatenate([a, b], axis=1)
+    assert np.all(np.sort(both, axis=1) == np.arange(n))
+    assert np.all(a != b)
+    counts = np.zeros((n, n))
+    np.add.at(counts, (np.minimum(a, b).ravel(), np.maximum(a, b).ravel()), 1)
+    observed = counts[np.triu_indices(n, 1)]
+    expected = steps / (n - 1)
+    chi2 = np.sum((observed - expected) ** 2 / expected)
+    dof = len(observed) - 1
+    assert abs(chi2 - dof) < 5 * np.sqrt(2 * dof), chi2
+    # The partner of neutrino 0 alone: 31 cells, chi-square with 30 dof (sd 7.7).
+    partner = np.where(a == 0, b, np.where(b == 0, a, -1)).max(axis=1)
+    hist = np.bincount(partner, minlength=n)[1:]
+    chi2_0 = np.sum((hist - steps / (n - 1)) ** 2 / (steps / (n - 1)))
+    assert chi2_0 < 30 + 5 * np.sqrt(60), chi2_0
+
+
+def test_repeated_meetings_match_uniform_random_pairing():
+    """N = 1000 neutrinos, 100 rounds: the number of pairs that meet at least twice against its
+    expectation under independent uniformly random matchings (each pair meets in a round with
+    probability q = 1/(N-1)); tolerance 4 Poisson standard errors (about 4 x 48)."""
+    n, steps = 1000, 100
+    a, b = matchings(n, steps, seed=1)
+    lo, hi = np.minimum(a, b).ravel().astype(np.int64), np.maximum(a, b).ravel().astype(np.int64)
+    _, per_pair = np.unique(lo * n + hi, return_counts=True)
+    repeated = int(np.sum(per_pair >= 2))
+    q = 1 / (n - 1)
+    p_two = 1 - (1 - q) ** steps - steps * q * (1 - q) ** (steps - 1)
+    expected = n * (n - 1) / 2 * p_two
+    assert abs(repeated - expected) < 4 * np.sqrt(expected), (repeated, expected)
+    # Meeting the same partner in the very next round is as rare as any other repeat.
+    same_next = np.sum((a[1:, :, None] == a[:-1, None, :]) & (b[1:, :, None] == b[:-1, None, :]))
+    same_next += np.sum((a[1:, :, None] == b[:-1, None, :]) & (b[1:, :, None] == a[:-1, None, :]))
+    expected_next = (steps - 1) * (n / 2) * q
+    assert abs(same_next - expected_next) < 4 * np.sqrt(expected_next) + 1, (
+        same_next,
+        expected_next,
+    )
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_uniform_streams(dtype):
+    """Moments, a 100-bin chi-square, lag-1 and cross-stream correlations of 1e6 draws, each
+    within 4-5 standard errors of the uniform, independent values."""
+    n = 1_000_000
+    words = _random.step_words(jax.random.key(9), 3)
+    u, v = (np.asarray(x, dtype=np.float64) for x in _random.pair_uniforms(words, n, dtype))
+    assert u.min() >= 0 and u.max() < 1
+    se_mean = np.sqrt(1 / 12 / n)
+    assert abs(u.mean() - 0.5) < 4 * se_mean and abs(v.mean() - 0.5) < 4 * se_mean
+    assert abs(u.var() - 1 / 12) < 4 * np.sqrt(1 / 180 / n)
+    hist = np.bincount((u * 100).astype(int), minlength=100)
+    chi2 = np.sum((hist - n / 100) ** 2 / (n / 100))
+    assert abs(chi2 - 99) < 5 * np.sqrt(2 * 99), chi2
+    for x, y in ((u[1:], u[:-1]), (u, v)):
+        r = np.corrcoef(x, y)[0, 1]
+        assert abs(r) < 4 / np.sqrt(n), r
+    # A different step gives different numbers.
+    w2 = _random.step_words(jax.random.key(9), 4)
+    u2 = np.asarray(_random.pair_uniforms(w2, n, dtype)[0], dtype=np.float64)
+    assert abs(np.corrcoef(u, u2)[0, 1]) < 4 / np.sqrt(n)
