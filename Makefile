@@ -32,6 +32,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) experiments/benchmark_encounter.py
+	$(PY) experiments/benchmark_gas.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

@@ -1,9 +1,9 @@
 """Throughput of the encounter kernel and of the foreground simulation, in encounters per second,
 against a baseline measured in the same run.
 
-Baseline: the research prototype's algorithm in NumPy, one pair at a time: build both 2x2
-density matrices, form the 4x4 Kronecker product, apply `U = cos c - i sin c SWAP`, partial-trace
-both ways, read off the Bloch vectors.
+Baseline: the research prototype's algorithm (`prototype.py`): NumPy, one random pair at a
+time, 2x2 density matrices built into the 4x4 pair state, `U = cos c - i sin c SWAP`, both
+partial traces.
 
     python experiments/benchmark_encounter.py            # prints a table
     python experiments/benchmark_encounter.py --json out.json
@@ -14,32 +14,21 @@ import json
 import platform
 import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-import oile_jax as oj
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import prototype  # noqa: E402
 
-SIGMA = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=complex)
-SWAP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=complex)
+import oile_jax as oj  # noqa: E402
 
 
 def baseline_rate(n_pairs: int, rng) -> float:
-    """Prototype algorithm: encounters per second, one pair at a time."""
-    P = rng.normal(size=(n_pairs, 2, 3)) / 2
-    c = rng.uniform(0, 0.2, n_pairs)
-    start = time.perf_counter()
-    for k in range(n_pairs):
-        rho_i = (np.eye(2) + np.einsum("a,aij->ij", P[k, 0], SIGMA)) / 2
-        rho_j = (np.eye(2) + np.einsum("a,aij->ij", P[k, 1], SIGMA)) / 2
-        U = np.cos(c[k]) * np.eye(4) - 1j * np.sin(c[k]) * SWAP
-        pair = (U @ np.kron(rho_i, rho_j) @ U.conj().T).reshape(2, 2, 2, 2)
-        new_i = np.einsum("ikjk->ij", pair)
-        new_j = np.einsum("kikj->ij", pair)
-        P[k, 0] = np.real(np.einsum("ij,aji->a", new_i, SIGMA))
-        P[k, 1] = np.real(np.einsum("ij,aji->a", new_j, SIGMA))
-    return n_pairs / (time.perf_counter() - start)
+    """Prototype algorithm: encounters per second, one pair at a time (`prototype.py`)."""
+    return prototype.gas_encounters_per_second(1000, n_pairs, rng)
 
 
 def timed(fn, *args, repeats: int) -> float:

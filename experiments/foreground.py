@@ -12,7 +12,6 @@ Writes `foreground.png` and `foreground.h5` into `--out`.
     python experiments/foreground.py --size smoke --out /tmp   # seconds; used by the tests
 """
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import oile_jax as oj
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 
 SIZES = {
     # name: (n_realizations, mu t_max, dt, saves)
@@ -74,22 +76,9 @@ def run(*, size: str, seed: int, gammas=GAMMAS) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--out", type=Path, default=Path("results"), help="output folder (default: results)"
-    )
-    parser.add_argument(
-        "--size", choices=sorted(SIZES), default="default", help="problem size (default: default)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
-    parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+    parser = common.parser(__doc__, SIZES)
     args = parser.parse_args(argv)
-
-    png, h5 = args.out / "foreground.png", args.out / "foreground.h5"
-    if not args.force:
-        for path in (png, h5):
-            if path.exists():
-                parser.error(f"{path} exists; pass --force to overwrite it")
+    png, h5 = common.outputs(parser, args, "foreground.png", "foreground.h5")
     start = time.perf_counter()
     data = run(size=args.size, seed=args.seed)
     elapsed = time.perf_counter() - start
@@ -111,7 +100,6 @@ def main(argv=None) -> int:
     fig = oj.plot_foreground(
         data, title=f"Foreground neutrino in a uniform background (P_b = {P_B})"
     )
-    args.out.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=130)
     for name, group in data.items():
         if name.startswith("gamma_") and "mean" in group:

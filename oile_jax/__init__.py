@@ -58,6 +58,7 @@ from ._master import (
     master_rates as master_rates,
 )
 from ._plot import plot_foreground as plot_foreground
+from ._plot import plot_two_groups as plot_two_groups
 from ._schedule import (
     AbstractSchedule as AbstractSchedule,
 )

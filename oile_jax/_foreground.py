@@ -15,13 +15,11 @@ from ._angles import AbstractAngleModel, AbstractFreshAngleModel, angle_model
 from ._checks import (
     check_bloch,
     check_finite,
-    check_positive,
     check_scalar,
-    check_unit,
     check_vector,
-    concrete,
 )
 from ._encounter import encounter, encounter_vacuum, vacuum_rotation
+from ._run import check_run
 from ._schedule import AbstractSchedule, Deterministic, Stochastic, meet_probability
 
 
@@ -102,45 +100,6 @@ def _run(model: _Foreground, P0, key, n_saves: int, save_every: int, n_realizati
     return ForegroundSolution(ts=ts, P=P, mean=mean, stderr=stderr, encounters=encounters)
 
 
-def _check_count(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _steps(schedule, gamma, mu, n_steps, t_max, save_every) -> int:
-    if (n_steps is None) == (t_max is None):
-        raise ValueError("give exactly one of n_steps and t_max")
-    if n_steps is not None:
-        n_steps = _check_count(n_steps, "n_steps")
-    else:
-        tau = concrete(schedule.step_length(gamma, mu))
-        t_max_value = concrete(t_max)
-        if tau is None or t_max_value is None:
-            raise ValueError(
-                "t_max needs concrete gamma, mu, dt and t_max; under jit or grad pass n_steps"
-            )
-        if not np.isfinite(t_max_value) or t_max_value <= 0:
-            raise ValueError(f"t_max must be > 0, got {t_max!r}")
-        n_steps = save_every * max(1, round(float(t_max_value) / (float(tau) * save_every)))
-    if n_steps % save_every:
-        raise ValueError(f"n_steps={n_steps} must be a multiple of save_every={save_every}")
-    return n_steps
-
-
-def _check_key(key):
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != ():
-            raise ValueError(f"key must be a single PRNG key, got shape {key.shape}")
-    elif key.dtype != jnp.uint32 or key.shape != (2,):
-        raise ValueError(
-            f"key must be a PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)), "
-            f"got dtype {key.dtype} and shape {key.shape}"
-        )
-    return key
-
-
 def simulate_foreground(
     P0: Float[ArrayLike, "*batch 3"],
     P_b: Float[ArrayLike, "3"],
@@ -193,28 +152,24 @@ def simulate_foreground(
             f"angles={type(angles).__name__}() is not available for the foreground model, whose "
             "background neutrinos are fresh every encounter; use 'isotropic' or 'fixed-angle'"
         )
-    if not isinstance(schedule, AbstractSchedule):
-        raise ValueError(
-            f"schedule must be Stochastic(dt=...) or Deterministic(), got {schedule!r}"
-        )
     P0 = check_bloch(check_vector(P0, "P0", dtype), "P0")
     P_b = check_vector(P_b, "P_b", dtype)
     if P_b.ndim != 1:
         raise ValueError(f"P_b must have shape (3,), got {P_b.shape}")
     P_b = check_bloch(P_b, "P_b")
-    gamma = check_positive(check_scalar(gamma, "gamma", dtype), "gamma")
-    mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
     omega = check_finite(check_scalar(omega, "omega", dtype), "omega")
-    B = check_unit(check_vector(B, "B", dtype), "B")
-    if B.ndim != 1:
-        raise ValueError(f"B must have shape (3,), got {B.shape}")
-    if isinstance(schedule, Stochastic):
-        schedule = Stochastic(dt=check_scalar(schedule.dt, "dt", dtype))
-        meet_probability(schedule, gamma, mu)
-    save_every = _check_count(save_every, "save_every")
-    n_realizations = _check_count(n_realizations, "n_realizations")
-    n_steps = _steps(schedule, gamma, mu, n_steps, t_max, save_every)
-    key = _check_key(key)
+    schedule, gamma, mu, B, n_steps, save_every, n_realizations, key = check_run(
+        schedule=schedule,
+        gamma=gamma,
+        mu=mu,
+        B=B,
+        n_steps=n_steps,
+        t_max=t_max,
+        save_every=save_every,
+        n_realizations=n_realizations,
+        key=key,
+        dtype=dtype,
+    )
 
     model = _Foreground(
         P_b=P_b, gamma=gamma, mu=mu, omega=omega, B=B, angles=angles, schedule=schedule

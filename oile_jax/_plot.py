@@ -88,3 +88,65 @@ def plot_foreground(data: Mapping, *, title: str | None = None):
     if title:
         fig.suptitle(title)
     return fig
+
+
+def plot_two_groups(data: Mapping, *, title: str | None = None):
+    """The poster's situation-2 figure from `experiments/two_groups.py` data.
+
+    `data` has `ts` `(S,)`, `group_mean`, `group_std` `(S, G, 3)` (one realization, or means over
+    realizations), `group_length` `(S, G)`, `entropy` `(S,)` and `fractions`, `omegas` `(G,)`.
+    Panels: each group's mean `P_z` with the spread of its members shaded; the transverse length
+    `|<P_perp>|` of each group mean; each group's mean `|P_i|` and the gas's mean entropy.
+    Returns the matplotlib figure.
+    """
+    plt = _pyplot()
+    ts = np.asarray(data["ts"])
+    mean = np.asarray(data["group_mean"])
+    std = np.asarray(data["group_std"])
+    length = np.asarray(data["group_length"])
+    fractions, omegas = np.asarray(data["fractions"]), np.asarray(data["omegas"])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), constrained_layout=True)
+    colours = plt.cm.tab10(np.arange(mean.shape[1]))
+    for g, colour in enumerate(colours):
+        label = rf"group {g + 1}: {100 * fractions[g]:.0f}%, $\omega = {omegas[g]:g}\,\mu$"
+        axes[0].fill_between(
+            ts,
+            mean[:, g, 2] - std[:, g, 2],
+            mean[:, g, 2] + std[:, g, 2],
+            color=colour,
+            alpha=0.2,
+            lw=0,
+        )
+        axes[0].plot(ts, mean[:, g, 2], color=colour, lw=1.2, label=label)
+        perp = np.linalg.norm(mean[:, g, :2], axis=-1)
+        axes[1].plot(ts, perp, color=colour, lw=1.2, label=label)
+        axes[2].plot(
+            ts,
+            length[:, g],
+            color=colour,
+            lw=1.2,
+            label=rf"$\langle|\mathbf{{P}}_i|\rangle$, group {g + 1}",
+        )
+    axes[2].plot(
+        ts,
+        np.asarray(data["entropy"]) / np.log(2),
+        color="k",
+        lw=1,
+        ls="--",
+        label=r"entropy / $\ln 2$",
+    )
+    axes[0].set(
+        xlabel=r"$\mu t$",
+        ylabel=r"$\langle P_z \rangle$ (mass basis), $\pm$ spread",
+        ylim=(-1.05, 1.05),
+    )
+    axes[0].set_title("longitudinal")
+    axes[1].set(xlabel=r"$\mu t$", ylabel=r"$|\langle \mathbf{P}_\perp \rangle|$", ylim=(0, None))
+    axes[1].set_title("transverse (collective precession)")
+    axes[2].set(xlabel=r"$\mu t$", ylim=(0, 1.05))
+    axes[2].set_title("decoherence by entanglement")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig

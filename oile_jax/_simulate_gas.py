@@ -19,12 +19,12 @@ import numpy as np
 from jaxtyping import ArrayLike, PRNGKeyArray
 
 from ._angles import AbstractAngleModel, angle_model
-from ._checks import check_finite, check_positive, check_scalar, check_unit, check_vector, concrete
-from ._foreground import _check_count, _check_key, _steps
+from ._checks import check_finite, check_vector, concrete
 from ._gas import Gas, Observables, _GasModel, check_gas_state, observe, velocities_for
 from ._progress import ProgressBar
 from ._random import step_words
-from ._schedule import AbstractSchedule, Stochastic, meet_probability
+from ._run import check_count, check_run
+from ._schedule import AbstractSchedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,34 +206,30 @@ def simulate_gas(
     if dtype == jnp.float64 and not jax.config.jax_enable_x64:
         raise ValueError("dtype=float64 needs jax.config.update('jax_enable_x64', True)")
     angles = angle_model(angles)
-    if not isinstance(schedule, AbstractSchedule):
-        raise ValueError(
-            f"schedule must be Stochastic(dt=...) or Deterministic(), got {schedule!r}"
-        )
     P0 = check_gas_state(check_vector(gas.P0, "P0", dtype), "P0")
     omegas = check_finite(
         check_vector(gas.omegas[:, None], "omegas", dtype, size=1)[:, 0], "omegas"
     )
     gas = Gas(gas.counts, omegas, P0)
-    gamma = check_positive(check_scalar(gamma, "gamma", dtype), "gamma")
-    mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
-    B = check_unit(check_vector(B, "B", dtype), "B")
-    if B.ndim != 1:
-        raise ValueError(f"B must have shape (3,), got {B.shape}")
-    if isinstance(schedule, Stochastic):
-        schedule = Stochastic(dt=check_scalar(schedule.dt, "dt", dtype))
-        meet_probability(schedule, gamma, mu)
-    save_every = _check_count(save_every, "save_every")
-    n_realizations = _check_count(n_realizations, "n_realizations")
-    n_steps = _steps(schedule, gamma, mu, n_steps, t_max, save_every)
+    schedule, gamma, mu, B, n_steps, save_every, n_realizations, key = check_run(
+        schedule=schedule,
+        gamma=gamma,
+        mu=mu,
+        B=B,
+        n_steps=n_steps,
+        t_max=t_max,
+        save_every=save_every,
+        n_realizations=n_realizations,
+        key=key,
+        dtype=dtype,
+    )
     if (gas.n // 2) * save_every >= 2**31:
         raise ValueError(
             f"save_every={save_every} is too large for N={gas.n}: "
             "encounters per save must be < 2^31"
         )
     n_intervals = n_steps // save_every
-    chunk_saves = n_intervals if chunk_saves is None else _check_count(chunk_saves, "chunk_saves")
-    key = _check_key(key)
+    chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
     if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jax.random.wrap_key_data(key)
 

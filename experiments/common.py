@@ -1,0 +1,28 @@
+"""What every experiment script shares: its command line and the no-overwrite rule."""
+
+import argparse
+from pathlib import Path
+
+
+def parser(doc: str, sizes) -> argparse.ArgumentParser:
+    """`--out`, `--size`, `--seed`, `--force`, described by the first paragraph of `doc`."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument(
+        "--out", type=Path, default=Path("results"), help="output folder (default: results)"
+    )
+    p.add_argument(
+        "--size", choices=sorted(sizes), default="default", help="problem size (default: default)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    return p
+
+
+def outputs(p: argparse.ArgumentParser, args, *names: str) -> list[Path]:
+    """The output paths in `args.out`; exits with an error if one exists and `--force` is absent."""
+    paths = [args.out / name for name in names]
+    if not args.force:
+        for path in paths:
+            if path.exists():
+                p.error(f"{path} exists; pass --force to overwrite it")
+    return paths
