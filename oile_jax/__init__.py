@@ -57,6 +57,30 @@ from ._master import (
 from ._master import (
     master_rates as master_rates,
 )
+from ._meanfield import (
+    ForegroundField as ForegroundField,
+)
+from ._meanfield import (
+    GroupField as GroupField,
+)
+from ._meanfield import (
+    MeanFieldSolution as MeanFieldSolution,
+)
+from ._meanfield import (
+    MultiAngleField as MultiAngleField,
+)
+from ._meanfield import (
+    group_energy as group_energy,
+)
+from ._meanfield import (
+    lepton_number as lepton_number,
+)
+from ._meanfield import (
+    multi_angle_energy as multi_angle_energy,
+)
+from ._meanfield import (
+    solve_meanfield as solve_meanfield,
+)
 from ._plot import plot_foreground as plot_foreground
 from ._plot import plot_two_groups as plot_two_groups
 from ._schedule import (

@@ -62,3 +62,18 @@ def test_two_groups_experiment(tmp_path):
     assert np.allclose(data["lepton"], -200 * np.sqrt(1 - 1e-6), rtol=1e-5, atol=0)
     # The 1e-3 seed has grown: the collective instability developed by mu t = 60.
     assert np.all(np.linalg.norm(data["group_mean"][-1, :, :2], axis=-1) > 0.1)
+
+
+def test_meanfield_limit_experiment(tmp_path):
+    """Small version of the OILE -> mean-field limit: over a fixed window the mean field's distance
+    to OILE shrinks as gamma falls; over mu t <= 1/(mu gamma) it does not, while the mean field
+    plus the collision term stays at least 50 times closer and its distance shrinks too."""
+    limit = load("meanfield_limit")
+    assert limit.main(["--size", "smoke", "--out", str(tmp_path)]) == 0
+    data, _ = oj.read_h5(tmp_path / "meanfield_limit.h5")
+    assert data["order_mf_window"] > 0.5
+    assert data["order_mfc_window"] > 0.5 and data["order_mfc_long"] > 0.5
+    for g in data["gammas"]:
+        run = data[f"gamma_{g:g}"]
+        assert run["distance_mfc_long"] < run["distance_mf_long"] / 50
+        assert run["distance_mf_long"] > 0.3  # the pure mean field has lost track by 1/(mu gamma)
