@@ -48,6 +48,18 @@ from ._gas import Gas as Gas
 from ._gas import Observables as Observables
 from ._io import read_h5 as read_h5
 from ._io import write_h5 as write_h5
+from ._manybody import (
+    ManyBodySolution as ManyBodySolution,
+)
+from ._manybody import (
+    ManyBodyState as ManyBodyState,
+)
+from ._manybody import (
+    all_to_all as all_to_all,
+)
+from ._manybody import (
+    simulate_manybody as simulate_manybody,
+)
 from ._master import (
     encounter_averages as encounter_averages,
 )

@@ -151,9 +151,9 @@ class _GasModel(eqx.Module):
         BxP = jnp.cross(jnp.broadcast_to(B, P.shape), P)
         return P + sin * BxP + one_minus_cos * (B * (P @ B)[:, None] - P)
 
-    def step(self, P, words, velocities, rotation):
-        """One step of one realization. Returns the new state and the number of encounters."""
-        dtype = P.dtype
+    def pairs(self, words, velocities, dtype):
+        """This step's matching `(a, b)`, encounter angles `c` (0 for pairs that do not meet) and
+        number of encounters."""
         a, b = matching(words, self.n)
         u_meet, u_x = pair_uniforms(words, self.n // 2, dtype)
         if isinstance(self.angles, FixedVelocities):
@@ -169,7 +169,12 @@ class _GasModel(eqx.Module):
             n_met = jnp.sum(met, dtype=jnp.int32)
         else:
             n_met = jnp.asarray(self.n // 2, dtype=jnp.int32)
+        return a, b, c, n_met
 
+    def step(self, P, words, velocities, rotation):
+        """One step of one realization. Returns the new state and the number of encounters."""
+        dtype = P.dtype
+        a, b, c, n_met = self.pairs(words, velocities, dtype)
         inside = isinstance(self.schedule, Deterministic) and self.schedule.vacuum == "inside"
         if not inside:
             P = self.rotate(P, rotation)
