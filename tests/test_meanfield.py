@@ -240,3 +240,19 @@ def test_bad_options():
         )
     with pytest.raises(ValueError, match="ts must be a non-empty 1-D array"):
         oj.solve_meanfield(lambda t, y, a: y, jnp.zeros(3), jnp.zeros((2, 2)))
+
+
+def test_progress_meter_reports(capfd):
+    field = oj.ForegroundField(
+        P_b=jnp.asarray([0.0, 0.6, 0.6]),
+        mu=jnp.asarray(1.0),
+        omega=jnp.asarray(0.3),
+        B=jnp.asarray([0.0, 0, -1]),
+        gamma=jnp.asarray(0.0),
+    )
+    sol = oj.solve_meanfield(
+        field, jnp.asarray([0.0, 0, 1]), jnp.linspace(0.0, 50.0, 6), progress=True
+    )
+    jax.block_until_ready(sol.P)
+    out = capfd.readouterr()
+    assert "100.00%" in out.out + out.err
