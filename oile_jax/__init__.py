@@ -38,6 +38,18 @@ from ._encounter import (
 from ._encounter import (
     vacuum_rotation as vacuum_rotation,
 )
+from ._equilibrium import (
+    Equilibrium as Equilibrium,
+)
+from ._equilibrium import (
+    endpoint_frequency as endpoint_frequency,
+)
+from ._equilibrium import (
+    equilibrium_branches as equilibrium_branches,
+)
+from ._equilibrium import (
+    precession_equilibrium as precession_equilibrium,
+)
 from ._foreground import (
     ForegroundSolution as ForegroundSolution,
 )

@@ -1,0 +1,188 @@
+"""Mixing equilibria: collective precession states at fixed lengths |P_g| (SPEC section 7).
+
+Groups `g` (fractions `f_g`, vacuum frequencies `omega_g`, mass basis, `B = (0, 0, -1)`) precess
+rigidly about `z` at a common `Omega`. In the co-rotating frame each group is static and
+(anti)parallel to `H'_g = a_g z + mu Pbar_perp`, `a_g = mu Pbar_z - omega_g - Omega`. With
+`Q = |Pbar_perp|`, `h_g = sqrt(a_g^2 + mu^2 Q^2)` and signed lengths `p_g`:
+
+    (SC1)  1      = mu sum_g f_g p_g / h_g
+    (SC2)  Pbar_z = sum_g f_g p_g a_g / h_g
+
+Given `{p_g}` and the conserved `Pbar_z`, these fix `(Omega, Q)`. Solved with optimistix's Newton
+method (Jacobian by autodiff; gradients of the solution by the implicit function theorem).
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import optimistix as optx
+from jaxtyping import Array, ArrayLike, Float
+
+
+class Equilibrium(eqx.Module):
+    """A collective precession state.
+
+    - `Omega`: precession frequency (about `+z`, right-handed); `Q`: `|Pbar_perp|` (>= 0).
+    - `P`: group Bloch vectors in the co-rotating frame with `Pbar_perp` along `+x`, `(G, 3)`.
+    - `residual`: `(SC1, SC2)` residuals at the solution; `converged`: Newton's verdict.
+    - `branch`: signs of `a_g` (+1: group along `+z`-ish side of `H'_g`), labelling the branch.
+    """
+
+    Omega: Array
+    Q: Array
+    P: Array
+    residual: Array
+    converged: Array
+    branch: Array
+
+
+def _residual(y, args):
+    Omega, q = y[0], y[1]
+    lengths, fractions, omegas, Pz, mu = args
+    a = mu * Pz - omegas - Omega
+    h = jnp.sqrt(a**2 + (mu * q) ** 2)
+    return jnp.stack(
+        [mu * jnp.sum(fractions * lengths / h) - 1, jnp.sum(fractions * lengths * a / h) - Pz]
+    )
+
+
+def _state(Omega, Q, lengths, omegas, Pz, mu):
+    a = mu * Pz - omegas - Omega
+    h = jnp.sqrt(a**2 + (mu * Q) ** 2)
+    return lengths[:, None] * jnp.stack([mu * Q / h, jnp.zeros_like(a), a / h], axis=-1)
+
+
+def _params(lengths, fractions, omegas, Pz, mu):
+    dtype = jnp.result_type(float)
+    lengths, fractions, omegas = (jnp.asarray(x, dtype=dtype) for x in (lengths, fractions, omegas))
+    if lengths.ndim != 1 or lengths.shape != fractions.shape or lengths.shape != omegas.shape:
+        raise ValueError(
+            "lengths, fractions and omegas must be 1-D of one length (one entry per group), got "
+            f"{lengths.shape}, {fractions.shape}, {omegas.shape}"
+        )
+    return lengths, fractions, omegas, jnp.asarray(Pz, dtype=dtype), jnp.asarray(mu, dtype=dtype)
+
+
+def precession_equilibrium(
+    lengths: Float[ArrayLike, " G"],
+    fractions: Float[ArrayLike, " G"],
+    omegas: Float[ArrayLike, " G"],
+    Pz: Float[ArrayLike, ""],
+    *,
+    mu: Float[ArrayLike, ""] = 1.0,
+    guess: tuple[float, float] | Float[ArrayLike, "2"] | None = None,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    max_steps: int = 256,
+) -> Equilibrium:
+    """Solve SC1-SC2 for `(Omega, Q)` given signed lengths `p_g`, fractions `f_g`, vacuum
+    frequencies `omega_g` and the conserved `Pbar_z` (SPEC section 7).
+
+    `guess=(Omega, Q)` selects the branch (continuation: pass the previous solution); without it
+    the best start of `equilibrium_branches` is used. Any number of groups (a continuous spectrum
+    is many narrow groups). vmappable; differentiable in every input through the implicit function
+    theorem (optimistix's `ImplicitAdjoint`).
+    """
+    params = _params(lengths, fractions, omegas, Pz, mu)
+    if guess is None:
+        found = equilibrium_branches(*params[:4], mu=params[4])
+        guess = (found.Omega[0], found.Q[0])
+    y0 = jnp.asarray(guess, dtype=params[0].dtype).reshape(2)
+    solution = optx.root_find(
+        _residual,
+        optx.Newton(rtol=rtol, atol=atol),
+        y0,
+        args=params,
+        max_steps=max_steps,
+        throw=False,
+    )
+    Omega, q = solution.value[0], solution.value[1]
+    Q = jnp.abs(q)
+    lengths, fractions, omegas, Pz, mu = params
+    return Equilibrium(
+        Omega=Omega,
+        Q=Q,
+        P=_state(Omega, Q, lengths, omegas, Pz, mu),
+        residual=_residual(solution.value, params),
+        converged=solution.result == optx.RESULTS.successful,
+        branch=jnp.sign(mu * Pz - omegas - Omega).astype(jnp.int32),
+    )
+
+
+def equilibrium_branches(
+    lengths,
+    fractions,
+    omegas,
+    Pz,
+    *,
+    mu=1.0,
+    n_starts: int = 64,
+    steps: int = 400,
+    tol: float = 1e-8,
+) -> Equilibrium:
+    """Enumerate the branches: an optax (Adam) descent of `|residual|^2` from `n_starts` starting
+    points spread over `(Omega, Q)`, each polished by Newton; converged, distinct solutions with
+    `Q > 0` are returned sorted by residual (a batched `Equilibrium`, leading axis = branch).
+    Runs eagerly (the number of branches is data-dependent)."""
+    params = _params(lengths, fractions, omegas, Pz, mu)
+    lengths_, fractions_, omegas_, Pz_, mu_ = params
+    scale = float(jnp.max(jnp.abs(omegas_)) + jnp.abs(mu_) * (jnp.abs(Pz_) + 1))
+    grid_O = jnp.linspace(-2 * scale, 2 * scale, int(np.sqrt(n_starts)) + 1)
+    grid_Q = jnp.linspace(0.05, 1.0, int(np.sqrt(n_starts)) + 1)
+    starts = jnp.stack(jnp.meshgrid(grid_O, grid_Q), axis=-1).reshape(-1, 2)
+    optimizer = optax.adam(1e-2 * scale)
+
+    def descend(y):
+        loss = lambda y: jnp.sum(_residual(y, params) ** 2)
+
+        def step(carry, _):
+            y, state = carry
+            grads = jax.grad(loss)(y)
+            updates, state = optimizer.update(grads, state)
+            return (optax.apply_updates(y, updates), state), None
+
+        (y, _), _ = jax.lax.scan(step, (y, optimizer.init(y)), None, length=steps)
+        return y
+
+    # optax's Adam mixes its int32 step count with floats; allow that even where a caller runs
+    # with strict dtype promotion.
+    with jax.numpy_dtype_promotion("standard"):
+        rough = jax.jit(jax.vmap(descend))(starts)
+    polished = jax.vmap(lambda y: precession_equilibrium(*params[:4], mu=mu_, guess=y))(rough)
+    res = np.asarray(jnp.max(jnp.abs(polished.residual), axis=-1))
+    ok = np.asarray(polished.converged) & (res < tol) & (np.asarray(polished.Q) > 1e-9)
+    order = [int(k) for k in np.argsort(res) if ok[k]]
+    keep: list[int] = []
+    for k in order:
+        point = np.asarray([polished.Omega[k], polished.Q[k]])
+        if all(
+            np.max(np.abs(point - np.asarray([polished.Omega[m], polished.Q[m]]))) > 1e-6
+            for m in keep
+        ):
+            keep.append(k)
+    if not keep:
+        raise ValueError(
+            "no precession equilibrium with Q > 0 was found for these lengths and Pbar_z"
+        )
+    index = jnp.asarray(keep)
+    return jax.tree_util.tree_map(lambda x: x[index], polished)
+
+
+def endpoint_frequency(fractions, omegas, Pz, *, guess: float, mu=1.0) -> Array:
+    """The final precession frequency at the end of the miscidynamic path (`Q -> 0`,
+    `P_g -> Pbar_z z`): the root of `mu Pbar_z sum_g f_g / (mu Pbar_z - omega_g - Omega) = 1`
+    reached by Newton from `guess`, the current precession frequency of the path: the equation
+    has several roots (one between each pair of poles), and the physical one continues the state
+    the gas is in (SPEC section 8)."""
+    fractions, omegas = (
+        jnp.asarray(fractions, jnp.result_type(float)),
+        jnp.asarray(omegas, jnp.result_type(float)),
+    )
+    Pz, mu = jnp.asarray(Pz, fractions.dtype), jnp.asarray(mu, fractions.dtype)
+    fn = lambda Omega, args: mu * Pz * jnp.sum(fractions / (mu * Pz - omegas - Omega)) - 1
+    solution = optx.root_find(
+        fn, optx.Newton(rtol=1e-12, atol=1e-14), jnp.asarray(guess, fractions.dtype), throw=False
+    )
+    return solution.value

@@ -1,0 +1,116 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import oile_jax as oj
+
+from .conftest import assert_allclose
+
+F = jnp.asarray([0.6, 0.4])
+W = jnp.asarray([0.1, 0.2])
+PZ = 0.2
+
+
+def rotation_z(angle):
+    c, s = jnp.cos(angle), jnp.sin(angle)
+    zero, one = jnp.zeros_like(angle), jnp.ones_like(angle)
+    return jnp.stack(
+        [
+            jnp.stack([c, -s, zero], -1),
+            jnp.stack([s, c, zero], -1),
+            jnp.stack([zero, zero, one], -1),
+        ],
+        -2,
+    )
+
+
+@pytest.mark.parametrize("lengths", [(0.5, 0.3), (0.9, 0.7), (0.25, -0.2)])
+def test_equilibrium_precesses_rigidly_under_the_mean_field(lengths):
+    """The state returned solves SC1-SC2 and, evolved by the mean-field ODE (GroupField),
+    rotates rigidly about z at Omega with its lengths and Pbar_z unchanged: it is a collective
+    precession."""
+    branches = oj.equilibrium_branches(jnp.asarray(lengths), F, W, PZ)
+    assert len(branches.Omega) >= 1
+    for k in range(len(branches.Omega)):
+        eq = oj.precession_equilibrium(
+            jnp.asarray(lengths), F, W, PZ, guess=(branches.Omega[k], branches.Q[k])
+        )
+        assert bool(eq.converged) and float(jnp.max(jnp.abs(eq.residual))) < 1e-12
+        assert_allclose(jnp.linalg.norm(eq.P, axis=-1), np.abs(lengths), rtol=0, atol=1e-12)
+        assert_allclose(F @ eq.P[:, 2], PZ, rtol=0, atol=1e-12)
+        assert_allclose(jnp.linalg.norm((F @ eq.P)[:2]), eq.Q, rtol=0, atol=1e-12)
+        field = oj.GroupField(
+            fractions=F,
+            omegas=W,
+            mu=jnp.asarray(1.0),
+            gamma=jnp.asarray(0.0),
+            B=jnp.asarray([0.0, 0, -1]),
+        )
+        ts = jnp.linspace(0.0, 20.0, 9)
+        sol = oj.solve_meanfield(field, eq.P, ts, rtol=1e-11, atol=1e-13)
+        assert_allclose(
+            sol.P, jnp.einsum("tij,gj->tgi", rotation_z(eq.Omega * ts), eq.P), rtol=0, atol=1e-9
+        )
+
+
+def test_many_groups_and_vmap():
+    """A continuous spectrum as 40 omega bins; vmapped over the lengths."""
+    omegas = jnp.linspace(-0.5, 0.5, 40)
+    fractions = jnp.full(40, 1 / 40)
+    lengths = jnp.where(omegas < 0.1, 0.8, -0.6)
+    Pz = float(fractions @ lengths) * 0.5
+    found = oj.equilibrium_branches(lengths, fractions, omegas, Pz)
+    guess = (found.Omega[0], found.Q[0])
+    scaled = jnp.stack([lengths, 0.999 * lengths, 0.998 * lengths])
+    eqs = jax.vmap(lambda l: oj.precession_equilibrium(l, fractions, omegas, Pz, guess=guess))(
+        scaled
+    )
+    assert np.all(np.asarray(eqs.converged))
+    assert float(jnp.max(jnp.abs(eqs.residual))) < 1e-11
+    assert np.all(np.diff(np.asarray(eqs.Q)) != 0)  # the family moves with the lengths
+
+
+def test_implicit_gradients_against_finite_differences():
+    lengths = jnp.asarray([0.5, 0.3])
+    found = oj.equilibrium_branches(lengths, F, W, PZ)
+    guess = (found.Omega[0], found.Q[0])
+
+    def outputs(lengths, omegas, Pz, mu):
+        eq = oj.precession_equilibrium(lengths, F, omegas, Pz, mu=mu, guess=guess)
+        return jnp.stack([eq.Omega, eq.Q])
+
+    args = (lengths, W, jnp.asarray(PZ), jnp.asarray(1.0))
+    jac = jax.jacobian(outputs, argnums=(0, 1, 2, 3))(*args)
+    h = 1e-6
+    for k, arg in enumerate(args):
+        flat = jnp.ravel(arg)
+        for m in range(flat.size):
+            e = jnp.zeros_like(flat).at[m].set(h).reshape(jnp.shape(arg))
+            plus = list(args)
+            minus = list(args)
+            plus[k] = arg + e
+            minus[k] = arg - e
+            fd = (outputs(*plus) - outputs(*minus)) / (2 * h)
+            analytic = jac[k][:, m] if jnp.ndim(arg) else jac[k]
+            assert_allclose(analytic, fd, rtol=1e-6, atol=1e-9, err_msg=f"argument {k}, entry {m}")
+
+
+def test_endpoint_frequency():
+    """Q -> 0 with P_g -> Pbar_z z: Omega solves
+    mu Pbar_z sum f_g/(mu Pbar_z - omega_g - Omega) = 1; for these two groups the quadratic
+    Omega^2 + 0.1 Omega - 0.008 = 0."""
+    roots = np.roots([1.0, 0.1, -0.008])
+    for guess in (-0.13, 0.04):
+        Omega = float(oj.endpoint_frequency(F, W, PZ, guess=guess))
+        assert min(abs(Omega - r) for r in roots) < 1e-12
+    assert float(oj.endpoint_frequency(F, W, PZ, guess=-0.13)) == pytest.approx(
+        min(roots), abs=1e-12
+    )
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="one entry per group"):
+        oj.precession_equilibrium(
+            jnp.asarray([0.5, 0.3]), jnp.asarray([1.0]), W, PZ, guess=(0.0, 0.3)
+        )
