@@ -12,6 +12,7 @@ Given `{p_g}` and the conserved `Pbar_z`, these fix `(Omega, Q)`. Solved with op
 method (Jacobian by autodiff; gradients of the solution by the implicit function theorem).
 """
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -186,3 +187,136 @@ def endpoint_frequency(fractions, omegas, Pz, *, guess: float, mu=1.0) -> Array:
         fn, optx.Newton(rtol=1e-12, atol=1e-14), jnp.asarray(guess, fractions.dtype), throw=False
     )
     return solution.value
+
+
+class PathSolution(eqx.Module):
+    """A miscidynamic path: `ts` `(T,)`, signed `lengths` `(T, G)`, `Omega` `(T,)`, `Q` `(T,)`,
+    and the group vectors `P` `(T, G, 3)` in the co-rotating frame (`Pbar_perp` along `+x`)."""
+
+    ts: Array
+    lengths: Array
+    Omega: Array
+    Q: Array
+    P: Array
+
+
+def _target(eq: Equilibrium, omegas, Pz, mu):
+    """`Hhat'_g . Pbar = (mu Q^2 + a_g Pbar_z) / h_g`: where each length relaxes to (SPEC (MD))."""
+    a = mu * Pz - omegas - eq.Omega
+    h = jnp.sqrt(a**2 + (mu * eq.Q) ** 2)
+    return (mu * eq.Q**2 + a * Pz) / h
+
+
+class _PathField(eqx.Module):
+    fractions: Array
+    omegas: Array
+    Pz: Array
+    mu: Array
+    rate: Array
+
+    def __call__(self, t, y, args=None):
+        G = self.fractions.shape[0]
+        lengths, guess = y[:G], y[G:]
+
+        def solve(lengths):
+            return precession_equilibrium(
+                lengths, self.fractions, self.omegas, self.Pz, mu=self.mu, guess=guess
+            )
+
+        eq = solve(lengths)
+        dp = -self.rate * (lengths - _target(eq, self.omegas, self.Pz, self.mu))
+        _, tangent = jax.jvp(
+            lambda l: (lambda e: jnp.stack([e.Omega, e.Q]))(solve(l)), (lengths,), (dp,)
+        )
+        bad = ~eq.converged | (jnp.max(jnp.abs(eq.residual)) > 1e-8)
+        dp = eqx.error_if(
+            dp,
+            bad,
+            "miscidynamic_path lost its equilibrium branch: Newton did not converge from the "
+            "previous (Omega, Q) (a fold of the branch, or its end at Q -> 0); shorten the path "
+            "or re-seed it",
+        )
+        return jnp.concatenate([dp, tangent])
+
+
+def miscidynamic_path(
+    lengths: Float[ArrayLike, " G"],
+    fractions: Float[ArrayLike, " G"],
+    omegas: Float[ArrayLike, " G"],
+    Pz: Float[ArrayLike, ""],
+    ts: Float[ArrayLike, " T"],
+    *,
+    gamma: Float[ArrayLike, ""],
+    mu: Float[ArrayLike, ""] = 1.0,
+    rate: Float[ArrayLike, ""] | None = None,
+    guess: tuple[float, float] | None = None,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+) -> PathSolution:
+    """Integrate the slow miscidynamic dynamics (SPEC section 8, (MD)) from signed lengths `p_g`
+    at `ts[0]`, saving at `ts`:
+
+        dp_g/dt = -Gamma (p_g - (mu Q^2 + a_g Pbar_z) / h_g),   Gamma = (4/3) mu gamma by default,
+
+    with `(Omega, Q)` re-solved from SC1-SC2 at every stage (Newton warm-started from the
+    tracked values, which follow the branch along the implicit derivative). `guess` seeds the
+    branch (default: the best one of `equilibrium_branches`). A lost branch raises an error.
+    """
+    params = _params(lengths, fractions, omegas, Pz, mu)
+    lengths, fractions, omegas, Pz, mu = params
+    gamma = jnp.asarray(gamma, dtype=lengths.dtype)
+    rate = (4 / 3) * mu * gamma if rate is None else jnp.asarray(rate, dtype=lengths.dtype)
+    start = precession_equilibrium(lengths, fractions, omegas, Pz, mu=mu, guess=guess)
+    ts = jnp.asarray(ts, dtype=lengths.dtype)
+    y0 = jnp.concatenate([lengths, jnp.stack([start.Omega, start.Q])])
+
+    solution = diffrax.diffeqsolve(
+        diffrax.ODETerm(_PathField(fractions, omegas, Pz, mu, rate)),
+        diffrax.Tsit5(),
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=None,
+        y0=y0,
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=100_000,
+    )
+    G = fractions.shape[0]
+    path_lengths = solution.ys[:, :G]
+    eqs = jax.vmap(lambda l, g: precession_equilibrium(l, fractions, omegas, Pz, mu=mu, guess=g))(
+        path_lengths, solution.ys[:, G:]
+    )
+    return PathSolution(ts=ts, lengths=path_lengths, Omega=eqs.Omega, Q=eqs.Q, P=eqs.P)
+
+
+def kicked_path(
+    lengths, fractions, omegas, Pz, *, gamma, kick_time, n_kicks: int, mu=1.0, rate=None, guess=None
+) -> PathSolution:
+    """The poster's discrete recipe: from an equilibrium, change the lengths by one relaxation
+    step of duration `kick_time` (`p -> p - Gamma kick_time (p - Hhat'.Pbar)`), find the new
+    equilibrium with the new lengths (warm start), repeat `n_kicks` times. Converges to
+    `miscidynamic_path` as `kick_time -> 0` (first order)."""
+    params = _params(lengths, fractions, omegas, Pz, mu)
+    lengths, fractions, omegas, Pz, mu = params
+    rate = (
+        (4 / 3) * mu * jnp.asarray(gamma, lengths.dtype)
+        if rate is None
+        else jnp.asarray(rate, lengths.dtype)
+    )
+    start = precession_equilibrium(lengths, fractions, omegas, Pz, mu=mu, guess=guess)
+
+    def kick(eq_and_lengths, _):
+        eq, p = eq_and_lengths
+        p = p - rate * kick_time * (p - _target(eq, omegas, Pz, mu))
+        eq = precession_equilibrium(p, fractions, omegas, Pz, mu=mu, guess=(eq.Omega, eq.Q))
+        return (eq, p), (p, eq)
+
+    _, (ps, eqs) = jax.lax.scan(kick, (start, lengths), None, length=n_kicks)
+    join = lambda first, rest: jnp.concatenate([first[None], rest])
+    return PathSolution(
+        ts=kick_time * jnp.arange(n_kicks + 1, dtype=lengths.dtype),
+        lengths=join(lengths, ps),
+        Omega=join(start.Omega, eqs.Omega),
+        Q=join(start.Q, eqs.Q),
+        P=join(start.P, eqs.P),
+    )

@@ -114,3 +114,29 @@ def test_bad_input():
         oj.precession_equilibrium(
             jnp.asarray([0.5, 0.3]), jnp.asarray([1.0]), W, PZ, guess=(0.0, 0.3)
         )
+
+
+def test_miscidynamic_path_stays_on_equilibria_and_the_kicks_converge_to_it():
+    """Along the path every state solves SC1-SC2 with the path's lengths, Q falls, Pbar_z is
+    kept, and the poster's discrete kick recipe converges to the ODE path at first order."""
+    lengths = jnp.asarray([0.5, 0.3])
+    ts = jnp.linspace(0.0, 600.0, 4)
+    path = oj.miscidynamic_path(lengths, F, W, PZ, ts, gamma=0.01)
+    for k in range(len(ts)):
+        eq = oj.precession_equilibrium(path.lengths[k], F, W, PZ, guess=(path.Omega[k], path.Q[k]))
+        assert_allclose(
+            jnp.stack([eq.Omega, eq.Q]), jnp.stack([path.Omega[k], path.Q[k]]), rtol=0, atol=1e-10
+        )
+        assert_allclose(F @ path.P[k, :, 2], PZ, rtol=0, atol=1e-10)
+    assert np.all(np.diff(np.asarray(path.Q)) < 0)
+    # Each length relaxes toward Hhat'.Pbar: the two groups' lengths approach each other.
+    gap = np.abs(np.asarray(path.lengths[:, 0] - path.lengths[:, 1]))
+    assert gap[-1] < 0.05 * gap[0]
+    errors, kicks = [], np.asarray([20.0, 10.0, 5.0])
+    for kick in kicks:
+        discrete = oj.kicked_path(
+            lengths, F, W, PZ, gamma=0.01, kick_time=float(kick), n_kicks=int(600 / kick)
+        )
+        errors.append(float(jnp.max(jnp.abs(discrete.lengths[-1] - path.lengths[-1]))))
+    order = np.polyfit(np.log(kicks), np.log(errors), 1)[0]
+    assert 0.8 < order < 1.2, (order, errors)
