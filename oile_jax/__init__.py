@@ -22,9 +22,11 @@ from ._encounter import (
 )
 from ._equilibrium import (
     Equilibrium as Equilibrium,
+    GasPrecessionState as GasPrecessionState,
     PathSolution as PathSolution,
     endpoint_frequency as endpoint_frequency,
     equilibrium_branches as equilibrium_branches,
+    gas_precession_state as gas_precession_state,
     kicked_path as kicked_path,
     miscidynamic_path as miscidynamic_path,
     precession_equilibrium as precession_equilibrium,

@@ -140,3 +140,24 @@ def test_miscidynamic_path_stays_on_equilibria_and_the_kicks_converge_to_it():
         errors.append(float(jnp.max(jnp.abs(discrete.lengths[-1] - path.lengths[-1]))))
     order = np.polyfit(np.log(kicks), np.log(errors), 1)[0]
     assert 0.8 < order < 1.2, (order, errors)
+
+
+def test_foreground_miscidynamics_is_exact_for_the_master_equation():
+    """SPEC section 8's simplest example: the equilibria of a foreground neutrino are P = p Hhat,
+    H = omega B + mu_R P_b, and along Hhat the master equation gives exactly
+    dp/dt = -Gamma (p - Hhat . P_b); so Hhat . foreground_mean(t) = c + (p0 - c) exp(-Gamma t)."""
+    P_b = jnp.asarray([0.5, 0.2, 0.6])
+    P0 = jnp.asarray([0.1, -0.7, 0.3])
+    omega, gamma = 0.8, 0.05
+    B = oj.mixing_vector(0.3)
+    mu_R, Gamma = oj.master_rates(gamma)
+    H = omega * B + mu_R * P_b
+    Hhat = H / jnp.linalg.norm(H)
+    ts = jnp.linspace(0.0, 60.0, 7)
+    P = oj.foreground_mean(P0, P_b, ts, gamma=gamma, omega=omega, B=B)
+    c = Hhat @ P_b
+    assert_allclose(P @ Hhat, c + (P0 @ Hhat - c) * jnp.exp(-Gamma * ts), rtol=0, atol=1e-12)
+    # The transverse part dies out: the state ends on its equilibrium p Hhat.
+    assert float(jnp.linalg.norm(P[-1] - (P[-1] @ Hhat) * Hhat)) < 0.1 * float(
+        jnp.linalg.norm(P0 - (P0 @ Hhat) * Hhat)
+    )

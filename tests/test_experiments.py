@@ -92,3 +92,18 @@ def test_different_approaches_experiment(tmp_path):
         2
     )
     assert data["scan"]["difference"].shape == (2, 1)
+
+
+def test_miscidynamics_experiment(tmp_path):
+    """Small version of the validation: N = 1000, the path seeded at mu t = 300 (the gas in its
+    quasi-steady state) from the simulated gas follows it to mu t = 450 within 2% in Q and 1% in
+    Omega and the lengths (measured: 0.3%, 0.3%, 0.1%)."""
+    experiment = load("miscidynamics")
+    assert experiment.main(["--size", "smoke", "--out", str(tmp_path)]) == 0
+    data, _ = oj.read_h5(tmp_path / "miscidynamics.h5")
+    table = data["table"]  # rows: t, Q sim, Q path, Omega sim, Omega path, p1, p2 sim, p1, p2 path
+    assert table.shape[0] >= 1
+    for _, q_sim, q_path, o_sim, o_path, p1, p2, m1, m2 in table:
+        assert abs(q_path - q_sim) < 0.02 * q_sim
+        assert abs(o_path - o_sim) < 0.01 * abs(o_sim)
+        assert abs(m1 - p1) < 0.01 * p1 and abs(m2 - p2) < 0.01 * p2
