@@ -274,8 +274,15 @@ def miscidynamic_path(
     gamma = jnp.asarray(gamma, dtype=lengths.dtype)
     rate = (4 / 3) * mu * gamma if rate is None else jnp.asarray(rate, dtype=lengths.dtype)
     start = precession_equilibrium(lengths, fractions, omegas, Pz, mu=mu, guess=guess)
+    limit = 1e-8 if jnp.finfo(lengths.dtype).bits == 64 else 1e-4
+    start_Omega = eqx.error_if(
+        start.Omega,
+        ~start.converged | (jnp.max(jnp.abs(start.residual)) > limit),
+        "miscidynamic_path: no precession equilibrium at the starting lengths from this guess "
+        "(check that |Pz| <= sum_g f_g |p_g| and seed the branch with guess=(Omega, Q))",
+    )
     ts = jnp.asarray(ts, dtype=lengths.dtype)
-    y0 = jnp.concatenate([lengths, jnp.stack([start.Omega, start.Q])])
+    y0 = jnp.concatenate([lengths, jnp.stack([start_Omega, start.Q])])
 
     solution = diffrax.diffeqsolve(
         diffrax.ODETerm(_PathField(fractions, omegas, Pz, mu, rate)),

@@ -161,3 +161,28 @@ def test_foreground_miscidynamics_is_exact_for_the_master_equation():
     assert float(jnp.linalg.norm(P[-1] - (P[-1] @ Hhat) * Hhat)) < 0.1 * float(
         jnp.linalg.norm(P0 - (P0 @ Hhat) * Hhat)
     )
+
+
+def test_lost_branches_raise_clear_errors():
+    """No equilibrium can carry Pbar_z = 0.2 with lengths 0.05: the start is refused; and a path
+    driven off the end of its branch stops with the branch message."""
+    import equinox as eqx
+
+    with pytest.raises(
+        eqx.EquinoxRuntimeError, match="no precession equilibrium at the starting lengths"
+    ):
+        oj.miscidynamic_path(
+            jnp.asarray([0.05, 0.05]),
+            F,
+            W,
+            PZ,
+            jnp.asarray([0.0, 1.0]),
+            gamma=0.01,
+            guess=(-0.13, 0.3),
+        )
+    with pytest.raises(eqx.EquinoxRuntimeError, match="lost its equilibrium branch"):
+        # A negative rate (anti-relaxation) drives the lengths away from the family until no
+        # equilibrium with Q > 0 carries them.
+        oj.miscidynamic_path(
+            jnp.asarray([0.5, 0.3]), F, W, PZ, jnp.asarray([0.0, 5.0]), gamma=0.01, rate=-5.0
+        )
