@@ -275,8 +275,6 @@ def simulate_manybody(
         key=key,
         dtype=dtype,
     )
-    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.wrap_key_data(key)
     P0 = gas.initial_state(dtype)
     state = initial_state(P0, B)
     model = _GasModel(gas.counts, jnp.asarray(gas.omegas, dtype), gamma, mu, B, angles, schedule)

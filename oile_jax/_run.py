@@ -16,16 +16,18 @@ def check_count(value, name: str, minimum: int = 1) -> int:
 
 
 def check_key(key):
+    """A typed PRNG key; legacy `PRNGKey(seed)` data is wrapped (same threefry bits)."""
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
     if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
         if key.shape != ():
             raise ValueError(f"key must be a single PRNG key, got shape {key.shape}")
-    elif key.dtype != jnp.uint32 or key.shape != (2,):
+        return key
+    if key.dtype != jnp.uint32 or key.shape != (2,):
         raise ValueError(
             f"key must be a PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)), "
             f"got dtype {key.dtype} and shape {key.shape}"
         )
-    return key
+    return jax.random.wrap_key_data(key)
 
 
 def run_length(schedule, gamma, mu, n_steps, t_max, save_every) -> int:

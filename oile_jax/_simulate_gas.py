@@ -230,8 +230,6 @@ def simulate_gas(
         )
     n_intervals = n_steps // save_every
     chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
-    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.wrap_key_data(key)
 
     model = _GasModel(gas.counts, omegas, gamma, mu, B, angles, schedule)
     P = jnp.broadcast_to(gas.initial_state(dtype), (n_realizations, gas.n, 3))

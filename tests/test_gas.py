@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -372,3 +373,17 @@ def test_bad_input_names_the_argument(key, change, message):
     kw.update(change)
     with pytest.raises(ValueError, match=message):
         oj.simulate_gas(kw.pop("gas"), **kw)
+
+
+def test_legacy_and_typed_keys_give_the_same_numbers():
+    kw = dict(gamma=0.2, schedule=oj.Stochastic(dt=0.1), n_steps=4, save_every=2, n_realizations=2)
+    typed = oj.simulate_gas(TWO_GROUPS, key=jax.random.key(3), **kw)
+    legacy = oj.simulate_gas(TWO_GROUPS, key=jax.random.PRNGKey(3), **kw)
+    assert_allclose(legacy.group_mean, typed.group_mean, rtol=0, atol=0)
+    fg = dict(gamma=0.2, schedule=oj.Stochastic(dt=0.1), n_steps=4)
+    assert_allclose(
+        oj.simulate_foreground([0.0, 0, 1], [1.0, 0, 0], key=jax.random.PRNGKey(3), **fg).P,
+        oj.simulate_foreground([0.0, 0, 1], [1.0, 0, 0], key=jax.random.key(3), **fg).P,
+        rtol=0,
+        atol=0,
+    )
