@@ -3,6 +3,8 @@
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 
 def parser(doc: str, sizes) -> argparse.ArgumentParser:
     """`--out`, `--size`, `--seed`, `--force`, described by the first paragraph of `doc`."""
@@ -26,3 +28,12 @@ def outputs(p: argparse.ArgumentParser, args, *names: str) -> list[Path]:
             if path.exists():
                 p.error(f"{path} exists; pass --force to overwrite it")
     return paths
+
+
+def group_means(P, counts):
+    """Mean over each group's members (groups contiguous along axis -2): `(..., N, 3)` ->
+    `(..., G, 3)`."""
+    bounds = np.cumsum((0,) + tuple(counts))
+    return np.stack(
+        [P[..., bounds[g] : bounds[g + 1], :].mean(-2) for g in range(len(counts))], axis=-2
+    )

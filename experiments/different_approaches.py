@@ -44,13 +44,6 @@ def two_groups(n):
     return oj.Gas((n // 2, n - n // 2), OMEGAS, [up, [-x for x in up]])
 
 
-def group_means(P, counts):
-    bounds = np.cumsum((0,) + tuple(counts))
-    return np.stack(
-        [P[..., bounds[g] : bounds[g + 1], :].mean(-2) for g in range(len(counts))], axis=-2
-    )
-
-
 def run(*, size: str, seed: int) -> dict:
     n, gamma, t_max, R, scan_n, scan_gamma, scan_R = SIZES[size]
     key = jax.random.key(seed)
@@ -85,8 +78,8 @@ def run(*, size: str, seed: int) -> dict:
     P0 = jnp.asarray(np.asarray(gas.P0), ts.dtype)
     data: dict = {
         "ts": ts,
-        "exact": group_means(np.asarray(sol.exact), gas.counts).mean(0),
-        "oile": group_means(np.asarray(sol.oile), gas.counts).mean(0),
+        "exact": common.group_means(np.asarray(sol.exact), gas.counts).mean(0),
+        "oile": common.group_means(np.asarray(sol.oile), gas.counts).mean(0),
         "exact_entropy": np.asarray(sol.exact_entropy).mean(axis=(0, 2)),
         "oile_entropy": np.asarray(sol.oile_entropy).mean(axis=(0, 2)),
         "N": n,

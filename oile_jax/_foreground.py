@@ -19,7 +19,7 @@ from ._checks import (
     check_vector,
 )
 from ._encounter import encounter, encounter_vacuum, vacuum_rotation
-from ._run import check_run
+from ._run import check_run, realization_keys
 from ._schedule import AbstractSchedule, Deterministic, Stochastic, meet_probability
 
 
@@ -88,7 +88,7 @@ def _run(model: _Foreground, P0, key, n_saves: int, save_every: int, n_realizati
         _, (Ps, met) = jax.lax.scan(interval, P0, jnp.arange(n_saves - 1))
         return jnp.concatenate([P0[None], Ps]), jnp.sum(met, axis=0)
 
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(n_realizations))
+    keys = realization_keys(key, n_realizations)
     P, encounters = jax.vmap(realization)(keys)
     tau = model.schedule.step_length(model.gamma, model.mu)
     ts = tau * save_every * jnp.arange(n_saves, dtype=P.dtype)

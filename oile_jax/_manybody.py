@@ -182,6 +182,7 @@ def _run_manybody(
 ):
     from ._gas import velocities_for
     from ._random import step_words
+    from ._run import realization_keys
 
     n = P0.shape[0]
     dtype = P0.dtype
@@ -219,7 +220,7 @@ def _run_manybody(
             jnp.sqrt(jnp.sum(jnp.abs(psis) ** 2, axis=-1)),
         )
 
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(n_realizations))
+    keys = realization_keys(key, n_realizations)
     exact, oile, s_exact, s_oile, norm = _over_realizations(realization, keys)
     ts = tau * save_every * jnp.arange(n_saves, dtype=dtype)
     return ManyBodySolution(

@@ -9,6 +9,11 @@ from ._checks import check_positive, check_scalar, check_unit, check_vector, con
 from ._schedule import AbstractSchedule, Stochastic, meet_probability
 
 
+def realization_keys(key, n_realizations: int):
+    """Realization `r` uses `fold_in(key, r)`: independent of how many realizations run."""
+    return jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(n_realizations))
+
+
 def check_count(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

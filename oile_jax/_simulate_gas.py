@@ -23,7 +23,7 @@ from ._checks import check_finite, check_vector, concrete
 from ._gas import Gas, Observables, _GasModel, check_gas_state, observe, velocities_for
 from ._progress import ProgressBar
 from ._random import step_words
-from ._run import check_count, check_run
+from ._run import check_count, check_run, realization_keys
 from ._schedule import AbstractSchedule
 
 
@@ -81,7 +81,7 @@ def _initial(model: _GasModel, P, key):
         v = velocities_for(model.angles, jax.random.split(key_r)[0], n, P.dtype)
         return observe(P, model.ids(), model.counts, model.B.astype(P.dtype)), v
 
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(P.shape[0]))
+    keys = realization_keys(key, P.shape[0])
     return jax.vmap(one)(P, keys)
 
 
@@ -107,7 +107,7 @@ def _advance(
 
         return jax.lax.scan(interval, P, jnp.arange(n_intervals))
 
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(P.shape[0]))
+    keys = realization_keys(key, P.shape[0])
     return jax.vmap(one)(P, velocities, keys)
 
 
