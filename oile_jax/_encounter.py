@@ -178,4 +178,10 @@ def encounter_vacuum(
     pair = pair.reshape(pair.shape[:-4] + (4, 4))
     pair = U @ pair @ jnp.conj(jnp.swapaxes(U, -1, -2))
     new_i, new_j = partial_traces(pair)
-    return rho_to_bloch(new_i).astype(dtype), rho_to_bloch(new_j).astype(dtype)
+    new_i, new_j = rho_to_bloch(new_i).astype(dtype), rho_to_bloch(new_j).astype(dtype)
+    # The exact map conserves B.(P_i + P_j); the 4x4 products in complex arithmetic do so only
+    # to rounding, with a bias that accumulates over many encounters (measured: 2.6e-5 relative
+    # drift of the lepton number in float32 after 400 rounds). Restore it along B.
+    B = jnp.asarray(B, dtype)
+    excess = (new_i + new_j - P_i - P_j) @ B
+    return new_i - (excess / 2)[..., None] * B, new_j - (excess / 2)[..., None] * B

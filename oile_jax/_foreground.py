@@ -8,7 +8,6 @@ oscillation of its own (it is the `P_b` of SPEC sections 5 and 8).
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from ._angles import AbstractAngleModel, AbstractFreshAngleModel, angle_model
@@ -94,7 +93,7 @@ def _run(model: _Foreground, P0, key, n_saves: int, save_every: int, n_realizati
     ts = tau * save_every * jnp.arange(n_saves, dtype=P.dtype)
     mean = jnp.mean(P, axis=0)
     if n_realizations > 1:
-        stderr = jnp.std(P, axis=0, ddof=1) / np.sqrt(n_realizations)
+        stderr = jnp.std(P, axis=0, ddof=1) / n_realizations**0.5
     else:
         stderr = jnp.zeros_like(mean)
     return ForegroundSolution(ts=ts, P=P, mean=mean, stderr=stderr, encounters=encounters)
