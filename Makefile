@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 OUT    ?= results
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-all lint bench clean
+.PHONY: install run test test-all lint bench figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,14 @@ install: $(STAMP)
 ## The main job: the foreground-neutrino experiment at its small default size (figure + HDF5).
 run: $(STAMP)
 	$(PY) experiments/foreground.py --out $(OUT) --force
+
+## Every poster panel at its default size (about 20 minutes on 2 CPU cores) -> $(OUT)/.
+figures: $(STAMP)
+	$(PY) experiments/foreground.py --out $(OUT) --force
+	$(PY) experiments/two_groups.py --out $(OUT) --force
+	$(PY) experiments/miscidynamics.py --out $(OUT) --from $(OUT)/two_groups.h5 --force
+	$(PY) experiments/different_approaches.py --out $(OUT) --force
+	$(PY) experiments/meanfield_limit.py --out $(OUT) --force
 
 ## The default test suite (excludes tests marked slow).
 test: $(STAMP)

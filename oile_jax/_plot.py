@@ -22,7 +22,8 @@ def plot_foreground(data: Mapping, *, title: str | None = None):
 
     `data` maps run names to groups with `gamma`, `ts`, `mean`, `stderr`, `example` (one
     realization), `closed_form` (the master equation, `foreground_mean`) and optionally
-    `closed_form_dt` (the exact mean of the schedule at the run's `dt`), and has a `background`
+    `closed_form_dt` (the exact mean of the schedule at the run's `dt`; both only for isotropic
+    angles), and has a `background`
     group with `P_b`. Panels: the Bloch-vector trajectories in 3D; `|P|` against `mu t`; the
     component along `P_b`, with the master equation dashed and the schedule's exact mean dotted.
     Returns the matplotlib figure.
@@ -42,7 +43,7 @@ def plot_foreground(data: Mapping, *, title: str | None = None):
     for run, colour in zip(runs, colours, strict=True):
         gamma = float(run["gamma"])
         ts = np.asarray(run["ts"])
-        closed = np.asarray(run["closed_form"])
+        closed = np.asarray(run["closed_form"]) if "closed_form" in run else None
         if gamma == 0:
             label = r"$\gamma = 0$ (mean field)"
             ax3d.plot(*closed.T, color=colour, lw=1.5, label=label)
@@ -65,7 +66,8 @@ def plot_foreground(data: Mapping, *, title: str | None = None):
         par, err = mean @ b_hat, np.sqrt((stderr**2) @ (b_hat**2))
         ax_par.fill_between(ts, par - 2 * err, par + 2 * err, color=colour, alpha=0.25, lw=0)
         ax_par.plot(ts, par, color=colour, lw=1.5, label=f"{label}, simulation")
-        ax_par.plot(ts, closed @ b_hat, color="k", lw=0.8, ls="--")
+        if closed is not None:
+            ax_par.plot(ts, closed @ b_hat, color="k", lw=0.8, ls="--")
         if "closed_form_dt" in run:
             ax_par.plot(ts, np.asarray(run["closed_form_dt"]) @ b_hat, color="k", lw=0.8, ls=":")
 
@@ -97,6 +99,8 @@ def plot_two_groups(data: Mapping, *, title: str | None = None):
     realizations), `group_length` `(S, G)`, `entropy` `(S,)` and `fractions`, `omegas` `(G,)`.
     Panels: each group's mean `P_z` with the spread of its members shaded; the transverse length
     `|<P_perp>|` of each group mean; each group's mean `|P_i|` and the gas's mean entropy.
+    With a `path` group (`ts`, `P` `(T, G, 3)` from `miscidynamic_path`) the miscidynamic
+    prediction is drawn dashed on every panel.
     Returns the matplotlib figure.
     """
     plt = _pyplot()
@@ -127,12 +131,22 @@ def plot_two_groups(data: Mapping, *, title: str | None = None):
             lw=1.2,
             label=rf"$\langle|\mathbf{{P}}_i|\rangle$, group {g + 1}",
         )
+    if "path" in data:
+        # The miscidynamic path (SPEC section 8): equilibria in the co-rotating frame, whose P_z
+        # and |P_perp| are those of the lab frame.
+        path_ts, path_P = np.asarray(data["path"]["ts"]), np.asarray(data["path"]["P"])
+        style = dict(color="k", lw=1.0, ls="--", zorder=5)
+        for g in range(path_P.shape[1]):
+            axes[0].plot(path_ts, path_P[:, g, 2], **style)
+            axes[1].plot(path_ts, np.linalg.norm(path_P[:, g, :2], axis=-1), **style)
+            axes[2].plot(path_ts, np.linalg.norm(path_P[:, g], axis=-1), **style)
+        axes[0].plot([], [], color="k", lw=1.2, ls="--", label="miscidynamic path (SPEC 8)")
     axes[2].plot(
         ts,
         np.asarray(data["entropy"]) / np.log(2),
-        color="k",
-        lw=1,
-        ls="--",
+        color="0.45",
+        lw=1.5,
+        ls=":",
         label=r"entropy / $\ln 2$",
     )
     axes[0].set(
@@ -147,6 +161,106 @@ def plot_two_groups(data: Mapping, *, title: str | None = None):
     axes[2].set_title("decoherence by entanglement")
     for ax in axes:
         ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _realization_mean(x):
+    x = np.asarray(x)
+    return x.mean(0)
+
+
+def plot_run(data: Mapping, attrs: Mapping):
+    """The standard figure of an `oile run` result (`attrs["model"]`) or of an experiment file
+    written by `oile path`, `experiments/foreground.py` or `experiments/two_groups.py`."""
+    import json
+
+    config = json.loads(attrs["config"]) if "config" in attrs else {}
+    title = config.get("title") or None
+    if attrs.get("kind") == "path":
+        if "gas" in data:
+            return plot_two_groups({**data["gas"], **data["inputs"], "path": data["path"]})
+        return plot_path(data["path"])
+    if attrs.get("kind") != "run":
+        experiment = config.get("experiment")
+        if experiment == "foreground":
+            return plot_foreground(data, title=title)
+        if experiment in ("two_groups", "miscidynamics") and "group_std" in data:
+            return plot_two_groups(data, title=title)
+        raise ValueError(
+            f"no standard figure for this file (experiment {experiment!r}); its script in "
+            "experiments/ draws it"
+        )
+    model = attrs["model"]
+    if model == "foreground":
+        run = {
+            "gamma": config["physics"]["gamma"],
+            "ts": data["ts"],
+            "mean": data["mean"],
+            "stderr": data["stderr"],
+            "example": np.asarray(data["P"])[0],
+        }
+        if "master_equation" in data:
+            run["closed_form"] = data["master_equation"]
+        if "exact_mean" in data:
+            run["closed_form_dt"] = data["exact_mean"]
+        background = {"P_b": np.asarray(config["foreground"]["P_b"])}
+        return plot_foreground({"background": background, "run": run}, title=title)
+    if model in ("gas", "meanfield"):
+        several = model == "gas"
+        view = {
+            name: _realization_mean(data[name]) if several else data[name]
+            for name in ("group_mean", "group_std", "group_length", "entropy")
+        }
+        view.update(ts=data["ts"], **{k: data["groups"][k] for k in ("fractions", "omegas")})
+        return plot_two_groups(view, title=title)
+    if model == "manybody":
+        return _plot_manybody(data, title)
+    raise ValueError(f"no standard figure for model {model!r}")
+
+
+def _plot_manybody(data: Mapping, title):
+    plt = _pyplot()
+    ts = np.asarray(data["ts"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
+    exact, oile = (_realization_mean(data[f"{k}_group_mean"]) for k in ("exact", "oile"))
+    colours = plt.cm.tab10(np.arange(exact.shape[1]))
+    for g, colour in enumerate(colours):
+        axes[0].plot(ts, exact[:, g, 2], color=colour, lw=1.5, label=f"group {g + 1}, exact")
+        axes[0].plot(ts, oile[:, g, 2], color=colour, lw=1.2, ls="--", label=f"group {g + 1}, OILE")
+    for name, ls in (("exact", "-"), ("oile", "--")):
+        entropy = _realization_mean(np.asarray(data[f"{name}_entropy"]).mean(-1))
+        axes[1].plot(ts, entropy / np.log(2), color="k", ls=ls, label=name)
+    axes[0].set(xlabel=r"$\mu t$", ylabel=r"$\langle P_z \rangle$", ylim=(-1.05, 1.05))
+    axes[0].set_title("group means (realization average)")
+    axes[1].set(xlabel=r"$\mu t$", ylabel=r"entropy / $\ln 2$", ylim=(0, 1.05))
+    axes[1].set_title("one-neutrino entanglement entropy")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_path(path: Mapping, *, title: str | None = None):
+    """A miscidynamic path (`miscidynamic_path` data: `ts`, `lengths` `(T, G)`, `Omega`, `Q`):
+    the group lengths `|p_g|`, `Q = |Pbar_perp|` and the precession frequency against time."""
+    plt = _pyplot()
+    ts = np.asarray(path["ts"])
+    lengths = np.abs(np.asarray(path["lengths"]))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
+    for g in range(lengths.shape[1]):
+        axes[0].plot(ts, lengths[:, g], lw=1.5, label=rf"$|p_{g + 1}|$")
+    axes[1].plot(ts, np.asarray(path["Q"]), color="k", lw=1.5)
+    axes[2].plot(ts, np.asarray(path["Omega"]), color="k", lw=1.5)
+    axes[0].set(xlabel=r"$\mu t$", ylabel="group length", ylim=(0, 1.05))
+    axes[0].legend(fontsize=8)
+    axes[1].set(xlabel=r"$\mu t$", ylabel=r"$Q = |\bar{\mathbf{P}}_\perp|$", ylim=(0, None))
+    axes[2].set(xlabel=r"$\mu t$", ylabel=r"$\Omega$ ($\mu$)")
+    axes[0].set_title("miscidynamic path: lengths")
+    axes[1].set_title("transverse polarization")
+    axes[2].set_title("precession frequency")
     if title:
         fig.suptitle(title)
     return fig

@@ -60,8 +60,16 @@ def test_two_groups_experiment(tmp_path):
     )
     # Lepton number B . sum P = -(600 - 400) sqrt(1 - 1e-6) is conserved (float32: 1e-5 relative).
     assert np.allclose(data["lepton"], -200 * np.sqrt(1 - 1e-6), rtol=1e-5, atol=0)
-    # The 1e-3 seed has grown: the collective instability developed by mu t = 60.
+    # The 1e-3 seed has grown: the collective instability developed by mu t = 450.
     assert np.all(np.linalg.norm(data["group_mean"][-1, :, :2], axis=-1) > 0.1)
+    # The dashed miscidynamic path starts at mu t = 300 and conserves Pbar_z = -lepton / N.
+    path = data["path"]
+    assert path["ts"][0] == 300.0 and path["ts"][-1] == data["ts"][-1]
+    Pz = np.asarray([0.6, 0.4]) @ path["P"][..., 2].T
+    assert np.allclose(Pz, -data["lepton"][0, 0] / 1000, rtol=0, atol=1e-4)
+    # It stays close to the gas (the comparison in detail: miscidynamics.py).
+    k = np.searchsorted(data["ts"], path["ts"])
+    assert np.max(np.abs(path["P"][..., 2] - data["group_mean"][k, :, 2])) < 0.05
 
 
 def test_meanfield_limit_experiment(tmp_path):

@@ -1,0 +1,109 @@
+"""The gas throughput benchmark behind `oile bench` and `experiments/benchmark_gas.py`:
+encounters per second of `simulate_gas` against the research prototype's algorithm, measured in
+the same run."""
+
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+SIGMA = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=complex)
+SWAP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=complex)
+
+
+def prototype_rate(n: int, n_encounters: int, rng, gamma: float = 0.01) -> float:
+    """The research prototype's algorithm, the baseline: NumPy, a gas of `n` neutrinos (2x2
+    density matrices) with fixed isotropic velocities; each encounter picks a uniformly random
+    pair, builds the 4x4 pair state, applies `U = cos c - i sin c SWAP`, and writes both partial
+    traces back. Returns encounters per second."""
+    P = rng.normal(size=(n, 3))
+    P /= 2 * np.linalg.norm(P, axis=-1, keepdims=True)
+    rhos = (np.eye(2) + np.einsum("na,aij->nij", P, SIGMA)) / 2
+    v = rng.normal(size=(n, 3))
+    v /= np.linalg.norm(v, axis=-1, keepdims=True)
+    start = time.perf_counter()
+    for _ in range(n_encounters):
+        i, j = rng.choice(n, size=2, replace=False)
+        c = gamma * (1 - v[i] @ v[j])
+        U = np.cos(c) * np.eye(4) - 1j * np.sin(c) * SWAP
+        pair = (U @ np.kron(rhos[i], rhos[j]) @ U.conj().T).reshape(2, 2, 2, 2)
+        rhos[i] = np.einsum("ikjk->ij", pair)
+        rhos[j] = np.einsum("kikj->ij", pair)
+    return n_encounters / (time.perf_counter() - start)
+
+
+def gas_rate(
+    n: int, steps: int, key, p: float = 1.0, n_realizations: int = 1
+) -> tuple[float, float]:
+    """`(encounters per second, compile seconds)` of `simulate_gas` for `steps` steps: two groups
+    (60% / 40%, omega = 0.1, 0.2), gamma = 0.01, `dt = p gamma / mu`, vacuum on, fixed
+    velocities, float32. Timed on a second call with another gamma (no recompilation)."""
+    from ._gas import Gas
+    from ._schedule import Stochastic
+    from ._simulate_gas import simulate_gas
+
+    gas = Gas(
+        (6 * n // 10, n - 6 * n // 10),
+        (0.1, 0.2),
+        [[1e-3, 0.0, np.sqrt(1 - 1e-6)], [-1e-3, 0.0, -np.sqrt(1 - 1e-6)]],
+    )
+    run = lambda gamma: simulate_gas(
+        gas,
+        gamma=gamma,
+        schedule=Stochastic(dt=p * 0.01),
+        key=key,
+        angles="fixed-velocities",
+        n_steps=steps,
+        save_every=steps,
+        n_realizations=n_realizations,
+        dtype=jnp.float32,
+    )
+    start = time.perf_counter()
+    run(0.01)
+    compile_and_run = time.perf_counter() - start
+    start = time.perf_counter()
+    sol = run(0.0100001)
+    elapsed = time.perf_counter() - start
+    return float(sol.encounters[:, -1].sum()) / elapsed, compile_and_run - elapsed
+
+
+def default_steps(n: int) -> int:
+    """Steps for size `n`: about 2e8 neutrino-steps, between 20 and 2000."""
+    return int(min(2000, max(20, 2e8 / n)))
+
+
+def benchmark(
+    sizes, *, p: float = 1.0, baseline_encounters: int = 20_000, steps=None, out=print
+) -> dict:
+    """Measure the baseline and `gas_rate` for each N in `sizes`; print the table with `out`.
+    Returns `{"machine", "device", "jax", "baseline", "rows"}`."""
+    device = jax.devices()[0]
+    result = {
+        "machine": platform.processor() or platform.machine(),
+        "device": f"{device.platform}:{device.device_kind}",
+        "jax": jax.__version__,
+    }
+    out(f"# {result['machine']} | {result['device']} | jax {result['jax']}")
+    base = prototype_rate(1000, baseline_encounters, np.random.default_rng(0))
+    result["baseline"] = base
+    out(f"baseline (prototype algorithm, NumPy, N = 1000): {base:.3e} encounters/s")
+    out(f"{'N':>12}{'steps':>8}{'encounters/s':>16}{'x baseline':>12}{'compile s':>11}")
+    rows = []
+    for n in sizes:
+        n_steps = steps or default_steps(n)
+        rate, compile_s = gas_rate(n, n_steps, jax.random.key(0), p=p)
+        rows.append(
+            {
+                "n": n,
+                "steps": n_steps,
+                "p": p,
+                "rate": rate,
+                "ratio": rate / base,
+                "compile_s": compile_s,
+            }
+        )
+        out(f"{n:>12}{n_steps:>8}{rate:>16.3e}{rate / base:>12.0f}{compile_s:>11.1f}")
+    result["rows"] = rows
+    return result

@@ -1,0 +1,444 @@
+"""Run files: the TOML configuration of `oile run`, its schema, validation and presets.
+
+A configuration is a TOML document with a top-level `model` and the sections `[physics]`,
+`[schedule]`, `[run]`, `[foreground]`, `[gas]` and `[meanfield]`; which sections and keys a model
+uses is part of the schema (`SCHEMA`). `resolve` checks a parsed document against it (unknown
+keys, keys the model does not use, wrong types and out-of-range values are errors naming the key
+and what is allowed) and fills in the defaults; the result is the "resolved configuration" that
+runs and is stored in the output file.
+"""
+
+import dataclasses
+import math
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+MODELS = ("foreground", "gas", "meanfield", "manybody")
+ALL = frozenset(MODELS)
+SAMPLED = frozenset({"foreground", "gas", "manybody"})  # models with encounters and a schedule
+GROUPS = frozenset({"gas", "meanfield", "manybody"})
+REQUIRED = object()
+
+
+class ConfigError(ValueError):
+    """A configuration that does not match the schema; the message names the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    kind: str  # "str", "int", "float", "bool", "vector", "ints", "floats", "vectors"
+    default: Any
+    doc: str
+    unit: str = ""
+    allowed: tuple = ()
+    minimum: float | None = None
+    positive: bool = False
+    models: frozenset = ALL
+
+
+SCHEMA: dict[str, Key] = {
+    "model": Key("str", REQUIRED, "what to simulate", allowed=MODELS),
+    "seed": Key("int", 0, "PRNG seed (`jax.random.key(seed)`)", minimum=0),
+    "precision": Key("str", "float32", "floating-point precision", allowed=("float32", "float64")),
+    "title": Key("str", "", "figure title (default: made from the configuration)"),
+    "physics.gamma": Key(
+        "float",
+        REQUIRED,
+        "impact parameter `mu t_int` (the mean field is `gamma -> 0`); "
+        "meanfield: only used by the collision terms",
+        "1",
+        positive=True,
+    ),
+    "physics.mu": Key("float", 1.0, "neutrino-neutrino coupling", "frequency", positive=True),
+    "physics.basis": Key(
+        "str",
+        "mass",
+        "basis the Bloch vectors are written in: `B = (0, 0, -1)` (mass) or "
+        "`(sin 2theta, 0, -cos 2theta)` (flavour)",
+        allowed=("mass", "flavour", "flavor"),
+    ),
+    "physics.theta": Key("float", 0.0, "vacuum mixing angle (flavour basis only)", "rad"),
+    "physics.angles": Key(
+        "str",
+        "isotropic",
+        "angle model: fresh isotropic `1 - cos` per encounter, fixed per-neutrino velocities, or "
+        "`1 - v.v = 1` (foreground: isotropic or fixed-angle; meanfield: isotropic or "
+        "fixed-velocities)",
+        allowed=("isotropic", "fixed-velocities", "fixed-angle"),
+    ),
+    "schedule.kind": Key(
+        "str",
+        "stochastic",
+        "stochastic (a meeting with probability `mu dt / gamma` per step) or deterministic "
+        "(everyone meets once per round of length `gamma / mu`)",
+        allowed=("stochastic", "deterministic"),
+        models=SAMPLED,
+    ),
+    "schedule.dt": Key(
+        "float",
+        None,
+        "time step of the stochastic schedule, at most `gamma / mu` (default: `gamma / mu`, a "
+        "meeting every step)",
+        "1/mu",
+        positive=True,
+        models=SAMPLED,
+    ),
+    "schedule.vacuum": Key(
+        "str",
+        "split",
+        "deterministic schedule: vacuum split around the encounters, or inside them "
+        "(foreground and gas only)",
+        allowed=("split", "inside"),
+        models=SAMPLED,
+    ),
+    "run.t_max": Key(
+        "float",
+        REQUIRED,
+        "length of the run (rounded to a whole number of save intervals)",
+        "1/mu",
+        positive=True,
+    ),
+    "run.n_saves": Key("int", 101, "saved times, the initial state included", minimum=2),
+    "run.n_realizations": Key(
+        "int", 1, "independent realizations (vmapped)", minimum=1, models=SAMPLED
+    ),
+    "run.chunk_saves": Key(
+        "int",
+        10,
+        "save intervals per jitted chunk: the progress bar and checkpoint granularity",
+        minimum=1,
+        models=frozenset({"gas"}),
+    ),
+    "run.save_state": Key(
+        "bool",
+        False,
+        "also save every neutrino's Bloch vector at every save (`R S N 3` numbers)",
+        models=frozenset({"gas"}),
+    ),
+    "foreground.P0": Key(
+        "vector",
+        REQUIRED,
+        "initial Bloch vector of the foreground neutrino",
+        models=frozenset({"foreground"}),
+    ),
+    "foreground.P_b": Key(
+        "vector",
+        REQUIRED,
+        "Bloch vector of every background neutrino",
+        models=frozenset({"foreground"}),
+    ),
+    "foreground.omega": Key(
+        "float",
+        0.0,
+        "vacuum frequency of the foreground neutrino",
+        "mu",
+        models=frozenset({"foreground"}),
+    ),
+    "gas.counts": Key("ints", REQUIRED, "neutrinos per group", minimum=1, models=GROUPS),
+    "gas.omegas": Key("floats", REQUIRED, "vacuum frequency of each group", "mu", models=GROUPS),
+    "gas.P0": Key("vectors", REQUIRED, "initial Bloch vector of each group", models=GROUPS),
+    "meanfield.collision": Key(
+        "str",
+        "none",
+        "none (mean field), stochastic or deterministic (mean field plus the O(gamma) collision "
+        "term of that schedule)",
+        allowed=("none", "stochastic", "deterministic"),
+        models=frozenset({"meanfield"}),
+    ),
+    "meanfield.rtol": Key(
+        "float",
+        1e-8,
+        "relative tolerance of the ODE solver",
+        positive=True,
+        models=frozenset({"meanfield"}),
+    ),
+    "meanfield.atol": Key(
+        "float",
+        1e-10,
+        "absolute tolerance of the ODE solver",
+        positive=True,
+        models=frozenset({"meanfield"}),
+    ),
+}
+
+SECTIONS = ("physics", "schedule", "run", "foreground", "gas", "meanfield")
+
+
+def _fail(key: str, message: str):
+    raise ConfigError(f"config key {key!r}: {message}")
+
+
+def _number(key: str, value, integer: bool = False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(key, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
+    if integer and not isinstance(value, int):
+        _fail(key, f"must be an integer, got {value!r}")
+    if not math.isfinite(value):
+        _fail(key, f"must be finite, got {value!r}")
+    return value if integer else float(value)
+
+
+def _value(key: str, spec: Key, value):
+    kind = spec.kind
+    if kind == "str":
+        if not isinstance(value, str):
+            _fail(key, f"must be a string, got {value!r}")
+        if spec.allowed and value not in spec.allowed:
+            _fail(key, f"must be one of {', '.join(map(repr, spec.allowed))}, got {value!r}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            _fail(key, f"must be true or false, got {value!r}")
+        return value
+    if kind in ("int", "float"):
+        values = [_number(key, value, kind == "int")]
+    elif kind in ("ints", "floats"):
+        if not isinstance(value, list) or not value:
+            _fail(key, f"must be a non-empty list of numbers (one per group), got {value!r}")
+        values = [_number(key, v, kind == "ints") for v in value]
+    elif kind == "vector":
+        values = _vector(key, value)
+    else:  # vectors
+        if not isinstance(value, list) or not value:
+            _fail(key, f"must be a non-empty list of [x, y, z] vectors, got {value!r}")
+        vectors = [_vector(key, v) for v in value]
+        return vectors
+    for v in values:
+        if spec.positive and v <= 0:
+            _fail(key, f"must be > 0, got {v!r}")
+        if spec.minimum is not None and v < spec.minimum:
+            _fail(key, f"must be >= {spec.minimum:g}, got {v!r}")
+    return values[0] if kind in ("int", "float") else values
+
+
+def _vector(key: str, value) -> list[float]:
+    if not isinstance(value, list) or len(value) != 3:
+        _fail(key, f"must be a Bloch vector [x, y, z], got {value!r}")
+    vector = [_number(key, v) for v in value]
+    if math.hypot(*vector) > 1 + 1e-6:
+        _fail(
+            key, f"is unphysical: |P| = {math.hypot(*vector):.6g} > 1 (Bloch vectors have |P| <= 1)"
+        )
+    return vector
+
+
+def _flatten(document: dict) -> dict[str, Any]:
+    flat = {}
+    for name, value in document.items():
+        if name in SECTIONS:
+            if not isinstance(value, dict):
+                _fail(name, f"must be a table [{name}], got {value!r}")
+            for sub, item in value.items():
+                flat[f"{name}.{sub}"] = item
+        elif isinstance(value, dict):
+            _fail(name, f"unknown section; the sections are {', '.join(SECTIONS)}")
+        else:
+            flat[name] = value
+    return flat
+
+
+def resolve(document: dict) -> dict[str, Any]:
+    """Validate a parsed TOML document and fill in defaults: a nested dict with every key of the
+    model. Raises `ConfigError` naming the first offending key."""
+    flat = _flatten(document)
+    if "model" not in flat:
+        _fail("model", f"is required: one of {', '.join(map(repr, MODELS))}")
+    model = _value("model", SCHEMA["model"], flat["model"])
+    for key in flat:
+        if key not in SCHEMA:
+            section = key.split(".")[0] if "." in key else ""
+            known = sorted(k for k in SCHEMA if k.startswith(section + ".")) if section else []
+            known = known or sorted(k for k in SCHEMA if "." not in k)
+            _fail(key, f"unknown key; the keys here are {', '.join(known)}")
+        if model not in SCHEMA[key].models:
+            _fail(key, f"is not used by model {model!r}")
+    resolved: dict[str, Any] = {}
+    for key, spec in SCHEMA.items():
+        if model not in spec.models:
+            continue
+        if key in flat:
+            value = _value(key, spec, flat[key])
+        elif spec.default is REQUIRED and not _optional(key, model, flat):
+            _fail(key, f"is required for model {model!r}: {spec.doc}")
+        else:
+            value = None if spec.default is REQUIRED else spec.default
+        resolved[key] = value
+    _check_together(resolved, model, set(flat))
+    nested: dict[str, Any] = {}
+    for key, value in resolved.items():
+        if "." in key:
+            section, name = key.split(".")
+            nested.setdefault(section, {})[name] = value
+        else:
+            nested[key] = value
+    return nested
+
+
+def _optional(key: str, model: str, flat: dict) -> bool:
+    """gamma is needed by the mean field only for its collision terms."""
+    return (
+        key == "physics.gamma"
+        and model == "meanfield"
+        and flat.get("meanfield.collision", "none") == "none"
+    )
+
+
+def _check_together(c: dict, model: str, given: set):
+    if c["physics.basis"] == "mass" and c["physics.theta"] != 0:
+        _fail("physics.theta", "is the flavour-basis mixing angle; remove it for basis 'mass'")
+    if model in SAMPLED:
+        stochastic = c["schedule.kind"] == "stochastic"
+        if not stochastic and "schedule.dt" in given:
+            _fail("schedule.dt", "is used by the stochastic schedule only (kind='deterministic')")
+        if stochastic and c["schedule.vacuum"] != "split":
+            _fail("schedule.vacuum", "'inside' needs the deterministic schedule (kind)")
+        if stochastic and c["schedule.dt"] is not None:
+            limit = c["physics.gamma"] / c["physics.mu"]
+            if c["schedule.dt"] > limit * (1 + 1e-12):
+                _fail(
+                    "schedule.dt",
+                    f"must be <= gamma / mu = {limit:g} (the meeting probability mu dt / gamma "
+                    f"must be <= 1), got {c['schedule.dt']:g}",
+                )
+    if model == "foreground":
+        if c["physics.angles"] == "fixed-velocities":
+            _fail(
+                "physics.angles",
+                "'fixed-velocities' is not available for the foreground model (its partners "
+                "are fresh every encounter); use 'isotropic' or 'fixed-angle'",
+            )
+    else:
+        G = len(c["gas.counts"])
+        for key in ("gas.omegas", "gas.P0"):
+            if len(c[key]) != G:
+                _fail(key, f"needs one entry per group: {G} (gas.counts), got {len(c[key])}")
+        if model in ("gas", "manybody") and sum(c["gas.counts"]) % 2:
+            _fail(
+                "gas.counts",
+                f"sum to N = {sum(c['gas.counts'])}; pairing every neutrino needs N even",
+            )
+        if model == "manybody":
+            from ._manybody import MAX_QUBITS
+
+            if sum(c["gas.counts"]) > MAX_QUBITS:
+                _fail(
+                    "gas.counts",
+                    f"sum to N = {sum(c['gas.counts'])}; the exact many-body state takes "
+                    f"N <= {MAX_QUBITS} (2^N amplitudes)",
+                )
+            if any(abs(math.hypot(*p) - 1) > 1e-6 for p in c["gas.P0"]):
+                _fail("gas.P0", "must be pure states (|P| = 1) for the many-body model")
+            if c["schedule.kind"] == "deterministic" and c["schedule.vacuum"] == "inside":
+                _fail("schedule.vacuum", "'inside' is not available for the many-body model")
+        if model == "meanfield" and c["physics.angles"] == "fixed-angle":
+            _fail(
+                "physics.angles",
+                "the mean-field model takes 'isotropic' (group ODE) or 'fixed-velocities' "
+                "(multi-angle ODE)",
+            )
+
+
+def parse_value(text: str):
+    """A `--set key=value` value: TOML syntax (numbers, booleans, lists, quoted strings), or a
+    bare word taken as a string."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(document: dict, overrides: list[str]) -> dict:
+    """`--set section.key=value` overrides on a parsed document (a copy)."""
+    document = {k: dict(v) if isinstance(v, dict) else v for k, v in document.items()}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set takes section.key=value, got {item!r}")
+        key, text = (part.strip() for part in item.split("=", 1))
+        if key not in SCHEMA:
+            _fail(key, f"unknown key; the keys are {', '.join(SCHEMA)}")
+        if "." in key:
+            section, name = key.split(".")
+            document.setdefault(section, {})[name] = parse_value(text)
+        else:
+            document[key] = parse_value(text)
+    return document
+
+
+def presets() -> dict[str, Path]:
+    """The named presets shipped with the package: name -> TOML file."""
+    folder = resources.files("oile_jax") / "presets"
+    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
+
+
+def load(source: str) -> tuple[dict, str]:
+    """Parse a TOML file or a preset name: `(document, the source's name)`."""
+    path = Path(source)
+    known = presets()
+    if not path.suffix and source in known:
+        path = known[source]
+    elif not path.exists():
+        raise ConfigError(
+            f"CONFIG={source!r} is neither a TOML file nor a preset; "
+            f"the presets are {', '.join(sorted(known))}"
+        )
+    try:
+        return tomllib.loads(path.read_text()), path.stem
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text (TOML) file") from None
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def dumps(config: dict) -> str:
+    """A resolved configuration as TOML (keys whose value is unset are left out)."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in config.items() if not isinstance(v, dict)]
+    for section, table in config.items():
+        if isinstance(table, dict):
+            lines += ["", f"[{section}]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def reference() -> str:
+    """The configuration reference as a Markdown table (kept in the README by a test)."""
+    kinds = {
+        "str": "string",
+        "int": "integer",
+        "float": "number",
+        "bool": "boolean",
+        "vector": "[x, y, z]",
+        "ints": "list of integers",
+        "floats": "list of numbers",
+        "vectors": "list of [x, y, z]",
+    }
+    rows = ["| key | type | unit | default | models | meaning |", "|---|---|---|---|---|---|"]
+    for key, spec in SCHEMA.items():
+        default = (
+            "required"
+            if spec.default is REQUIRED
+            else "see meaning"
+            if spec.default is None
+            else f"`{_toml_value(spec.default)}`"
+        )
+        doc = spec.doc + (
+            f" ({' / '.join(f'`{a}`' for a in spec.allowed)})" if spec.allowed else ""
+        )
+        models = "all" if spec.models == ALL else ", ".join(m for m in MODELS if m in spec.models)
+        rows.append(
+            f"| `{key}` | {kinds[spec.kind]} | {spec.unit} | {default} | {models} | {doc} |"
+        )
+    return "\n".join(rows)

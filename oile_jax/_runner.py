@@ -1,0 +1,283 @@
+"""Run a resolved configuration (see `_config`) and write its HDF5 result.
+
+Every model writes `ts` and its saved observables; the root attributes hold `kind = "run"`, the
+model, the resolved configuration (JSON and TOML) and the provenance of `write_h5`. Gas runs
+write a checkpoint beside the output after every chunk; an interrupted run continues from it
+with `resume=True` and gives exactly the numbers of an uninterrupted run.
+"""
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._angles import FixedVelocities
+from ._config import dumps
+from ._gas import Gas, observe, velocities_for
+from ._io import write_h5
+from ._run import realization_keys
+from ._schedule import Deterministic, Stochastic
+from ._state import mixing_vector
+
+
+def checkpoint_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".checkpoint.h5")
+
+
+def _dtype(config):
+    dtype = jnp.dtype(config["precision"])
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError("precision='float64' needs jax.config.update('jax_enable_x64', True)")
+    return dtype
+
+
+def _vacuum(config, dtype):
+    physics = config["physics"]
+    return mixing_vector(physics["theta"], physics["basis"], dtype=dtype)
+
+
+def _schedule(config):
+    physics, schedule = config["physics"], config["schedule"]
+    if schedule["kind"] == "deterministic":
+        return Deterministic(vacuum=schedule["vacuum"])
+    return Stochastic(dt=schedule["dt"] or physics["gamma"] / physics["mu"])
+
+
+def _saving(config, schedule) -> tuple[int, int]:
+    """`(n_steps, save_every)` for `run.t_max` and `run.n_saves`."""
+    physics, run = config["physics"], config["run"]
+    tau = float(np.asarray(schedule.step_length(physics["gamma"], physics["mu"])))
+    intervals = run["n_saves"] - 1
+    save_every = max(1, round(run["t_max"] / tau / intervals))
+    return save_every * intervals, save_every
+
+
+def _gas(config, dtype) -> Gas:
+    gas = config["gas"]
+    return Gas(gas["counts"], jnp.asarray(gas["omegas"], dtype), jnp.asarray(gas["P0"], dtype))
+
+
+def _groups(gas: Gas) -> dict:
+    return {
+        "counts": np.asarray(gas.counts),
+        "fractions": gas.fractions,
+        "omegas": np.asarray(gas.omegas),
+    }
+
+
+def run_foreground(config, key, progress):
+    from ._foreground import simulate_foreground
+    from ._master import foreground_mean
+
+    dtype = _dtype(config)
+    physics, fg = config["physics"], config["foreground"]
+    schedule = _schedule(config)
+    n_steps, save_every = _saving(config, schedule)
+    B = _vacuum(config, dtype)
+    sol = simulate_foreground(
+        jnp.asarray(fg["P0"], dtype),
+        jnp.asarray(fg["P_b"], dtype),
+        gamma=physics["gamma"],
+        mu=physics["mu"],
+        omega=fg["omega"],
+        B=B,
+        schedule=schedule,
+        angles=physics["angles"],
+        key=key,
+        n_steps=n_steps,
+        save_every=save_every,
+        n_realizations=config["run"]["n_realizations"],
+        dtype=dtype,
+    )
+    data = {
+        "ts": sol.ts,
+        "P": sol.P,
+        "mean": sol.mean,
+        "stderr": sol.stderr,
+        "encounters": sol.encounters,
+    }
+    if physics["angles"] == "isotropic":
+        exact = dict(P0=fg["P0"], P_b=fg["P_b"], gamma=physics["gamma"], mu=physics["mu"])
+        exact.update(omega=fg["omega"], B=B)
+        # The master equation (dt -> 0) and, for the stochastic schedule, the exact ensemble
+        # mean of the schedule at this dt.
+        data["master_equation"] = foreground_mean(t=sol.ts, **exact)
+        if isinstance(schedule, Stochastic):
+            data["exact_mean"] = foreground_mean(t=sol.ts, dt=schedule.dt, **exact)
+    return data
+
+
+def run_gas(config, key, progress, checkpoint, resume):
+    from ._simulate_gas import simulate_gas
+
+    dtype = _dtype(config)
+    physics, run = config["physics"], config["run"]
+    schedule = _schedule(config)
+    n_steps, save_every = _saving(config, schedule)
+    gas = _gas(config, dtype)
+    sol = simulate_gas(
+        gas,
+        gamma=physics["gamma"],
+        mu=physics["mu"],
+        B=_vacuum(config, dtype),
+        schedule=schedule,
+        angles=physics["angles"],
+        key=key,
+        n_steps=n_steps,
+        save_every=save_every,
+        n_realizations=run["n_realizations"],
+        dtype=dtype,
+        save_state=run["save_state"],
+        chunk_saves=run["chunk_saves"],
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=progress,
+    )
+    data = {
+        name: getattr(sol, name)
+        for name in (
+            "ts",
+            "group_mean",
+            "group_std",
+            "group_length",
+            "group_entropy",
+            "entropy",
+            "total",
+            "lepton",
+            "encounters",
+            "final_state",
+        )
+    }
+    if sol.state is not None:
+        data["state"] = sol.state
+    if sol.velocities is not None:
+        data["velocities"] = sol.velocities
+    data["groups"] = _groups(gas)
+    return data
+
+
+def run_meanfield(config, key, progress):
+    from ._meanfield import GroupField, MultiAngleField, solve_meanfield
+
+    dtype = _dtype(config)
+    physics, run, mf = config["physics"], config["run"], config["meanfield"]
+    gas = _gas(config, dtype)
+    B = _vacuum(config, dtype)
+    gamma = jnp.asarray(physics["gamma"] or 0.0, dtype)
+    mu = jnp.asarray(physics["mu"], dtype)
+    ts = jnp.linspace(0.0, run["t_max"], run["n_saves"], dtype=dtype)
+    ids = jnp.asarray(gas.group_ids())
+    if physics["angles"] == "isotropic":
+        field = GroupField(
+            jnp.asarray(gas.fractions, dtype), gas.omegas, mu, gamma, B, mf["collision"], gas.n
+        )
+        sol = solve_meanfield(
+            field, gas.P0, ts, rtol=mf["rtol"], atol=mf["atol"], progress=bool(progress)
+        )
+        states = sol.P[:, ids]  # every member follows its group
+    else:
+        # The velocities of realization 0 of the gas run with the same seed.
+        velocities = velocities_for(
+            FixedVelocities(),
+            jax.random.split(realization_keys(key, 1)[0])[0],
+            gas.n,
+            dtype,
+        )
+        field = MultiAngleField(gas.omegas[ids], velocities, mu, gamma, B, mf["collision"])
+        sol = solve_meanfield(
+            field,
+            gas.initial_state(dtype),
+            ts,
+            rtol=mf["rtol"],
+            atol=mf["atol"],
+            progress=bool(progress),
+        )
+        states = sol.P
+    obs = jax.vmap(lambda P: observe(P, ids, gas.counts, B))(states)
+    data = {"ts": sol.ts, "groups": _groups(gas)}
+    for name in ("group_mean", "group_std", "group_length", "group_entropy", "total", "lepton"):
+        data[name] = getattr(obs, name)
+    data["entropy"] = obs.group_entropy @ jnp.asarray(gas.fractions, dtype)
+    if physics["angles"] == "fixed-velocities":
+        data["velocities"] = velocities
+    data["solver_steps"] = np.asarray(sol.stats["num_steps"])
+    return data
+
+
+def run_manybody(config, key, progress):
+    from ._manybody import simulate_manybody
+
+    dtype = _dtype(config)
+    physics = config["physics"]
+    schedule = _schedule(config)
+    n_steps, save_every = _saving(config, schedule)
+    gas = _gas(config, dtype)
+    sol = simulate_manybody(
+        gas,
+        gamma=physics["gamma"],
+        mu=physics["mu"],
+        B=_vacuum(config, dtype),
+        schedule=schedule,
+        angles=physics["angles"],
+        key=key,
+        n_steps=n_steps,
+        save_every=save_every,
+        n_realizations=config["run"]["n_realizations"],
+        dtype=dtype,
+    )
+    data = {
+        name: getattr(sol, name)
+        for name in ("ts", "exact", "oile", "exact_entropy", "oile_entropy", "norm")
+    }
+    ids, G = gas.group_ids(), gas.n_groups
+    for name in ("exact", "oile"):
+        P = np.asarray(data[name])
+        data[f"{name}_group_mean"] = np.stack([P[..., ids == g, :].mean(-2) for g in range(G)], -2)
+    data["groups"] = _groups(gas)
+    return data
+
+
+def run(
+    config: dict,
+    out: Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool | None = None,
+    attrs: dict | None = None,
+) -> Path:
+    """Run the resolved `config` and write `out` (HDF5). Refuses to start if `out` exists and
+    `force` is false, so nothing already written is lost."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    model = config["model"]
+    key = jax.random.key(config["seed"])
+    checkpoint = checkpoint_path(out)
+    if model == "gas":
+        if checkpoint.exists() and not resume:
+            raise FileExistsError(
+                f"{checkpoint} holds an interrupted run; pass --resume to continue it "
+                "(or delete it to start again)"
+            )
+        data = run_gas(config, key, progress, checkpoint, resume)
+    elif resume:
+        raise ValueError(
+            f"--resume: only gas runs write checkpoints; model {model!r} runs in one call"
+        )
+    else:
+        runner = {"foreground": run_foreground, "meanfield": run_meanfield}
+        data = runner.get(model, run_manybody)(config, key, progress)
+    data = jax.tree_util.tree_map(np.asarray, data)
+    run_attrs = {
+        "kind": "run",
+        "model": model,
+        "config": json.dumps(config),
+        "config_toml": dumps(config),
+        **(attrs or {}),
+    }
+    write_h5(out, data, attrs=run_attrs, force=force)
+    checkpoint.unlink(missing_ok=True)
+    return out

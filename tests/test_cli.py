@@ -1,0 +1,339 @@
+"""The `oile` command line: every command, run files and presets, errors, resume, outputs."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import jax
+import numpy as np
+import pytest
+
+import oile_jax as oj
+from oile_jax import _cli, _config, _simulate_gas
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def oile(*argv) -> int:
+    return _cli.main([str(a) for a in argv])
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+SMALL_GAS = """
+model = "gas"
+seed = 3
+
+[physics]
+gamma = 0.1
+angles = "fixed-velocities"
+
+[schedule]
+kind = "stochastic"
+dt = 0.05
+
+[run]
+t_max = 20.0
+n_saves = 11
+n_realizations = 2
+chunk_saves = 2
+
+[gas]
+counts = [30, 20]
+omegas = [0.1, 0.2]
+P0 = [[0.1, 0.0, 0.99], [-0.1, 0.0, -0.99]]
+"""
+
+
+def test_console_script_and_help(capsys):
+    script = shutil.which("oile", path=str(Path(sys.executable).parent))
+    assert script is not None, "pyproject.toml installs the `oile` console script"
+    done = subprocess.run([script, "--help"], capture_output=True, text=True, check=True)
+    assert "run" in done.stdout and "equilibrium" in done.stdout
+    for command in ("run", "presets", "config", "plot", "equilibrium", "path", "bench"):
+        with pytest.raises(SystemExit) as exit_:
+            oile(command, "--help")
+        assert exit_.value.code == 0
+        assert "usage: oile " + command in capsys.readouterr().out
+
+
+def test_presets_resolve_and_round_trip(capsys):
+    names = set(_config.presets())
+    assert {"foreground", "two-groups", "two-groups-meanfield", "spectrum"} <= names
+    for name in names:
+        document, _ = _config.load(name)
+        resolved = _config.resolve(document)
+        # The printed resolved configuration is itself a valid run file giving the same.
+        assert oile("config", name) == 0
+        printed = capsys.readouterr().out
+        import tomllib
+
+        assert _config.resolve(tomllib.loads(printed)) == resolved
+    assert oile("presets") == 0
+    assert "two-groups" in capsys.readouterr().out
+
+
+def test_readme_documents_every_key():
+    """The README's configuration reference is the schema's (regenerate with
+    `python -c "from oile_jax._config import reference; print(reference())"`)."""
+    assert _config.reference() in README.read_text()
+
+
+@pytest.mark.parametrize(
+    "change, key, allowed",
+    [
+        (("[physics]\ngamma = 0.1", "[physics]\ngamma = 0.1\ngama = 2"), "physics.gama", "gamma"),
+        (("[run]", "[runs]\nx = 1\n[run]"), "runs", "sections"),
+        (("gamma = 0.1", "gamma = -0.1"), "physics.gamma", "> 0"),
+        (("gamma = 0.1", 'gamma = "big"'), "physics.gamma", "number"),
+        (('kind = "stochastic"', 'kind = "sometimes"'), "schedule.kind", "'deterministic'"),
+        (("[0.1, 0.0, 0.99]", "[0.5, 0.0, 0.99]"), "gas.P0", "|P| <= 1"),
+        (("dt = 0.05", "dt = 0.5"), "schedule.dt", "gamma / mu"),
+        (("counts = [30, 20]", "counts = [31, 20]"), "gas.counts", "N even"),
+        (("omegas = [0.1, 0.2]", "omegas = [0.1]"), "gas.omegas", "one entry per group"),
+        (('model = "gas"', 'model = "fluid"'), "model", "'foreground'"),
+        (("t_max = 20.0", "t_maxx = 20.0"), "run.t_maxx", "run.t_max"),
+        (("t_max = 20.0", ""), "run.t_max", "required"),
+        (("seed = 3", "seed = 3\n[foreground]\nomega = 1.0"), "foreground.omega", "not used"),
+        (("n_saves = 11", "n_saves = 1"), "run.n_saves", ">= 2"),
+        (("chunk_saves = 2", "chunk_saves = 2.5"), "run.chunk_saves", "integer"),
+    ],
+)
+def test_bad_run_files_name_the_key(tmp_path, capsys, change, key, allowed):
+    text = SMALL_GAS.replace(*change)
+    assert text != SMALL_GAS
+    config = write(tmp_path / "bad.toml", text)
+    out = tmp_path / "out.h5"
+    assert oile("run", config, "--out", out) == 2
+    err = capsys.readouterr().err
+    assert f"'{key}'" in err and allowed in err, err
+    assert not out.exists()
+
+
+def test_bad_command_lines(tmp_path, capsys):
+    config = write(tmp_path / "gas.toml", SMALL_GAS)
+    out = tmp_path / "out.h5"
+    assert oile("run", "no-such-preset") == 2
+    assert "presets are" in capsys.readouterr().err
+    assert oile("run", write(tmp_path / "x.toml", "model = [")) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    assert oile("run", config, "--set", "physics.gammma=1", "--out", out) == 2
+    assert "'physics.gammma'" in capsys.readouterr().err
+    assert oile("run", config, "--set", "physics.gamma", "--out", out) == 2
+    assert "key=value" in capsys.readouterr().err
+    if not any(d.platform == "gpu" for d in jax.devices()):
+        assert oile("run", config, "--device", "gpu", "--out", out) == 2
+        assert "--device gpu" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        oile("run", config, "--precision", "float16")
+    assert not out.exists()
+
+
+def test_gas_run_writes_everything_and_never_overwrites(tmp_path, capsys):
+    config = write(tmp_path / "gas.toml", SMALL_GAS)
+    out = tmp_path / "gas.h5"
+    assert oile("run", config, "--out", out, "--set", "run.save_state=true") == 0
+    data, attrs = oj.read_h5(out)
+    R, S, N = 2, 11, 50
+    assert data["ts"].shape == (S,) and np.isclose(data["ts"][-1], 20.0)
+    assert data["group_mean"].shape == (R, S, 2, 3) and data["group_length"].shape == (R, S, 2)
+    assert data["state"].shape == (R, S, N, 3) and data["velocities"].shape == (R, N, 3)
+    assert data["group_mean"].dtype == np.float32
+    # Saved observables agree with the saved states.
+    assert np.allclose(
+        data["state"][..., :30, :].mean(-2), data["group_mean"][..., 0, :], atol=1e-6
+    )
+    lepton = data["lepton"]
+    assert np.allclose(lepton, lepton[:, :1], rtol=1e-5, atol=0)
+    # Provenance and the resolved configuration.
+    assert attrs["kind"] == "run" and attrs["model"] == "gas" and attrs["name"] == "gas"
+    assert attrs["oile_jax_version"] == oj.__version__ and attrs["jax_version"] == jax.__version__
+    assert attrs["device"].startswith(jax.devices()[0].platform)
+    config_back = json.loads(attrs["config"])
+    assert config_back["physics"]["gamma"] == 0.1 and config_back["run"]["save_state"] is True
+    assert config_back["precision"] == "float32" and config_back["seed"] == 3
+    assert "--set run.save_state=true" in attrs["command"]
+    # An existing output is never overwritten without --force.
+    before = out.read_bytes()
+    assert oile("run", config, "--out", out) == 2
+    assert "--force" in capsys.readouterr().err and out.read_bytes() == before
+    # --seed overrides the file's seed (--precision: see the mean-field test).
+    argv = ["--out", out, "--force", "--seed", "4", "--set", "run.save_state=true"]
+    assert oile("run", config, *argv) == 0
+    data4, attrs4 = oj.read_h5(out)
+    assert json.loads(attrs4["config"])["seed"] == 4
+    assert not np.allclose(data4["group_mean"][:, -1], data["group_mean"][:, -1], atol=1e-3)
+
+
+def test_interrupted_run_resumes_exactly(tmp_path, monkeypatch, capsys):
+    config = write(tmp_path / "gas.toml", SMALL_GAS)
+    reference, out = tmp_path / "reference.h5", tmp_path / "gas.h5"
+    assert oile("run", config, "--out", reference) == 0
+
+    write_checkpoint = _simulate_gas._write_checkpoint
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        write_checkpoint(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C after the second chunk
+
+    monkeypatch.setattr(_simulate_gas, "_write_checkpoint", interrupted)
+    assert oile("run", config, "--out", out) == 130
+    assert "--resume" in capsys.readouterr().err
+    checkpoint = tmp_path / "gas.checkpoint.h5"
+    assert checkpoint.exists() and not out.exists()
+    monkeypatch.setattr(_simulate_gas, "_write_checkpoint", write_checkpoint)
+    # A new run refuses to start over the checkpoint without --resume.
+    assert oile("run", config, "--out", out) == 2
+    assert "--resume" in capsys.readouterr().err
+    # A different run does not take this checkpoint.
+    assert oile("run", config, "--out", out, "--resume", "--seed", "9") == 2
+    assert "different run" in capsys.readouterr().err
+    assert oile("run", config, "--out", out, "--resume") == 0
+    assert not checkpoint.exists()
+    (resumed, _), (uninterrupted, _) = oj.read_h5(out), oj.read_h5(reference)
+    for name in ("group_mean", "group_std", "lepton", "encounters", "final_state"):
+        np.testing.assert_array_equal(resumed[name], uninterrupted[name])
+
+
+def test_resume_applies_to_gas_runs_only(tmp_path, capsys):
+    out = tmp_path / "fg.h5"
+    assert oile("run", "foreground", "--out", out, "--resume") == 2
+    assert "only gas runs" in capsys.readouterr().err
+
+
+def test_foreground_preset_matches_its_exact_mean(tmp_path):
+    out = tmp_path / "fg.h5"
+    assert oile("run", "foreground", "--out", out, "--set", "run.t_max=3") == 0
+    data, attrs = oj.read_h5(out)
+    assert attrs["model"] == "foreground" and data["P"].shape == (256, 201, 3)
+    # 256 realizations: the standardized error is Student-t with 255 degrees of freedom;
+    # |t| < 5 has probability 6e-7 per component.
+    t = (data["mean"][1:] - data["exact_mean"][1:]) / data["stderr"][1:]
+    assert np.max(np.abs(t)) < 5
+    assert oile("plot", out) == 0
+    png = tmp_path / "fg.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_meanfield_and_manybody_runs_and_plots(tmp_path):
+    mf = tmp_path / "mf.h5"
+    argv = ["--out", mf, "--set", "run.t_max=100", "--precision", "float64"]
+    assert oile("run", "two-groups-meanfield", *argv) == 0
+    data, _ = oj.read_h5(mf)
+    # Lepton number of the mean field plus collision: conserved (the vector field conserves it
+    # exactly; Tsit5 steps conserve linear invariants up to rounding).
+    assert data["lepton"].dtype == np.float64
+    assert np.allclose(data["lepton"], data["lepton"][0], rtol=1e-12, atol=0)
+    assert data["group_mean"].shape == (501, 2, 3)
+    mb = tmp_path / "mb.h5"
+    overrides = ["--set", "run.n_realizations=2", "--set", "gas.counts=[4, 4]"]
+    overrides += ["--precision", "float64"]
+    assert oile("run", "manybody-small", "--out", mb, *overrides) == 0
+    data, _ = oj.read_h5(mb)
+    assert data["exact"].shape == (2, 101, 8, 3)
+    assert np.allclose(data["norm"], 1, atol=1e-12)
+    # Before the first round both descriptions are the same product state.
+    np.testing.assert_allclose(data["exact"][:, 0], data["oile"][:, 0], atol=1e-12)
+    for path in (mf, mb):
+        assert oile("plot", path) == 0 and path.with_suffix(".png").stat().st_size > 20_000
+
+
+def test_plot_refuses_foreign_and_corrupt_files(tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 4)
+    assert oile("plot", corrupt) == 2
+    assert "corrupt" in capsys.readouterr().err
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = np.arange(3)
+    assert oile("plot", foreign) == 2
+    assert "not an oile_jax result" in capsys.readouterr().err
+    assert oile("plot", tmp_path / "missing.h5") == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "foreign.png").exists() and not (tmp_path / "corrupt.png").exists()
+
+
+def test_equilibrium_command(tmp_path, capsys):
+    out = tmp_path / "eq.h5"
+    args = ["--fractions", 0.6, 0.4, "--omegas", 0.1, 0.2, "--lengths", 1, -1, "--Pz", 0.2]
+    assert oile("equilibrium", *args, "--out", out) == 0
+    assert "Omega" in capsys.readouterr().out
+    data, attrs = oj.read_h5(out)
+    assert attrs["kind"] == "equilibrium" and data["Omega"].shape[0] >= 1
+    # Every equilibrium listed satisfies SC1-SC2 and conserves Pbar_z.
+    assert np.max(np.abs(data["residual"])) < 1e-10
+    assert np.allclose(data["P"][..., 2] @ np.asarray([0.6, 0.4]), 0.2, atol=1e-10)
+    # The same equilibrium from a guess next to it.
+    guess = [float(data["Omega"][0]) + 0.01, float(data["Q"][0]) * 1.1]
+    assert oile("equilibrium", *args, "--guess", *guess) == 0
+    assert f"{float(data['Omega'][0]):.8f}" in capsys.readouterr().out
+    assert oile("equilibrium", "--fractions", 0.6, 0.5, "--omegas", 0.1, 0.2) == 2
+    assert "--lengths" in capsys.readouterr().err
+    bad = ["--fractions", 0.6, 0.5, "--omegas", 0.1, 0.2, "--lengths", 1, -1, "--Pz", 0.2]
+    assert oile("equilibrium", *bad) == 2
+    assert "sum to 1" in capsys.readouterr().err
+
+
+def test_path_command_from_lengths_and_from_a_gas_run(tmp_path, capsys):
+    out = tmp_path / "path.h5"
+    args = ["--fractions", 0.6, 0.4, "--omegas", 0.1, 0.2, "--lengths", 0.9, -0.9, "--Pz", 0.2]
+    assert oile("path", *args, "--gamma", 0.01, "--t-max", 200, "--out", out) == 0
+    data, attrs = oj.read_h5(out)
+    path = data["path"]
+    assert attrs["kind"] == "path" and path["ts"].shape == (201,)
+    # Pbar_z is conserved along the path; the lengths relax (shrink) monotonically.
+    assert np.allclose(path["P"][..., 2] @ np.asarray([0.6, 0.4]), 0.2, atol=1e-8)
+    assert np.all(np.diff(np.abs(path["lengths"][:, 0])) < 0)
+    assert out.with_suffix(".png").stat().st_size > 20_000
+    assert oile("path", *args, "--gamma", 0.01, "--t-max", 200, "--out", out) == 2
+    assert "--force" in capsys.readouterr().err
+
+    gas = tmp_path / "gas.h5"
+    overrides = [
+        "--set",
+        "gas.counts=[120, 80]",
+        "--set",
+        "run.t_max=300",
+        "--set",
+        "run.n_saves=31",
+    ]
+    assert oile("run", "two-groups", "--out", gas, *overrides) == 0
+    assert oile("path", "--from", gas, "--start", 200, "--out", tmp_path / "p2.h5") == 0
+    data, _ = oj.read_h5(tmp_path / "p2.h5")
+    assert data["path"]["ts"][0] == 200.0 and "gas" in data
+    assert oile("plot", tmp_path / "p2.h5", "--out", tmp_path / "p2b.png") == 0
+    assert oile("path", "--from", gas, "--start", 1000, "--out", tmp_path / "p3.h5") == 2
+    assert "outside" in capsys.readouterr().err
+
+
+def test_bench_command(tmp_path, capsys):
+    table = tmp_path / "bench.json"
+    argv = ["--sizes", 1000, "--steps", 20, "--baseline-encounters", 200, "--json", table]
+    assert oile("bench", *argv) == 0
+    assert "encounters/s" in capsys.readouterr().out
+    result = json.loads(table.read_text())
+    (row,) = result["rows"]
+    assert row["n"] == 1000 and row["steps"] == 20 and row["rate"] > 0
+    assert np.isclose(row["ratio"], row["rate"] / result["baseline"])
+
+
+def test_readme_command_lines_parse():
+    """Every `oile ...` line of the README's bash blocks is a valid command line."""
+    import re
+    import shlex
+
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
+    lines = [line.split("#")[0].split(">")[0] for block in blocks for line in block.splitlines()]
+    commands = [shlex.split(line)[1:] for line in lines if line.startswith("oile ")]
+    assert len(commands) >= 8
+    for argv in commands:
+        _cli.parser().parse_args(argv)
