@@ -46,6 +46,14 @@ def _select_device(name: str):
         ) from None
 
 
+def _devices(text: str | None):
+    if text is None or text == "all":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise _Failure(f"--devices takes a positive number or 'all', got {text!r}")
+    return int(text)
+
+
 def _precision(name: str | None):
     if name == "float64":
         import jax
@@ -119,6 +127,7 @@ def cmd_run(args) -> int:
                 force=args.force,
                 progress=args.progress,
                 attrs={"command": command, "name": name},
+                devices=_devices(args.devices),
             )
     except KeyboardInterrupt:
         print(
@@ -390,6 +399,11 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         metavar="KEY=VALUE",
         help="override a key, e.g. --set run.t_max=100 (repeatable)",
+    )
+    p.add_argument(
+        "--devices",
+        help="gas runs: shard the realizations across this many devices, or 'all' "
+        "(run.n_realizations a multiple of it; identical numbers)",
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted gas run")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")

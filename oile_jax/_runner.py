@@ -109,7 +109,7 @@ def run_foreground(config, key, progress):
     return data
 
 
-def run_gas(config, key, progress, checkpoint, resume):
+def run_gas(config, key, progress, checkpoint, resume, devices=None):
     from ._simulate_gas import simulate_gas
 
     dtype = _dtype(config)
@@ -134,6 +134,7 @@ def run_gas(config, key, progress, checkpoint, resume):
         checkpoint=checkpoint,
         resume=resume,
         progress=progress,
+        devices=devices,
     )
     data = {
         name: getattr(sol, name)
@@ -247,9 +248,11 @@ def run(
     force: bool = False,
     progress: bool | None = None,
     attrs: dict | None = None,
+    devices=None,
 ) -> Path:
     """Run the resolved `config` and write `out` (HDF5). Refuses to start if `out` exists and
-    `force` is false, so nothing already written is lost."""
+    `force` is false, so nothing already written is lost. `devices` (gas runs): shard the
+    realizations across devices (see `simulate_gas`)."""
     out = Path(out)
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
@@ -262,7 +265,9 @@ def run(
                 f"{checkpoint} holds an interrupted run; pass --resume to continue it "
                 "(or delete it to start again)"
             )
-        data = run_gas(config, key, progress, checkpoint, resume)
+        data = run_gas(config, key, progress, checkpoint, resume, devices)
+    elif devices is not None:
+        raise ValueError(f"--devices: only gas runs shard realizations; model {model!r} does not")
     elif resume:
         raise ValueError(
             f"--resume: only gas runs write checkpoints; model {model!r} runs in one call"

@@ -25,6 +25,7 @@ from ._progress import ProgressBar
 from ._random import step_words
 from ._run import check_count, check_run, realization_keys
 from ._schedule import AbstractSchedule
+from ._sharding import realization_sharding, shard
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +177,7 @@ def simulate_gas(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool | None = None,
+    devices=None,
 ) -> GasSolution:
     """Simulate an OILE gas: `n_realizations` independent realizations, vmapped.
 
@@ -194,6 +196,10 @@ def simulate_gas(
       existing checkpoint of the same run is continued, giving exactly the numbers of an
       uninterrupted run. An existing checkpoint is never overwritten without `resume=True`.
     - `progress`: draw a progress bar on stderr (default: when stderr is a terminal).
+    - `devices`: shard the realizations across devices (`"all"`, a count, or a list of
+      `jax.Device`; `n_realizations` a multiple of their number). The numbers are exactly those
+      of an unsharded run. With `jax.distributed.initialize()` on every host, `"all"` spans the
+      hosts.
 
     `gamma`, `mu`, `B`, `dt`, the gas's `omegas` and `P0` are traced: changing them does not
     recompile; `counts`, `n_realizations`, `save_every`, chunk sizes and options are static.
@@ -232,8 +238,10 @@ def simulate_gas(
     chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
 
     model = _GasModel(gas.counts, omegas, gamma, mu, B, angles, schedule)
-    P = jnp.broadcast_to(gas.initial_state(dtype), (n_realizations, gas.n, 3))
+    sharding = realization_sharding(devices, n_realizations)
+    P = shard(jnp.broadcast_to(gas.initial_state(dtype), (n_realizations, gas.n, 3)), sharding)
     obs0, velocities = _initial(model, P, key)
+    velocities = shard(velocities, sharding)
 
     path = Path(checkpoint) if checkpoint is not None else None
     fingerprint = None
@@ -252,7 +260,7 @@ def simulate_gas(
                 )
             saved = _read_checkpoint(path, fingerprint)
             done = int(saved["step"]) // save_every
-            P = jnp.asarray(saved["state"], dtype=dtype)
+            P = shard(jnp.asarray(saved["state"], dtype=dtype), sharding)
             for name in pieces:
                 if name in saved:
                     pieces[name].append(np.asarray(saved[name]))

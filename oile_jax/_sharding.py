@@ -1,0 +1,49 @@
+"""Realizations across devices: a one-axis `jax.sharding.Mesh` over the realization axis.
+
+Realizations are independent and each draws its numbers from `fold_in(key, r)`, so a sharded
+ensemble gives exactly the numbers of an unsharded one; XLA partitions the vmapped step along
+the sharded axis with no communication except for the saved observables brought to the host.
+"""
+
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+AXIS = "realizations"
+
+
+def realization_sharding(devices: "str | int | Sequence | None", n_realizations: int):
+    """A `NamedSharding` that splits the leading (realization) axis over `devices`: `"all"`
+    (every device JAX sees, on every host), a number of devices (the first ones), a list of
+    devices, or None (no sharding)."""
+    if devices is None:
+        return None
+    if isinstance(devices, str):
+        if devices != "all":
+            raise ValueError(
+                f"devices must be 'all', a count or a list of devices, got {devices!r}"
+            )
+        devices = jax.devices()
+    elif isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
+        available = jax.devices()
+        if not 1 <= devices <= len(available):
+            raise ValueError(f"devices={devices}: between 1 and {len(available)} devices here")
+        devices = available[:devices]
+    devices = list(devices)
+    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+        raise ValueError(
+            f"devices must be 'all', a count or a list of jax devices, got {devices!r}"
+        )
+    if n_realizations % len(devices):
+        raise ValueError(
+            f"n_realizations={n_realizations} must be a multiple of the number of devices "
+            f"({len(devices)}) to shard realizations across them"
+        )
+    return NamedSharding(Mesh(np.asarray(devices), (AXIS,)), PartitionSpec(AXIS))
+
+
+def shard(x, sharding):
+    """`x` placed with `sharding` (unchanged when `sharding` is None)."""
+    return x if sharding is None else jax.device_put(x, sharding)
