@@ -19,16 +19,25 @@ FORMAT_VERSION = 1
 
 
 def provenance() -> dict[str, str]:
-    """Versions of the package, JAX and the device the computation ran on."""
+    """Versions of the package, JAX, jaxlib, Equinox and Python, and the device the computation
+    ran on (JAX's default device)."""
+    import platform
+
+    import equinox
     import jax
+    import jaxlib
 
     from . import __version__
 
-    device = jax.devices()[0]
+    device = jax.config.jax_default_device or jax.devices()[0]
     return {
         "oile_jax_version": __version__,
         "jax_version": jax.__version__,
+        "jaxlib_version": jaxlib.__version__,
+        "equinox_version": equinox.__version__,
+        "python_version": platform.python_version(),
         "device": f"{device.platform}:{device.device_kind}",
+        "n_devices": len(jax.devices()),
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 

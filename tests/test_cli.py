@@ -155,6 +155,10 @@ def test_gas_run_writes_everything_and_never_overwrites(tmp_path, capsys):
     assert attrs["kind"] == "run" and attrs["model"] == "gas" and attrs["name"] == "gas"
     assert attrs["oile_jax_version"] == oj.__version__ and attrs["jax_version"] == jax.__version__
     assert attrs["device"].startswith(jax.devices()[0].platform)
+    import jaxlib
+
+    assert attrs["jaxlib_version"] == jaxlib.__version__
+    assert attrs["python_version"] == ".".join(map(str, sys.version_info[:3]))
     config_back = json.loads(attrs["config"])
     assert config_back["physics"]["gamma"] == 0.1 and config_back["run"]["save_state"] is True
     assert config_back["precision"] == "float32" and config_back["seed"] == 3
