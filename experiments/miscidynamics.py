@@ -75,18 +75,11 @@ def run(*, size: str, seed: int, source: Path | None = None) -> dict:
     else:
         ts, group_mean = simulate(size, seed)
     fractions, omegas = np.asarray(two_groups.FRACTIONS), np.asarray(two_groups.OMEGAS)
-    start = int(np.argmin(np.abs(ts - t_start)))
-    state = oj.gas_precession_state(ts, group_mean, fractions, omegas, index=start)
-    f, w = jnp.asarray(fractions), jnp.asarray(omegas)
-    path = oj.miscidynamic_path(
-        state.lengths,
-        f,
-        w,
-        state.Pz,
-        jnp.asarray(ts[start:]),
-        gamma=two_groups.GAMMA,
-        guess=(state.Omega, state.Q),
+    state, path = oj.path_from_gas(
+        ts, group_mean, fractions, omegas, start=t_start, gamma=two_groups.GAMMA
     )
+    start = len(ts) - len(path.ts)
+    f, w = jnp.asarray(fractions), jnp.asarray(omegas)
     Q, Omega, lengths = measured(ts, group_mean, fractions)
     # The family of equilibria around the path: Q over a grid of lengths (warm start from the path).
     p1 = np.linspace(

@@ -88,18 +88,8 @@ def run(*, size: str, seed: int, progress: bool | None = None) -> dict:
 
 def path(ts, group_mean) -> dict:
     """The miscidynamic path seeded from the gas's precession state at `PATH_START`."""
-    ts, group_mean = np.asarray(ts, dtype=float), np.asarray(group_mean, dtype=float)
-    fractions, omegas = np.asarray(FRACTIONS), np.asarray(OMEGAS)
-    start = int(np.argmin(np.abs(ts - PATH_START)))
-    state = oj.gas_precession_state(ts, group_mean, fractions, omegas, index=start)
-    solution = oj.miscidynamic_path(
-        state.lengths,
-        jnp.asarray(fractions),
-        jnp.asarray(omegas),
-        state.Pz,
-        jnp.asarray(ts[start:]),
-        gamma=GAMMA,
-        guess=(state.Omega, state.Q),
+    _, solution = oj.path_from_gas(
+        ts, group_mean, np.asarray(FRACTIONS), np.asarray(OMEGAS), start=PATH_START, gamma=GAMMA
     )
     return {k: np.asarray(getattr(solution, k)) for k in ("ts", "lengths", "Omega", "Q", "P")}
 

@@ -29,6 +29,7 @@ from ._equilibrium import (
     gas_precession_state as gas_precession_state,
     kicked_path as kicked_path,
     miscidynamic_path as miscidynamic_path,
+    path_from_gas as path_from_gas,
     precession_equilibrium as precession_equilibrium,
 )
 from ._foreground import (

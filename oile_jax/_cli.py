@@ -109,8 +109,7 @@ def cmd_run(args) -> int:
     from ._io import read_h5
     from ._runner import run
 
-    _precision(args.precision)
-    config, name = _resolved(args)
+    config, name = _resolved(args)  # --precision, when given, is in the config
     _precision(config["precision"])
     out = args.out or Path("results") / f"{name}.h5"
     device = _select_device(args.device)
@@ -173,7 +172,7 @@ def cmd_plot(args) -> int:
 # oile equilibrium / path
 
 
-def _groups_args(args, G=None):
+def _groups_args(args):
     names = ("fractions", "omegas", "lengths")
     missing = [f"--{n}" for n in names if getattr(args, n) is None]
     if missing or args.Pz is None:
@@ -192,7 +191,7 @@ def _groups_args(args, G=None):
     return fractions, np.asarray(args.omegas), np.asarray(args.lengths), float(args.Pz)
 
 
-def _equilibrium_table(eqs, fractions) -> list[str]:
+def _equilibrium_table(eqs) -> list[str]:
     lines = [f"{'branch':>14}{'Omega':>14}{'Q':>12}{'|residual|':>12}  P_g (co-rotating frame)"]
     for k in range(eqs.Omega.shape[0]):
         P = np.asarray(eqs.P[k])
@@ -225,7 +224,7 @@ def cmd_equilibrium(args) -> int:
     if eqs.Omega.shape[0] == 0:
         print("no precession equilibrium with Q > 0 for these lengths and Pz")
         return 1
-    print("\n".join(_equilibrium_table(eqs, fractions)))
+    print("\n".join(_equilibrium_table(eqs)))
     if args.out:
         data = {k: np.asarray(getattr(eqs, k)) for k in ("Omega", "Q", "P", "residual", "branch")}
         inputs = {"fractions": fractions, "omegas": omegas, "lengths": lengths, "Pz": Pz}
@@ -237,22 +236,19 @@ def cmd_equilibrium(args) -> int:
 
 
 def _from_result(path: Path, start: float):
-    """`(ts, group_mean, fractions, omegas, gamma, mu)` of a gas run or of the two-group
-    experiment, from `start` on."""
+    """`(gas, gamma, mu)` of a gas run or of the two-group experiment: `gas` holds `ts` and the
+    realization-averaged `group_mean`, `group_std`, `group_length`, `entropy`, with `fractions`
+    and `omegas`."""
     from ._io import read_h5
 
     data, attrs = read_h5(path)
     config = json.loads(attrs.get("config", "{}"))
     if attrs.get("kind") == "run" and attrs.get("model") in ("gas", "meanfield"):
-        mean = np.asarray(data["group_mean"], dtype=float)
-        mean = mean.mean(0) if mean.ndim == 4 else mean
-        groups = data["groups"]
-        fractions, omegas = groups["fractions"], groups["omegas"]
+        fractions, omegas = data["groups"]["fractions"], data["groups"]["omegas"]
         gamma, mu = config["physics"]["gamma"], config["physics"]["mu"]
         if config["physics"]["basis"] != "mass":
             raise _Failure(f"{path}: miscidynamics reads the gas in the mass basis")
     elif config.get("experiment") == "two_groups":
-        mean = np.asarray(data["group_mean"], dtype=float)
         fractions, omegas = data["fractions"], data["omegas"]
         gamma, mu = config["gamma"], 1.0
     else:
@@ -262,7 +258,12 @@ def _from_result(path: Path, start: float):
         raise _Failure(f"--start {start:g} is outside the run's times [{ts[0]:g}, {ts[-1]:g})")
     if gamma is None:
         raise _Failure(f"{path}: the run has no gamma (a pure mean field has no miscidynamics)")
-    return data, ts, mean, np.asarray(fractions), np.asarray(omegas), float(gamma), float(mu)
+    names = ("group_mean", "group_std", "group_length", "entropy")
+    several = np.ndim(data["group_mean"]) == 4  # realizations first: average them
+    gas = {k: np.asarray(data[k], dtype=float) for k in names}
+    gas = {k: v.mean(0) if several else v for k, v in gas.items()}
+    gas.update(ts=ts, fractions=np.asarray(fractions), omegas=np.asarray(omegas))
+    return gas, float(gamma), float(mu)
 
 
 def cmd_path(args) -> int:
@@ -271,7 +272,7 @@ def cmd_path(args) -> int:
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    from ._equilibrium import gas_precession_state, miscidynamic_path
+    from ._equilibrium import miscidynamic_path, path_from_gas
     from ._io import write_h5
     from ._plot import plot_path, plot_two_groups
 
@@ -282,33 +283,27 @@ def cmd_path(args) -> int:
             raise _Failure(f"{path} exists; pass --force to overwrite it")
     gas = None
     if args.source is not None:
-        data, ts, mean, fractions, omegas, gamma, mu = _from_result(args.source, args.start)
-        index = int(np.argmin(np.abs(ts - args.start)))
-        state = gas_precession_state(ts, mean, fractions, omegas, index=index, mu=mu)
-        lengths, Pz, guess = state.lengths, state.Pz, (state.Omega, state.Q)
-        path_ts = ts[index:]
-        names = ("group_mean", "group_std", "group_length", "entropy")
-        several = np.ndim(data["group_mean"]) == 4  # realizations first: average them
-        gas = {k: np.asarray(data[k]).mean(0) if several else np.asarray(data[k]) for k in names}
-        gas["ts"] = ts
-        gas.update(fractions=fractions, omegas=omegas)
+        gas, gamma, mu = _from_result(args.source, args.start)
+        fractions, omegas = gas["fractions"], gas["omegas"]
+        state, solution = path_from_gas(
+            gas["ts"], gas["group_mean"], fractions, omegas, start=args.start, gamma=gamma, mu=mu
+        )
+        Pz = state.Pz
     else:
         fractions, omegas, lengths, Pz = _groups_args(args)
         if args.gamma is None or args.t_max is None:
             raise _Failure("give --gamma and --t-max (or --from RESULT.h5)")
         gamma, mu = args.gamma, args.mu
-        guess = None if args.guess is None else tuple(args.guess)
-        path_ts = np.linspace(0.0, args.t_max, args.n_saves)
-    solution = miscidynamic_path(
-        jnp.asarray(lengths),
-        jnp.asarray(fractions),
-        jnp.asarray(omegas),
-        Pz,
-        jnp.asarray(path_ts),
-        gamma=gamma,
-        mu=mu,
-        guess=guess,
-    )
+        solution = miscidynamic_path(
+            jnp.asarray(lengths),
+            jnp.asarray(fractions),
+            jnp.asarray(omegas),
+            Pz,
+            jnp.linspace(0.0, args.t_max, args.n_saves),
+            gamma=gamma,
+            mu=mu,
+            guess=None if args.guess is None else tuple(args.guess),
+        )
     result = {k: np.asarray(getattr(solution, k)) for k in ("ts", "lengths", "Omega", "Q", "P")}
     inputs = {"fractions": fractions, "omegas": omegas, "Pz": float(Pz), "gamma": gamma, "mu": mu}
     saved = {"path": result, "inputs": inputs}

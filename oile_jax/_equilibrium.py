@@ -379,3 +379,26 @@ def gas_precession_state(
     sign = np.sign(a * P[:, 2] + mu * Q * along)
     lengths = sign * np.linalg.norm(P, axis=-1)
     return GasPrecessionState(*(jnp.asarray(x) for x in (lengths, Pz, Omega, Q)))
+
+
+def path_from_gas(
+    ts, group_mean, fractions, omegas, *, start: float, gamma, mu=1.0
+) -> tuple[GasPrecessionState, PathSolution]:
+    """The miscidynamic path seeded from a simulated gas (mass basis): the precession state at
+    the save nearest `start` (`gas_precession_state`) seeds `miscidynamic_path` on that branch,
+    saved at the gas's save times from there on. `group_mean` `(S, G, 3)`, `ts` `(S,)`.
+    Returns `(state, path)`; `path.ts[0]` is the seed's time."""
+    ts = np.asarray(ts, dtype=float)
+    index = int(np.argmin(np.abs(ts - start)))
+    state = gas_precession_state(ts, group_mean, fractions, omegas, index=index, mu=mu)
+    path = miscidynamic_path(
+        state.lengths,
+        jnp.asarray(fractions),
+        jnp.asarray(omegas),
+        state.Pz,
+        jnp.asarray(ts[index:]),
+        gamma=gamma,
+        mu=mu,
+        guess=(state.Omega, state.Q),
+    )
+    return state, path

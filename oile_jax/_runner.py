@@ -59,6 +59,25 @@ def _gas(config, dtype) -> Gas:
     return Gas(gas["counts"], jnp.asarray(gas["omegas"], dtype), jnp.asarray(gas["P0"], dtype))
 
 
+def _sampling(config, key, dtype) -> dict:
+    """The arguments every encounter simulation (foreground, gas, many-body) takes alike."""
+    physics = config["physics"]
+    schedule = _schedule(config)
+    n_steps, save_every = _saving(config, schedule)
+    return dict(
+        gamma=physics["gamma"],
+        mu=physics["mu"],
+        B=_vacuum(config, dtype),
+        schedule=schedule,
+        angles=physics["angles"],
+        key=key,
+        n_steps=n_steps,
+        save_every=save_every,
+        n_realizations=config["run"]["n_realizations"],
+        dtype=dtype,
+    )
+
+
 def _groups(gas: Gas) -> dict:
     return {
         "counts": np.asarray(gas.counts),
@@ -73,23 +92,10 @@ def run_foreground(config, key, progress):
 
     dtype = _dtype(config)
     physics, fg = config["physics"], config["foreground"]
-    schedule = _schedule(config)
-    n_steps, save_every = _saving(config, schedule)
-    B = _vacuum(config, dtype)
+    sampling = _sampling(config, key, dtype)
+    schedule, B = sampling["schedule"], sampling["B"]
     sol = simulate_foreground(
-        jnp.asarray(fg["P0"], dtype),
-        jnp.asarray(fg["P_b"], dtype),
-        gamma=physics["gamma"],
-        mu=physics["mu"],
-        omega=fg["omega"],
-        B=B,
-        schedule=schedule,
-        angles=physics["angles"],
-        key=key,
-        n_steps=n_steps,
-        save_every=save_every,
-        n_realizations=config["run"]["n_realizations"],
-        dtype=dtype,
+        jnp.asarray(fg["P0"], dtype), jnp.asarray(fg["P_b"], dtype), omega=fg["omega"], **sampling
     )
     data = {
         "ts": sol.ts,
@@ -113,22 +119,11 @@ def run_gas(config, key, progress, checkpoint, resume, devices=None):
     from ._simulate_gas import simulate_gas
 
     dtype = _dtype(config)
-    physics, run = config["physics"], config["run"]
-    schedule = _schedule(config)
-    n_steps, save_every = _saving(config, schedule)
+    run = config["run"]
     gas = _gas(config, dtype)
     sol = simulate_gas(
         gas,
-        gamma=physics["gamma"],
-        mu=physics["mu"],
-        B=_vacuum(config, dtype),
-        schedule=schedule,
-        angles=physics["angles"],
-        key=key,
-        n_steps=n_steps,
-        save_every=save_every,
-        n_realizations=run["n_realizations"],
-        dtype=dtype,
+        **_sampling(config, key, dtype),
         save_state=run["save_state"],
         chunk_saves=run["chunk_saves"],
         checkpoint=checkpoint,
@@ -211,23 +206,8 @@ def run_manybody(config, key, progress):
     from ._manybody import simulate_manybody
 
     dtype = _dtype(config)
-    physics = config["physics"]
-    schedule = _schedule(config)
-    n_steps, save_every = _saving(config, schedule)
     gas = _gas(config, dtype)
-    sol = simulate_manybody(
-        gas,
-        gamma=physics["gamma"],
-        mu=physics["mu"],
-        B=_vacuum(config, dtype),
-        schedule=schedule,
-        angles=physics["angles"],
-        key=key,
-        n_steps=n_steps,
-        save_every=save_every,
-        n_realizations=config["run"]["n_realizations"],
-        dtype=dtype,
-    )
+    sol = simulate_manybody(gas, **_sampling(config, key, dtype))
     data = {
         name: getattr(sol, name)
         for name in ("ts", "exact", "oile", "exact_entropy", "oile_entropy", "norm")
