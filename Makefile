@@ -27,12 +27,12 @@ figures: $(STAMP)
 	$(PY) experiments/different_approaches.py --out $(OUT) --force
 	$(PY) experiments/meanfield_limit.py --out $(OUT) --force
 
-## The default test suite (excludes tests marked slow).
+## The default test suite (excludes tests marked slow), on every core (pytest-xdist).
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 test-all: $(STAMP)
-	$(PY) -m pytest -m ''
+	$(PY) -m pytest -n auto -m ''
 
 lint: $(STAMP)
 	$(PY) -m ruff check oile_jax tests experiments

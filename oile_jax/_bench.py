@@ -35,11 +35,19 @@ def prototype_rate(n: int, n_encounters: int, rng, gamma: float = 0.01) -> float
 
 
 def gas_rate(
-    n: int, steps: int, key, p: float = 1.0, n_realizations: int = 1
+    n: int,
+    steps: int,
+    key,
+    p: float = 1.0,
+    n_realizations: int = 1,
+    shards: int | None = None,
+    exchange_every: int = 1,
+    devices=None,
 ) -> tuple[float, float]:
     """`(encounters per second, compile seconds)` of `simulate_gas` for `steps` steps: two groups
     (60% / 40%, omega = 0.1, 0.2), gamma = 0.01, `dt = p gamma / mu`, vacuum on, fixed
-    velocities, float32. Timed on a second call with another gamma (no recompilation)."""
+    velocities, float32; `shards`, `exchange_every`, `devices` as in `simulate_gas`. Timed on a
+    second call with another gamma (no recompilation)."""
     from ._gas import Gas
     from ._schedule import Stochastic
     from ._simulate_gas import simulate_gas
@@ -59,6 +67,9 @@ def gas_rate(
         save_every=steps,
         n_realizations=n_realizations,
         dtype=jnp.float32,
+        shards=shards,
+        exchange_every=exchange_every,
+        devices=devices,
     )
     start = time.perf_counter()
     run(0.01)
@@ -67,6 +78,20 @@ def gas_rate(
     sol = run(0.0100001)
     elapsed = time.perf_counter() - start
     return float(sol.encounters[:, -1].sum()) / elapsed, compile_and_run - elapsed
+
+
+def copy_bandwidth(n_bytes: int = 1 << 28, repeats: int = 5) -> float:
+    """Bytes per second of a device-to-device array copy (`x + 0` on float32, read + write),
+    the best of `repeats`: the memory bandwidth the gas step is measured against."""
+    x = jnp.zeros(n_bytes // 4, jnp.float32)
+    copy = jax.jit(lambda x: x + 1)
+    copy(x).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        copy(x).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n_bytes / best
 
 
 def default_steps(n: int) -> int:

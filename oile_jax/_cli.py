@@ -34,10 +34,11 @@ def _floats(text):
 def _select_device(name: str):
     import jax
 
+    # This process's own devices: under jax.distributed, jax.devices() lists every host's.
     if name == "auto":
-        return jax.devices()[0]
+        return jax.local_devices()[0]
     try:
-        return jax.devices(name)[0]
+        return jax.local_devices(backend=name)[0]
     except RuntimeError:
         platforms = sorted({d.platform for d in jax.devices()})
         raise _Failure(
@@ -52,6 +53,30 @@ def _devices(text: str | None):
     if not text.isdigit() or int(text) < 1:
         raise _Failure(f"--devices takes a positive number or 'all', got {text!r}")
     return int(text)
+
+
+def _distributed(args):
+    """`jax.distributed.initialize` for a run over several processes (hosts): with
+    `--coordinator`, `--num-processes` and `--process-id`, or detected from the cluster
+    (SLURM, Open MPI, ...) with `--distributed` alone. Must come before any JAX computation."""
+    given = [args.coordinator, args.num_processes, args.process_id]
+    if not args.distributed and all(v is None for v in given):
+        return
+    if any(v is None for v in given) and any(v is not None for v in given):
+        raise _Failure(
+            "--coordinator, --num-processes and --process-id go together "
+            "(or use --distributed alone on a cluster JAX detects)"
+        )
+    import jax
+
+    try:
+        jax.distributed.initialize(
+            coordinator_address=args.coordinator,
+            num_processes=args.num_processes,
+            process_id=args.process_id,
+        )
+    except (RuntimeError, ValueError) as error:
+        raise _Failure(f"--distributed: jax.distributed.initialize failed: {error}") from None
 
 
 def _precision(name: str | None):
@@ -110,6 +135,7 @@ def cmd_run(args) -> int:
     from ._runner import run
 
     config, name = _resolved(args)  # --precision, when given, is in the config
+    _distributed(args)
     _precision(config["precision"])
     out = args.out or Path("results") / f"{name}.h5"
     device = _select_device(args.device)
@@ -134,6 +160,9 @@ def cmd_run(args) -> int:
             file=sys.stderr,
         )
         return 130
+    if jax.process_index() != 0:
+        print(f"process {jax.process_index()} of {jax.process_count()}: done (process 0 writes)")
+        return 0
     data, _ = read_h5(out)
     print(f"{config['model']} run {name!r} on {device.platform}: {_summary(config, data)}")
     print(f"{time.perf_counter() - start:.1f} s; wrote {out} (figure: oile plot {out})")
@@ -397,9 +426,19 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--devices",
-        help="gas runs: shard the realizations across this many devices, or 'all' "
-        "(run.n_realizations a multiple of it; identical numbers)",
+        help="gas runs: shard the realizations (or, with gas.shards, the neutrinos) across "
+        "this many devices, or 'all' (a divisor of run.n_realizations or gas.shards; "
+        "identical numbers)",
     )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="run over several processes/hosts: jax.distributed.initialize() detects the "
+        "cluster (SLURM, Open MPI, ...); with --devices all the run spans every host",
+    )
+    p.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    p.add_argument("--num-processes", type=int, metavar="N", help="number of processes")
+    p.add_argument("--process-id", type=int, metavar="I", help="this process, 0 ... N-1")
     p.add_argument("--resume", action="store_true", help="continue an interrupted gas run")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument(

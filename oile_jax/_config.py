@@ -139,6 +139,21 @@ SCHEMA: dict[str, Key] = {
     "gas.counts": Key("ints", REQUIRED, "neutrinos per group", minimum=1, models=GROUPS),
     "gas.omegas": Key("floats", REQUIRED, "vacuum frequency of each group", "mu", models=GROUPS),
     "gas.P0": Key("vectors", REQUIRED, "initial Bloch vector of each group", models=GROUPS),
+    "gas.shards": Key(
+        "int",
+        0,
+        "split each realization's gas into this many shards along the neutrino axis, paired "
+        "within shards and mixed by exchanges (0: no sharding); --devices places the shards",
+        minimum=0,
+        models=frozenset({"gas"}),
+    ),
+    "gas.exchange_every": Key(
+        "int",
+        1,
+        "steps between exchanges of the shards (> 1 raises repeated meetings inside a shard)",
+        minimum=1,
+        models=frozenset({"gas"}),
+    ),
     "meanfield.collision": Key(
         "str",
         "none",
@@ -318,6 +333,13 @@ def _check_together(c: dict, model: str, given: set):
             _fail(
                 "gas.counts",
                 f"sum to N = {sum(c['gas.counts'])}; pairing every neutrino needs N even",
+            )
+        shards, n = c.get("gas.shards", 0), sum(c["gas.counts"])
+        if model == "gas" and shards and (n % (shards * shards) or (n // shards) % 2):
+            _fail(
+                "gas.shards",
+                f"must fit the gas: N = {n} (gas.counts) must be a multiple of shards^2 = "
+                f"{shards * shards} with N / shards even",
             )
         if model == "manybody":
             from ._manybody import MAX_QUBITS

@@ -137,11 +137,15 @@ class _GasModel(eqx.Module):
     def ids(self):
         return jnp.asarray(np.repeat(np.arange(len(self.counts), dtype=np.int32), self.counts))
 
-    def half_rotation(self, dtype):
-        """Per-neutrino `(sin a, 1 - cos a)` of the half-step vacuum angle `a = omega_g tau / 2`."""
+    def group_half_rotation(self, dtype):
+        """Per-group `(sin a, 1 - cos a)` of the half-step vacuum angle `a = omega_g tau / 2`."""
         tau = self.schedule.step_length(self.gamma, self.mu)
         angle = (self.omegas * tau / 2).astype(dtype)
-        sin, one_minus_cos = jnp.sin(angle), 2 * jnp.sin(angle / 2) ** 2
+        return jnp.sin(angle), 2 * jnp.sin(angle / 2) ** 2
+
+    def half_rotation(self, dtype):
+        """`group_half_rotation` for every neutrino, shape `(N, 1)` each."""
+        sin, one_minus_cos = self.group_half_rotation(dtype)
         ids = self.ids()
         return sin[ids][:, None], one_minus_cos[ids][:, None]
 
@@ -149,15 +153,13 @@ class _GasModel(eqx.Module):
         sin, one_minus_cos = rotation
         B = self.B.astype(P.dtype)
         BxP = jnp.cross(jnp.broadcast_to(B, P.shape), P)
-        return P + sin * BxP + one_minus_cos * (B * (P @ B)[:, None] - P)
+        return P + sin * BxP + one_minus_cos * (B * (P @ B)[..., None] - P)
 
-    def pairs(self, words, velocities, dtype):
-        """This step's matching `(a, b)`, encounter angles `c` (0 for pairs that do not meet) and
-        number of encounters."""
-        a, b = matching(words, self.n)
-        u_meet, u_x = pair_uniforms(words, self.n // 2, dtype)
+    def angles_and_meetings(self, u_meet, u_x, v_a, v_b, dtype):
+        """Encounter angles `c` of a step's pairs (0 for pairs that do not meet) and the number
+        of encounters, from the pairs' two uniforms and (fixed-velocities model) velocities."""
         if isinstance(self.angles, FixedVelocities):
-            x = 1 - jnp.sum(velocities[a] * velocities[b], axis=-1)
+            x = 1 - jnp.sum(v_a * v_b, axis=-1)
         elif isinstance(self.angles, (Isotropic, FixedAngle)):
             x = self.angles.from_uniform(u_x)
         else:
@@ -165,33 +167,49 @@ class _GasModel(eqx.Module):
         c = self.gamma.astype(dtype) * x
         if isinstance(self.schedule, Stochastic):
             met = u_meet < meet_probability(self.schedule, self.gamma, self.mu).astype(dtype)
-            c = jnp.where(met, c, 0.0)
-            n_met = jnp.sum(met, dtype=jnp.int32)
+            return jnp.where(met, c, 0.0), jnp.sum(met, dtype=jnp.int32)
+        return c, jnp.asarray(c.size, dtype=jnp.int32)
+
+    @property
+    def vacuum_inside(self) -> bool:
+        return isinstance(self.schedule, Deterministic) and self.schedule.vacuum == "inside"
+
+    def collide(self, Pa, Pb, c, group_a, group_b):
+        """The changes `(d_a, d_b)` of the pairs `(Pa, Pb)` (groups `group_a`, `group_b`) in an
+        encounter of angle `c`; with vacuum inside, the pair also precesses for one round."""
+        dtype = Pa.dtype
+        if self.vacuum_inside:
+            tau = self.schedule.step_length(self.gamma, self.mu)
+            phase = (self.omegas * tau).astype(dtype)
+            Pa2, Pb2 = encounter_vacuum(
+                Pa, Pb, c, phase_i=phase[group_a], phase_j=phase[group_b], B=self.B.astype(dtype)
+            )
+            return Pa2 - Pa, Pb2 - Pb
+        cc = c[..., None]
+        d_a = jnp.sin(cc) ** 2 * (Pb - Pa) + (jnp.sin(2 * cc) / 2) * jnp.cross(Pb, Pa)
+        return d_a, -d_a
+
+    def pairs(self, words, velocities, dtype):
+        """This step's matching `(a, b)`, encounter angles `c` (0 for pairs that do not meet)
+        and number of encounters."""
+        a, b = matching(words, self.n)
+        u_meet, u_x = pair_uniforms(words, self.n // 2, dtype)
+        if isinstance(self.angles, FixedVelocities):
+            v_a, v_b = velocities[a], velocities[b]
         else:
-            n_met = jnp.asarray(self.n // 2, dtype=jnp.int32)
+            v_a = v_b = None
+        c, n_met = self.angles_and_meetings(u_meet, u_x, v_a, v_b, dtype)
         return a, b, c, n_met
 
     def step(self, P, words, velocities, rotation):
         """One step of one realization. Returns the new state and the number of encounters."""
-        dtype = P.dtype
-        a, b, c, n_met = self.pairs(words, velocities, dtype)
-        inside = isinstance(self.schedule, Deterministic) and self.schedule.vacuum == "inside"
-        if not inside:
+        a, b, c, n_met = self.pairs(words, velocities, P.dtype)
+        if not self.vacuum_inside:
             P = self.rotate(P, rotation)
-        Pa, Pb = P[a], P[b]
-        if inside:
-            tau = self.schedule.step_length(self.gamma, self.mu)
-            phase = (self.omegas * tau).astype(dtype)[self.ids()]
-            Pa2, Pb2 = encounter_vacuum(
-                Pa, Pb, c, phase_i=phase[a], phase_j=phase[b], B=self.B.astype(dtype)
-            )
-            d_a, d_b = Pa2 - Pa, Pb2 - Pb
-        else:
-            cc = c[:, None]
-            d_a = jnp.sin(cc) ** 2 * (Pb - Pa) + (jnp.sin(2 * cc) / 2) * jnp.cross(Pb, Pa)
-            d_b = -d_a
+        ids = self.ids()
+        d_a, d_b = self.collide(P[a], P[b], c, ids[a], ids[b])
         P = P.at[a].add(d_a, unique_indices=True).at[b].add(d_b, unique_indices=True)
-        if not inside:
+        if not self.vacuum_inside:
             P = self.rotate(P, rotation)
         return P, n_met
 

@@ -19,6 +19,7 @@ from ._gas import Gas, observe, velocities_for
 from ._io import write_h5
 from ._run import realization_keys
 from ._schedule import Deterministic, Stochastic
+from ._sharding import is_main_process
 from ._state import mixing_vector
 
 
@@ -130,6 +131,8 @@ def run_gas(config, key, progress, checkpoint, resume, devices=None):
         resume=resume,
         progress=progress,
         devices=devices,
+        shards=config["gas"]["shards"] or None,
+        exchange_every=config["gas"]["exchange_every"],
     )
     data = {
         name: getattr(sol, name)
@@ -232,7 +235,8 @@ def run(
 ) -> Path:
     """Run the resolved `config` and write `out` (HDF5). Refuses to start if `out` exists and
     `force` is false, so nothing already written is lost. `devices` (gas runs): shard the
-    realizations across devices (see `simulate_gas`)."""
+    realizations, or with `gas.shards` the neutrinos, across devices (see `simulate_gas`).
+    Under `jax.distributed`, every process runs and process 0 writes."""
     out = Path(out)
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
@@ -247,7 +251,7 @@ def run(
             )
         data = run_gas(config, key, progress, checkpoint, resume, devices)
     elif devices is not None:
-        raise ValueError(f"--devices: only gas runs shard realizations; model {model!r} does not")
+        raise ValueError(f"--devices: only gas runs use several devices; model {model!r} does not")
     elif resume:
         raise ValueError(
             f"--resume: only gas runs write checkpoints; model {model!r} runs in one call"
@@ -263,6 +267,7 @@ def run(
         "config_toml": dumps(config),
         **(attrs or {}),
     }
-    write_h5(out, data, attrs=run_attrs, force=force)
-    checkpoint.unlink(missing_ok=True)
+    if is_main_process():
+        write_h5(out, data, attrs=run_attrs, force=force)
+        checkpoint.unlink(missing_ok=True)
     return out

@@ -14,12 +14,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 AXIS = "realizations"
 
 
-def realization_sharding(devices: "str | int | Sequence | None", n_realizations: int):
-    """A `NamedSharding` that splits the leading (realization) axis over `devices`: `"all"`
-    (every device JAX sees, on every host), a number of devices (the first ones), a list of
-    devices, or None (no sharding)."""
-    if devices is None:
-        return None
+def device_list(devices: "str | int | Sequence") -> list:
+    """The devices named by a `devices` option: `"all"` (every device JAX sees, on every host),
+    a number of devices (the first ones), or a list of devices."""
     if isinstance(devices, str):
         if devices != "all":
             raise ValueError(
@@ -36,6 +33,15 @@ def realization_sharding(devices: "str | int | Sequence | None", n_realizations:
         raise ValueError(
             f"devices must be 'all', a count or a list of jax devices, got {devices!r}"
         )
+    return devices
+
+
+def realization_sharding(devices: "str | int | Sequence | None", n_realizations: int):
+    """A `NamedSharding` that splits the leading (realization) axis over `devices` (see
+    `device_list`), or None (no sharding) when `devices` is None."""
+    if devices is None:
+        return None
+    devices = device_list(devices)
     if n_realizations % len(devices):
         raise ValueError(
             f"n_realizations={n_realizations} must be a multiple of the number of devices "
@@ -47,3 +53,19 @@ def realization_sharding(devices: "str | int | Sequence | None", n_realizations:
 def shard(x, sharding):
     """`x` placed with `sharding` (unchanged when `sharding` is None)."""
     return x if sharding is None else jax.device_put(x, sharding)
+
+
+def to_host(x) -> np.ndarray:
+    """`x` as one NumPy array, on every host: arrays with shards on other hosts (after
+    `jax.distributed.initialize`) are gathered with `process_allgather`."""
+    if getattr(x, "is_fully_addressable", True):
+        return np.asarray(x)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def is_main_process() -> bool:
+    """True on the process that writes files (process 0; the only one without
+    `jax.distributed`)."""
+    return jax.process_index() == 0

@@ -25,7 +25,8 @@ from ._progress import ProgressBar
 from ._random import step_words
 from ._run import check_count, check_run, realization_keys
 from ._schedule import AbstractSchedule
-from ._sharding import realization_sharding, shard
+from ._sharded_gas import ShardedGasEngine, check_shards
+from ._sharding import is_main_process, realization_sharding, shard, to_host
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,18 +102,62 @@ def _advance(
             def step(P, s):
                 return model.step(P, step_words(key_steps, s), v, rotation)
 
-            steps = step0 + k * save_every + jnp.arange(save_every)
+            steps = step0 + k * save_every + jnp.arange(save_every, dtype=jnp.int32)
             P, met = jax.lax.scan(step, P, steps)
             obs = observe(P, ids, model.counts, model.B.astype(P.dtype))
             return P, (obs, jnp.sum(met), P if save_state else None)
 
-        return jax.lax.scan(interval, P, jnp.arange(n_intervals))
+        return jax.lax.scan(interval, P, jnp.arange(n_intervals, dtype=jnp.int32))
 
     keys = realization_keys(key, P.shape[0])
     return jax.vmap(one)(P, velocities, keys)
 
 
-def _fingerprint(gas, model, key, n_realizations, n_steps, save_every, dtype, save_state) -> str:
+class _DenseEngine:
+    """The state `(R, N, 3)` in gas order on one device, or with realizations sharded across
+    devices: start, advance, restore and bring results to the host."""
+
+    def __init__(self, model, gas, key, n_realizations, devices, dtype):
+        self.model, self.gas, self.key, self.dtype = model, gas, key, dtype
+        self.sharding = realization_sharding(devices, n_realizations)
+        self.n_realizations = n_realizations
+
+    def start(self):
+        shape = (self.n_realizations, self.gas.n, 3)
+        P = shard(jnp.broadcast_to(self.gas.initial_state(self.dtype), shape), self.sharding)
+        obs0, velocities = _initial(self.model, P, self.key)
+        self._velocities = shard(velocities, self.sharding)
+        return P, obs0
+
+    def advance(self, P, step0: int, size: int, save_every: int, save_state: bool):
+        P, (obs, met, states) = _advance(
+            self.model,
+            P,
+            self._velocities,
+            self.key,
+            jnp.asarray(step0, jnp.int32),  # traced: a new chunk must not recompile
+            size,
+            save_every,
+            save_state,
+        )
+        return P, obs, met, to_host(states) if save_state else None
+
+    def state(self, P) -> np.ndarray:
+        return to_host(P)
+
+    def velocities(self, P):
+        return to_host(self._velocities) if self._velocities.shape[-2] else None
+
+    def checkpoint(self, P) -> dict:
+        return {"state": to_host(P)}
+
+    def restore(self, saved):
+        return shard(jnp.asarray(saved["state"], dtype=self.dtype), self.sharding)
+
+
+def _fingerprint(
+    gas, model, key, n_realizations, n_steps, save_every, dtype, save_state, shards, exchange_every
+) -> str:
     values = {
         "counts": list(gas.counts),
         "omegas": np.asarray(gas.omegas, dtype=float).tolist(),
@@ -128,14 +173,18 @@ def _fingerprint(gas, model, key, n_realizations, n_steps, save_every, dtype, sa
         "save_every": save_every,
         "dtype": jnp.dtype(dtype).name,
         "save_state": save_state,
+        "shards": shards,
+        "exchange_every": exchange_every,
     }
     return json.dumps(values, sort_keys=True)
 
 
-def _write_checkpoint(path: Path, fingerprint: str, step: int, P, pieces):
+def _write_checkpoint(path: Path, fingerprint: str, step: int, state: dict, pieces):
     from ._io import write_h5
 
-    data = {"state": np.asarray(P), "step": np.int64(step)}
+    if not is_main_process():  # one writer; every process reads it on resume
+        return
+    data = {**state, "step": np.int64(step)}
     for name, values in pieces.items():
         if values:
             data[name] = np.concatenate(values, axis=1)
@@ -178,6 +227,8 @@ def simulate_gas(
     resume: bool = False,
     progress: bool | None = None,
     devices=None,
+    shards: int | None = None,
+    exchange_every: int = 1,
 ) -> GasSolution:
     """Simulate an OILE gas: `n_realizations` independent realizations, vmapped.
 
@@ -200,6 +251,12 @@ def simulate_gas(
       `jax.Device`; `n_realizations` a multiple of their number). The numbers are exactly those
       of an unsharded run. With `jax.distributed.initialize()` on every host, `"all"` spans the
       hosts.
+    - `shards`: split each realization's gas into this many shards along the neutrino axis
+      (for a gas larger than one device): pairs form within shards, and every
+      `exchange_every` steps the shards exchange random equal parts (see `_sharded_gas` for
+      the pairing statistics). `devices` then places the shards (`shards` a multiple of their
+      number), and any device count gives exactly the same numbers. N must be a multiple of
+      `shards^2` with `N / shards` even; `save_every` a multiple of `exchange_every`.
 
     `gamma`, `mu`, `B`, `dt`, the gas's `omegas` and `P0` are traced: changing them does not
     recompile; `counts`, `n_realizations`, `save_every`, chunk sizes and options are static.
@@ -238,10 +295,14 @@ def simulate_gas(
     chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
 
     model = _GasModel(gas.counts, omegas, gamma, mu, B, angles, schedule)
-    sharding = realization_sharding(devices, n_realizations)
-    P = shard(jnp.broadcast_to(gas.initial_state(dtype), (n_realizations, gas.n, 3)), sharding)
-    obs0, velocities = _initial(model, P, key)
-    velocities = shard(velocities, sharding)
+    if shards is None:
+        engine = _DenseEngine(model, gas, key, n_realizations, devices, dtype)
+    else:
+        shards, exchange_every = check_shards(shards, gas.n, exchange_every, save_every)
+        engine = ShardedGasEngine(
+            model, gas, key, n_realizations, shards, exchange_every, devices, dtype
+        )
+    carry, obs0 = engine.start()
 
     path = Path(checkpoint) if checkpoint is not None else None
     fingerprint = None
@@ -251,7 +312,16 @@ def simulate_gas(
         if any(concrete(x) is None for x in (gamma, mu, omegas, P0)):
             raise ValueError("checkpoint needs concrete parameters (not under jit or grad)")
         fingerprint = _fingerprint(
-            gas, model, key, n_realizations, n_steps, save_every, dtype, save_state
+            gas,
+            model,
+            key,
+            n_realizations,
+            n_steps,
+            save_every,
+            dtype,
+            save_state,
+            shards,
+            exchange_every if shards is not None else None,
         )
         if path.exists():
             if not resume:
@@ -260,31 +330,38 @@ def simulate_gas(
                 )
             saved = _read_checkpoint(path, fingerprint)
             done = int(saved["step"]) // save_every
-            P = shard(jnp.asarray(saved["state"], dtype=dtype), sharding)
+            carry = engine.restore(saved)
             for name in pieces:
                 if name in saved:
                     pieces[name].append(np.asarray(saved[name]))
 
+    if jax.process_count() > 1:
+        # Every process has checked the checkpoint before process 0 may write one.
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("oile_jax simulate_gas start")
     bar = ProgressBar(n_intervals, f"gas N={gas.n} R={n_realizations}", enabled=progress)
     bar.update(done)
     while done < n_intervals:
         size = min(chunk_saves, n_intervals - done)
-        P, (obs, met, states) = _advance(
-            model, P, velocities, key, done * save_every, size, save_every, save_state
+        carry, obs, met, states = engine.advance(
+            carry, done * save_every, size, save_every, save_state
         )
         for name in _FIELDS:
-            pieces[name].append(np.asarray(getattr(obs, name)))
-        pieces["encounters"].append(np.asarray(met, dtype=np.int64))
+            pieces[name].append(to_host(getattr(obs, name)))
+        pieces["encounters"].append(to_host(met).astype(np.int64))
         if save_state:
-            pieces["state"].append(np.asarray(states))
+            pieces["state"].append(states)
         done += size
         if path is not None:
-            _write_checkpoint(path, fingerprint, done * save_every, P, pieces)
+            _write_checkpoint(
+                path, fingerprint, done * save_every, engine.checkpoint(carry), pieces
+            )
         bar.update(done)
     bar.close()
 
     def series(name, first):
-        first = np.asarray(first)[:, None]
+        first = to_host(first)[:, None]
         return np.concatenate([first] + pieces[name], axis=1) if pieces[name] else first
 
     tau = (
@@ -294,17 +371,18 @@ def simulate_gas(
     )
     out = {name: series(name, getattr(obs0, name)) for name in _FIELDS}
     encounters = np.cumsum(series("encounters", np.zeros(n_realizations, np.int64)), axis=1)
+    final_state = engine.state(carry)
     state = (
-        series("state", np.asarray(jnp.broadcast_to(gas.initial_state(dtype), P.shape)))
+        series("state", np.broadcast_to(np.asarray(gas.initial_state(dtype)), final_state.shape))
         if save_state
         else None
     )
     return GasSolution(
         ts=(tau * save_every * np.arange(n_intervals + 1)).astype(dtype),
         encounters=encounters,
-        final_state=np.asarray(P),
+        final_state=final_state,
         state=state,
-        velocities=np.asarray(velocities) if velocities.shape[-2] else None,
+        velocities=engine.velocities(carry),
         counts=gas.counts,
         **out,
     )

@@ -340,4 +340,6 @@ def test_readme_command_lines_parse():
     commands = [shlex.split(line)[1:] for line in lines if line.startswith("oile ")]
     assert len(commands) >= 8
     for argv in commands:
-        _cli.parser().parse_args(argv)
+        args = _cli.parser().parse_args(argv)
+        if args.command in ("run", "config") and args.config in _config.presets():
+            _cli._resolved(args)  # the preset with these --set values is a valid run

@@ -3,9 +3,12 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+
+import numpy as np
 
 SCRIPT = textwrap.dedent(
     """
@@ -18,7 +21,7 @@ SCRIPT = textwrap.dedent(
     assert len(jax.devices()) == 8, jax.devices()
     gas = oj.Gas((30, 20), (0.1, 0.2), [[0.1, 0, 0.99], [-0.1, 0, -0.99]])
     runs, shardings = {}, {}
-    for devices in (None, 1, 2, 8):
+    for devices in (1, 2, 8):
         sol = oj.simulate_gas(
             gas, gamma=0.1, schedule=oj.Stochastic(dt=0.05), key=jax.random.key(1),
             angles="fixed-velocities", n_steps=60, save_every=10, n_realizations=8,
@@ -26,11 +29,30 @@ SCRIPT = textwrap.dedent(
         )
         runs[devices] = sol
     out = {}
-    for devices in (1, 2, 8):
+    for devices in (2, 8):
         out[devices] = {
-            name: float(np.max(np.abs(getattr(runs[devices], name) - getattr(runs[None], name))))
+            name: float(np.max(np.abs(getattr(runs[devices], name) - getattr(runs[1], name))))
             for name in ("group_mean", "group_std", "lepton", "encounters", "final_state")
         }
+    # One gas sharded along the neutrino axis: 8 shards on 1, 2 and 8 devices.
+    big = oj.Gas((96, 32), (0.1, 0.2), [[0.1, 0, 0.99], [-0.1, 0, -0.99]])
+    sharded = {
+        devices: oj.simulate_gas(
+            big, gamma=0.1, schedule=oj.Stochastic(dt=0.05), key=jax.random.key(2),
+            angles="fixed-velocities", n_steps=24, save_every=4, n_realizations=2,
+            chunk_saves=2, shards=8, exchange_every=2, devices=devices, save_state=True,
+        )
+        for devices in (1, 2, 8)
+    }
+    out["shards"] = {
+        devices: {
+            name: float(np.max(np.abs(getattr(sharded[devices], name) - getattr(sharded[1], name))))
+            for name in ("group_mean", "group_std", "group_entropy", "lepton", "encounters",
+                         "final_state", "state", "velocities")
+        }
+        for devices in (2, 8)
+    }
+    out["shards_moved"] = float(np.max(np.abs(sharded[8].final_state - sharded[8].state[:, 0])))
     try:
         oj.simulate_gas(gas, gamma=0.1, schedule=oj.Stochastic(dt=0.05), key=jax.random.key(1),
                         n_steps=10, n_realizations=6, devices=8)
@@ -50,6 +72,7 @@ SCRIPT = textwrap.dedent(
                       *small]) == 0
     a, b = oj.read_h5(folder / "a.h5")[0], oj.read_h5(folder / "b.h5")[0]
     out["cli"] = float(np.max(np.abs(a["group_mean"] - b["group_mean"])))
+
     print("RESULT" + json.dumps(out))
     """
 )
@@ -65,7 +88,7 @@ def test_sharded_realizations_give_the_unsharded_numbers():
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT"))
     result = json.loads(line[len("RESULT") :])
-    for devices in ("1", "2", "8"):
+    for devices in ("2", "8"):
         # Realization r uses fold_in(key, r) wherever it runs: identical numbers.
         assert result[devices] == {
             "group_mean": 0.0,
@@ -76,3 +99,78 @@ def test_sharded_realizations_give_the_unsharded_numbers():
         }
     assert "n_realizations=6 must be a multiple of the number of devices (8)" in result["error"]
     assert result["cli"] == 0.0
+    # Neutrino-axis shards: the pairing is defined per shard, so any device count gives the
+    # same numbers, and the neutrinos did move.
+    for devices in ("2", "8"):
+        assert set(result["shards"][devices].values()) == {0.0}, result["shards"]
+    assert result["shards_moved"] > 1e-3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_give_the_one_process_numbers(tmp_path):
+    """Multi-host use as documented in the README: two processes (4 CPU devices each) started
+    with --coordinator/--num-processes/--process-id, one gas in 8 neutrino shards across all 8
+    devices; process 0 writes the file, with the numbers of a one-process run."""
+    from oile_jax import _cli
+
+    small = [
+        "--set",
+        "gas.counts=[96, 32]",
+        "--set",
+        "gas.shards=8",
+        "--set",
+        "run.t_max=2",
+        "--set",
+        "run.n_saves=3",
+        "--set",
+        "run.n_realizations=2",
+        "--no-progress",
+    ]
+    port = _free_port()
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+    )
+    code = "import sys; from oile_jax._cli import main; sys.exit(main(sys.argv[1:]))"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                code,
+                "run",
+                "two-groups",
+                "--out",
+                str(tmp_path / "d.h5"),
+                "--devices",
+                "all",
+                "--coordinator",
+                f"localhost:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+                *small,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, stderr) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, stderr[-3000:]
+    assert "process 1 of 2: done" in outputs[1][0]
+    assert _cli.main(["run", "two-groups", "--out", str(tmp_path / "one.h5"), *small]) == 0
+    import oile_jax as oj
+
+    (multi, attrs), (one, _) = oj.read_h5(tmp_path / "d.h5"), oj.read_h5(tmp_path / "one.h5")
+    assert int(attrs["n_devices"]) == 8
+    for name in ("group_mean", "group_std", "lepton", "encounters"):
+        assert np.array_equal(multi[name], one[name]), name

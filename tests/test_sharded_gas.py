@@ -1,0 +1,254 @@
+"""One gas sharded along the neutrino axis (`simulate_gas(..., shards=S)`): pairing statistics
+against the analysis in `oile_jax._sharded_gas`, physics against closed forms, exact resume.
+Equality across 1, 2 and 8 devices is tested in `test_sharding.py` (8 CPU devices need their
+own process)."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import oile_jax as oj
+from oile_jax import _sharded_gas
+
+from .conftest import assert_allclose
+
+
+def partners(n, shards, steps, key):
+    """The partner of every neutrino at every step, read off a real sharded run: fixed angle
+    `c = pi / 2` is a full SWAP, so the neutrinos pass distinct labels (`P_x = i / 2N`, exact in
+    binary) to their partners; no vacuum."""
+    labels = (np.arange(n) + 1) / (2.0 * n)
+    P0 = np.stack([labels, np.zeros(n), np.zeros(n)], axis=-1)
+    sol = oj.simulate_gas(
+        oj.Gas((n,), (0.0,), P0),
+        gamma=np.pi / 2,
+        schedule=oj.Deterministic(),
+        key=key,
+        angles="fixed-angle",
+        n_steps=steps,
+        save_every=1,
+        save_state=True,
+        shards=shards,
+        dtype=jnp.float64,
+    )
+    assert np.array_equal(sol.state[0, -1], sol.final_state[0])
+    label = np.rint(sol.state[0, :, :, 0] * 2 * n).astype(int) - 1  # (steps + 1, n)
+    assert np.array_equal(np.sort(label, axis=1), np.broadcast_to(np.arange(n), label.shape))
+    # Neutrino i now holds the label its partner held one step before.
+    holder = np.argsort(label, axis=1)  # holder[t, l]: the neutrino holding label l at t
+    partner = np.take_along_axis(holder[:-1], label[1:], axis=1)  # (steps, n)
+    assert np.array_equal(
+        np.take_along_axis(partner, partner, axis=1), np.broadcast_to(np.arange(n), partner.shape)
+    ), "not a perfect matching"
+    assert not np.any(partner == np.arange(n)), "a neutrino met itself"
+    return partner
+
+
+def repeats(partner):
+    """Pair-steps in which a pair met at the previous step meets again, and pair-steps."""
+    same = partner[1:] == partner[:-1]
+    return same.sum() / 2, same.size / 2
+
+
+def test_pairing_follows_the_analysis_on_small_shards(key):
+    """N = 256 in S = 8 shards of M = 32: meeting the previous partner again has probability
+    (M - S) / (S (M - 1)^2) = 3.12e-3 (the analysis), not 1 / (N - 1) = 3.92e-3; the test sees
+    the difference (9 standard errors). Over the run every pair meets equally often
+    (chi-square over the N (N - 1) / 2 pairs)."""
+    n, shards, steps = 256, 8, 3000
+    partner = partners(n, shards, steps, key)
+    M = n // shards
+    q = (M - shards) / (shards * (M - 1) ** 2)
+    count, trials = repeats(partner)
+    se = np.sqrt(trials * q * (1 - q))
+    assert abs(count - trials * q) < 4 * se, (count, trials * q, se)
+    assert abs(count - trials / (n - 1)) > 4 * se
+    t, i = np.nonzero(partner > np.arange(n))  # each pair once, as (i, partner > i)
+    pair_counts = np.bincount(i * n + partner[t, i], minlength=n * n).reshape(n, n)
+    observed = pair_counts[np.triu_indices(n, 1)]
+    expected = steps / (n - 1)
+    chi2, dof = np.sum((observed - expected) ** 2 / expected), observed.size - 1
+    assert abs(chi2 - dof) < 5 * np.sqrt(2 * dof), (chi2, dof)
+
+
+def test_pairing_is_uniform_on_large_shards(key):
+    """N = 2048 in S = 4 shards of M = 512: the analysis gives a repeat probability within
+    0.5% of uniform pairing's 1 / (N - 1), and the measured repeats agree with uniform pairing
+    (1e6 pair-steps, standard error 4.5%)."""
+    n, shards, steps = 2048, 4, 1000
+    count, trials = repeats(partners(n, shards, steps, key))
+    q = 1 / (n - 1)
+    se = np.sqrt(trials * q * (1 - q))
+    assert abs(count - trials * q) < 4 * se, (count, trials * q, se)
+
+
+def test_equal_opposite_groups_decay_as_with_uniform_pairing(key):
+    """Pure +z and -z groups, no vacuum, S = 4 shards: E[zbar_+] after n rounds follows
+    (<cos^2 c> - <sin^2 c> / (N - 1))^n, the uniform-pairing closed form, and not the
+    N -> infinity factor."""
+    N, shards, gamma, n = 64, 4, 0.5, 6
+    gas = oj.Gas((N // 2, N // 2), (0.0, 0.0), [[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]])
+    cos2, sin2, _ = (float(v) for v in oj.encounter_averages(gamma))
+    sol = oj.simulate_gas(
+        gas,
+        gamma=gamma,
+        schedule=oj.Deterministic(),
+        key=key,
+        n_steps=n,
+        save_every=n,
+        n_realizations=4000,
+        shards=shards,
+    )
+    z = sol.group_mean[:, -1, 0, 2]
+    se = z.std(ddof=1) / np.sqrt(len(z))
+    factor = cos2 - sin2 / (N - 1)
+    assert abs(z.mean() - factor**n) < 4 * se, (z.mean(), factor**n, se)
+    assert abs(z.mean() - cos2**n) > 4 * se
+    assert np.all(sol.encounters[:, -1] == N // 2 * n)
+
+
+@pytest.mark.parametrize("schedule", [oj.Stochastic(dt=0.5), oj.Deterministic(vacuum="inside")])
+def test_conservation_float64(key, schedule):
+    """Lepton number B . sum P to 1e-12 with vacuum on (flavour basis), fixed velocities."""
+    rng = np.random.default_rng(5)
+    v = rng.normal(size=(256, 3))
+    P0 = v / np.linalg.norm(v, axis=-1, keepdims=True) * rng.uniform(0.2, 1, (256, 1))
+    B = oj.mixing_vector(0.3, "flavour")
+    sol = oj.simulate_gas(
+        oj.Gas((128, 128), (0.4, -1.3), P0),
+        gamma=0.7,
+        B=B,
+        schedule=schedule,
+        key=key,
+        angles="fixed-velocities",
+        n_steps=600,
+        save_every=200,
+        n_realizations=2,
+        shards=4,
+        dtype=jnp.float64,
+    )
+    assert sol.encounters[0, -1] > 2e4
+    lepton0 = float(P0.sum(0) @ np.asarray(B))
+    assert np.max(np.abs(sol.lepton - lepton0)) < 1e-12 * np.abs(P0).sum()
+    # The final state is each neutrino's own: lengths never grow in an encounter.
+    assert np.all(np.linalg.norm(sol.final_state, axis=-1) <= np.linalg.norm(P0, axis=-1) + 1e-12)
+    # Velocities come back in gas order: those of the unsharded run with the same key.
+    unsharded = oj.simulate_gas(
+        oj.Gas((128, 128), (0.4, -1.3), P0),
+        gamma=0.7,
+        B=B,
+        schedule=schedule,
+        key=key,
+        angles="fixed-velocities",
+        n_steps=2,
+        n_realizations=2,
+        dtype=jnp.float64,
+    )
+    assert np.array_equal(sol.velocities, unsharded.velocities)
+
+
+def test_checkpoint_and_exact_resume(key, tmp_path, monkeypatch):
+    gas = oj.Gas((96, 32), (0.3, -0.5), [[0.6, 0.0, 0.7], [-0.2, 0.5, -0.6]])
+    kw = dict(
+        gamma=0.2,
+        schedule=oj.Stochastic(dt=0.1),
+        key=key,
+        angles="fixed-velocities",
+        n_steps=20,
+        save_every=4,
+        n_realizations=2,
+        chunk_saves=1,
+        shards=4,
+        exchange_every=2,
+    )
+    full = oj.simulate_gas(gas, **kw)
+    path = tmp_path / "run.ckpt.h5"
+    original = _sharded_gas._advance
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_sharded_gas, "_advance", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        oj.simulate_gas(gas, checkpoint=path, **kw)
+    monkeypatch.setattr(_sharded_gas, "_advance", original)
+    with pytest.raises(ValueError, match="differs in shards"):
+        oj.simulate_gas(gas, checkpoint=path, resume=True, **{**kw, "shards": 2})
+    resumed = oj.simulate_gas(gas, checkpoint=path, resume=True, **kw)
+    for name in (
+        "group_mean",
+        "group_std",
+        "group_entropy",
+        "lepton",
+        "encounters",
+        "final_state",
+        "velocities",
+    ):
+        assert np.array_equal(getattr(resumed, name), getattr(full, name)), name
+
+
+def test_observables_match_the_state(key):
+    """The sharded observables (per-shard sums gathered in shard order) against NumPy on the
+    returned states."""
+    gas = oj.Gas((48, 16), (0.3, -0.5), [[0.6, 0.0, 0.7], [-0.2, 0.5, -0.6]])
+    sol = oj.simulate_gas(
+        gas,
+        gamma=0.3,
+        schedule=oj.Stochastic(dt=0.2),
+        key=key,
+        n_steps=9,
+        save_every=3,
+        save_state=True,
+        shards=2,
+        dtype=jnp.float64,
+    )
+    P = sol.state[0, -1]
+    for g, members in enumerate((P[:48], P[48:])):
+        assert_allclose(sol.group_mean[0, -1, g], members.mean(0), rtol=0, atol=1e-14)
+        assert_allclose(sol.group_std[0, -1, g], members.std(0), rtol=0, atol=1e-14)
+        assert_allclose(
+            sol.group_length[0, -1, g],
+            np.linalg.norm(members, axis=-1).mean(),
+            rtol=0,
+            atol=1e-14,
+        )
+    assert_allclose(sol.total[0, -1], P.sum(0), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(shards=3), "N=64 must be a multiple of shards\\^2 = 9"),
+        (dict(shards=0), "shards must be an integer >= 1"),
+        (dict(exchange_every=3), "save_every=4 must be a multiple of exchange_every=3"),
+        (dict(devices=2), "shards=2 must be a multiple of the number of devices|between 1 and"),
+    ],
+)
+def test_bad_sharding_names_the_argument(key, change, message):
+    gas = oj.Gas((32, 32), (0.3, -0.5), [[0.6, 0.0, 0.7], [-0.2, 0.5, -0.6]])
+    kw = dict(gamma=0.2, schedule=oj.Stochastic(dt=0.1), key=key, n_steps=8, save_every=4, shards=2)
+    with pytest.raises(ValueError, match=message):
+        oj.simulate_gas(gas, **{**kw, **change})
+
+
+def test_changing_parameters_does_not_recompile(key, monkeypatch):
+    traces = []
+    original = _sharded_gas._local_step
+
+    def counting(*args):
+        traces.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(_sharded_gas, "_local_step", counting)
+    gas = oj.Gas((32, 32), (0.3, -0.5), [[0.6, 0.0, 0.7], [-0.2, 0.5, -0.6]])
+    kw = dict(key=key, n_steps=4, shards=4, angles="fixed-velocities")
+    oj.simulate_gas(gas, gamma=0.2, schedule=oj.Stochastic(dt=0.01), **kw)
+    start = len(traces)
+    assert start > 0
+    other = oj.Gas((32, 32), (1.3, 0.1), [[0.0, 0.0, 1.0], [0.1, 0.2, 0.3]])
+    oj.simulate_gas(other, gamma=0.5, mu=2.0, schedule=oj.Stochastic(dt=0.02), **kw)
+    assert len(traces) == start
