@@ -7,8 +7,8 @@ float32 = 48 bytes, the minimum); `bandwidth = 48 B x encounters/s`, compared wi
 bandwidth of one device times the devices used. Stochastic schedule with p = 1, vacuum on, fixed
 velocities, float32, one realization.
 
-    python experiments/benchmark_scaling.py                                # N = 1e5, 1e6 here
-    python experiments/benchmark_scaling.py --sizes 1000000 100000000 1000000000 --shards 8
+    python experiments/benchmark_scaling.py                    # N = 102400, 1024000 here
+    python experiments/benchmark_scaling.py --sizes 1024000 102400000 1024000000 --shards 8
     XLA_FLAGS=--xla_force_host_platform_device_count=8 python experiments/benchmark_scaling.py
 """
 
@@ -26,7 +26,7 @@ BYTES_PER_ENCOUNTER = 48
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[102_400, 1_024_000])
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--exchange-every", type=int, default=1)
     parser.add_argument(
@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     )
     for n in args.sizes:
         steps = args.steps or default_steps(n)
+        steps -= steps % args.exchange_every  # whole exchange periods
         base, _ = gas_rate(n, steps, jax.random.key(0))
         runs = [("unsharded", None, 1, base)]
         for d in counts:

@@ -75,5 +75,6 @@ from ._state import (
     pauli as pauli,
     rho_to_bloch as rho_to_bloch,
 )
+from ._sweep import sweep_gas as sweep_gas
 
 __version__ = "0.1.0"

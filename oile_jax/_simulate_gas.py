@@ -74,8 +74,7 @@ class GasSolution:
 _FIELDS = [f.name for f in dataclasses.fields(Observables)]
 
 
-@eqx.filter_jit
-def _initial(model: _GasModel, P, key):
+def _initial_unjitted(model: _GasModel, P, key):
     """Initial observables and velocities of every realization."""
     n = model.n
 
@@ -87,8 +86,10 @@ def _initial(model: _GasModel, P, key):
     return jax.vmap(one)(P, keys)
 
 
-@eqx.filter_jit
-def _advance(
+_initial = eqx.filter_jit(_initial_unjitted)
+
+
+def _advance_unjitted(
     model: _GasModel, P, velocities, key, step0, n_intervals: int, save_every: int, save_state: bool
 ):
     """`n_intervals * save_every` steps from global step `step0` for every realization."""
@@ -111,6 +112,9 @@ def _advance(
 
     keys = realization_keys(key, P.shape[0])
     return jax.vmap(one)(P, velocities, keys)
+
+
+_advance = eqx.filter_jit(_advance_unjitted)
 
 
 class _DenseEngine:
@@ -207,6 +211,45 @@ def _read_checkpoint(path: Path, fingerprint: str):
     return data
 
 
+def prepare(
+    gas, *, gamma, schedule, key, mu, B, angles, n_steps, t_max, save_every, n_realizations, dtype
+):
+    """Validated inputs of a gas run: `(gas, model, n_steps, save_every, n_realizations, key,
+    dtype)`."""
+    if not isinstance(gas, Gas):
+        raise ValueError(f"gas must be a Gas(counts, omegas, P0), got {type(gas).__name__}")
+    dtype = jnp.dtype(dtype or jnp.result_type(float))
+    if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError("dtype=float64 needs jax.config.update('jax_enable_x64', True)")
+    angles = angle_model(angles)
+    P0 = check_gas_state(check_vector(gas.P0, "P0", dtype), "P0")
+    omegas = check_finite(
+        check_vector(gas.omegas[:, None], "omegas", dtype, size=1)[:, 0], "omegas"
+    )
+    gas = Gas(gas.counts, omegas, P0)
+    schedule, gamma, mu, B, n_steps, save_every, n_realizations, key = check_run(
+        schedule=schedule,
+        gamma=gamma,
+        mu=mu,
+        B=B,
+        n_steps=n_steps,
+        t_max=t_max,
+        save_every=save_every,
+        n_realizations=n_realizations,
+        key=key,
+        dtype=dtype,
+    )
+    if (gas.n // 2) * save_every >= 2**31:
+        raise ValueError(
+            f"save_every={save_every} is too large for N={gas.n}: "
+            "encounters per save must be < 2^31"
+        )
+    model = _GasModel(gas.counts, omegas, gamma, mu, B, angles, schedule)
+    return gas, model, n_steps, save_every, n_realizations, key, dtype
+
+
 def simulate_gas(
     gas: Gas,
     *,
@@ -261,40 +304,24 @@ def simulate_gas(
     `gamma`, `mu`, `B`, `dt`, the gas's `omegas` and `P0` are traced: changing them does not
     recompile; `counts`, `n_realizations`, `save_every`, chunk sizes and options are static.
     """
-    if not isinstance(gas, Gas):
-        raise ValueError(f"gas must be a Gas(counts, omegas, P0), got {type(gas).__name__}")
-    dtype = jnp.dtype(dtype or jnp.result_type(float))
-    if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-        raise ValueError("dtype=float64 needs jax.config.update('jax_enable_x64', True)")
-    angles = angle_model(angles)
-    P0 = check_gas_state(check_vector(gas.P0, "P0", dtype), "P0")
-    omegas = check_finite(
-        check_vector(gas.omegas[:, None], "omegas", dtype, size=1)[:, 0], "omegas"
-    )
-    gas = Gas(gas.counts, omegas, P0)
-    schedule, gamma, mu, B, n_steps, save_every, n_realizations, key = check_run(
-        schedule=schedule,
+    gas, model, n_steps, save_every, n_realizations, key, dtype = prepare(
+        gas,
         gamma=gamma,
+        schedule=schedule,
+        key=key,
         mu=mu,
         B=B,
+        angles=angles,
         n_steps=n_steps,
         t_max=t_max,
         save_every=save_every,
         n_realizations=n_realizations,
-        key=key,
         dtype=dtype,
     )
-    if (gas.n // 2) * save_every >= 2**31:
-        raise ValueError(
-            f"save_every={save_every} is too large for N={gas.n}: "
-            "encounters per save must be < 2^31"
-        )
+    omegas, P0, gamma, mu = model.omegas, gas.P0, model.gamma, model.mu
     n_intervals = n_steps // save_every
     chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
 
-    model = _GasModel(gas.counts, omegas, gamma, mu, B, angles, schedule)
     if shards is None:
         engine = _DenseEngine(model, gas, key, n_realizations, devices, dtype)
     else:
@@ -365,7 +392,7 @@ def simulate_gas(
         return np.concatenate([first] + pieces[name], axis=1) if pieces[name] else first
 
     tau = (
-        float(np.asarray(schedule.step_length(gamma, mu)))
+        float(np.asarray(model.schedule.step_length(gamma, mu)))
         if concrete(gamma) is not None
         else np.nan
     )

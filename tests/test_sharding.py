@@ -52,6 +52,18 @@ SCRIPT = textwrap.dedent(
         }
         for devices in (2, 8)
     }
+    # A parameter sweep, its 8 points sharded over 8 devices.
+    gammas = [0.02 * (k + 1) for k in range(8)]
+    sweeps = [
+        oj.sweep_gas(
+            gas, gamma=gammas, schedule=oj.Stochastic(dt=0.01), key=jax.random.key(3),
+            n_steps=20, save_every=5, n_realizations=2, devices=devices,
+        )
+        for devices in (None, 8)
+    ]
+    out["sweep"] = max(
+        float(np.max(np.abs(a.group_mean - b.group_mean))) for a, b in zip(*sweeps)
+    )
     out["shards_moved"] = float(np.max(np.abs(sharded[8].final_state - sharded[8].state[:, 0])))
     try:
         oj.simulate_gas(gas, gamma=0.1, schedule=oj.Stochastic(dt=0.05), key=jax.random.key(1),
@@ -104,6 +116,7 @@ def test_sharded_realizations_give_the_unsharded_numbers():
     for devices in ("2", "8"):
         assert set(result["shards"][devices].values()) == {0.0}, result["shards"]
     assert result["shards_moved"] > 1e-3
+    assert result["sweep"] == 0.0
 
 
 def _free_port() -> int:

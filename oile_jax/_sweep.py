@@ -1,0 +1,155 @@
+"""`sweep_gas`: one gas run at many values of gamma and mu, vmapped, the sweep axis sharded
+across devices.
+
+Every point runs exactly `simulate_gas` with the same key (common random numbers: the points
+differ by their parameters only, not by sampling noise), so point `k` gives bit for bit the
+numbers of `simulate_gas(gamma=gamma[k], mu=mu[k], ...)`, on any number of devices.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from ._checks import concrete
+from ._progress import ProgressBar
+from ._run import check_count
+from ._sharding import device_list, to_host
+from ._simulate_gas import _FIELDS, GasSolution, _advance_unjitted, _initial_unjitted, prepare
+
+_initial = eqx.filter_jit(eqx.filter_vmap(_initial_unjitted, in_axes=(0, 0, None)))
+_advance = eqx.filter_jit(
+    eqx.filter_vmap(_advance_unjitted, in_axes=(0, 0, 0, None, None, None, None, None))
+)
+
+
+def _points(gamma, mu) -> tuple[np.ndarray, np.ndarray]:
+    values = [np.asarray(concrete(x) if concrete(x) is not None else np.nan) for x in (gamma, mu)]
+    if any(np.isnan(v).any() for v in values):
+        raise ValueError("gamma and mu of a sweep must be concrete numbers (not traced)")
+    gamma, mu = np.broadcast_arrays(np.atleast_1d(values[0]), np.atleast_1d(values[1]))
+    if gamma.ndim != 1:
+        raise ValueError(
+            f"gamma and mu must be scalars or 1-d arrays of one length, got {gamma.shape}"
+        )
+    return gamma, mu
+
+
+def sweep_gas(
+    gas,
+    *,
+    gamma,
+    schedule,
+    key,
+    mu=1.0,
+    B=(0.0, 0.0, -1.0),
+    angles="isotropic",
+    n_steps: int | None = None,
+    t_max: float | None = None,
+    save_every: int = 1,
+    n_realizations: int = 1,
+    dtype=None,
+    save_state: bool = False,
+    chunk_saves: int | None = None,
+    progress: bool | None = None,
+    devices=None,
+) -> list[GasSolution]:
+    """`simulate_gas` at every point of a parameter sweep, in one vmapped call per chunk.
+
+    **Arguments:** as `simulate_gas`, except `gamma` and `mu`: 1-d arrays of the sweep's `K`
+    points (or scalars, broadcast). Every point needs the same number of steps: give `n_steps`,
+    or `t_max` with a stochastic schedule (its step `dt` is the same at every point; a
+    deterministic round lasts `gamma / mu`). `devices`: shard the sweep axis across devices
+    (`"all"`, a count or a list; `K` a multiple of their number).
+
+    **Returns:** one `GasSolution` per point, with the numbers `simulate_gas` gives at that
+    point with the same key.
+    """
+    gammas, mus = _points(gamma, mu)
+    runs = [
+        prepare(
+            gas,
+            gamma=g,
+            schedule=schedule,
+            key=key,
+            mu=m,
+            B=B,
+            angles=angles,
+            n_steps=n_steps,
+            t_max=t_max,
+            save_every=save_every,
+            n_realizations=n_realizations,
+            dtype=dtype,
+        )
+        for g, m in zip(gammas, mus, strict=True)
+    ]
+    steps = sorted({run[2] for run in runs})
+    if len(steps) > 1:
+        raise ValueError(
+            f"t_max={t_max} gives {steps[0]} to {steps[-1]} steps across the sweep (a "
+            "deterministic round lasts gamma / mu); pass n_steps for a sweep"
+        )
+    gas, _, n_steps, save_every, n_realizations, key, dtype = runs[0]
+    models = jax.tree.map(lambda *xs: jnp.stack(xs), *[run[1] for run in runs])
+    K, n_intervals = len(runs), n_steps // save_every
+    chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
+
+    sharding = None
+    if devices is not None:
+        devices = device_list(devices)
+        if K % len(devices):
+            raise ValueError(
+                f"the sweep's {K} points must be a multiple of the number of devices "
+                f"({len(devices)}) to shard them"
+            )
+        mesh = jax.sharding.Mesh(np.asarray(devices), ("sweep",))
+        sharding = NamedSharding(mesh, PartitionSpec("sweep"))
+    place = (lambda x: x) if sharding is None else (lambda x: jax.device_put(x, sharding))
+    models = jax.tree.map(place, models)
+    P = place(jnp.broadcast_to(gas.initial_state(dtype), (K, n_realizations, gas.n, 3)))
+    obs0, velocities = _initial(models, P, key)
+
+    pieces: dict[str, list] = {name: [to_host(getattr(obs0, name))[:, :, None]] for name in _FIELDS}
+    pieces["encounters"] = [np.zeros((K, n_realizations, 1), np.int64)]
+    pieces["state"] = [np.broadcast_to(to_host(P)[:, :, None], (K, n_realizations, 1, gas.n, 3))]
+    bar = ProgressBar(n_intervals, f"sweep K={K} N={gas.n}", enabled=progress)
+    done = 0
+    while done < n_intervals:
+        size = min(chunk_saves, n_intervals - done)
+        P, (obs, met, states) = _advance(
+            models,
+            P,
+            velocities,
+            key,
+            jnp.asarray(done * save_every, jnp.int32),
+            size,
+            save_every,
+            save_state,
+        )
+        for name in _FIELDS:
+            pieces[name].append(to_host(getattr(obs, name)))
+        pieces["encounters"].append(to_host(met).astype(np.int64))
+        if save_state:
+            pieces["state"].append(to_host(states))
+        done += size
+        bar.update(done)
+    bar.close()
+
+    series = {name: np.concatenate(values, axis=2) for name, values in pieces.items()}
+    final_state, velocities = to_host(P), to_host(velocities)
+    solutions = []
+    for k, run in enumerate(runs):
+        tau = float(np.asarray(run[1].schedule.step_length(run[1].gamma, run[1].mu)))
+        solutions.append(
+            GasSolution(
+                ts=(tau * save_every * np.arange(n_intervals + 1)).astype(dtype),
+                encounters=np.cumsum(series["encounters"][k], axis=1),
+                final_state=final_state[k],
+                state=series["state"][k] if save_state else None,
+                velocities=velocities[k] if velocities.shape[-2] else None,
+                counts=gas.counts,
+                **{name: series[name][k] for name in _FIELDS},
+            )
+        )
+    return solutions

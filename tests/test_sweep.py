@@ -1,0 +1,62 @@
+"""Parameter sweeps (`sweep_gas`): every point is exactly `simulate_gas` at that point with the
+same key. Sharding the sweep axis across 8 devices is tested in `test_sharding.py`."""
+
+import jax
+import numpy as np
+import pytest
+
+import oile_jax as oj
+
+GAS = oj.Gas((30, 20), (0.1, 0.2), [[0.1, 0, 0.99], [-0.1, 0, -0.99]])
+
+
+def test_every_point_is_the_single_run(key):
+    kw = dict(
+        schedule=oj.Stochastic(dt=0.02),
+        key=key,
+        angles="fixed-velocities",
+        t_max=2.0,
+        save_every=10,
+        n_realizations=2,
+        chunk_saves=3,
+        save_state=True,
+    )
+    gammas, mus = [0.05, 0.1, 0.4], [1.0, 2.0, 1.0]
+    sols = oj.sweep_gas(GAS, gamma=gammas, mu=mus, **kw)
+    assert len(sols) == 3
+    for gamma, mu, sol in zip(gammas, mus, sols, strict=True):
+        ref = oj.simulate_gas(GAS, gamma=gamma, mu=mu, **kw)
+        for name in (
+            "ts",
+            "group_mean",
+            "group_std",
+            "group_entropy",
+            "lepton",
+            "encounters",
+            "final_state",
+            "state",
+            "velocities",
+        ):
+            assert np.array_equal(getattr(sol, name), getattr(ref, name)), (gamma, name)
+    # The points differ: stronger coupling moves the group means further.
+    assert not np.allclose(sols[0].group_mean[:, -1], sols[2].group_mean[:, -1])
+
+
+def test_deterministic_rounds_need_n_steps(key):
+    with pytest.raises(ValueError, match="pass n_steps for a sweep"):
+        oj.sweep_gas(GAS, gamma=[0.1, 0.2], schedule=oj.Deterministic(), key=key, t_max=1.0)
+    sols = oj.sweep_gas(GAS, gamma=[0.1, 0.2], schedule=oj.Deterministic(), key=key, n_steps=4)
+    assert np.allclose(sols[1].ts, 2 * sols[0].ts)  # a round lasts gamma / mu
+    with pytest.raises(ValueError, match="gamma must be > 0|gamma"):
+        oj.sweep_gas(GAS, gamma=[0.1, -0.2], schedule=oj.Deterministic(), key=key, n_steps=4)
+    with pytest.raises(ValueError, match="scalars or 1-d arrays"):
+        oj.sweep_gas(GAS, gamma=[[0.1]], schedule=oj.Deterministic(), key=key, n_steps=4)
+    with pytest.raises(ValueError, match="multiple of the number of devices"):
+        oj.sweep_gas(
+            GAS,
+            gamma=[0.1, 0.2, 0.3],
+            schedule=oj.Deterministic(),
+            key=key,
+            n_steps=4,
+            devices=[jax.devices()[0]] * 2,
+        )
