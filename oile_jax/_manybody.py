@@ -250,35 +250,30 @@ def simulate_manybody(
     `2^N` complex numbers per realization). The deterministic schedule's `vacuum="inside"` is not
     available here. Returns a `ManyBodySolution`.
     """
-    from ._angles import angle_model
-    from ._gas import Gas, _GasModel
-    from ._run import check_run
     from ._schedule import Deterministic
+    from ._simulate_gas import prepare
 
-    if not isinstance(gas, Gas):
-        raise ValueError(f"gas must be a Gas(counts, omegas, P0), got {type(gas).__name__}")
-    dtype = jnp.dtype(dtype or jnp.result_type(float))
-    angles = angle_model(angles)
     if isinstance(schedule, Deterministic) and schedule.vacuum == "inside":
         raise ValueError(
             "schedule=Deterministic(vacuum='inside') is not available for the many-body engine; "
             "use 'split'"
         )
-    schedule, gamma, mu, B, n_steps, save_every, n_realizations, key = check_run(
-        schedule=schedule,
+    gas, model, n_steps, save_every, n_realizations, key, dtype = prepare(
+        gas,
         gamma=gamma,
+        schedule=schedule,
+        key=key,
         mu=mu,
         B=B,
+        angles=angles,
         n_steps=n_steps,
         t_max=t_max,
         save_every=save_every,
         n_realizations=n_realizations,
-        key=key,
         dtype=dtype,
     )
     P0 = gas.initial_state(dtype)
-    state = initial_state(P0, B)
-    model = _GasModel(gas.counts, jnp.asarray(gas.omegas, dtype), gamma, mu, B, angles, schedule)
+    state = initial_state(P0, model.B)
     return _run_manybody(
         model, state, P0, key, n_steps // save_every + 1, save_every, n_realizations
     )

@@ -39,15 +39,23 @@ def device_list(devices: "str | int | Sequence") -> list:
 def realization_sharding(devices: "str | int | Sequence | None", n_realizations: int):
     """A `NamedSharding` that splits the leading (realization) axis over `devices` (see
     `device_list`), or None (no sharding) when `devices` is None."""
+    return leading_axis_sharding(
+        devices, n_realizations, AXIS, f"n_realizations={n_realizations}", "realizations"
+    )
+
+
+def leading_axis_sharding(devices, size: int, axis: str, what: str, things: str):
+    """A `NamedSharding` that splits a leading axis of `size` (named `axis`) over `devices`, or
+    None when `devices` is None; `what` and `things` name the axis in the error message."""
     if devices is None:
         return None
     devices = device_list(devices)
-    if n_realizations % len(devices):
+    if size % len(devices):
         raise ValueError(
-            f"n_realizations={n_realizations} must be a multiple of the number of devices "
-            f"({len(devices)}) to shard realizations across them"
+            f"{what} must be a multiple of the number of devices ({len(devices)}) to shard "
+            f"{things} across them"
         )
-    return NamedSharding(Mesh(np.asarray(devices), (AXIS,)), PartitionSpec(AXIS))
+    return NamedSharding(Mesh(np.asarray(devices), (axis,)), PartitionSpec(axis))
 
 
 def shard(x, sharding):

@@ -10,12 +10,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 
 from ._checks import concrete
 from ._progress import ProgressBar
 from ._run import check_count
-from ._sharding import device_list, to_host
+from ._sharding import leading_axis_sharding, to_host
 from ._simulate_gas import _FIELDS, GasSolution, _advance_unjitted, _initial_unjitted, prepare
 
 _initial = eqx.filter_jit(eqx.filter_vmap(_initial_unjitted, in_axes=(0, 0, None)))
@@ -95,16 +94,9 @@ def sweep_gas(
     K, n_intervals = len(runs), n_steps // save_every
     chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
 
-    sharding = None
-    if devices is not None:
-        devices = device_list(devices)
-        if K % len(devices):
-            raise ValueError(
-                f"the sweep's {K} points must be a multiple of the number of devices "
-                f"({len(devices)}) to shard them"
-            )
-        mesh = jax.sharding.Mesh(np.asarray(devices), ("sweep",))
-        sharding = NamedSharding(mesh, PartitionSpec("sweep"))
+    sharding = leading_axis_sharding(
+        devices, K, "sweep", f"the sweep's {K} points", "the sweep's points"
+    )
     place = (lambda x: x) if sharding is None else (lambda x: jax.device_put(x, sharding))
     models = jax.tree.map(place, models)
     P = place(jnp.broadcast_to(gas.initial_state(dtype), (K, n_realizations, gas.n, 3)))

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 import oile_jax as oj
-from oile_jax import _cli, _config, _simulate_gas
+from oile_jax import _cli, _config
+
+from .conftest import interrupt_after_checkpoints
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -180,21 +182,12 @@ def test_interrupted_run_resumes_exactly(tmp_path, monkeypatch, capsys):
     reference, out = tmp_path / "reference.h5", tmp_path / "gas.h5"
     assert oile("run", config, "--out", reference) == 0
 
-    write_checkpoint = _simulate_gas._write_checkpoint
-    calls = []
-
-    def interrupted(*args, **kwargs):
-        write_checkpoint(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # Ctrl-C after the second chunk
-
-    monkeypatch.setattr(_simulate_gas, "_write_checkpoint", interrupted)
+    restore = interrupt_after_checkpoints(monkeypatch, 2)  # Ctrl-C after the second chunk
     assert oile("run", config, "--out", out) == 130
     assert "--resume" in capsys.readouterr().err
     checkpoint = tmp_path / "gas.checkpoint.h5"
     assert checkpoint.exists() and not out.exists()
-    monkeypatch.setattr(_simulate_gas, "_write_checkpoint", write_checkpoint)
+    restore()
     # A new run refuses to start over the checkpoint without --resume.
     assert oile("run", config, "--out", out) == 2
     assert "--resume" in capsys.readouterr().err

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 import oile_jax as oj
-from oile_jax import _gas, _simulate_gas
+from oile_jax import _gas
 
 from . import reference as ref
-from .conftest import assert_allclose
+from .conftest import assert_allclose, interrupt_after_checkpoints
 
 TWO_GROUPS = oj.Gas((4, 4), (0.3, -0.5), [[0.6, 0.0, 0.7], [-0.2, 0.5, -0.6]])
 
@@ -284,19 +284,10 @@ def test_checkpoint_and_exact_resume(key, tmp_path, monkeypatch):
     )
     full = oj.simulate_gas(TWO_GROUPS, **kw)
     path = tmp_path / "run.ckpt.h5"
-    original = _simulate_gas._advance
-    calls = []
-
-    def interrupted(*args, **kwargs):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(_simulate_gas, "_advance", interrupted)
+    restore = interrupt_after_checkpoints(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         oj.simulate_gas(TWO_GROUPS, checkpoint=path, **kw)
-    monkeypatch.setattr(_simulate_gas, "_advance", original)
+    restore()
     data, _ = oj.read_h5(path)
     assert int(data["step"]) == 8
     with pytest.raises(FileExistsError, match="resume=True"):

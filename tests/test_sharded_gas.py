@@ -10,7 +10,7 @@ import pytest
 import oile_jax as oj
 from oile_jax import _sharded_gas
 
-from .conftest import assert_allclose
+from .conftest import assert_allclose, interrupt_after_checkpoints
 
 
 def partners(n, shards, steps, key):
@@ -114,36 +114,24 @@ def test_conservation_float64(key, schedule):
     v = rng.normal(size=(256, 3))
     P0 = v / np.linalg.norm(v, axis=-1, keepdims=True) * rng.uniform(0.2, 1, (256, 1))
     B = oj.mixing_vector(0.3, "flavour")
-    sol = oj.simulate_gas(
-        oj.Gas((128, 128), (0.4, -1.3), P0),
+    run = dict(
         gamma=0.7,
         B=B,
         schedule=schedule,
         key=key,
         angles="fixed-velocities",
-        n_steps=600,
-        save_every=200,
         n_realizations=2,
-        shards=4,
         dtype=jnp.float64,
     )
+    gas = oj.Gas((128, 128), (0.4, -1.3), P0)
+    sol = oj.simulate_gas(gas, n_steps=600, save_every=200, shards=4, **run)
     assert sol.encounters[0, -1] > 2e4
     lepton0 = float(P0.sum(0) @ np.asarray(B))
     assert np.max(np.abs(sol.lepton - lepton0)) < 1e-12 * np.abs(P0).sum()
     # The final state is each neutrino's own: lengths never grow in an encounter.
     assert np.all(np.linalg.norm(sol.final_state, axis=-1) <= np.linalg.norm(P0, axis=-1) + 1e-12)
     # Velocities come back in gas order: those of the unsharded run with the same key.
-    unsharded = oj.simulate_gas(
-        oj.Gas((128, 128), (0.4, -1.3), P0),
-        gamma=0.7,
-        B=B,
-        schedule=schedule,
-        key=key,
-        angles="fixed-velocities",
-        n_steps=2,
-        n_realizations=2,
-        dtype=jnp.float64,
-    )
+    unsharded = oj.simulate_gas(gas, n_steps=2, **run)
     assert np.array_equal(sol.velocities, unsharded.velocities)
 
 
@@ -163,19 +151,11 @@ def test_checkpoint_and_exact_resume(key, tmp_path, monkeypatch):
     )
     full = oj.simulate_gas(gas, **kw)
     path = tmp_path / "run.ckpt.h5"
-    original = _sharded_gas._advance
-    calls = []
-
-    def interrupted(*args, **kwargs):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(_sharded_gas, "_advance", interrupted)
+    restore = interrupt_after_checkpoints(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         oj.simulate_gas(gas, checkpoint=path, **kw)
-    monkeypatch.setattr(_sharded_gas, "_advance", original)
+    restore()
+    assert int(oj.read_h5(path)[0]["step"]) == 8
     with pytest.raises(ValueError, match="differs in shards"):
         oj.simulate_gas(gas, checkpoint=path, resume=True, **{**kw, "shards": 2})
     resumed = oj.simulate_gas(gas, checkpoint=path, resume=True, **kw)
