@@ -8,17 +8,23 @@ expands them elementwise:
 
 - `uniform(words, counter)`: two keyed rounds of the murmur3 32-bit finalizer (a bijective
   avalanche mixer) applied to a counter, giving 24-bit (float32) or 32-bit (float64) uniforms.
-- `permutation(words, n)`: a keyed Feistel network (12 rounds, round function = the keyed
-  mixer) permutes `[0, 2^m)`, `2^m >= n`; the values below `n`, kept in order, are a
-  permutation of `[0, n)`. Rounds matter on small domains: with 4 rounds the pair counts of
-  20000 matchings of N = 32 were 1100 standard deviations from uniform (chi-square), with 8
-  rounds 2.7, with 12 rounds within 2 for every N tried (10 to 256). The compaction uses a
-  prefix sum built from small matmuls, because XLA's CPU cumsum is slow.
+- `permutation(words, n)`: a keyed Feistel network on mixed radices (12 rounds, round function
+  = the keyed mixer reduced modulo the radix) permutes `[0, a b)`, with `a b >= n`, `a <= b`
+  near `sqrt(n)` chosen to make `a b - n` smallest (0 for most round sizes: 1e6 = 1000 x 1000);
+  values `>= n` are walked along their cycle until they fall below `n` (cycle walking), which
+  gives a permutation of `[0, n)` elementwise: no sort, no prefix sum, no scatter (7 ms at
+  N = 1e6 on the 2-core CPU, against 44 ms for the earlier power-of-two network compacted by a
+  prefix sum). Rounds and balance matter on small domains: with a power-of-two network, 4 rounds
+  put the pair counts of 20000 matchings of N = 32 1100 standard deviations from uniform
+  (chi-square), 8 rounds 2.7; with mixed radices, 12 rounds and `b <= 2 a` stay within 3 for
+  every N tried (4 to 256), while the unbalanced `N = 2 x 17` was 37 standard deviations off.
 - `matching(words, n)`: pairs `(perm[2k], perm[2k + 1])`: a uniformly random perfect matching.
 
 The statistics (uniformity, independence, partner uniformity, repeated meetings) are tested in
 `tests/test_random.py`.
 """
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -59,55 +65,53 @@ def uniform(k0, k1, counter: UInt32[Array, "..."], dtype) -> Float[Array, "..."]
     return bits.astype(dtype) * jnp.asarray(2.0**-32, dtype)
 
 
-def _feistel(x, keys, m: int):
-    """A keyed bijection of `[0, 2^m)` (unbalanced Feistel network for odd `m`)."""
-    wl, wr = m // 2, m - m // 2
-    left, right = x >> wr, x & np.uint32((1 << wr) - 1)
+def radices(n: int) -> tuple[int, int]:
+    """The radices `(a, b)` of the permutation of `[0, n)`: `2 <= a <= b <= 2 a`, `a b >= n`,
+    with the fewest values to walk (`a b - n`) and, among those, the most balanced."""
+    root = math.isqrt(n)
+    best = None
+    for a in range(max(2, root), max(2, math.isqrt(n // 2)) - 1, -1):
+        b = max(a, -(-n // a))
+        if b > 2 * a:  # unbalanced radices mix poorly (N = 2p as 2 x p: 40 sd off uniform)
+            continue
+        if best is None or a * b < best[0] * best[1]:
+            best = (a, b)
+    return best
+
+
+def _feistel(x, keys, a: int, b: int):
+    """A keyed bijection of `[0, a b)`: `x = l b + r` with `l` in `Z_a`, `r` in `Z_b`; a round
+    maps `(l, r)` to `(r, l + F(r) mod |l|)`, so the radices swap every round (12, an even
+    number, brings them back)."""
+    left, right = x // np.uint32(b), x % np.uint32(b)
+    size = a  # the radix of `left`
+    other = b
     for r in range(FEISTEL_ROUNDS):
-        f = fmix32(right ^ keys[r]) + keys[r]
-        left, right = right, left ^ (f & np.uint32((1 << wl) - 1))
-        wl, wr = wr, wl
-    return (left << wr) | right
-
-
-def _prefix_count(keep, block: int = 64):
-    """Inclusive prefix sum (int32) of a boolean array, by blocks: a matmul with a triangular
-    matrix inside each block of `block` entries (exact: at most `block` ones per row), then the
-    same on the block totals, recursively."""
-    n = keep.shape[0]
-    tri = jnp.triu(jnp.ones((block, block), jnp.float32))
-
-    def level(x, depth):
-        # Level `depth` sums up to block**depth ones: exact in float32 up to 2**24 = 64**4.
-        if x.shape[0] <= block or block**depth > 2**24:
-            return jnp.cumsum(x.astype(jnp.int32))
-        size = x.shape[0]
-        x = jnp.pad(x, (0, (-size) % block)).reshape(-1, block)
-        within = (x @ tri).astype(jnp.int32)
-        totals = within[:, -1]
-        offsets = level(totals.astype(jnp.float32), depth + 1) - totals
-        return (within + offsets[:, None]).reshape(-1)[:size]
-
-    return level(keep.astype(jnp.float32), 1)[:n]
+        f = (fmix32(right ^ keys[r]) + keys[r]) % np.uint32(size)
+        new = left + f
+        new = jnp.where(new >= np.uint32(size), new - np.uint32(size), new)
+        left, right = right, new
+        size, other = other, size
+    return left * np.uint32(other) + right
 
 
 def permutation(words: UInt32[Array, " words"], n: int) -> Int[Array, " n"]:
     """A pseudo-random permutation of `[0, n)` keyed by `words` (O(n) elementwise work)."""
     if n < 2:
         return jnp.arange(n, dtype=jnp.int32)
-    m = max(2, int(np.ceil(np.log2(n))))
-    values = _feistel(jnp.arange(1 << m, dtype=jnp.uint32), words[:FEISTEL_ROUNDS], m)
-    if (1 << m) == n:
-        return values.astype(jnp.int32)
-    keep = values < np.uint32(n)
-    position = _prefix_count(keep) - 1
-    # Every kept value gets a distinct position in [0, n); dropped ones go out of range.
-    target = jnp.where(keep, position, n)
-    return (
-        jnp.zeros(n, jnp.int32)
-        .at[target]
-        .set(values.astype(jnp.int32), mode="drop", unique_indices=True)
-    )
+    a, b = radices(n)
+    keys = words[:FEISTEL_ROUNDS]
+    step = lambda x: _feistel(x, keys, a, b)
+    values = step(jnp.arange(n, dtype=jnp.uint32))
+    if a * b > n:
+        # Cycle walking: a value outside [0, n) takes further steps along its cycle, which
+        # returns to [0, n) (at its own start at the latest); about a b - n values need it.
+        values = jax.lax.while_loop(
+            lambda v: jnp.any(v >= np.uint32(n)),
+            lambda v: jnp.where(v >= np.uint32(n), step(v), v),
+            values,
+        )
+    return values.astype(jnp.int32)
 
 
 def matching(
