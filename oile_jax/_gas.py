@@ -207,8 +207,9 @@ class _GasModel(eqx.Module):
         if not self.vacuum_inside:
             P = self.rotate(P, rotation)
         ids = self.ids()
-        d_a, d_b = self.collide(P[a], P[b], c, ids[a], ids[b])
-        P = P.at[a].add(d_a, unique_indices=True).at[b].add(d_b, unique_indices=True)
+        Pa, Pb = P[a], P[b]
+        d_a, d_b = self.collide(Pa, Pb, c, ids[a], ids[b])
+        P = P.at[a].set(Pa + d_a, unique_indices=True).at[b].set(Pb + d_b, unique_indices=True)
         if not self.vacuum_inside:
             P = self.rotate(P, rotation)
         return P, n_met
