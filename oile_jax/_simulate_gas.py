@@ -121,20 +121,22 @@ class _DenseEngine:
     """The state `(R, N, 3)` in gas order on one device, or with realizations sharded across
     devices: start, advance, restore and bring results to the host."""
 
+    _initial = staticmethod(_initial)
+    _advance = staticmethod(_advance)
+
     def __init__(self, model, gas, key, n_realizations, devices, dtype):
         self.model, self.gas, self.key, self.dtype = model, gas, key, dtype
         self.sharding = realization_sharding(devices, n_realizations)
-        self.n_realizations = n_realizations
+        self.shape = (n_realizations, gas.n, 3)
 
     def start(self):
-        shape = (self.n_realizations, self.gas.n, 3)
-        P = shard(jnp.broadcast_to(self.gas.initial_state(self.dtype), shape), self.sharding)
-        obs0, velocities = _initial(self.model, P, self.key)
+        P = shard(jnp.broadcast_to(self.gas.initial_state(self.dtype), self.shape), self.sharding)
+        obs0, velocities = self._initial(self.model, P, self.key)
         self._velocities = shard(velocities, self.sharding)
         return P, obs0
 
     def advance(self, P, step0: int, size: int, save_every: int, save_state: bool):
-        P, (obs, met, states) = _advance(
+        P, (obs, met, states) = self._advance(
             self.model,
             P,
             self._velocities,
@@ -166,8 +168,8 @@ def _fingerprint(
         "counts": list(gas.counts),
         "omegas": np.asarray(gas.omegas, dtype=float).tolist(),
         "P0": np.asarray(gas.P0, dtype=float).tolist(),
-        "gamma": float(model.gamma),
-        "mu": float(model.mu),
+        "gamma": np.asarray(model.gamma, dtype=float).tolist(),
+        "mu": np.asarray(model.mu, dtype=float).tolist(),
         "B": np.asarray(model.B, dtype=float).tolist(),
         "angles": repr(model.angles),
         "schedule": repr(model.schedule),
@@ -183,7 +185,7 @@ def _fingerprint(
     return json.dumps(values, sort_keys=True)
 
 
-def _write_checkpoint(path: Path, fingerprint: str, step: int, state: dict, pieces):
+def _write_checkpoint(path: Path, fingerprint: str, step: int, state: dict, pieces, axis: int):
     from ._io import write_h5
 
     if not is_main_process():  # one writer; every process reads it on resume
@@ -191,7 +193,7 @@ def _write_checkpoint(path: Path, fingerprint: str, step: int, state: dict, piec
     data = {**state, "step": np.int64(step)}
     for name, values in pieces.items():
         if values:
-            data[name] = np.concatenate(values, axis=1)
+            data[name] = np.concatenate(values, axis=axis)
     write_h5(path, data, attrs={"kind": "gas-checkpoint", "fingerprint": fingerprint}, force=True)
 
 
@@ -209,6 +211,84 @@ def _read_checkpoint(path: Path, fingerprint: str):
             f"it differs in {', '.join(differ)}"
         )
     return data
+
+
+def drive(
+    engine,
+    *,
+    n_intervals: int,
+    save_every: int,
+    chunk_saves: int,
+    save_state: bool,
+    checkpoint,
+    fingerprint,
+    resume: bool,
+    progress,
+    label: str,
+    axis: int,
+):
+    """The host loop shared by `simulate_gas` and `sweep_gas`: start `engine`, continue a
+    checkpoint, advance chunk by chunk (observables to the host, a checkpoint after every chunk,
+    a progress bar). `axis` is the save axis of the observables (1 for `(R, S, ...)`).
+
+    Returns `(carry, observables, encounters, state)`: the engine's final carry, a dict of
+    observable series (the initial save included), cumulative encounters, and the state series
+    (`None` without `save_state`)."""
+    carry, obs0 = engine.start()
+    path = Path(checkpoint) if checkpoint is not None else None
+    # "saves_state": the saved states (save_state=True), apart from the engine's own "state".
+    pieces: dict[str, list] = {name: [] for name in _FIELDS + ["encounters", "saves_state"]}
+    done = 0
+    if path is not None and path.exists():
+        if not resume:
+            raise FileExistsError(
+                f"checkpoint={str(path)!r} exists; pass resume=True to continue it"
+            )
+        saved = _read_checkpoint(path, fingerprint)
+        done = int(saved["step"]) // save_every
+        carry = engine.restore(saved)
+        for name in pieces:
+            if name in saved:
+                pieces[name].append(np.asarray(saved[name]))
+
+    if jax.process_count() > 1:
+        # Every process has checked the checkpoint before process 0 may write one.
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("oile_jax simulate_gas start")
+    bar = ProgressBar(n_intervals, label, enabled=progress)
+    bar.update(done)
+    while done < n_intervals:
+        size = min(chunk_saves, n_intervals - done)
+        carry, obs, met, states = engine.advance(
+            carry, done * save_every, size, save_every, save_state
+        )
+        for name in _FIELDS:
+            pieces[name].append(to_host(getattr(obs, name)))
+        pieces["encounters"].append(to_host(met).astype(np.int64))
+        if save_state:
+            pieces["saves_state"].append(states)
+        done += size
+        if path is not None:
+            _write_checkpoint(
+                path, fingerprint, done * save_every, engine.checkpoint(carry), pieces, axis
+            )
+        bar.update(done)
+    bar.close()
+
+    def series(name, first):
+        first = np.expand_dims(to_host(first), axis)
+        return np.concatenate([first] + pieces[name], axis=axis) if pieces[name] else first
+
+    out = {name: series(name, getattr(obs0, name)) for name in _FIELDS}
+    n_met = series("encounters", np.zeros(obs0.lepton.shape, np.int64))
+    state = None
+    if save_state:
+        shape = engine.state(carry).shape
+        state = series(
+            "saves_state", np.broadcast_to(engine.gas.initial_state(engine.dtype), shape)
+        )
+    return carry, out, np.cumsum(n_met, axis=axis), state
 
 
 def prepare(
@@ -329,13 +409,8 @@ def simulate_gas(
         engine = ShardedGasEngine(
             model, gas, key, n_realizations, shards, exchange_every, devices, dtype
         )
-    carry, obs0 = engine.start()
-
-    path = Path(checkpoint) if checkpoint is not None else None
     fingerprint = None
-    pieces: dict[str, list] = {name: [] for name in _FIELDS + ["encounters", "state"]}
-    done = 0
-    if path is not None:
+    if checkpoint is not None:
         if any(concrete(x) is None for x in (gamma, mu, omegas, P0)):
             raise ValueError("checkpoint needs concrete parameters (not under jit or grad)")
         fingerprint = _fingerprint(
@@ -350,64 +425,28 @@ def simulate_gas(
             shards,
             exchange_every if shards is not None else None,
         )
-        if path.exists():
-            if not resume:
-                raise FileExistsError(
-                    f"checkpoint={str(path)!r} exists; pass resume=True to continue it"
-                )
-            saved = _read_checkpoint(path, fingerprint)
-            done = int(saved["step"]) // save_every
-            carry = engine.restore(saved)
-            for name in pieces:
-                if name in saved:
-                    pieces[name].append(np.asarray(saved[name]))
-
-    if jax.process_count() > 1:
-        # Every process has checked the checkpoint before process 0 may write one.
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices("oile_jax simulate_gas start")
-    bar = ProgressBar(n_intervals, f"gas N={gas.n} R={n_realizations}", enabled=progress)
-    bar.update(done)
-    while done < n_intervals:
-        size = min(chunk_saves, n_intervals - done)
-        carry, obs, met, states = engine.advance(
-            carry, done * save_every, size, save_every, save_state
-        )
-        for name in _FIELDS:
-            pieces[name].append(to_host(getattr(obs, name)))
-        pieces["encounters"].append(to_host(met).astype(np.int64))
-        if save_state:
-            pieces["state"].append(states)
-        done += size
-        if path is not None:
-            _write_checkpoint(
-                path, fingerprint, done * save_every, engine.checkpoint(carry), pieces
-            )
-        bar.update(done)
-    bar.close()
-
-    def series(name, first):
-        first = to_host(first)[:, None]
-        return np.concatenate([first] + pieces[name], axis=1) if pieces[name] else first
-
+    carry, out, encounters, state = drive(
+        engine,
+        n_intervals=n_intervals,
+        save_every=save_every,
+        chunk_saves=chunk_saves,
+        save_state=save_state,
+        checkpoint=checkpoint,
+        fingerprint=fingerprint,
+        resume=resume,
+        progress=progress,
+        label=f"gas N={gas.n} R={n_realizations}",
+        axis=1,
+    )
     tau = (
         float(np.asarray(model.schedule.step_length(gamma, mu)))
         if concrete(gamma) is not None
         else np.nan
     )
-    out = {name: series(name, getattr(obs0, name)) for name in _FIELDS}
-    encounters = np.cumsum(series("encounters", np.zeros(n_realizations, np.int64)), axis=1)
-    final_state = engine.state(carry)
-    state = (
-        series("state", np.broadcast_to(np.asarray(gas.initial_state(dtype)), final_state.shape))
-        if save_state
-        else None
-    )
     return GasSolution(
         ts=(tau * save_every * np.arange(n_intervals + 1)).astype(dtype),
         encounters=encounters,
-        final_state=final_state,
+        final_state=engine.state(carry),
         state=state,
         velocities=engine.velocities(carry),
         counts=gas.counts,

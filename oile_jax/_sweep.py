@@ -12,15 +12,40 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._checks import concrete
-from ._progress import ProgressBar
 from ._run import check_count
-from ._sharding import leading_axis_sharding, to_host
-from ._simulate_gas import _FIELDS, GasSolution, _advance_unjitted, _initial_unjitted, prepare
-
-_initial = eqx.filter_jit(eqx.filter_vmap(_initial_unjitted, in_axes=(0, 0, None)))
-_advance = eqx.filter_jit(
-    eqx.filter_vmap(_advance_unjitted, in_axes=(0, 0, 0, None, None, None, None, None))
+from ._sharding import leading_axis_sharding, shard
+from ._simulate_gas import (
+    _FIELDS,
+    GasSolution,
+    _advance_unjitted,
+    _DenseEngine,
+    _fingerprint,
+    _initial_unjitted,
+    drive,
+    prepare,
 )
+
+
+class _SweepEngine(_DenseEngine):
+    """`_DenseEngine` with a leading sweep axis: models `(K, ...)`, states `(K, R, N, 3)`, the
+    sweep axis sharded across devices."""
+
+    _initial = staticmethod(
+        eqx.filter_jit(eqx.filter_vmap(_initial_unjitted, in_axes=(0, 0, None)))
+    )
+    _advance = staticmethod(
+        eqx.filter_jit(
+            eqx.filter_vmap(_advance_unjitted, in_axes=(0, 0, 0, None, None, None, None, None))
+        )
+    )
+
+    def __init__(self, models, gas, key, n_points, n_realizations, devices, dtype):
+        self.gas, self.key, self.dtype = gas, key, dtype
+        self.sharding = leading_axis_sharding(
+            devices, n_points, "sweep", f"the sweep's {n_points} points", "the sweep's points"
+        )
+        self.model = jax.tree.map(lambda x: shard(x, self.sharding), models)
+        self.shape = (n_points, n_realizations, gas.n, 3)
 
 
 def _points(gamma, mu) -> tuple[np.ndarray, np.ndarray]:
@@ -51,6 +76,8 @@ def sweep_gas(
     dtype=None,
     save_state: bool = False,
     chunk_saves: int | None = None,
+    checkpoint=None,
+    resume: bool = False,
     progress: bool | None = None,
     devices=None,
 ) -> list[GasSolution]:
@@ -60,7 +87,8 @@ def sweep_gas(
     points (or scalars, broadcast). Every point needs the same number of steps: give `n_steps`,
     or `t_max` with a stochastic schedule (its step `dt` is the same at every point; a
     deterministic round lasts `gamma / mu`). `devices`: shard the sweep axis across devices
-    (`"all"`, a count or a list; `K` a multiple of their number).
+    (`"all"`, a count or a list; `K` a multiple of their number). `checkpoint`, `resume`: as in
+    `simulate_gas` (one checkpoint file for the whole sweep).
 
     **Returns:** one `GasSolution` per point, with the numbers `simulate_gas` gives at that
     point with the same key.
@@ -93,53 +121,36 @@ def sweep_gas(
     models = jax.tree.map(lambda *xs: jnp.stack(xs), *[run[1] for run in runs])
     K, n_intervals = len(runs), n_steps // save_every
     chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
-
-    sharding = leading_axis_sharding(
-        devices, K, "sweep", f"the sweep's {K} points", "the sweep's points"
-    )
-    place = (lambda x: x) if sharding is None else (lambda x: jax.device_put(x, sharding))
-    models = jax.tree.map(place, models)
-    P = place(jnp.broadcast_to(gas.initial_state(dtype), (K, n_realizations, gas.n, 3)))
-    obs0, velocities = _initial(models, P, key)
-
-    pieces: dict[str, list] = {name: [to_host(getattr(obs0, name))[:, :, None]] for name in _FIELDS}
-    pieces["encounters"] = [np.zeros((K, n_realizations, 1), np.int64)]
-    pieces["state"] = [np.broadcast_to(to_host(P)[:, :, None], (K, n_realizations, 1, gas.n, 3))]
-    bar = ProgressBar(n_intervals, f"sweep K={K} N={gas.n}", enabled=progress)
-    done = 0
-    while done < n_intervals:
-        size = min(chunk_saves, n_intervals - done)
-        P, (obs, met, states) = _advance(
-            models,
-            P,
-            velocities,
-            key,
-            jnp.asarray(done * save_every, jnp.int32),
-            size,
-            save_every,
-            save_state,
+    engine = _SweepEngine(models, gas, key, K, n_realizations, devices, dtype)
+    fingerprint = None
+    if checkpoint is not None:
+        fingerprint = _fingerprint(
+            gas, models, key, n_realizations, n_steps, save_every, dtype, save_state, None, None
         )
-        for name in _FIELDS:
-            pieces[name].append(to_host(getattr(obs, name)))
-        pieces["encounters"].append(to_host(met).astype(np.int64))
-        if save_state:
-            pieces["state"].append(to_host(states))
-        done += size
-        bar.update(done)
-    bar.close()
-
-    series = {name: np.concatenate(values, axis=2) for name, values in pieces.items()}
-    final_state, velocities = to_host(P), to_host(velocities)
+    P, series, encounters, state = drive(
+        engine,
+        n_intervals=n_intervals,
+        save_every=save_every,
+        chunk_saves=chunk_saves,
+        save_state=save_state,
+        checkpoint=checkpoint,
+        fingerprint=fingerprint,
+        resume=resume,
+        progress=progress,
+        label=f"sweep K={K} N={gas.n}",
+        axis=2,
+    )
+    final_state, velocities = engine.state(P), engine.velocities(P)
     solutions = []
     for k, run in enumerate(runs):
         tau = float(np.asarray(run[1].schedule.step_length(run[1].gamma, run[1].mu)))
         solutions.append(
             GasSolution(
                 ts=(tau * save_every * np.arange(n_intervals + 1)).astype(dtype),
-                encounters=np.cumsum(series["encounters"][k], axis=1),
+                encounters=encounters[k],
                 final_state=final_state[k],
-                state=series["state"][k] if save_state else None,
-                velocities=velocities[k] if velocities.shape[-2] else None,
+                state=state[k] if save_state else None,
+                velocities=velocities[k] if velocities is not None else None,
                 counts=gas.counts,
                 **{name: series[name][k] for name in _FIELDS},
             )

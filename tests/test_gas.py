@@ -273,6 +273,8 @@ def test_reproducible_ensembles_and_chunking(key):
 
 
 def test_checkpoint_and_exact_resume(key, tmp_path, monkeypatch):
+    """With save_state: the saved states are kept apart from the state to resume from (they
+    once shared a name in the checkpoint, and resuming read the series as the state)."""
     kw = dict(
         gamma=0.2,
         schedule=oj.Stochastic(dt=0.1),
@@ -281,6 +283,7 @@ def test_checkpoint_and_exact_resume(key, tmp_path, monkeypatch):
         save_every=4,
         n_realizations=2,
         chunk_saves=1,
+        save_state=True,
     )
     full = oj.simulate_gas(TWO_GROUPS, **kw)
     path = tmp_path / "run.ckpt.h5"
@@ -304,6 +307,7 @@ def test_checkpoint_and_exact_resume(key, tmp_path, monkeypatch):
         "lepton",
         "encounters",
         "final_state",
+        "state",
         "ts",
     ):
         assert np.array_equal(getattr(resumed, name), getattr(full, name)), name

@@ -7,6 +7,8 @@ import pytest
 
 import oile_jax as oj
 
+from .conftest import interrupt_after_checkpoints
+
 GAS = oj.Gas((30, 20), (0.1, 0.2), [[0.1, 0, 0.99], [-0.1, 0, -0.99]])
 
 
@@ -60,3 +62,36 @@ def test_deterministic_rounds_need_n_steps(key):
             n_steps=4,
             devices=[jax.devices()[0]] * 2,
         )
+
+
+def test_interrupted_sweep_resumes_exactly(key, tmp_path, monkeypatch):
+    """A sweep stopped (Ctrl-C) after its 2nd checkpoint and resumed gives exactly the numbers of
+    the uninterrupted sweep; the checkpoint refuses another sweep (other gammas)."""
+    kw = dict(
+        schedule=oj.Stochastic(dt=0.02),
+        key=key,
+        angles="fixed-velocities",
+        n_steps=40,
+        save_every=4,
+        n_realizations=2,
+        chunk_saves=3,
+        save_state=True,
+    )
+    gammas = [0.05, 0.1]
+    full = oj.sweep_gas(GAS, gamma=gammas, **kw)
+    path = tmp_path / "sweep.ckpt.h5"
+    restore = interrupt_after_checkpoints(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        oj.sweep_gas(GAS, gamma=gammas, checkpoint=path, **kw)
+    restore()
+    data, _ = oj.read_h5(path)
+    assert int(data["step"]) == 24  # 2 chunks of 3 saves of 4 steps
+    assert data["state"].shape == (2, 2, GAS.n, 3)
+    with pytest.raises(FileExistsError, match="resume=True"):
+        oj.sweep_gas(GAS, gamma=gammas, checkpoint=path, **kw)
+    with pytest.raises(ValueError, match="differs in gamma"):
+        oj.sweep_gas(GAS, gamma=[0.05, 0.2], checkpoint=path, resume=True, **kw)
+    resumed = oj.sweep_gas(GAS, gamma=gammas, checkpoint=path, resume=True, **kw)
+    for a, b in zip(resumed, full, strict=True):
+        for name in ("group_mean", "group_std", "lepton", "encounters", "final_state", "state"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
