@@ -218,7 +218,7 @@ def drive(
     *,
     n_intervals: int,
     save_every: int,
-    chunk_saves: int,
+    chunk_saves: int | None,
     save_state: bool,
     checkpoint,
     fingerprint,
@@ -229,11 +229,13 @@ def drive(
 ):
     """The host loop shared by `simulate_gas` and `sweep_gas`: start `engine`, continue a
     checkpoint, advance chunk by chunk (observables to the host, a checkpoint after every chunk,
-    a progress bar). `axis` is the save axis of the observables (1 for `(R, S, ...)`).
+    a progress bar). `chunk_saves`: save intervals per chunk (None: all). `axis` is the save
+    axis of the observables (1 for `(R, S, ...)`).
 
     Returns `(carry, observables, encounters, state)`: the engine's final carry, a dict of
     observable series (the initial save included), cumulative encounters, and the state series
     (`None` without `save_state`)."""
+    chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
     carry, obs0 = engine.start()
     path = Path(checkpoint) if checkpoint is not None else None
     # "saves_state": the saved states (save_state=True), apart from the engine's own "state".
@@ -284,10 +286,10 @@ def drive(
     n_met = series("encounters", np.zeros(obs0.lepton.shape, np.int64))
     state = None
     if save_state:
-        shape = engine.state(carry).shape
-        state = series(
-            "saves_state", np.broadcast_to(engine.gas.initial_state(engine.dtype), shape)
-        )
+        saved = pieces["saves_state"][0]  # (..., saves, N, 3): the state's shape without `axis`
+        shape = saved.shape[:axis] + saved.shape[axis + 1 :]
+        initial = np.broadcast_to(np.asarray(engine.gas.initial_state(engine.dtype)), shape)
+        state = series("saves_state", initial)
     return carry, out, np.cumsum(n_met, axis=axis), state
 
 
@@ -400,7 +402,6 @@ def simulate_gas(
     )
     omegas, P0, gamma, mu = model.omegas, gas.P0, model.gamma, model.mu
     n_intervals = n_steps // save_every
-    chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
 
     if shards is None:
         engine = _DenseEngine(model, gas, key, n_realizations, devices, dtype)

@@ -12,7 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._checks import concrete
-from ._run import check_count
 from ._sharding import leading_axis_sharding, shard
 from ._simulate_gas import (
     _FIELDS,
@@ -120,7 +119,6 @@ def sweep_gas(
     gas, _, n_steps, save_every, n_realizations, key, dtype = runs[0]
     models = jax.tree.map(lambda *xs: jnp.stack(xs), *[run[1] for run in runs])
     K, n_intervals = len(runs), n_steps // save_every
-    chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
     engine = _SweepEngine(models, gas, key, K, n_realizations, devices, dtype)
     fingerprint = None
     if checkpoint is not None:
