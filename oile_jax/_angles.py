@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ._checks import check_option
+from ._random import uniform
 
 
 class AbstractAngleModel(eqx.Module):
@@ -78,12 +79,36 @@ class FixedVelocities(AbstractAngleModel):
 
     `x = 1 - v_i.v_j`; only meaningful for a gas (both partners persist). Over uniformly random
     pairs `<x> = 1`, `<x^2> = 4/3`, as for `Isotropic`.
+
+    Velocities are a function of the neutrino's index in the gas (a counter-based hash keyed by
+    the realization's velocity key), so a gas kept in any order finds them without storing
+    them: `cos theta` and `phi` uniform on `[-1, 1)` and `[0, 2 pi)`.
     """
 
+    @staticmethod
+    def words(key: PRNGKeyArray) -> Array:
+        """The two 32-bit key words of the velocities drawn with `key`."""
+        return jax.random.bits(key, (2,), dtype=jnp.uint32)
+
+    @staticmethod
+    def directions(words, index, dtype) -> tuple[Array, Array, Array]:
+        """`(cos theta, sin theta, phi)` of the neutrinos `index` (any shape)."""
+        counter = 2 * index.astype(jnp.uint32)
+        cos = 2 * uniform(words[0], words[1], counter, dtype) - 1
+        sin = jnp.sqrt(jnp.maximum(1 - cos * cos, 0))
+        return cos, sin, (2 * jnp.pi) * uniform(words[0], words[1], counter + 1, dtype)
+
+    @classmethod
+    def x(cls, words, index_a, index_b, dtype) -> Array:
+        """`1 - v_a . v_b` of the pairs `(index_a, index_b)`."""
+        cos_a, sin_a, phi_a = cls.directions(words, index_a, dtype)
+        cos_b, sin_b, phi_b = cls.directions(words, index_b, dtype)
+        return 1 - (cos_a * cos_b + sin_a * sin_b * jnp.cos(phi_a - phi_b))
+
     def velocities(self, key: PRNGKeyArray, n: int, dtype) -> Float[Array, "n 3"]:
-        """`n` isotropic unit vectors."""
-        v = jax.random.normal(key, (n, 3), dtype=dtype)
-        return v / jnp.linalg.norm(v, axis=-1, keepdims=True)
+        """The unit velocities of neutrinos `0 ... n - 1`, shape `(n, 3)`."""
+        cos, sin, phi = self.directions(self.words(key), jnp.arange(n, dtype=jnp.uint32), dtype)
+        return jnp.stack([sin * jnp.cos(phi), sin * jnp.sin(phi), cos], axis=-1)
 
     def mean_x(self):
         return jnp.asarray(1.0)

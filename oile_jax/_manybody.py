@@ -180,7 +180,8 @@ class ManyBodySolution(eqx.Module):
 def _run_manybody(
     model, state: ManyBodyState, P0, key, n_saves: int, save_every: int, n_realizations: int
 ):
-    from ._gas import velocities_for
+    from ._angles import FixedVelocities
+    from ._gas import Slots
     from ._random import step_words
     from ._run import realization_keys
 
@@ -189,26 +190,29 @@ def _run_manybody(
     tau = model.schedule.step_length(model.gamma, model.mu)
     omegas = model.omegas[model.ids()]
     half = vacuum_phases(n, omegas, tau / 2, state.psi.dtype)
-    rotation = model.half_rotation(dtype)
 
     def realization(key_r):
-        velocities = velocities_for(model.angles, jax.random.split(key_r)[0], n, dtype)
+        velocity_words = FixedVelocities.words(jax.random.split(key_r)[0])
         key_steps = jax.random.split(key_r)[1]
 
         def step(carry, s):
-            psi, P = carry
+            # The steps of `simulate_gas` (`_GasModel.step`), with the exact state alongside.
+            psi, slots = carry
             words = step_words(key_steps, s)
-            a, b, c, _ = model.pairs(words, velocities, dtype)
-            psi = _encounters(half * psi, a, b, c)
+            live = s >= 0
+            slots = model.shuffle(slots, words, live)
+            c, _ = model.encounter_angles(slots.index, words, velocity_words, live, dtype)
+            psi = _encounters(half * psi, slots.index[0], slots.index[1], c)
             psi = half * psi
-            P, _ = model.step(P, words, velocities, rotation)
-            return (psi, P), None
+            return (psi, model.encounters(slots, c, live)), None
 
         def interval(carry, k):
-            carry, _ = jax.lax.scan(step, carry, k * save_every + jnp.arange(save_every))
-            return carry, carry
+            steps = k * save_every + jnp.arange(save_every, dtype=jnp.int32)
+            carry, _ = jax.lax.scan(step, carry, steps)
+            return carry, (carry[0], carry[1].in_gas_order())
 
-        _, (psis, Ps) = jax.lax.scan(interval, (state.psi, P0), jnp.arange(n_saves - 1))
+        start = (state.psi, Slots.start(P0))
+        _, (psis, Ps) = jax.lax.scan(interval, start, jnp.arange(n_saves - 1, dtype=jnp.int32))
         psis = jnp.concatenate([state.psi[None], psis])
         Ps = jnp.concatenate([P0[None], Ps])
         exact_frame = jax.vmap(one_body_bloch)(psis)

@@ -114,10 +114,11 @@ def _local_step(model: _GasModel, lay: Layout, words, rotation):
     perm = jax.vmap(permutation, (0, None))(words, M)
     lay = _gather(lay, perm)
     sin, one_minus_cos = rotation
-    per_neutrino = (sin[lay.group][..., None], one_minus_cos[lay.group][..., None])
+    per_neutrino = (sin[lay.group], one_minus_cos[lay.group])
     P = lay.P if model.vacuum_inside else model.rotate(lay.P, per_neutrino)
     u_meet, u_x = jax.vmap(pair_uniforms, (0, None, None))(words, M // 2, dtype)
-    c, met = model.angles_and_meetings(u_meet, u_x, lay.v[:, 0::2], lay.v[:, 1::2], dtype)
+    x = 1 - jnp.sum(lay.v[:, 0::2] * lay.v[:, 1::2], axis=-1)  # fixed velocities only
+    c, met = model.angles_and_meetings(u_meet, u_x, x, dtype)
     Pa, Pb = P[:, 0::2], P[:, 1::2]
     d_a, d_b = model.collide(Pa, Pb, c, lay.group[:, 0::2], lay.group[:, 1::2])
     P = jnp.stack([Pa + d_a, Pb + d_b], axis=2).reshape(L, M, 3)

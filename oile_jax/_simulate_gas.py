@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, PRNGKeyArray
 
-from ._angles import AbstractAngleModel, angle_model
+from ._angles import AbstractAngleModel, FixedVelocities, angle_model
 from ._checks import check_finite, check_vector, concrete
-from ._gas import Gas, Observables, _GasModel, check_gas_state, observe, velocities_for
+from ._gas import Gas, Observables, Slots, _GasModel, check_gas_state, velocities_for
 from ._progress import ProgressBar
 from ._random import step_words
 from ._run import check_count, check_run, realization_keys
@@ -74,52 +74,64 @@ class GasSolution:
 _FIELDS = [f.name for f in dataclasses.fields(Observables)]
 
 
-def _initial_unjitted(model: _GasModel, P, key):
-    """Initial observables and velocities of every realization."""
-    n = model.n
-
-    def one(P, key_r):
-        v = velocities_for(model.angles, jax.random.split(key_r)[0], n, P.dtype)
-        return observe(P, model.ids(), model.counts, model.B.astype(P.dtype)), v
-
-    keys = realization_keys(key, P.shape[0])
-    return jax.vmap(one)(P, keys)
+def _initial_unjitted(model: _GasModel, P):
+    """The slots and initial observables of every realization, from `P` `(R, N, 3)`."""
+    slots = Slots.start(P)
+    return slots, jax.vmap(model.observe)(slots)
 
 
 _initial = eqx.filter_jit(_initial_unjitted)
 
 
 def _advance_unjitted(
-    model: _GasModel, P, velocities, key, step0, n_intervals: int, save_every: int, save_state: bool
+    model: _GasModel, slots: Slots, key, step0, n_intervals: int, save_every: int, save_state: bool
 ):
     """`n_intervals * save_every` steps from global step `step0` for every realization."""
-    ids = model.ids()
-    rotation = model.half_rotation(P.dtype)
 
-    def one(P, v, key_r):
+    def one(slots, key_r):
         key_steps = jax.random.split(key_r)[1]
+        velocity_words = FixedVelocities.words(jax.random.split(key_r)[0])
 
-        def interval(P, k):
-            def step(P, s):
-                return model.step(P, step_words(key_steps, s), v, rotation)
+        def interval(slots, k):
+            def step(slots, s):
+                # `s >= 0`: true, but not known to the compiler (see `_gas._materialize`).
+                return model.step(slots, step_words(key_steps, s), velocity_words, s >= 0)
 
             steps = step0 + k * save_every + jnp.arange(save_every, dtype=jnp.int32)
-            P, met = jax.lax.scan(step, P, steps)
-            obs = observe(P, ids, model.counts, model.B.astype(P.dtype))
-            return P, (obs, jnp.sum(met), P if save_state else None)
+            slots, met = jax.lax.scan(step, slots, steps)
+            state = slots.in_gas_order() if save_state else None
+            return slots, (model.observe(slots), jnp.sum(met), state)
 
-        return jax.lax.scan(interval, P, jnp.arange(n_intervals, dtype=jnp.int32))
+        return jax.lax.scan(interval, slots, jnp.arange(n_intervals, dtype=jnp.int32))
 
-    keys = realization_keys(key, P.shape[0])
-    return jax.vmap(one)(P, velocities, keys)
+    keys = realization_keys(key, slots.index.shape[0])
+    return jax.vmap(one)(slots, keys)
 
 
 _advance = eqx.filter_jit(_advance_unjitted)
 
 
+def _in_gas_order_unjitted(slots: Slots):
+    """Bloch vectors in gas order, `(..., N, 3)`, of slots with any leading axes."""
+    lead = slots.index.shape[:-2]
+    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[len(lead) :]), slots)
+    P = jax.vmap(Slots.in_gas_order)(flat)
+    return P.reshape(lead + P.shape[1:])
+
+
+_in_gas_order = eqx.filter_jit(_in_gas_order_unjitted)
+
+
+@eqx.filter_jit
+def _velocities(angles, key, n_realizations: int, n: int, dtype):
+    keys = realization_keys(key, n_realizations)
+    return jax.vmap(lambda k: velocities_for(angles, jax.random.split(k)[0], n, dtype))(keys)
+
+
 class _DenseEngine:
-    """The state `(R, N, 3)` in gas order on one device, or with realizations sharded across
-    devices: start, advance, restore and bring results to the host."""
+    """The gas of every realization in `Slots` (leading axis `R`) on one device, or with
+    realizations sharded across devices: start, advance, restore and bring results to the host
+    (in gas order)."""
 
     _initial = staticmethod(_initial)
     _advance = staticmethod(_advance)
@@ -131,34 +143,38 @@ class _DenseEngine:
 
     def start(self):
         P = shard(jnp.broadcast_to(self.gas.initial_state(self.dtype), self.shape), self.sharding)
-        obs0, velocities = self._initial(self.model, P, self.key)
-        self._velocities = shard(velocities, self.sharding)
-        return P, obs0
+        return self._initial(self.model, P)
 
-    def advance(self, P, step0: int, size: int, save_every: int, save_state: bool):
-        P, (obs, met, states) = self._advance(
+    def advance(self, slots, step0: int, size: int, save_every: int, save_state: bool):
+        slots, (obs, met, states) = self._advance(
             self.model,
-            P,
-            self._velocities,
+            slots,
             self.key,
             jnp.asarray(step0, jnp.int32),  # traced: a new chunk must not recompile
             size,
             save_every,
             save_state,
         )
-        return P, obs, met, to_host(states) if save_state else None
+        return slots, obs, met, to_host(states) if save_state else None
 
-    def state(self, P) -> np.ndarray:
-        return to_host(P)
+    def state(self, slots) -> np.ndarray:
+        return to_host(_in_gas_order(slots))
 
-    def velocities(self, P):
-        return to_host(self._velocities) if self._velocities.shape[-2] else None
+    def velocities(self, slots):
+        if not isinstance(self.model.angles, FixedVelocities):
+            return None
+        R, n = self.shape[-3], self.shape[-2]
+        v = to_host(_velocities(self.model.angles, self.key, R, n, self.dtype))
+        return np.broadcast_to(v, self.shape[:-3] + v.shape)
 
-    def checkpoint(self, P) -> dict:
-        return {"state": to_host(P)}
+    def checkpoint(self, slots) -> dict:
+        # The slot order is part of the state: resuming continues the same permutations.
+        return {"state": to_host(slots.vectors()), "index": to_host(slots.flat_index())}
 
     def restore(self, saved):
-        return shard(jnp.asarray(saved["state"], dtype=self.dtype), self.sharding)
+        P = jnp.asarray(saved["state"], dtype=self.dtype)
+        slots = Slots.restore(P, jnp.asarray(saved["index"], dtype=jnp.int32))
+        return shard(slots, self.sharding)
 
 
 def _fingerprint(

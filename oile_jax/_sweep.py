@@ -26,15 +26,13 @@ from ._simulate_gas import (
 
 
 class _SweepEngine(_DenseEngine):
-    """`_DenseEngine` with a leading sweep axis: models `(K, ...)`, states `(K, R, N, 3)`, the
+    """`_DenseEngine` with a leading sweep axis: models `(K, ...)`, slots `(K, R, ...)`, the
     sweep axis sharded across devices."""
 
-    _initial = staticmethod(
-        eqx.filter_jit(eqx.filter_vmap(_initial_unjitted, in_axes=(0, 0, None)))
-    )
+    _initial = staticmethod(eqx.filter_jit(eqx.filter_vmap(_initial_unjitted, in_axes=(0, 0))))
     _advance = staticmethod(
         eqx.filter_jit(
-            eqx.filter_vmap(_advance_unjitted, in_axes=(0, 0, 0, None, None, None, None, None))
+            eqx.filter_vmap(_advance_unjitted, in_axes=(0, 0, None, None, None, None, None))
         )
     )
 

@@ -1,4 +1,4 @@
-"""Statistics of the counter-based streams and of the random matchings used by the gas."""
+"""Statistics of the counter-based streams and of the random matchings of the gas."""
 
 import jax
 import jax.numpy as jnp
@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 from oile_jax import _random
+from oile_jax._angles import Isotropic
+from oile_jax._gas import Slots, _GasModel
+from oile_jax._schedule import Stochastic
 
 
 @pytest.mark.parametrize("n", [2, 3, 10, 64, 1000, 4097, 65536, 100_002])
@@ -16,10 +19,22 @@ def test_permutation_is_a_permutation(n):
 
 
 def matchings(n, steps, seed=0):
+    """The gas's own matchings over `steps` steps: its slots moved by `_GasModel.shuffle` step
+    after step (each permutation composed with the previous layout), the pairs read from the
+    slots `(0, k)`, `(1, k)`. Returns `(a, b)`, each `(steps, n // 2)`."""
+    model = _GasModel(
+        (n,), jnp.zeros(1), jnp.asarray(0.1), jnp.asarray(1.0), jnp.asarray([0.0, 0.0, -1.0]),
+        Isotropic(), Stochastic(dt=0.05),
+    )  # fmt: skip
     key = jax.random.key(seed)
-    f = jax.jit(jax.vmap(lambda s: _random.matching(_random.step_words(key, s), n)))
-    a, b = f(jnp.arange(steps))
-    return np.asarray(a), np.asarray(b)
+
+    def step(slots, s):
+        slots = model.shuffle(slots, _random.step_words(key, s), s >= 0)
+        return slots, slots.index
+
+    run = jax.jit(lambda: jax.lax.scan(step, Slots.start(jnp.zeros((n, 3))), jnp.arange(steps)))
+    index = np.asarray(run()[1])
+    return index[:, 0], index[:, 1]
 
 
 @pytest.mark.parametrize("n", [32, 34, 10])
