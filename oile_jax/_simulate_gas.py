@@ -177,10 +177,17 @@ class _DenseEngine:
         return shard(slots, self.sharding)
 
 
+# 2: the dense gas in pairing order (`Slots`), velocities hashed from the index, the
+# permutation's rounds reduced by multiply-shift (2026-11-24).
+_CHECKPOINT_FORMAT = 2
+
+
 def _fingerprint(
     gas, model, key, n_realizations, n_steps, save_every, dtype, save_state, shards, exchange_every
 ) -> str:
     values = {
+        # The random streams and the engine's state: a checkpoint of another format is refused.
+        "format": _CHECKPOINT_FORMAT,
         "counts": list(gas.counts),
         "omegas": np.asarray(gas.omegas, dtype=float).tolist(),
         "P0": np.asarray(gas.P0, dtype=float).tolist(),

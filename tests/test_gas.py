@@ -313,6 +313,23 @@ def test_checkpoint_and_exact_resume(key, tmp_path, monkeypatch):
         assert np.array_equal(getattr(resumed, name), getattr(full, name)), name
 
 
+def test_checkpoint_of_another_format_is_refused(key, tmp_path):
+    """A checkpoint written before the gas's random streams or state changed (no or another
+    `format` in its fingerprint) would not resume exactly: refused, naming the format."""
+    import json
+
+    kw = dict(gamma=0.2, schedule=oj.Stochastic(dt=0.1), key=key, n_steps=8, save_every=4)
+    path = tmp_path / "old.ckpt.h5"
+    oj.simulate_gas(TWO_GROUPS, checkpoint=path, **kw)
+    data, attrs = oj.read_h5(path)
+    fingerprint = json.loads(attrs["fingerprint"])
+    del fingerprint["format"]
+    attrs = {"kind": "gas-checkpoint", "fingerprint": json.dumps(fingerprint, sort_keys=True)}
+    oj.write_h5(path, data, attrs=attrs, force=True)
+    with pytest.raises(ValueError, match="differs in format"):
+        oj.simulate_gas(TWO_GROUPS, checkpoint=path, resume=True, **kw)
+
+
 def test_changing_parameters_does_not_recompile(key, monkeypatch):
     traces = []
     original = _gas._GasModel.step
