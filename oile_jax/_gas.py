@@ -28,6 +28,7 @@ from ._angles import AbstractAngleModel, FixedAngle, FixedVelocities, Isotropic
 from ._checks import check_bloch, check_finite, check_vector
 from ._encounter import encounter_vacuum
 from ._random import pair_uniforms, permutation
+from ._run import realization_keys
 from ._schedule import AbstractSchedule, Deterministic, Stochastic, meet_probability
 from ._state import entropy
 
@@ -191,6 +192,11 @@ def _components(P):
     return (P[..., 0], P[..., 1], P[..., 2])
 
 
+def _coefficients(c):
+    """`(sin^2 c, sin c cos c)` of encounter angles `c`."""
+    return jnp.sin(c) ** 2, jnp.sin(2 * c) / 2
+
+
 class Slots(eqx.Module):
     """One realization's neutrinos in slot order (leading axes added by the driver). Slot
     `(s, k)`, `s` in `{0, 1}`, `k < N/2`; this step's pairs are the slots `(0, k)`, `(1, k)`.
@@ -245,9 +251,13 @@ class _GasModel(eqx.Module):
     def ids(self):
         return jnp.asarray(np.repeat(np.arange(len(self.counts), dtype=np.int32), self.counts))
 
+    def _bounds(self) -> np.ndarray:
+        """The index of the first neutrino of every group but the first."""
+        return np.cumsum(self.counts)[:-1].astype(np.int32)
+
     def group_of(self, index):
         """The group of the neutrinos `index`."""
-        bounds = np.cumsum(self.counts)[:-1].astype(np.int32)
+        bounds = self._bounds()
         if not len(bounds):
             return jnp.zeros(index.shape, jnp.int32)
         return jnp.searchsorted(jnp.asarray(bounds), index, side="right").astype(jnp.int32)
@@ -255,7 +265,7 @@ class _GasModel(eqx.Module):
     def group_values(self, table, index):
         """`table[group of index]` for per-group values `table` `(G,)`: a chain of selects for a
         few groups (elementwise, no gather), a lookup for many."""
-        bounds = np.cumsum(self.counts)[:-1]
+        bounds = self._bounds()
         if len(bounds) > 16:
             return table[self.group_of(index)]
         out = jnp.broadcast_to(table[0], index.shape)
@@ -307,10 +317,7 @@ class _GasModel(eqx.Module):
                 Pa, Pb, c, phase_i=phase[group_a], phase_j=phase[group_b], B=self.B.astype(dtype)
             )
             return Pa2 - Pa, Pb2 - Pb
-        d_a = jnp.stack(
-            _exchange(_components(Pa), _components(Pb), jnp.sin(c) ** 2, jnp.sin(2 * c) / 2),
-            axis=-1,
-        )
+        d_a = jnp.stack(_exchange(_components(Pa), _components(Pb), *_coefficients(c)), axis=-1)
         return d_a, -d_a
 
     # The dense gas, one realization in `Slots`; `live` is a traced True (see `_materialize`).
@@ -346,7 +353,7 @@ class _GasModel(eqx.Module):
         else:
             # The encounter is symmetric (`Pb` changes by `_exchange(Pb, Pa)`), so each plane is
             # one elementwise pass over all slots, the partner read from the other row.
-            sin2, sin_cos = _materialize(live, lambda c: (jnp.sin(c) ** 2, jnp.sin(2 * c) / 2), c)
+            sin2, sin_cos = _materialize(live, _coefficients, c)
             sin, one_minus_cos = self.group_half_rotation(dtype)
             B = _components(self.B.astype(dtype))
             rotation = (
@@ -376,6 +383,13 @@ def velocities_for(angles, key, n: int, dtype):
     if isinstance(angles, FixedVelocities):
         return angles.velocities(key, n, dtype)
     return jnp.zeros((0, 3), dtype=dtype)
+
+
+def realization_velocities(angles, key, n_realizations: int, n: int, dtype):
+    """`velocities_for` every realization, `(R, N, 3)` (`(R, 0, 3)` without fixed velocities):
+    realization `r` draws them with the first key of `split(fold_in(key, r))`."""
+    keys = realization_keys(key, n_realizations)
+    return jax.vmap(lambda k: velocities_for(angles, jax.random.split(k)[0], n, dtype))(keys)
 
 
 def check_gas_state(P, name: str = "P0"):

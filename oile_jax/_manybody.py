@@ -192,8 +192,8 @@ def _run_manybody(
     half = vacuum_phases(n, omegas, tau / 2, state.psi.dtype)
 
     def realization(key_r):
-        velocity_words = FixedVelocities.words(jax.random.split(key_r)[0])
-        key_steps = jax.random.split(key_r)[1]
+        key_velocities, key_steps = jax.random.split(key_r)
+        velocity_words = FixedVelocities.words(key_velocities)
 
         def step(carry, s):
             # The steps of `simulate_gas` (`_GasModel.step`), with the exact state alongside.

@@ -15,9 +15,8 @@ import numpy as np
 
 from ._angles import FixedVelocities
 from ._config import dumps
-from ._gas import Gas, observe, velocities_for
+from ._gas import Gas, observe, realization_velocities
 from ._io import write_h5
-from ._run import realization_keys
 from ._schedule import Deterministic, Stochastic
 from ._sharding import is_main_process
 from ._state import mixing_vector
@@ -178,12 +177,7 @@ def run_meanfield(config, key, progress):
         states = sol.P[:, ids]  # every member follows its group
     else:
         # The velocities of realization 0 of the gas run with the same seed.
-        velocities = velocities_for(
-            FixedVelocities(),
-            jax.random.split(realization_keys(key, 1)[0])[0],
-            gas.n,
-            dtype,
-        )
+        velocities = realization_velocities(FixedVelocities(), key, 1, gas.n, dtype)[0]
         field = MultiAngleField(gas.omegas[ids], velocities, mu, gamma, B, mf["collision"])
         sol = solve_meanfield(
             field,

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ._gas import Gas, Observables, _GasModel, velocities_for
+from ._gas import Gas, Observables, _GasModel, realization_velocities
 from ._random import WORDS, pair_uniforms, permutation
 from ._run import check_count, realization_keys
 from ._sharding import device_list, to_host
@@ -182,8 +182,7 @@ def _initial(model: _GasModel, P0, key, n_realizations: int, shards: int, mesh: 
     velocities are those of the unsharded gas with the same key. Each device builds its part."""
     n, R, dtype = model.n, n_realizations, P0.dtype
     M = n // shards
-    keys = realization_keys(key, R)
-    v = jax.vmap(lambda k: velocities_for(model.angles, jax.random.split(k)[0], n, dtype))(keys)
+    v = realization_velocities(model.angles, key, R, n, dtype)
     lay = Layout(
         P=jnp.broadcast_to(P0, (R, n, 3)).reshape(R, shards, M, 3),
         index=jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (R, n)).reshape(R, shards, M),

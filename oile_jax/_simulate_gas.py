@@ -20,7 +20,7 @@ from jaxtyping import ArrayLike, PRNGKeyArray
 
 from ._angles import AbstractAngleModel, FixedVelocities, angle_model
 from ._checks import check_finite, check_vector, concrete
-from ._gas import Gas, Observables, Slots, _GasModel, check_gas_state, velocities_for
+from ._gas import Gas, Observables, Slots, _GasModel, check_gas_state, realization_velocities
 from ._progress import ProgressBar
 from ._random import step_words
 from ._run import check_count, check_run, realization_keys
@@ -89,8 +89,8 @@ def _advance_unjitted(
     """`n_intervals * save_every` steps from global step `step0` for every realization."""
 
     def one(slots, key_r):
-        key_steps = jax.random.split(key_r)[1]
-        velocity_words = FixedVelocities.words(jax.random.split(key_r)[0])
+        key_velocities, key_steps = jax.random.split(key_r)
+        velocity_words = FixedVelocities.words(key_velocities)
 
         def interval(slots, k):
             def step(slots, s):
@@ -122,10 +122,7 @@ def _in_gas_order_unjitted(slots: Slots):
 _in_gas_order = eqx.filter_jit(_in_gas_order_unjitted)
 
 
-@eqx.filter_jit
-def _velocities(angles, key, n_realizations: int, n: int, dtype):
-    keys = realization_keys(key, n_realizations)
-    return jax.vmap(lambda k: velocities_for(angles, jax.random.split(k)[0], n, dtype))(keys)
+_velocities = eqx.filter_jit(realization_velocities)
 
 
 class _DenseEngine:

@@ -123,7 +123,7 @@ def sweep_gas(
         fingerprint = _fingerprint(
             gas, models, key, n_realizations, n_steps, save_every, dtype, save_state, None, None
         )
-    P, series, encounters, state = drive(
+    carry, series, encounters, state = drive(
         engine,
         n_intervals=n_intervals,
         save_every=save_every,
@@ -136,7 +136,7 @@ def sweep_gas(
         label=f"sweep K={K} N={gas.n}",
         axis=2,
     )
-    final_state, velocities = engine.state(P), engine.velocities(P)
+    final_state, velocities = engine.state(carry), engine.velocities(carry)
     solutions = []
     for k, run in enumerate(runs):
         tau = float(np.asarray(run[1].schedule.step_length(run[1].gamma, run[1].mu)))
