@@ -12,7 +12,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ._checks import check_option
-from ._random import uniform
+from ._random import uniform_pair
+from ._trig import sin_cos_turns
 
 
 class AbstractAngleModel(eqx.Module):
@@ -92,23 +93,24 @@ class FixedVelocities(AbstractAngleModel):
 
     @staticmethod
     def directions(words, index, dtype) -> tuple[Array, Array, Array]:
-        """`(cos theta, sin theta, phi)` of the neutrinos `index` (any shape)."""
-        counter = 2 * index.astype(jnp.uint32)
-        cos = 2 * uniform(words[0], words[1], counter, dtype) - 1
-        sin = jnp.sqrt(jnp.maximum(1 - cos * cos, 0))
-        return cos, sin, (2 * jnp.pi) * uniform(words[0], words[1], counter + 1, dtype)
+        """`(cos theta, sin theta, phi / 2 pi)` of the neutrinos `index` (any shape)."""
+        u, turns = uniform_pair(words[0], words[1], index, dtype)
+        cos = 2 * u - 1
+        return cos, jnp.sqrt(jnp.maximum(1 - cos * cos, 0)), turns
 
     @classmethod
     def x(cls, words, index_a, index_b, dtype) -> Array:
         """`1 - v_a . v_b` of the pairs `(index_a, index_b)`."""
-        cos_a, sin_a, phi_a = cls.directions(words, index_a, dtype)
-        cos_b, sin_b, phi_b = cls.directions(words, index_b, dtype)
-        return 1 - (cos_a * cos_b + sin_a * sin_b * jnp.cos(phi_a - phi_b))
+        cos_a, sin_a, turns_a = cls.directions(words, index_a, dtype)
+        cos_b, sin_b, turns_b = cls.directions(words, index_b, dtype)
+        cos_phi = sin_cos_turns(turns_a - turns_b)[1]
+        return 1 - (cos_a * cos_b + sin_a * sin_b * cos_phi)
 
     def velocities(self, key: PRNGKeyArray, n: int, dtype) -> Float[Array, "n 3"]:
         """The unit velocities of neutrinos `0 ... n - 1`, shape `(n, 3)`."""
-        cos, sin, phi = self.directions(self.words(key), jnp.arange(n, dtype=jnp.uint32), dtype)
-        return jnp.stack([sin * jnp.cos(phi), sin * jnp.sin(phi), cos], axis=-1)
+        cos, sin, turns = self.directions(self.words(key), jnp.arange(n, dtype=jnp.uint32), dtype)
+        sin_phi, cos_phi = sin_cos_turns(turns)
+        return jnp.stack([sin * cos_phi, sin * sin_phi, cos], axis=-1)
 
     def mean_x(self):
         return jnp.asarray(1.0)

@@ -31,6 +31,7 @@ from ._random import pair_uniforms, permutation
 from ._run import realization_keys
 from ._schedule import AbstractSchedule, Deterministic, Stochastic, meet_probability
 from ._state import entropy
+from ._trig import sin_cos
 
 
 class Gas(eqx.Module):
@@ -194,7 +195,8 @@ def _components(P):
 
 def _coefficients(c):
     """`(sin^2 c, sin c cos c)` of encounter angles `c`."""
-    return jnp.sin(c) ** 2, jnp.sin(2 * c) / 2
+    sin, cos = sin_cos(c)
+    return sin * sin, sin * cos
 
 
 class Slots(eqx.Module):

@@ -175,8 +175,9 @@ class _DenseEngine:
 
 
 # 2: the dense gas in pairing order (`Slots`), velocities hashed from the index, the
-# permutation's rounds reduced by multiply-shift (2026-11-24).
-_CHECKPOINT_FORMAT = 2
+# permutation's rounds reduced by multiply-shift (2026-11-24). 3: velocities from three mixer
+# calls, 8 Feistel rounds from N = 65536 on, polynomial sine and cosine (2026-11-24).
+_CHECKPOINT_FORMAT = 3
 
 
 def _fingerprint(

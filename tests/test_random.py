@@ -85,6 +85,46 @@ def test_repeated_meetings_match_uniform_random_pairing():
     )
 
 
+def feistel_structure(n, n_rounds=None, seed=3):
+    """Standard scores of the structure a weak Feistel network leaves in one permutation of
+    `[0, n)` (radices `a x b`, `x = l b + r`) and in the matching it makes from the identity
+    arrangement (pairs `(perm[k], perm[k + n/2])`), each about N(0, 1) for a uniformly random
+    permutation: pairs sharing a row or a column (binomial), the row and column differences of
+    the pairs (chi-square against their exact distribution, over `a` and `b` cells), and the
+    independence of input and output digits (64 x 64 contingency chi-squares)."""
+    a, b = _random.radices(n)
+    perm = np.asarray(_random.permutation(_random.step_words(jax.random.key(seed), 0), n, n_rounds))
+    i, j = perm[: n // 2].astype(np.int64), perm[n // 2 :].astype(np.int64)
+    pairs = n // 2
+    scores = []
+    for same, p in ((i // b == j // b, (b - 1) / (n - 1)), (i % b == j % b, (a - 1) / (n - 1))):
+        scores.append((np.sum(same) - pairs * p) / np.sqrt(pairs * p * (1 - p)))
+    for diff, cells, per in (((j - i) % b, b, a), ((j // b - i // b) % a, a, b)):
+        # Given i, `per` partners j have each nonzero difference and `per - 1` have none.
+        expected = pairs * (per - (np.arange(cells) == 0)) / (n - 1)
+        chi2 = np.sum((np.bincount(diff, minlength=cells) - expected) ** 2 / expected)
+        scores.append((chi2 - (cells - 1)) / np.sqrt(2 * (cells - 1)))
+    s = np.arange(n)
+    for x, y in ((s % b, perm % b), (s // b, perm // b), (s % b, perm // b), (s // b, perm % b)):
+        table = np.bincount((x % 64) * 64 + y % 64, minlength=64 * 64).reshape(64, 64)
+        expected = np.outer(table.sum(1), table.sum(0)) / n
+        chi2 = np.sum((table - expected) ** 2 / expected)
+        scores.append((chi2 - 63**2) / np.sqrt(2 * 63**2))
+    return np.array(scores)
+
+
+@pytest.mark.parametrize("n", [65_536, 1_000_000])
+def test_large_domains_show_no_feistel_structure(n):
+    """From N = 65536 (radices 256 x 256) on, the permutation has 8 rounds instead of 12: all
+    eight structure scores within 4 standard deviations at the smallest such domain and at
+    N = 1e6 (1000 x 1000). The scores can fail: with the same key, 4 rounds put the row
+    differences 7.2 (N = 65536) and 9.4 sd (N = 1e6) off, 2 rounds 1e5 and 1e7 sd."""
+    assert _random.rounds(*_random.radices(n)) == 8
+    scores = feistel_structure(n)
+    assert np.all(np.abs(scores) < 4), scores
+    assert np.max(np.abs(feistel_structure(n, n_rounds=4))) > 6
+
+
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_uniform_streams(dtype):
     """Moments, a 100-bin chi-square, lag-1 and cross-stream correlations of 1e6 draws, each
