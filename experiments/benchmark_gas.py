@@ -20,9 +20,19 @@ def main(argv=None) -> int:
         "--p", type=float, default=1.0, help="meeting probability per step (default 1)"
     )
     parser.add_argument("--baseline-encounters", type=int, default=20_000)
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed runs per entry, the best kept (default 3)"
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    result = benchmark(args.sizes, p=args.p, baseline_encounters=args.baseline_encounters)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    result = benchmark(
+        args.sizes,
+        p=args.p,
+        baseline_encounters=args.baseline_encounters,
+        repeats=args.repeats,
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

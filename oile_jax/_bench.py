@@ -13,11 +13,17 @@ SIGMA = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dty
 SWAP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=complex)
 
 
-def prototype_rate(n: int, n_encounters: int, rng, gamma: float = 0.01) -> float:
+def prototype_rate(
+    n: int, n_encounters: int, rng, gamma: float = 0.01, repeats: int = 1
+) -> float:
     """The research prototype's algorithm, the baseline: NumPy, a gas of `n` neutrinos (2x2
     density matrices) with fixed isotropic velocities; each encounter picks a uniformly random
     pair, builds the 4x4 pair state, applies `U = cos c - i sin c SWAP`, and writes both partial
-    traces back. Returns encounters per second."""
+    traces back. Returns encounters per second, the best of `repeats` runs of `n_encounters`."""
+    return max(_prototype_run(n, n_encounters, rng, gamma) for _ in range(repeats))
+
+
+def _prototype_run(n: int, n_encounters: int, rng, gamma: float) -> float:
     P = rng.normal(size=(n, 3))
     P /= 2 * np.linalg.norm(P, axis=-1, keepdims=True)
     rhos = (np.eye(2) + np.einsum("na,aij->nij", P, SIGMA)) / 2
@@ -43,11 +49,12 @@ def gas_rate(
     shards: int | None = None,
     exchange_every: int = 1,
     devices=None,
+    repeats: int = 1,
 ) -> tuple[float, float]:
     """`(encounters per second, compile seconds)` of `simulate_gas` for `steps` steps: two groups
     (60% / 40%, omega = 0.1, 0.2), gamma = 0.01, `dt = p gamma / mu`, vacuum on, fixed
-    velocities, float32; `shards`, `exchange_every`, `devices` as in `simulate_gas`. Timed on a
-    second call with another gamma (no recompilation)."""
+    velocities, float32; `shards`, `exchange_every`, `devices` as in `simulate_gas`. The best of
+    `repeats` timed calls after the first, each with another gamma (no recompilation)."""
     from ._gas import Gas
     from ._schedule import Stochastic
     from ._simulate_gas import simulate_gas
@@ -74,10 +81,15 @@ def gas_rate(
     start = time.perf_counter()
     run(0.01)
     compile_and_run = time.perf_counter() - start
-    start = time.perf_counter()
-    sol = run(0.0100001)
-    elapsed = time.perf_counter() - start
-    return float(sol.encounters[:, -1].sum()) / elapsed, compile_and_run - elapsed
+    best = 0.0
+    for k in range(1, repeats + 1):
+        start = time.perf_counter()
+        sol = run(0.01 + 1e-7 * k)
+        elapsed = time.perf_counter() - start
+        rate = float(sol.encounters[:, -1].sum()) / elapsed
+        if rate > best:
+            best, best_elapsed = rate, elapsed
+    return best, compile_and_run - best_elapsed
 
 
 def copy_bandwidth(n_bytes: int = 1 << 28, repeats: int = 5) -> float:
@@ -100,10 +112,17 @@ def default_steps(n: int) -> int:
 
 
 def benchmark(
-    sizes, *, p: float = 1.0, baseline_encounters: int = 20_000, steps=None, out=print
+    sizes,
+    *,
+    p: float = 1.0,
+    baseline_encounters: int = 20_000,
+    steps=None,
+    repeats: int = 3,
+    out=print,
 ) -> dict:
-    """Measure the baseline and `gas_rate` for each N in `sizes`; print the table with `out`.
-    Returns `{"machine", "device", "jax", "baseline", "rows"}`."""
+    """Measure the baseline and `gas_rate` for each N in `sizes`, each the best of `repeats`
+    runs (a shared machine's neighbours only ever slow a run down); print the table with `out`.
+    Returns `{"machine", "device", "jax", "repeats", "baseline", "rows"}`."""
     device = jax.devices()[0]
     result = {
         "machine": platform.processor() or platform.machine(),
@@ -111,14 +130,18 @@ def benchmark(
         "jax": jax.__version__,
     }
     out(f"# {result['machine']} | {result['device']} | jax {result['jax']}")
-    base = prototype_rate(1000, baseline_encounters, np.random.default_rng(0))
+    result["repeats"] = repeats
+    base = prototype_rate(1000, baseline_encounters, np.random.default_rng(0), repeats=repeats)
     result["baseline"] = base
-    out(f"baseline (prototype algorithm, NumPy, N = 1000): {base:.3e} encounters/s")
+    out(
+        f"baseline (prototype algorithm, NumPy, N = 1000): {base:.3e} encounters/s "
+        f"(best of {repeats})"
+    )
     out(f"{'N':>12}{'steps':>8}{'encounters/s':>16}{'x baseline':>12}{'compile s':>11}")
     rows = []
     for n in sizes:
         n_steps = steps or default_steps(n)
-        rate, compile_s = gas_rate(n, n_steps, jax.random.key(0), p=p)
+        rate, compile_s = gas_rate(n, n_steps, jax.random.key(0), p=p, repeats=repeats)
         rows.append(
             {
                 "n": n,

@@ -359,12 +359,18 @@ def cmd_path(args) -> int:
 def cmd_bench(args) -> int:
     from ._bench import benchmark
 
+    if args.repeats < 1:
+        raise _Failure(f"--repeats must be at least 1, got {args.repeats}")
     device = _select_device(args.device)
     import jax
 
     with jax.default_device(device):
         result = benchmark(
-            args.sizes, p=args.p, baseline_encounters=args.baseline_encounters, steps=args.steps
+            args.sizes,
+            p=args.p,
+            baseline_encounters=args.baseline_encounters,
+            steps=args.steps,
+            repeats=args.repeats,
         )
     if args.json:
         if args.json.exists() and not args.force:
@@ -534,6 +540,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="steps per size (default: about 2e8 / N)")
     p.add_argument("--p", type=float, default=1.0, help="meeting probability per step")
     p.add_argument("--baseline-encounters", type=int, default=20_000)
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per entry, best kept")
     p.add_argument("--device", choices=("auto", "cpu", "gpu", "tpu"), default="auto")
     p.add_argument("--json", type=Path, help="also write the table as JSON")
     p.add_argument("--force", action="store_true", help="overwrite an existing JSON file")

@@ -321,6 +321,9 @@ def test_bench_command(tmp_path, capsys):
     (row,) = result["rows"]
     assert row["n"] == 1000 and row["steps"] == 20 and row["rate"] > 0
     assert np.isclose(row["ratio"], row["rate"] / result["baseline"])
+    assert result["repeats"] == 3
+    assert oile("bench", *argv[:-2], "--repeats", 0) == 2
+    assert "--repeats must be at least 1" in capsys.readouterr().err
 
 
 def test_readme_command_lines_parse():
