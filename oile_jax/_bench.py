@@ -13,9 +13,7 @@ SIGMA = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dty
 SWAP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=complex)
 
 
-def prototype_rate(
-    n: int, n_encounters: int, rng, gamma: float = 0.01, repeats: int = 1
-) -> float:
+def prototype_rate(n: int, n_encounters: int, rng, gamma: float = 0.01, repeats: int = 1) -> float:
     """The research prototype's algorithm, the baseline: NumPy, a gas of `n` neutrinos (2x2
     density matrices) with fixed isotropic velocities; each encounter picks a uniformly random
     pair, builds the 4x4 pair state, applies `U = cos c - i sin c SWAP`, and writes both partial
