@@ -16,6 +16,10 @@ pseudo-random permutation (`_random.permutation`, O(N) elementwise work, no sort
 past, so is the matching. The group (vacuum frequency) and the velocity (fixed-velocities model)
 of a neutrino are functions of its index, so a step moves 16 bytes per neutrino (float32): one
 gather, no scatter. The gas order is restored only for saved states.
+
+Carried form (`_GasModel.enter`): with the vacuum split around the encounters, the vectors are
+carried half a step of vacuum ahead and in the frame `(e1, e2, B)`, so a step is the encounters
+and one turn about the third axis; they are turned back for observables and saved states.
 """
 
 import equinox as eqx
@@ -193,6 +197,14 @@ def _components(P):
     return (P[..., 0], P[..., 1], P[..., 2])
 
 
+def _frame(B: Float[Array, "3"]) -> Float[Array, "3 3"]:
+    """Rows `e1, e2, B`: a right-handed orthonormal frame whose third axis is the unit `B`."""
+    helper = jax.nn.one_hot(jnp.argmin(jnp.abs(B)), 3, dtype=B.dtype)
+    e1 = jnp.cross(helper, B)
+    e1 = e1 / jnp.linalg.norm(e1)
+    return jnp.stack([e1, jnp.cross(B, e1), B])
+
+
 def _coefficients(c):
     """`(sin^2 c, sin c cos c)` of encounter angles `c`."""
     sin, cos = sin_cos(c)
@@ -277,9 +289,46 @@ class _GasModel(eqx.Module):
 
     def group_half_rotation(self, dtype):
         """Per-group `(sin a, 1 - cos a)` of the half-step vacuum angle `a = omega_g tau / 2`."""
+        return self.group_rotation(dtype, 0.5)
+
+    def group_rotation(self, dtype, steps: float):
+        """Per-group `(sin a, 1 - cos a)` of the vacuum angle `a = omega_g tau steps`."""
         tau = self.schedule.step_length(self.gamma, self.mu)
-        angle = (self.omegas * tau / 2).astype(dtype)
+        angle = (self.omegas * tau * steps).astype(dtype)
         return jnp.sin(angle), 2 * jnp.sin(angle / 2) ** 2
+
+    def _precess(self, P, index, steps: float):
+        """Vectors `P` (component triples in the frame of `B`) of the neutrinos `index` rotated
+        about `B` (the frame's third axis) by their vacuum angle over `steps` steps."""
+        sin, one_minus_cos = (
+            self.group_values(x, index) for x in self.group_rotation(P[0].dtype, steps)
+        )
+        x, y, z = P
+        return (x - one_minus_cos * x - sin * y, y - one_minus_cos * y + sin * x, z)
+
+    def enter(self, slots: Slots) -> Slots:
+        """The form the gas is carried in, from slots holding Bloch vectors. With the vacuum split
+        around the encounters, each step is `R E R` (`R` half a step of vacuum, `E` the
+        encounters), so `n` steps are `R E (R^2 E)^(n - 1) R`: the gas is carried half a step of
+        vacuum ahead (`Q = R P`), and in the frame `(e1, e2, B)`, where `R^2` turns `x` and `y`
+        only. A step is then `E` and one full turn, a third of the work of two half turns about
+        a general `B`; `B . P` is the third component and untouched by the vacuum. With the
+        vacuum inside the encounters, the Bloch vectors themselves."""
+        if self.vacuum_inside:
+            return slots
+        M = _frame(self.B.astype(slots.P[0].dtype))
+        P = tuple(sum(M[i, k] * slots.P[k] for k in range(3)) for i in range(3))
+        return Slots(P=self._precess(P, slots.index, 0.5), index=slots.index)
+
+    def leave(self, slots: Slots) -> Slots:
+        """Slots holding the Bloch vectors, from the carried form (`enter`)."""
+        if self.vacuum_inside:
+            return slots
+        M = _frame(self.B.astype(slots.P[0].dtype))
+        P = self._precess(slots.P, slots.index, -0.5)
+        return Slots(
+            P=tuple(sum(M[k, i] * P[k] for k in range(3)) for i in range(3)), index=slots.index
+        )
 
     def rotate(self, P, rotation):
         """`P` `(..., 3)` rotated by the half-step vacuum angles `rotation = (sin, 1 - cos)`
@@ -344,9 +393,8 @@ class _GasModel(eqx.Module):
         return _materialize(live, angles, index, words, velocity_words)
 
     def encounters(self, slots: Slots, c, live) -> Slots:
-        """The pairs `(0, k)`, `(1, k)` meet at angles `c`, with the half vacuum rotations
-        before and after (or the vacuum inside the encounter)."""
-        dtype = c.dtype
+        """The pairs `(0, k)`, `(1, k)` of slots in the carried form (`enter`) meet at angles
+        `c`, then precess for one step (or with the vacuum inside the encounter)."""
         if self.vacuum_inside:
             Pa, Pb = (jnp.stack([x[i] for x in slots.P], axis=-1) for i in (0, 1))
             group = self.group_of(slots.index)
@@ -356,26 +404,30 @@ class _GasModel(eqx.Module):
             # The encounter is symmetric (`Pb` changes by `_exchange(Pb, Pa)`), so each plane is
             # one elementwise pass over all slots, the partner read from the other row.
             sin2, sin_cos = _materialize(live, _coefficients, c)
-            sin, one_minus_cos = self.group_half_rotation(dtype)
-            B = _components(self.B.astype(dtype))
-            rotation = (
-                self.group_values(sin, slots.index),
-                self.group_values(one_minus_cos, slots.index),
-            )
-            partner = tuple(x[::-1] for x in rotation)
-            P = _rotate(slots.P, B, *rotation)
-            Q = _rotate(tuple(x[::-1] for x in slots.P), B, *partner)
-            d = _exchange(P, Q, sin2, sin_cos)
-            P = _rotate(tuple(p + x for p, x in zip(P, d, strict=True)), B, *rotation)
+            partner = tuple(x[::-1] for x in slots.P)
+            d = _exchange(slots.P, partner, sin2, sin_cos)
+            P = tuple(p + x for p, x in zip(slots.P, d, strict=True))
+            P = self._precess(P, slots.index, 1.0)
         return Slots(P=P, index=slots.index)
 
     def observe(self, slots: Slots) -> Observables:
-        P = slots.vectors()
+        """Observables of slots in the carried form (`enter`)."""
+        vectors = self.leave(slots)
+        P = vectors.vectors()
         B = self.B.astype(P.dtype)
-        return observe(P, self.group_of(slots.flat_index()), self.counts, B, ids_sorted=False)
+        obs = observe(P, self.group_of(vectors.flat_index()), self.counts, B, ids_sorted=False)
+        if self.vacuum_inside:
+            return obs
+        # `B . sum P` is the sum of the carried third components, which the vacuum leaves alone.
+        return eqx.tree_at(lambda o: o.lepton, obs, jnp.sum(slots.P[2]))
+
+    def in_gas_order(self, slots: Slots) -> Float[Array, "N 3"]:
+        """The Bloch vectors in gas order, from slots in the carried form (one realization)."""
+        return self.leave(slots).in_gas_order()
 
     def step(self, slots: Slots, words, velocity_words, live):
-        """One step of one realization. Returns the new slots and the number of encounters."""
+        """One step of one realization, slots in the carried form (`enter`). Returns the new
+        slots and the number of encounters."""
         slots = self.shuffle(slots, words, live)
         c, n_met = self.encounter_angles(slots.index, words, velocity_words, live, slots.P[0].dtype)
         return self.encounters(slots, c, live), n_met

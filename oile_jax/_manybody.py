@@ -209,9 +209,9 @@ def _run_manybody(
         def interval(carry, k):
             steps = k * save_every + jnp.arange(save_every, dtype=jnp.int32)
             carry, _ = jax.lax.scan(step, carry, steps)
-            return carry, (carry[0], carry[1].in_gas_order())
+            return carry, (carry[0], model.in_gas_order(carry[1]))
 
-        start = (state.psi, Slots.start(P0))
+        start = (state.psi, model.enter(Slots.start(P0)))
         _, (psis, Ps) = jax.lax.scan(interval, start, jnp.arange(n_saves - 1, dtype=jnp.int32))
         psis = jnp.concatenate([state.psi[None], psis])
         Ps = jnp.concatenate([P0[None], Ps])

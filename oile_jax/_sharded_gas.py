@@ -18,7 +18,11 @@ exactly `M / S` neutrinos of every shard, a uniformly random subset of each. Wit
 - a given neutrino of its own previous shard with probability `(M - S) / (S (M - 1)^2)`,
 - a given neutrino of another shard with probability `1 / (S (M - 1))`,
 against `1 / (N - 1)` for uniform random pairing: both are uniform up to a relative `O(S / M)`,
-and the first is the probability of meeting the previous partner again. With
+and the first is the probability of meeting the previous partner again. Many-neutrino
+statistics differ at the same order: with N = 64 in S = 4 shards of 16, the mean z of a pure +z
+half facing a pure -z half decays 2% faster over 6 rounds than under uniform pairing (0.1404
+against 0.1428; S = 2: 0.1415; S = 1: 0.1429, in a NumPy loop of the same schedule that the
+test compares with). With
 `exchange_every = K > 1` the shards stay closed for `K` steps, and within those a pair meets
 again with probability `1 / (M - 1)`, `S` times the uniform value: use it only where `K / M` is
 negligible (it saves `K - 1` of every `K` exchanges).

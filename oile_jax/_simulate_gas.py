@@ -76,7 +76,7 @@ _FIELDS = [f.name for f in dataclasses.fields(Observables)]
 
 def _initial_unjitted(model: _GasModel, P):
     """The slots and initial observables of every realization, from `P` `(R, N, 3)`."""
-    slots = Slots.start(P)
+    slots = jax.vmap(model.enter)(Slots.start(P))
     return slots, jax.vmap(model.observe)(slots)
 
 
@@ -99,7 +99,7 @@ def _advance_unjitted(
 
             steps = step0 + k * save_every + jnp.arange(save_every, dtype=jnp.int32)
             slots, met = jax.lax.scan(step, slots, steps)
-            state = slots.in_gas_order() if save_state else None
+            state = model.in_gas_order(slots) if save_state else None
             return slots, (model.observe(slots), jnp.sum(met), state)
 
         return jax.lax.scan(interval, slots, jnp.arange(n_intervals, dtype=jnp.int32))
@@ -111,12 +111,9 @@ def _advance_unjitted(
 _advance = eqx.filter_jit(_advance_unjitted)
 
 
-def _in_gas_order_unjitted(slots: Slots):
-    """Bloch vectors in gas order, `(..., N, 3)`, of slots with any leading axes."""
-    lead = slots.index.shape[:-2]
-    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[len(lead) :]), slots)
-    P = jax.vmap(Slots.in_gas_order)(flat)
-    return P.reshape(lead + P.shape[1:])
+def _in_gas_order_unjitted(model: _GasModel, slots: Slots):
+    """Bloch vectors in gas order, `(R, N, 3)`, of every realization's slots."""
+    return jax.vmap(model.in_gas_order)(slots)
 
 
 _in_gas_order = eqx.filter_jit(_in_gas_order_unjitted)
@@ -154,8 +151,10 @@ class _DenseEngine:
         )
         return slots, obs, met, to_host(states) if save_state else None
 
+    _in_gas_order = staticmethod(_in_gas_order)
+
     def state(self, slots) -> np.ndarray:
-        return to_host(_in_gas_order(slots))
+        return to_host(self._in_gas_order(self.model, slots))
 
     def velocities(self, slots):
         if not isinstance(self.model.angles, FixedVelocities):
@@ -165,7 +164,9 @@ class _DenseEngine:
         return np.broadcast_to(v, self.shape[:-3] + v.shape)
 
     def checkpoint(self, slots) -> dict:
-        # The slot order is part of the state: resuming continues the same permutations.
+        # The slot order is part of the state: resuming continues the same permutations. The
+        # vectors are stored in the carried form (`_GasModel.enter`), so a resumed run goes on
+        # with the very same numbers.
         return {"state": to_host(slots.vectors()), "index": to_host(slots.flat_index())}
 
     def restore(self, saved):
@@ -176,8 +177,9 @@ class _DenseEngine:
 
 # 2: the dense gas in pairing order (`Slots`), velocities hashed from the index, the
 # permutation's rounds reduced by multiply-shift (2026-11-24). 3: velocities from three mixer
-# calls, 8 Feistel rounds from N = 65536 on, polynomial sine and cosine (2026-11-24).
-_CHECKPOINT_FORMAT = 3
+# calls, 8 Feistel rounds from N = 65536 on, polynomial sine and cosine (2026-11-24). 4: the
+# vectors stored in the carried form (`_GasModel.enter`: frame of B, half a step ahead).
+_CHECKPOINT_FORMAT = 4
 
 
 def _fingerprint(

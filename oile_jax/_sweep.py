@@ -19,6 +19,7 @@ from ._simulate_gas import (
     _advance_unjitted,
     _DenseEngine,
     _fingerprint,
+    _in_gas_order_unjitted,
     _initial_unjitted,
     drive,
     prepare,
@@ -35,6 +36,7 @@ class _SweepEngine(_DenseEngine):
             eqx.filter_vmap(_advance_unjitted, in_axes=(0, 0, None, None, None, None, None))
         )
     )
+    _in_gas_order = staticmethod(eqx.filter_jit(eqx.filter_vmap(_in_gas_order_unjitted)))
 
     def __init__(self, models, gas, key, n_points, n_realizations, devices, dtype):
         self.gas, self.key, self.dtype = gas, key, dtype

@@ -420,3 +420,33 @@ def test_legacy_and_typed_keys_give_the_same_numbers():
         rtol=0,
         atol=0,
     )
+
+
+@pytest.mark.parametrize("B", [(0.0, 0.0, 1.0), (0.0, 0.0, -1.0), (1.0, 0.0, 0.0), "flavour"])
+def test_carried_form_is_one_split_step(B):
+    """The gas is carried in the frame of B, half a step of vacuum ahead (`_GasModel.enter`):
+    `leave(encounters(enter(P)))` equals the split step `R E R` of the NumPy reference
+    (partial traces of the 4x4 pair state, rotations about B by omega_g tau / 2), to 1e-13, for
+    B along and against the axes and a flavour-basis B; `leave(enter(P))` returns P."""
+    B = np.asarray(oj.mixing_vector(0.4, "flavour") if B == "flavour" else B)
+    rng = np.random.default_rng(5)
+    P = rng.normal(size=(8, 3))
+    P *= rng.uniform(0.2, 1.0, size=(8, 1)) / np.linalg.norm(P, axis=-1, keepdims=True)
+    c = rng.uniform(0, 0.8, size=4)
+    omegas = np.asarray([0.3, -0.5])
+    model = _gas._GasModel(
+        (4, 4), jnp.asarray(omegas), jnp.asarray(0.2), jnp.asarray(1.0), jnp.asarray(B),
+        oj.Isotropic(), oj.Stochastic(dt=0.15),
+    )  # fmt: skip
+    slots = model.enter(_gas.Slots.start(jnp.asarray(P)))
+    assert_allclose(model.in_gas_order(slots), P, rtol=0, atol=1e-15)
+    out = np.asarray(model.in_gas_order(model.encounters(slots, jnp.asarray(c), True)))
+
+    def half(i, p):  # half a step of vacuum for neutrino i
+        U = ref.rotation(B, omegas[i // 4] * 0.15 / 2)
+        return ref.bloch(U @ ref.rho(p) @ U.conj().T)
+
+    Q = np.stack([half(i, P[i]) for i in range(8)])
+    for k in range(4):  # slots (0, k) and (1, k) hold neutrinos k and k + 4
+        Q[k], Q[k + 4] = ref.encounter(Q[k], Q[k + 4], c[k])
+    assert_allclose(out, np.stack([half(i, Q[i]) for i in range(8)]), rtol=0, atol=1e-13)

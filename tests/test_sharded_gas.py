@@ -82,10 +82,40 @@ def test_pairing_is_uniform_on_large_shards(key):
     assert abs(count - trials * q) < 4 * se, (count, trials * q, se)
 
 
-def test_equal_opposite_groups_decay_as_with_uniform_pairing(key):
-    """Pure +z and -z groups, no vacuum, S = 4 shards: E[zbar_+] after n rounds follows
-    (<cos^2 c> - <sin^2 c> / (N - 1))^n, the uniform-pairing closed form, and not the
-    N -> infinity factor."""
+def sharded_decay_reference(N, S, gamma, n, R, rng):
+    """A plain NumPy loop of the sharded schedule for pure +z / -z halves without vacuum (the
+    Bloch vectors stay along z, so an encounter is `z_a += sin^2 c (z_b - z_a)`): shards of
+    `M = N / S` starting as contiguous blocks, one exchange (shuffle every shard, cut it into
+    `S` chunks, chunk `e` to shard `e`), then `n` times: shuffle every shard, pair neighbours
+    `(2k, 2k + 1)` at isotropic angles, exchange. Returns `zbar_+` of `R` realizations."""
+    M = N // S
+    z = np.broadcast_to(np.where(np.arange(N) < N // 2, 1.0, -1.0), (R, N)).reshape(R, S, M)
+    plus = np.broadcast_to(np.arange(N) < N // 2, (R, N)).reshape(R, S, M)
+
+    def shuffle(*xs):
+        order = rng.random((R, S, M)).argsort(-1)
+        return [np.take_along_axis(x, order, -1) for x in xs]
+
+    def exchange(*xs):
+        return [x.reshape(R, S, S, M // S).swapaxes(1, 2).reshape(R, S, M) for x in shuffle(*xs)]
+
+    z, plus = exchange(z, plus)
+    for _ in range(n):
+        z, plus = shuffle(z, plus)
+        a, b = z[..., 0::2], z[..., 1::2]
+        d = np.sin(gamma * 2 * rng.random(a.shape)) ** 2 * (b - a)
+        z = np.stack([a + d, b - d], axis=-1).reshape(R, S, M)
+        z, plus = exchange(z, plus)
+    return np.sum(z * plus, axis=(1, 2)) / (N // 2)
+
+
+def test_equal_opposite_groups_decay_as_the_numpy_sharded_schedule(key):
+    """Pure +z and -z groups, no vacuum, N = 64 in S = 4 shards of M = 16: E[zbar_+] after 6
+    rounds agrees with a plain NumPy loop of the same schedule (4 combined standard errors), and
+    shows the finite-N correction: it is far from the N -> infinity value <cos^2 c>^n. It is
+    not the uniform-pairing value (<cos^2 c> - <sin^2 c> / (N - 1))^n: with shards this small
+    the pairing is uniform only up to O(S / M) (module docstring), and the decay is 0.0030
+    (2%) faster, 3 to 6 standard errors over six keys (with S = 2, M = 32: 0.0011)."""
     N, shards, gamma, n = 64, 4, 0.5, 6
     gas = oj.Gas((N // 2, N // 2), (0.0, 0.0), [[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]])
     cos2, sin2, _ = (float(v) for v in oj.encounter_averages(gamma))
@@ -100,10 +130,10 @@ def test_equal_opposite_groups_decay_as_with_uniform_pairing(key):
         shards=shards,
     )
     z = sol.group_mean[:, -1, 0, 2]
-    se = z.std(ddof=1) / np.sqrt(len(z))
-    factor = cos2 - sin2 / (N - 1)
-    assert abs(z.mean() - factor**n) < 4 * se, (z.mean(), factor**n, se)
-    assert abs(z.mean() - cos2**n) > 4 * se
+    ref = sharded_decay_reference(N, shards, gamma, n, 20_000, np.random.default_rng(8))
+    se = np.hypot(z.std(ddof=1) / np.sqrt(len(z)), ref.std(ddof=1) / np.sqrt(len(ref)))
+    assert abs(z.mean() - ref.mean()) < 4 * se, (z.mean(), ref.mean(), se)
+    assert abs(z.mean() - cos2**n) > 10 * se
     assert np.all(sol.encounters[:, -1] == N // 2 * n)
 
 
