@@ -19,7 +19,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) experiments/foreground.py --out $(OUT) --force
 
-## Every poster panel at its default size (about 6 minutes on 2 CPU cores) -> $(OUT)/.
+## Every poster panel at its default size (about 5 minutes on 2 CPU cores) -> $(OUT)/.
 figures: $(STAMP)
 	$(PY) experiments/foreground.py --out $(OUT) --force
 	$(PY) experiments/two_groups.py --out $(OUT) --force

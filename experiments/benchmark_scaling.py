@@ -33,8 +33,13 @@ def main(argv=None) -> int:
         "--devices", type=int, nargs="+", help="device counts (default 1, 2, .. all)"
     )
     parser.add_argument("--steps", type=int, help="steps per run (default: about 2e8 / N)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed runs per entry, the best kept (default 3)"
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     n_all = len(jax.devices())
     counts = args.devices or sorted({1, *[d for d in (2, 4, 8) if d <= n_all], n_all})
     device = jax.devices()[0]
@@ -44,6 +49,7 @@ def main(argv=None) -> int:
         "device": f"{device.platform}:{device.device_kind}",
         "jax": jax.__version__,
         "copy_bandwidth": bandwidth,
+        "repeats": args.repeats,
         "rows": [],
     }
     print(f"# {result['machine']} | {n_all} x {result['device']} | jax {result['jax']}")
@@ -55,7 +61,7 @@ def main(argv=None) -> int:
     for n in args.sizes:
         steps = args.steps or default_steps(n)
         steps -= steps % args.exchange_every  # whole exchange periods
-        base, _ = gas_rate(n, steps, jax.random.key(0))
+        base, _ = gas_rate(n, steps, jax.random.key(0), repeats=args.repeats)
         runs = [("unsharded", None, 1, base)]
         for d in counts:
             rate, _ = gas_rate(
@@ -65,6 +71,7 @@ def main(argv=None) -> int:
                 shards=args.shards,
                 exchange_every=args.exchange_every,
                 devices=d,
+                repeats=args.repeats,
             )
             runs.append((f"{args.shards} shards/K={args.exchange_every}", args.shards, d, rate))
         for layout, shards, d, rate in runs:
