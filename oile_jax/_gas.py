@@ -232,7 +232,9 @@ class Slots(eqx.Module):
     @classmethod
     def start(cls, P: Float[Array, "... N 3"]) -> "Slots":
         """Neutrino `i` in slot `i` (flat); `P` in gas order."""
-        index = jnp.arange(P.shape[-2], dtype=jnp.int32)
+        # Behind a barrier: XLA would otherwise fold everything computed from the indices (the
+        # groups of the first observables) into constants of N elements at compile time.
+        index = jax.lax.optimization_barrier(jnp.arange(P.shape[-2], dtype=jnp.int32))
         return cls.restore(P, jnp.broadcast_to(index, P.shape[:-1]))
 
     def vectors(self) -> Float[Array, "... N 3"]:
