@@ -289,10 +289,6 @@ class _GasModel(eqx.Module):
             out = jnp.where(index >= int(bound), table[g], out)
         return out
 
-    def group_half_rotation(self, dtype):
-        """Per-group `(sin a, 1 - cos a)` of the half-step vacuum angle `a = omega_g tau / 2`."""
-        return self.group_rotation(dtype, 0.5)
-
     def group_rotation(self, dtype, steps: float):
         """Per-group `(sin a, 1 - cos a)` of the vacuum angle `a = omega_g tau steps`."""
         tau = self.schedule.step_length(self.gamma, self.mu)

@@ -13,12 +13,13 @@ expands them elementwise:
   permutes `[0, a b)`, with `a b >= n`, `a <= b` near `sqrt(n)` chosen to make `a b - n`
   smallest (0 for most round sizes: 1e6 = 1000 x 1000); values `>= n` are walked along their
   cycle until they fall below `n` (cycle walking), which gives a permutation of `[0, n)`
-  elementwise: no sort, no prefix sum, no scatter (3.1 ms at N = 1e6 on the 2-core CPU with 8
-  rounds, 4.6 ms with 12, against 44 ms for the earlier power-of-two network compacted by a
-  prefix sum). Rounds and balance matter on small domains: with a power-of-two network, 4
-  rounds put the pair counts of 20000 matchings of N = 32 1100 standard deviations from uniform
-  (chi-square), 8 rounds 2.7; with mixed radices, 12 rounds and `b <= 2 a` stay within 3 for
-  every N tried (4 to 256), while the unbalanced `N = 2 x 17` was 37 standard deviations off.
+  elementwise: no sort, no prefix sum, no scatter (2.0 ms at N = 1e6 on the 2-core CPU with 8
+  rounds, 4.3 ms with 12 and the full finalizer, against 44 ms for the earlier power-of-two
+  network compacted by a prefix sum). Rounds and balance matter on small domains: with a
+  power-of-two network, 4 rounds put the pair counts of 20000 matchings of N = 32 1100
+  standard deviations from uniform (chi-square), 8 rounds 2.7; with mixed radices, 12 rounds
+  and `b <= 2 a` stay within 3 for every N tried (4 to 256), while the unbalanced `N = 2 x 17`
+  was 37 standard deviations off.
 - The gas moves its neutrinos to new slots by a fresh permutation every step and pairs slots
   `k`, `k + N/2` (`_gas.Slots`): a uniformly random perfect matching, independent of the past.
 

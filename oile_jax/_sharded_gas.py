@@ -243,7 +243,7 @@ def _advance(
     `exchange_every`) for every realization. Returns the layout and, per save interval, the
     observables, the encounters and (if `save_state`) the Bloch vectors and indices."""
     n_devices = mesh.shape[AXIS]
-    rotation = model.group_half_rotation(lay.P.dtype)
+    rotation = model.group_rotation(lay.P.dtype, 0.5)  # the half steps around the encounters
     K = exchange_every
 
     def body(model, lay, keys, step0):

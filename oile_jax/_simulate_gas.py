@@ -129,6 +129,7 @@ class _DenseEngine:
 
     _initial = staticmethod(_initial)
     _advance = staticmethod(_advance)
+    _in_gas_order = staticmethod(_in_gas_order)
 
     def __init__(self, model, gas, key, n_realizations, devices, dtype):
         self.model, self.gas, self.key, self.dtype = model, gas, key, dtype
@@ -150,8 +151,6 @@ class _DenseEngine:
             save_state,
         )
         return slots, obs, met, to_host(states) if save_state else None
-
-    _in_gas_order = staticmethod(_in_gas_order)
 
     def state(self, slots) -> np.ndarray:
         return to_host(self._in_gas_order(self.model, slots))
