@@ -434,7 +434,7 @@ def parser() -> argparse.ArgumentParser:
         "--devices",
         help="gas runs: shard the realizations (or, with gas.shards, the neutrinos) across "
         "this many devices, or 'all' (a divisor of run.n_realizations or gas.shards; "
-        "identical numbers)",
+        "the same encounters, numbers equal to rounding)",
     )
     p.add_argument(
         "--distributed",

@@ -7,8 +7,10 @@ key, realization, step and shard), encounters of the neighbours `(2k, 2k + 1)`, 
 rotation. Every `exchange_every` steps the shards mix: each shard is shuffled again and cut into
 `S` chunks of `M / S`, and chunk `e` goes to shard `e` (one `all_to_all` between devices).
 Neutrinos carry their Bloch vector, group, index in the gas and (fixed-velocities model)
-velocity. Everything is defined per shard, never per device, so 1, 2 or `S` devices give
-exactly the same numbers; saved observables are reduced shard by shard in a fixed order.
+velocity. Everything is defined per shard, never per device, so 1, 2 or `S` devices make the
+same pairs, meetings and angles (the same encounter counts); the floating-point results agree
+to rounding (another device count is another XLA program, which may fuse, contract multiply-adds
+and order reductions otherwise). Saved observables are reduced shard by shard.
 
 Pairing statistics (tested in `tests/test_sharded_gas.py`). The shards start mixed (one
 exchange before the first step). Within a step the partner of a neutrino is uniform over the

@@ -1,8 +1,10 @@
 """Realizations across devices: a one-axis `jax.sharding.Mesh` over the realization axis.
 
 Realizations are independent and each draws its numbers from `fold_in(key, r)`, so a sharded
-ensemble gives exactly the numbers of an unsharded one; XLA partitions the vmapped step along
-the sharded axis with no communication except for the saved observables brought to the host.
+ensemble makes the encounters of an unsharded one, with its numbers to rounding (the partitioned
+program is another XLA program: fusion and reduction order may differ); XLA partitions the
+vmapped step along the sharded axis with no communication except for the saved observables
+brought to the host.
 """
 
 from collections.abc import Sequence

@@ -395,15 +395,16 @@ def simulate_gas(
       uninterrupted run. An existing checkpoint is never overwritten without `resume=True`.
     - `progress`: draw a progress bar on stderr (default: when stderr is a terminal).
     - `devices`: shard the realizations across devices (`"all"`, a count, or a list of
-      `jax.Device`; `n_realizations` a multiple of their number). The numbers are exactly those
-      of an unsharded run. With `jax.distributed.initialize()` on every host, `"all"` spans the
-      hosts.
+      `jax.Device`; `n_realizations` a multiple of their number). The encounters are those of
+      an unsharded run and the numbers the same to rounding. With `jax.distributed.initialize()`
+      on every host, `"all"` spans the hosts.
     - `shards`: split each realization's gas into this many shards along the neutrino axis
       (for a gas larger than one device): pairs form within shards, and every
       `exchange_every` steps the shards exchange random equal parts (see `_sharded_gas` for
       the pairing statistics). `devices` then places the shards (`shards` a multiple of their
-      number), and any device count gives exactly the same numbers. N must be a multiple of
-      `shards^2` with `N / shards` even; `save_every` a multiple of `exchange_every`.
+      number), and any device count makes the same encounters (numbers equal to rounding).
+      N must be a multiple of `shards^2` with `N / shards` even; `save_every` a multiple of
+      `exchange_every`.
 
     `gamma`, `mu`, `B`, `dt`, the gas's `omegas` and `P0` are traced: changing them does not
     recompile; `counts`, `n_realizations`, `save_every`, chunk sizes and options are static.

@@ -1,9 +1,11 @@
 """`sweep_gas`: one gas run at many values of gamma and mu, vmapped, the sweep axis sharded
 across devices.
 
-Every point runs exactly `simulate_gas` with the same key (common random numbers: the points
-differ by their parameters only, not by sampling noise), so point `k` gives bit for bit the
-numbers of `simulate_gas(gamma=gamma[k], mu=mu[k], ...)`, on any number of devices.
+Every point runs `simulate_gas` with the same key (common random numbers: the points differ by
+their parameters only, not by sampling noise), so point `k` makes the encounters of
+`simulate_gas(gamma=gamma[k], mu=mu[k], ...)`, on any number of devices, and gives its numbers
+to rounding (the vmapped program is another XLA program; XLA promises no fusion, multiply-add
+contraction or reduction order across programs).
 """
 
 import equinox as eqx

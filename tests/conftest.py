@@ -21,6 +21,25 @@ def assert_allclose(actual, desired, *, rtol: float, atol: float, err_msg: str =
     )
 
 
+def assert_same_to_rounding(actual, desired, err_msg: str = ""):
+    """Two runs of one random stream compiled as different XLA programs: vmapped over another
+    batch (a sweep, another number of realizations), partitioned over other devices or
+    processes, or cut into other chunks. The encounters are the same by construction, so
+    integer results (encounter counts) must be equal. Floating-point results agree only to
+    rounding: XLA promises no particular fusion, multiply-add contraction or reduction order
+    across programs, and CPUs differ (seen: a sweep's `lepton` off by 1.2e-14 in float64 on one
+    CPU and exact on another). Bound: 1000 ulps of the largest magnitude, far below the O(0.01)
+    that another pairing or angle makes in these runs."""
+    actual, desired = np.asarray(actual), np.asarray(desired)
+    assert actual.shape == desired.shape, (err_msg, actual.shape, desired.shape)
+    if not np.issubdtype(desired.dtype, np.floating):
+        np.testing.assert_array_equal(actual, desired, err_msg=err_msg)
+        return
+    scale = max(1.0, float(np.max(np.abs(desired), initial=0.0)))
+    atol = 1000 * np.finfo(desired.dtype).eps * scale
+    np.testing.assert_allclose(actual, desired, rtol=0, atol=atol, err_msg=err_msg)
+
+
 def interrupt_after_checkpoints(monkeypatch, n: int):
     """Make `simulate_gas` stop with KeyboardInterrupt (Ctrl-C) right after writing its `n`-th
     checkpoint, i.e. after `n` chunks; returns a function that undoes it."""

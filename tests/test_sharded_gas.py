@@ -10,7 +10,7 @@ import pytest
 import oile_jax as oj
 from oile_jax import _sharded_gas
 
-from .conftest import assert_allclose, interrupt_after_checkpoints
+from .conftest import assert_allclose, assert_same_to_rounding, interrupt_after_checkpoints
 
 
 def partners(n, shards, steps, key):
@@ -162,7 +162,7 @@ def test_conservation_float64(key, schedule):
     assert np.all(np.linalg.norm(sol.final_state, axis=-1) <= np.linalg.norm(P0, axis=-1) + 1e-12)
     # Velocities come back in gas order: those of the unsharded run with the same key.
     unsharded = oj.simulate_gas(gas, n_steps=2, **run)
-    assert np.array_equal(sol.velocities, unsharded.velocities)
+    assert_same_to_rounding(sol.velocities, unsharded.velocities)
 
 
 def test_checkpoint_and_exact_resume(key, tmp_path, monkeypatch):
@@ -189,6 +189,7 @@ def test_checkpoint_and_exact_resume(key, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="differs in shards"):
         oj.simulate_gas(gas, checkpoint=path, resume=True, **{**kw, "shards": 2})
     resumed = oj.simulate_gas(gas, checkpoint=path, resume=True, **kw)
+    # Resuming runs the very same compiled chunks on the saved state: exact on any machine.
     for name in (
         "group_mean",
         "group_std",

@@ -10,6 +10,8 @@ import textwrap
 
 import numpy as np
 
+from .conftest import assert_same_to_rounding
+
 SCRIPT = textwrap.dedent(
     """
     import json
@@ -20,6 +22,11 @@ SCRIPT = textwrap.dedent(
     jax.config.update("jax_enable_x64", True)
     assert len(jax.devices()) == 8, jax.devices()
     gas = oj.Gas((30, 20), (0.1, 0.2), [[0.1, 0, 0.99], [-0.1, 0, -0.99]])
+    def diff(a, b):
+        # Largest difference relative to the largest magnitude (see the test's docstring).
+        a, b = np.asarray(a), np.asarray(b)
+        return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+
     runs, shardings = {}, {}
     for devices in (1, 2, 8):
         sol = oj.simulate_gas(
@@ -31,7 +38,7 @@ SCRIPT = textwrap.dedent(
     out = {}
     for devices in (2, 8):
         out[devices] = {
-            name: float(np.max(np.abs(getattr(runs[devices], name) - getattr(runs[1], name))))
+            name: diff(getattr(runs[devices], name), getattr(runs[1], name))
             for name in ("group_mean", "group_std", "lepton", "encounters", "final_state")
         }
     # One gas sharded along the neutrino axis: 8 shards on 1, 2 and 8 devices.
@@ -46,7 +53,7 @@ SCRIPT = textwrap.dedent(
     }
     out["shards"] = {
         devices: {
-            name: float(np.max(np.abs(getattr(sharded[devices], name) - getattr(sharded[1], name))))
+            name: diff(getattr(sharded[devices], name), getattr(sharded[1], name))
             for name in ("group_mean", "group_std", "group_entropy", "lepton", "encounters",
                          "final_state", "state", "velocities")
         }
@@ -61,9 +68,7 @@ SCRIPT = textwrap.dedent(
         )
         for devices in (None, 8)
     ]
-    out["sweep"] = max(
-        float(np.max(np.abs(a.group_mean - b.group_mean))) for a, b in zip(*sweeps)
-    )
+    out["sweep"] = max(diff(a.group_mean, b.group_mean) for a, b in zip(*sweeps))
     out["shards_moved"] = float(np.max(np.abs(sharded[8].final_state - sharded[8].state[:, 0])))
     try:
         oj.simulate_gas(gas, gamma=0.1, schedule=oj.Stochastic(dt=0.05), key=jax.random.key(1),
@@ -83,11 +88,23 @@ SCRIPT = textwrap.dedent(
     assert _cli.main(["run", "two-groups", "--out", str(folder / "b.h5"), "--devices", "4",
                       *small]) == 0
     a, b = oj.read_h5(folder / "a.h5")[0], oj.read_h5(folder / "b.h5")[0]
-    out["cli"] = float(np.max(np.abs(a["group_mean"] - b["group_mean"])))
+    out["cli"] = diff(a["group_mean"], b["group_mean"])
 
     print("RESULT" + json.dumps(out))
     """
 )
+
+
+# Another device count is another XLA program (partitioned, or vmapped over another local
+# batch): the encounters are the same by construction (encounter counts compared exactly), the
+# floating-point numbers agree to rounding only, as XLA promises no fusion, multiply-add
+# contraction or reduction order across programs. Bound: 1000 ulps (float64) of the largest
+# magnitude, where another pairing or angle would differ by O(0.01).
+ROUNDING = 1000 * np.finfo(np.float64).eps
+
+
+def _same_to_rounding(diffs: dict) -> bool:
+    return diffs["encounters"] == 0.0 and all(v <= ROUNDING for v in diffs.values())
 
 
 def test_sharded_realizations_give_the_unsharded_numbers():
@@ -101,22 +118,23 @@ def test_sharded_realizations_give_the_unsharded_numbers():
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT"))
     result = json.loads(line[len("RESULT") :])
     for devices in ("2", "8"):
-        # Realization r uses fold_in(key, r) wherever it runs: identical numbers.
-        assert result[devices] == {
-            "group_mean": 0.0,
-            "group_std": 0.0,
-            "lepton": 0.0,
-            "encounters": 0.0,
-            "final_state": 0.0,
+        # Realization r uses fold_in(key, r) wherever it runs: the same encounters.
+        assert set(result[devices]) == {
+            "group_mean",
+            "group_std",
+            "lepton",
+            "encounters",
+            "final_state",
         }
+        assert _same_to_rounding(result[devices]), result[devices]
     assert "n_realizations=6 must be a multiple of the number of devices (8)" in result["error"]
-    assert result["cli"] == 0.0
+    assert result["cli"] <= ROUNDING
     # Neutrino-axis shards: the pairing is defined per shard, so any device count gives the
     # same numbers, and the neutrinos did move.
     for devices in ("2", "8"):
-        assert set(result["shards"][devices].values()) == {0.0}, result["shards"]
+        assert _same_to_rounding(result["shards"][devices]), result["shards"]
     assert result["shards_moved"] > 1e-3
-    assert result["sweep"] == 0.0
+    assert result["sweep"] <= ROUNDING
 
 
 def _free_port() -> int:
@@ -186,4 +204,4 @@ def test_two_processes_give_the_one_process_numbers(tmp_path):
     (multi, attrs), (one, _) = oj.read_h5(tmp_path / "d.h5"), oj.read_h5(tmp_path / "one.h5")
     assert int(attrs["n_devices"]) == 8
     for name in ("group_mean", "group_std", "lepton", "encounters"):
-        assert np.array_equal(multi[name], one[name]), name
+        assert_same_to_rounding(multi[name], one[name], name)
