@@ -21,6 +21,17 @@ import optax
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
+from ._checks import (
+    _show,
+    bloch_tolerance,
+    check_finite,
+    check_nonnegative,
+    check_positive,
+    check_scalar,
+    fail_if,
+)
+from ._run import check_count
+
 
 class Equilibrium(eqx.Module):
     """A collective precession state.
@@ -39,14 +50,37 @@ class Equilibrium(eqx.Module):
     branch: Array
 
 
+def _double(dtype) -> bool:
+    return jnp.finfo(dtype).bits == 64
+
+
 def _tolerances(dtype) -> tuple[float, float]:
-    """Newton's default (rtol, atol): 1e-10, 1e-12 in float64; 1e-5, 1e-7 in float32."""
-    return (1e-10, 1e-12) if jnp.finfo(dtype).bits == 64 else (1e-5, 1e-7)
+    """Newton's default (rtol, atol) on `(Omega, Q)` and on the residual: 1e-10, 1e-12 in
+    float64; 1e-5, 1e-5 in float32, where SC1-SC2 are sums of terms of order `mu f p / h`
+    (often 1-10), so the residual cannot go below a few ulps of those, 1e-7 to 1e-6."""
+    return (1e-10, 1e-12) if _double(dtype) else (1e-5, 1e-5)
 
 
 def _residual_limit(dtype) -> float:
-    """Largest SC1-SC2 residual accepted as an equilibrium along a path."""
-    return 1e-8 if jnp.finfo(dtype).bits == 64 else 1e-4
+    """Largest SC1-SC2 residual accepted as an equilibrium (branches, the path)."""
+    return 1e-8 if _double(dtype) else 1e-4
+
+
+def _distinct(dtype) -> float:
+    """Two solutions closer than this in `(Omega, Q)`, relative to the problem's frequency
+    scale, are the same branch (Newton stops within rtol of the root)."""
+    return 1e-6 if _double(dtype) else 1e-3
+
+
+def _ode_tolerances(dtype) -> tuple[float, float]:
+    """The path's default ODE (rtol, atol): 1e-8, 1e-10 in float64, 1e-5, 1e-7 in float32."""
+    return (1e-8, 1e-10) if _double(dtype) else (1e-5, 1e-7)
+
+
+_FLOAT64_HINT = (
+    " (in float32 the equilibrium conditions resolve |residual| to about 1e-6 only; if the "
+    "branch is ill-conditioned, use float64: jax.config.update('jax_enable_x64', True))"
+)
 
 
 def _residual(y, args):
@@ -73,7 +107,39 @@ def _params(lengths, fractions, omegas, Pz, mu):
             "lengths, fractions and omegas must be 1-D of one length (one entry per group), got "
             f"{lengths.shape}, {fractions.shape}, {omegas.shape}"
         )
-    return lengths, fractions, omegas, jnp.asarray(Pz, dtype=dtype), jnp.asarray(mu, dtype=dtype)
+    Pz, mu = check_scalar(Pz, "Pz", dtype), check_scalar(mu, "mu", dtype)
+    for x, name in ((lengths, "lengths"), (fractions, "fractions"), (omegas, "omegas")):
+        check_finite(x, name)
+    slack = bloch_tolerance(dtype)
+    lengths = fail_if(
+        lengths,
+        jnp.any(jnp.abs(lengths) > 1 + slack),
+        f"lengths are signed |P_g| and must lie in [-1, 1], got {_show(lengths)}",
+    )
+    fractions = check_nonnegative(fractions, "fractions")
+    fractions = fail_if(
+        fractions,
+        jnp.abs(jnp.sum(fractions) - 1) > 1e3 * float(jnp.finfo(dtype).eps),
+        f"fractions are the groups' shares of the gas and must sum to 1, got {_show(fractions)}",
+    )
+    Pz = fail_if(
+        check_finite(Pz, "Pz"), jnp.abs(Pz) > 1 + slack, f"Pz must lie in [-1, 1], got {_show(Pz)}"
+    )
+    return lengths, fractions, omegas, Pz, check_positive(mu, "mu")
+
+
+def _check_times(ts, dtype):
+    """Save times: at least two, finite and strictly increasing."""
+    ts = jnp.asarray(ts, dtype=dtype)
+    if ts.ndim != 1 or ts.shape[0] < 2:
+        raise ValueError(
+            f"ts must be a 1-D array of at least 2 save times (the start first), got shape "
+            f"{ts.shape}"
+        )
+    ts = check_finite(ts, "ts")
+    return fail_if(
+        ts, jnp.any(jnp.diff(ts) <= 0), f"ts must be strictly increasing, got {_show(ts)}"
+    )
 
 
 def precession_equilibrium(
@@ -132,14 +198,17 @@ def equilibrium_branches(
     mu=1.0,
     n_starts: int = 64,
     steps: int = 400,
-    tol: float = 1e-8,
+    tol: float | None = None,
 ) -> Equilibrium:
     """Enumerate the branches: an optax (Adam) descent of `|residual|^2` from `n_starts` starting
     points spread over `(Omega, Q)`, each polished by Newton; converged, distinct solutions with
     `Q > 0` are returned sorted by residual (a batched `Equilibrium`, leading axis = branch).
-    Runs eagerly (the number of branches is data-dependent)."""
+    `tol`: the largest accepted residual (default 1e-8 in float64, 1e-4 in float32). Runs
+    eagerly (the number of branches is data-dependent)."""
     params = _params(lengths, fractions, omegas, Pz, mu)
     lengths_, fractions_, omegas_, Pz_, mu_ = params
+    dtype = lengths_.dtype
+    tol = _residual_limit(dtype) if tol is None else tol
     scale = float(jnp.max(jnp.abs(omegas_)) + jnp.abs(mu_) * (jnp.abs(Pz_) + 1))
     grid_O = jnp.linspace(-2 * scale, 2 * scale, int(np.sqrt(n_starts)) + 1)
     grid_Q = jnp.linspace(0.05, 1.0, int(np.sqrt(n_starts)) + 1)
@@ -164,19 +233,24 @@ def equilibrium_branches(
         rough = jax.jit(jax.vmap(descend))(starts)
     polished = jax.vmap(lambda y: precession_equilibrium(*params[:4], mu=mu_, guess=y))(rough)
     res = np.asarray(jnp.max(jnp.abs(polished.residual), axis=-1))
-    ok = np.asarray(polished.converged) & (res < tol) & (np.asarray(polished.Q) > 1e-9)
+    # Near Q = 0 the conditions depend on Q through (mu Q / a_g)^2 only, so a root with Q below
+    # sqrt(eps) of the frequency scale is the Q = 0 state to working precision, not a branch.
+    Q_min = float(np.sqrt(jnp.finfo(dtype).eps)) * scale
+    ok = np.asarray(polished.converged) & (res < tol) & (np.asarray(polished.Q) > Q_min)
     order = [int(k) for k in np.argsort(res) if ok[k]]
     keep: list[int] = []
     for k in order:
         point = np.asarray([polished.Omega[k], polished.Q[k]])
         if all(
-            np.max(np.abs(point - np.asarray([polished.Omega[m], polished.Q[m]]))) > 1e-6
+            np.max(np.abs(point - np.asarray([polished.Omega[m], polished.Q[m]])))
+            > _distinct(dtype) * scale
             for m in keep
         ):
             keep.append(k)
     if not keep:
         raise ValueError(
             "no precession equilibrium with Q > 0 was found for these lengths and Pbar_z"
+            + ("" if _double(dtype) else _FLOAT64_HINT)
         )
     index = jnp.asarray(keep)
     return jax.tree_util.tree_map(lambda x: x[index], polished)
@@ -194,10 +268,15 @@ def endpoint_frequency(fractions, omegas, Pz, *, guess: float, mu=1.0) -> Array:
     )
     Pz, mu = jnp.asarray(Pz, fractions.dtype), jnp.asarray(mu, fractions.dtype)
     fn = lambda Omega, args: mu * Pz * jnp.sum(fractions / (mu * Pz - omegas - Omega)) - 1
+    rtol, atol = _tolerances(fractions.dtype)
     solution = optx.root_find(
-        fn, optx.Newton(rtol=1e-12, atol=1e-14), jnp.asarray(guess, fractions.dtype), throw=False
+        fn, optx.Newton(rtol=rtol, atol=atol), jnp.asarray(guess, fractions.dtype), throw=False
     )
     return solution.value
+
+
+def _check_rate(rate, dtype):
+    return check_nonnegative(check_scalar(rate, "rate", dtype), "rate")
 
 
 class PathSolution(eqx.Module):
@@ -262,8 +341,8 @@ def miscidynamic_path(
     mu: Float[ArrayLike, ""] = 1.0,
     rate: Float[ArrayLike, ""] | None = None,
     guess: tuple[float, float] | None = None,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> PathSolution:
     """Integrate the slow miscidynamic dynamics (SPEC section 8, (MD)) from signed lengths `p_g`
     at `ts[0]`, saving at `ts`:
@@ -273,19 +352,24 @@ def miscidynamic_path(
     with `(Omega, Q)` re-solved from SC1-SC2 at every stage (Newton warm-started from the
     tracked values, which follow the branch along the implicit derivative). `guess` seeds the
     branch (default: the best one of `equilibrium_branches`). A lost branch raises an error.
+    `ts`: at least two strictly increasing times. `rtol`, `atol`: the ODE solver's tolerances
+    (default 1e-8, 1e-10 in float64; 1e-5, 1e-7 in float32).
     """
     params = _params(lengths, fractions, omegas, Pz, mu)
     lengths, fractions, omegas, Pz, mu = params
-    gamma = jnp.asarray(gamma, dtype=lengths.dtype)
-    rate = (4 / 3) * mu * gamma if rate is None else jnp.asarray(rate, dtype=lengths.dtype)
+    gamma = check_positive(check_scalar(gamma, "gamma", lengths.dtype), "gamma")
+    rate = (4 / 3) * mu * gamma if rate is None else _check_rate(rate, lengths.dtype)
+    default_rtol, default_atol = _ode_tolerances(lengths.dtype)
+    rtol, atol = rtol or default_rtol, atol or default_atol
     start = precession_equilibrium(lengths, fractions, omegas, Pz, mu=mu, guess=guess)
     start_Omega = eqx.error_if(
         start.Omega,
         ~start.converged | (jnp.max(jnp.abs(start.residual)) > _residual_limit(lengths.dtype)),
         "miscidynamic_path: no precession equilibrium at the starting lengths from this guess "
-        "(check that |Pz| <= sum_g f_g |p_g| and seed the branch with guess=(Omega, Q))",
+        "(check that |Pz| <= sum_g f_g |p_g| and seed the branch with guess=(Omega, Q))"
+        + ("" if _double(lengths.dtype) else _FLOAT64_HINT),
     )
-    ts = jnp.asarray(ts, dtype=lengths.dtype)
+    ts = _check_times(ts, lengths.dtype)
     y0 = jnp.concatenate([lengths, jnp.stack([start_Omega, start.Q])])
 
     solution = diffrax.diffeqsolve(
@@ -316,11 +400,12 @@ def kicked_path(
     `miscidynamic_path` as `kick_time -> 0` (first order)."""
     params = _params(lengths, fractions, omegas, Pz, mu)
     lengths, fractions, omegas, Pz, mu = params
-    rate = (
-        (4 / 3) * mu * jnp.asarray(gamma, lengths.dtype)
-        if rate is None
-        else jnp.asarray(rate, lengths.dtype)
-    )
+    if rate is None:
+        rate = (4 / 3) * mu * check_positive(check_scalar(gamma, "gamma", lengths.dtype), "gamma")
+    else:
+        rate = _check_rate(rate, lengths.dtype)
+    n_kicks = check_count(n_kicks, "n_kicks")
+    kick_time = check_positive(check_scalar(kick_time, "kick_time", lengths.dtype), "kick_time")
     start = precession_equilibrium(lengths, fractions, omegas, Pz, mu=mu, guess=guess)
 
     def kick(eq_and_lengths, _):
