@@ -67,6 +67,35 @@ def fail_if(x, bad, message: str):
     return eqx.error_if(x, bad, message)
 
 
+def check_dtype(dtype, name: str = "dtype"):
+    """A float dtype the simulators run in: float32, or float64 with x64 enabled (default: JAX's
+    default float)."""
+    dtype = jnp.dtype(dtype or jnp.result_type(float))
+    if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
+        raise ValueError(f"{name} must be float32 or float64, got {dtype}")
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError(
+            f"{name}=float64 needs jax.config.update('jax_enable_x64', True) first (JAX "
+            "otherwise computes in float32)"
+        )
+    return dtype
+
+
+def check_physical_if_concrete(P, name: str):
+    """Bloch vectors `P` must be finite with |P| <= 1 (up to rounding), checked only when the
+    value is concrete: no runtime check is attached to traced values (hot loops call this)."""
+    value = concrete(P)
+    if value is None or value.size == 0:
+        return
+    if not np.all(np.isfinite(value)):
+        raise ValueError(f"{name} contains NaN or inf")
+    norm = np.linalg.norm(value, axis=-1)
+    if np.any(norm > 1 + bloch_tolerance(value.dtype)):
+        raise ValueError(
+            f"{name} is unphysical: |P| must be <= 1 (largest |P| = {float(norm.max()):.9g})"
+        )
+
+
 def check_finite(x, name: str):
     return fail_if(x, jnp.any(~jnp.isfinite(x)), f"{name} contains NaN or inf")
 

@@ -86,9 +86,16 @@ def _precision(name: str | None):
         jax.config.update("jax_enable_x64", True)
 
 
-def _write_figure(fig, path: Path, force: bool) -> Path:
+def _check_output(path: Path, option: str, force: bool):
+    """An output path must not be a directory, and exists only with --force."""
+    if path.is_dir():
+        raise _Failure(f"{option} {path} is a directory; give the path of a file")
     if path.exists() and not force:
         raise _Failure(f"{path} exists; pass --force to overwrite it")
+
+
+def _write_figure(fig, path: Path, force: bool) -> Path:
+    _check_output(path, "--out", force)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same rule as the HDF5 output: a complete file or none.
     tmp = path.with_name(f".{path.name}.tmp")
@@ -137,7 +144,9 @@ def cmd_run(args) -> int:
     config, name = _resolved(args)  # --precision, when given, is in the config
     _distributed(args)
     _precision(config["precision"])
-    out = args.out or Path("results") / f"{name}.h5"
+    # Not results/NAME.h5: the experiments write there (make run: results/foreground.h5).
+    out = args.out or Path("results") / f"{name}.run.h5"
+    _check_output(out, "--out", args.force)
     device = _select_device(args.device)
     import jax
 
@@ -155,10 +164,14 @@ def cmd_run(args) -> int:
                 devices=_devices(args.devices),
             )
     except KeyboardInterrupt:
-        print(
-            f"\ninterrupted: continue with `{command} --resume` (gas runs keep a checkpoint)",
-            file=sys.stderr,
-        )
+        from ._runner import checkpoint_path
+
+        checkpoint = checkpoint_path(Path(out))
+        if config["model"] == "gas" and checkpoint.exists():
+            hint = f"continue with `{command} --resume` (from {checkpoint})"
+        else:
+            hint = "nothing was saved (no checkpoint yet); run the command again to start over"
+        print(f"\ninterrupted: {hint}", file=sys.stderr)
         return 130
     if jax.process_index() != 0:
         print(f"process {jax.process_index()} of {jax.process_count()}: done (process 0 writes)")
@@ -215,9 +228,19 @@ def _groups_args(args):
     fractions = np.asarray(args.fractions)
     if np.any(fractions <= 0) or abs(fractions.sum() - 1) > 1e-9:
         raise _Failure(f"--fractions must be positive and sum to 1, got {args.fractions}")
-    if np.any(np.abs(args.lengths) > 1):
+    if not np.all(np.isfinite(args.lengths)) or np.any(np.abs(args.lengths) > 1):
         raise _Failure(f"--lengths are signed |P_g| <= 1, got {args.lengths}")
+    if not np.all(np.isfinite(args.omegas)):
+        raise _Failure(f"--omegas must be finite numbers, got {args.omegas}")
+    if not abs(args.Pz) <= 1:
+        raise _Failure(f"--Pz is Pbar_z, the lepton number per neutrino, in [-1, 1]; got {args.Pz}")
+    _check_mu(args)
     return fractions, np.asarray(args.omegas), np.asarray(args.lengths), float(args.Pz)
+
+
+def _check_mu(args):
+    if not args.mu > 0 or not np.isfinite(args.mu):
+        raise _Failure(f"--mu is the coupling and must be > 0, got {args.mu:g}")
 
 
 def _equilibrium_table(eqs) -> list[str]:
@@ -241,6 +264,8 @@ def cmd_equilibrium(args) -> int:
     from ._io import write_h5
 
     fractions, omegas, lengths, Pz = _groups_args(args)
+    if args.out:
+        _check_output(args.out, "--out", args.force)
     if args.guess is not None:
         eq = precession_equilibrium(
             lengths, fractions, omegas, Pz, mu=args.mu, guess=tuple(args.guess)
@@ -308,10 +333,22 @@ def cmd_path(args) -> int:
     out = args.out
     figure = out.with_suffix(".png")
     for path in (out, figure):
-        if path.exists() and not args.force:
-            raise _Failure(f"{path} exists; pass --force to overwrite it")
+        _check_output(path, "--out", args.force)
     gas = None
+    if args.n_saves < 2:
+        raise _Failure(f"--n-saves must be at least 2 (the start and the end), got {args.n_saves}")
     if args.source is not None:
+        # Everything else comes from the run: refuse what would be ignored.
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name in ("fractions", "omegas", "lengths", "Pz", "gamma", "t_max", "guess")
+            if getattr(args, name) is not None
+        ] + (["--mu"] if args.mu != 1.0 else [])
+        if given:
+            raise _Failure(
+                f"{', '.join(given)}: not used with --from, which takes the groups, gamma, mu "
+                "and the times from the run (drop them, or drop --from to give the groups)"
+            )
         gas, gamma, mu = _from_result(args.source, args.start)
         fractions, omegas = gas["fractions"], gas["omegas"]
         state, solution = path_from_gas(
@@ -322,6 +359,10 @@ def cmd_path(args) -> int:
         fractions, omegas, lengths, Pz = _groups_args(args)
         if args.gamma is None or args.t_max is None:
             raise _Failure("give --gamma and --t-max (or --from RESULT.h5)")
+        if not args.gamma > 0 or not np.isfinite(args.gamma):
+            raise _Failure(f"--gamma is the impact parameter and must be > 0, got {args.gamma:g}")
+        if not args.t_max > 0 or not np.isfinite(args.t_max):
+            raise _Failure(f"--t-max is the path's length and must be > 0, got {args.t_max:g}")
         gamma, mu = args.gamma, args.mu
         solution = miscidynamic_path(
             jnp.asarray(lengths),
@@ -359,8 +400,20 @@ def cmd_path(args) -> int:
 def cmd_bench(args) -> int:
     from ._bench import benchmark
 
+    # Every option checked before the baseline is measured (that takes seconds).
     if args.repeats < 1:
         raise _Failure(f"--repeats must be at least 1, got {args.repeats}")
+    if not 0 < args.p <= 1:
+        raise _Failure(f"--p is the meeting probability per step, in (0, 1], got {args.p:g}")
+    bad = [n for n in args.sizes if n < 2 or n % 2]
+    if bad:
+        raise _Failure(f"--sizes are gas sizes N, even and >= 2, got {bad}")
+    if args.steps is not None and args.steps < 1:
+        raise _Failure(f"--steps must be at least 1, got {args.steps}")
+    if args.baseline_encounters < 1:
+        raise _Failure(f"--baseline-encounters must be at least 1, got {args.baseline_encounters}")
+    if args.json is not None and args.json.exists() and not args.force:
+        raise _Failure(f"--json {args.json} exists; pass --force to overwrite it")
     device = _select_device(args.device)
     import jax
 
@@ -415,7 +468,7 @@ def parser() -> argparse.ArgumentParser:
         "until they finish; --resume continues an interrupted run with identical results.",
     )
     p.add_argument("config", metavar="CONFIG", help="a TOML file or a preset name")
-    p.add_argument("--out", type=Path, help="HDF5 output (default: results/NAME.h5)")
+    p.add_argument("--out", type=Path, help="HDF5 output (default: results/NAME.run.h5)")
     p.add_argument("--seed", type=int, help="PRNG seed (overrides the file's seed)")
     p.add_argument("--precision", choices=("float32", "float64"), help="overrides the file's")
     p.add_argument(
@@ -548,12 +601,53 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _runtime_error_types() -> tuple:
+    """Errors raised inside compiled code that are the user's to fix: a lost equilibrium branch
+    (`eqx.error_if`), an allocation XLA could not make."""
+    import equinox as eqx
+    import jax
+
+    return (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    # Equinox puts the user's message after its own preamble; XLA's first line is the status.
+    for line in text.splitlines():
+        if line.strip() and not line.startswith(("Above is the stack", "------")):
+            return line.strip()
+    return type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `oile` console script."""
     args = parser().parse_args(argv)
     args.argv = argv
     try:
         return args.handler(args)
-    except (_Failure, ValueError, FileExistsError, FileNotFoundError) as error:
+    except (_Failure, ValueError, OSError, MemoryError) as error:
+        if isinstance(error, BrokenPipeError):
+            return _broken_pipe()
         print(f"oile {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        if "jax" in sys.modules and isinstance(error, _runtime_error_types()):
+            message = _first_line(error)
+            if "RESOURCE_EXHAUSTED" in message:
+                message = (
+                    f"the device ran out of memory ({message}); lower the run's size "
+                    "(gas.counts, run.n_realizations, run.n_saves with run.save_state)"
+                )
+            print(f"oile {args.command}: error: {message}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _broken_pipe() -> int:
+    """The reader of our output went away (`oile presets | head -1`): not an error. Python
+    would complain again when it flushes stdout at exit, so stdout goes to /dev/null."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0

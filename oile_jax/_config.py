@@ -405,6 +405,8 @@ def load(source: str) -> tuple[dict, str]:
             f"CONFIG={source!r} is neither a TOML file nor a preset; "
             f"the presets are {', '.join(sorted(known))}"
         )
+    elif not path.is_file():
+        raise ConfigError(f"CONFIG={source!r} is a directory, not a TOML file; give a run file")
     try:
         return tomllib.loads(path.read_text()), path.stem
     except tomllib.TOMLDecodeError as error:

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float
 
+from ._checks import check_physical_if_concrete
 from ._state import bloch_to_rho, complex_dtype, pauli, rho_to_bloch
 
 
@@ -39,6 +40,8 @@ def encounter(
     P_j = jnp.asarray(P_j)
     if P_i.shape[-1:] != (3,) or P_j.shape[-1:] != (3,):
         raise ValueError(f"P_i and P_j must have shape (..., 3), got {P_i.shape} and {P_j.shape}")
+    check_physical_if_concrete(P_i, "P_i")
+    check_physical_if_concrete(P_j, "P_j")
     dtype = jnp.result_type(P_i, P_j)
     c = _angle(c, dtype)[..., None]
     d = jnp.sin(c) ** 2 * (P_j - P_i) + (jnp.sin(2 * c) / 2) * jnp.cross(P_j, P_i)

@@ -13,6 +13,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 from ._angles import AbstractAngleModel, AbstractFreshAngleModel, angle_model
 from ._checks import (
     check_bloch,
+    check_dtype,
     check_finite,
     check_scalar,
     check_vector,
@@ -145,6 +146,7 @@ def simulate_foreground(
             if jnp.issubdtype(P0_array.dtype, jnp.floating)
             else jnp.result_type(float)
         )
+    dtype = check_dtype(dtype)
     angles = angle_model(angles)
     if not isinstance(angles, AbstractFreshAngleModel):
         raise ValueError(

@@ -22,11 +22,11 @@ class ProgressBar:
             return
         fraction = min(done / self.total, 1.0)
         elapsed = time.perf_counter() - self.start
-        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else float("nan")
+        # No remaining-time estimate before the first chunk is done.
+        eta = f"eta {elapsed * (1 - fraction) / fraction:6.1f}s" if fraction > 0 else "eta   ..."
         bar = "#" * int(30 * fraction) + "." * (30 - int(30 * fraction))
         self.stream.write(
-            f"\r{self.label} [{bar}] {100 * fraction:5.1f}% "
-            f"{elapsed:7.1f}s elapsed, eta {eta:6.1f}s {note}"
+            f"\r{self.label} [{bar}] {100 * fraction:5.1f}% {elapsed:7.1f}s elapsed, {eta} {note}"
         )
         self.stream.flush()
 

@@ -7,6 +7,8 @@ with `resume=True` and gives exactly the numbers of an uninterrupted run.
 """
 
 import json
+import math
+import sys
 from pathlib import Path
 
 import jax
@@ -14,11 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._angles import FixedVelocities
-from ._config import dumps
+from ._config import ConfigError, dumps
 from ._gas import Gas, observe, realization_velocities
 from ._io import write_h5
 from ._schedule import Deterministic, Stochastic
 from ._sharding import is_main_process
+from ._simulate_gas import CheckpointMismatch, read_checkpoint
 from ._state import mixing_vector
 
 
@@ -39,18 +42,36 @@ def _vacuum(config, dtype):
 
 
 def _schedule(config):
-    physics, schedule = config["physics"], config["schedule"]
+    """The schedule. Without `schedule.dt` the stochastic step is the largest one, at most
+    `gamma / mu`, that ends the run exactly at `run.t_max` after whole save intervals."""
+    physics, schedule, run = config["physics"], config["schedule"], config["run"]
     if schedule["kind"] == "deterministic":
         return Deterministic(vacuum=schedule["vacuum"])
-    return Stochastic(dt=schedule["dt"] or physics["gamma"] / physics["mu"])
+    if schedule["dt"] is not None:
+        return Stochastic(dt=schedule["dt"])
+    intervals = run["n_saves"] - 1
+    steps = intervals * math.ceil(run["t_max"] * physics["mu"] / physics["gamma"] / intervals)
+    return Stochastic(dt=run["t_max"] / steps)
 
 
 def _saving(config, schedule) -> tuple[int, int]:
-    """`(n_steps, save_every)` for `run.t_max` and `run.n_saves`."""
+    """`(n_steps, save_every)` for `run.t_max` and `run.n_saves`: whole steps of the schedule
+    per save interval, ending at `run.t_max`; a `run.t_max` the schedule cannot end at (to 1e-6)
+    is refused, naming the nearest lengths it can."""
     physics, run = config["physics"], config["run"]
     tau = float(np.asarray(schedule.step_length(physics["gamma"], physics["mu"])))
     intervals = run["n_saves"] - 1
-    save_every = max(1, round(run["t_max"] / tau / intervals))
+    save_every = round(run["t_max"] / tau / intervals)
+    if save_every < 1 or abs(save_every * intervals * tau - run["t_max"]) > 1e-6 * run["t_max"]:
+        step = "schedule.dt" if isinstance(schedule, Stochastic) else "a round, gamma / mu,"
+        options = sorted({max(1, save_every), max(1, save_every) + 1} - {0})
+        nearest = " or ".join(f"{k * intervals * tau:g}" for k in options)
+        raise ConfigError(
+            f"run.t_max = {run['t_max']:g} is not a whole number of steps per save: "
+            f"{step} = {tau:g} and run.n_saves = {run['n_saves']} ({intervals} intervals) give "
+            f"run lengths that are multiples of {intervals * tau:g}; set run.t_max = {nearest}, "
+            "or change run.n_saves"
+        )
     return save_every * intervals, save_every
 
 
@@ -217,6 +238,28 @@ def run_manybody(config, key, progress):
     return data
 
 
+# The run-file keys behind each argument of `simulate_gas` a checkpoint records.
+_RUN_KEYS = {
+    "format": ("the checkpoint format (written by another version of oile_jax)",),
+    "counts": ("gas.counts",),
+    "omegas": ("gas.omegas",),
+    "P0": ("gas.P0",),
+    "gamma": ("physics.gamma",),
+    "mu": ("physics.mu",),
+    "B": ("physics.basis", "physics.theta"),
+    "angles": ("physics.angles",),
+    "schedule": ("schedule.kind", "schedule.dt", "schedule.vacuum"),
+    "key": ("seed",),
+    "n_realizations": ("run.n_realizations",),
+    "n_steps": ("run.t_max", "run.n_saves"),
+    "save_every": ("run.t_max", "run.n_saves"),
+    "dtype": ("precision",),
+    "save_state": ("run.save_state",),
+    "shards": ("gas.shards",),
+    "exchange_every": ("gas.exchange_every",),
+}
+
+
 def run(
     config: dict,
     out: Path,
@@ -232,6 +275,8 @@ def run(
     realizations, or with `gas.shards` the neutrinos, across devices (see `simulate_gas`).
     Under `jax.distributed`, every process runs and process 0 writes."""
     out = Path(out)
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a directory; give the path of an HDF5 file")
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
     model = config["model"]
@@ -239,11 +284,24 @@ def run(
     checkpoint = checkpoint_path(out)
     if model == "gas":
         if checkpoint.exists() and not resume:
+            read_checkpoint(checkpoint)  # an unreadable one: say so, not "pass --resume"
             raise FileExistsError(
                 f"{checkpoint} holds an interrupted run; pass --resume to continue it "
                 "(or delete it to start again)"
             )
-        data = run_gas(config, key, progress, checkpoint, resume, devices)
+        if resume and not checkpoint.exists():
+            print(
+                f"--resume: no checkpoint at {checkpoint}; starting the run from t = 0",
+                file=sys.stderr,
+            )
+        try:
+            data = run_gas(config, key, progress, checkpoint, resume, devices)
+        except CheckpointMismatch as error:
+            keys = sorted({k for name in error.differ for k in _RUN_KEYS.get(name, (name,))})
+            raise ValueError(
+                f"{checkpoint} holds a different run: it differs in {', '.join(keys)}; restore "
+                "those settings to --resume it, or delete it to start this run afresh"
+            ) from None
     elif devices is not None:
         raise ValueError(f"--devices: only gas runs use several devices; model {model!r} does not")
     elif resume:

@@ -323,6 +323,8 @@ class ShardedGasEngine:
         )
         self.mesh = shard_mesh(devices, shards)
         self.dtype = dtype
+        self.shape = (n_realizations, gas.n, 3)
+        self.devices = list(self.mesh.devices.flat)
         self._sharding = NamedSharding(self.mesh, _spec())
 
     def start(self):

@@ -28,7 +28,12 @@ def device_list(devices: "str | int | Sequence") -> list:
     elif isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
         available = jax.devices()
         if not 1 <= devices <= len(available):
-            raise ValueError(f"devices={devices}: between 1 and {len(available)} devices here")
+            here = (
+                "this machine has 1 device (JAX sees only this one)"
+                if len(available) == 1
+                else f"this machine has {len(available)}: give 1 to {len(available)}"
+            )
+            raise ValueError(f"devices={devices} asks for more devices than there are: {here}")
         devices = available[:devices]
     devices = list(devices)
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
@@ -44,6 +49,13 @@ def realization_sharding(devices: "str | int | Sequence | None", n_realizations:
     return leading_axis_sharding(
         devices, n_realizations, AXIS, f"n_realizations={n_realizations}", "realizations"
     )
+
+
+def placement(sharding) -> list:
+    """The devices a `sharding` (or, for None, JAX's default placement) puts arrays on."""
+    if sharding is not None:
+        return list(sharding.device_set)
+    return list(jax.numpy.zeros(()).devices())
 
 
 def leading_axis_sharding(devices, size: int, axis: str, what: str, things: str):

@@ -19,14 +19,15 @@ import numpy as np
 from jaxtyping import ArrayLike, PRNGKeyArray
 
 from ._angles import AbstractAngleModel, FixedVelocities, angle_model
-from ._checks import check_finite, check_vector, concrete
+from ._checks import check_dtype, check_finite, check_vector, concrete
 from ._gas import Gas, Observables, Slots, _GasModel, check_gas_state, realization_velocities
 from ._progress import ProgressBar
 from ._random import step_words
+from ._resources import check_disk, check_memory, gas_bytes
 from ._run import check_count, check_run, realization_keys
 from ._schedule import AbstractSchedule
 from ._sharded_gas import ShardedGasEngine, check_shards
-from ._sharding import is_main_process, realization_sharding, shard, to_host
+from ._sharding import is_main_process, placement, realization_sharding, shard, to_host
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +136,7 @@ class _DenseEngine:
         self.model, self.gas, self.key, self.dtype = model, gas, key, dtype
         self.sharding = realization_sharding(devices, n_realizations)
         self.shape = (n_realizations, gas.n, 3)
+        self.devices = placement(self.sharding)
 
     def start(self):
         P = shard(jnp.broadcast_to(self.gas.initial_state(self.dtype), self.shape), self.sharding)
@@ -219,20 +221,66 @@ def _write_checkpoint(path: Path, fingerprint: str, step: int, state: dict, piec
     write_h5(path, data, attrs={"kind": "gas-checkpoint", "fingerprint": fingerprint}, force=True)
 
 
-def _read_checkpoint(path: Path, fingerprint: str):
+class CheckpointMismatch(ValueError):
+    """A checkpoint of another run; `differ` names the arguments of `simulate_gas` (or
+    `sweep_gas`) in which the runs differ."""
+
+    def __init__(self, path, differ: list[str]):
+        self.path, self.differ = path, differ
+        super().__init__(
+            f"checkpoint={str(path)!r} belongs to a different run: it differs in "
+            f"{', '.join(differ)}"
+        )
+
+
+def read_checkpoint(path: Path, fingerprint: str | None = None):
+    """The data of a gas checkpoint; with `fingerprint`, refused unless it is of that run
+    (`CheckpointMismatch`). An unreadable file (truncated, not HDF5) is a `ValueError`."""
     from ._io import read_h5
 
-    data, attrs = read_h5(path)
+    try:
+        data, attrs = read_h5(path)
+    except OSError as error:
+        raise ValueError(
+            f"checkpoint={str(path)!r} is not a readable checkpoint ({error}); delete it to "
+            "start the run again"
+        ) from None
     if attrs.get("kind") != "gas-checkpoint":
         raise ValueError(f"checkpoint={str(path)!r} is not a gas checkpoint")
-    if attrs["fingerprint"] != fingerprint:
+    if fingerprint is not None and attrs["fingerprint"] != fingerprint:
         saved, wanted = json.loads(attrs["fingerprint"]), json.loads(fingerprint)
-        differ = sorted(k for k in wanted if saved.get(k) != wanted[k])
-        raise ValueError(
-            f"checkpoint={str(path)!r} belongs to a different run: "
-            f"it differs in {', '.join(differ)}"
-        )
+        raise CheckpointMismatch(path, sorted(k for k in wanted if saved.get(k) != wanted[k]))
     return data
+
+
+def _check_fits(engine, n_saves: int, chunk_saves: int, save_state: bool, checkpoint):
+    """Refuse, before compiling, a run whose arrays or checkpoint cannot fit."""
+    *lead, n, _ = engine.shape
+    copies, itemsize = int(np.prod(lead)), np.dtype(engine.dtype).itemsize
+    device_bytes, host_bytes = gas_bytes(
+        n=n,
+        copies=copies,
+        itemsize=itemsize,
+        n_saves=n_saves,
+        chunk_saves=chunk_saves,
+        save_state=save_state,
+        velocities=isinstance(engine.model.angles, FixedVelocities),
+    )
+    what = f"this gas run (N = {n} x {copies} realizations or points, {engine.dtype.name}"
+    what += f", {n_saves} saved states)" if save_state else ")"
+    advice = (
+        "lower the number of realizations, N or (with save_state) the number of saves, or "
+        "drop save_state"
+    )
+    check_memory(device_bytes, host_bytes, engine.devices, what, advice)
+    if checkpoint is not None:
+        # The checkpoint holds the state and the saved series; while it is replaced, the old
+        # file and the new one exist together.
+        state = copies * n * (3 * itemsize + 4)
+        series = copies * n * 3 * itemsize * n_saves if save_state else 0
+        check_disk(
+            2 * (state + series), Path(checkpoint).parent, f"the checkpoint of {what}", advice
+        )
 
 
 def drive(
@@ -258,6 +306,7 @@ def drive(
     observable series (the initial save included), cumulative encounters, and the state series
     (`None` without `save_state`)."""
     chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
+    _check_fits(engine, n_intervals + 1, chunk_saves, save_state, checkpoint)
     carry, obs0 = engine.start()
     path = Path(checkpoint) if checkpoint is not None else None
     # "saves_state": the saved states (save_state=True), apart from the engine's own "state".
@@ -268,7 +317,7 @@ def drive(
             raise FileExistsError(
                 f"checkpoint={str(path)!r} exists; pass resume=True to continue it"
             )
-        saved = _read_checkpoint(path, fingerprint)
+        saved = read_checkpoint(path, fingerprint)
         done = int(saved["step"]) // save_every
         carry = engine.restore(saved)
         for name in pieces:
@@ -322,11 +371,7 @@ def prepare(
     dtype)`."""
     if not isinstance(gas, Gas):
         raise ValueError(f"gas must be a Gas(counts, omegas, P0), got {type(gas).__name__}")
-    dtype = jnp.dtype(dtype or jnp.result_type(float))
-    if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-        raise ValueError("dtype=float64 needs jax.config.update('jax_enable_x64', True)")
+    dtype = check_dtype(dtype)
     angles = angle_model(angles)
     P0 = check_gas_state(check_vector(gas.P0, "P0", dtype), "P0")
     omegas = check_finite(

@@ -8,7 +8,7 @@ the mass basis; a pure nu_e is `(0, 0, 1)` in the flavour basis.
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float
 
-from ._checks import check_option
+from ._checks import check_option, check_physical_if_concrete
 
 BASES = ("flavour", "flavor", "mass")
 
@@ -33,9 +33,20 @@ def real_dtype(dtype):
     return jnp.finfo(dtype).dtype
 
 
+def _bloch_shape(P, name: str):
+    P = jnp.asarray(P)
+    if P.ndim == 0 or P.shape[-1] != 3:
+        raise ValueError(
+            f"{name} must be Bloch vectors of shape (..., 3) (two flavours), got shape {P.shape}"
+        )
+    if not (jnp.issubdtype(P.dtype, jnp.floating) or jnp.issubdtype(P.dtype, jnp.integer)):
+        raise ValueError(f"{name} must be real, got dtype {P.dtype}")
+    return P
+
+
 def bloch_to_rho(P: Float[Array, "... 3"]) -> Complex[Array, "... 2 2"]:
     """Density matrix `(1 + P.sigma)/2` of Bloch vector(s) `P`."""
-    P = jnp.asarray(P)
+    P = _bloch_shape(P, "P")
     cdtype = complex_dtype(P.dtype)
     sigma = pauli(cdtype)
     eye = jnp.eye(2, dtype=cdtype)
@@ -45,6 +56,8 @@ def bloch_to_rho(P: Float[Array, "... 3"]) -> Complex[Array, "... 2 2"]:
 def rho_to_bloch(rho: Complex[Array, "... 2 2"]) -> Float[Array, "... 3"]:
     """Bloch vector `P_a = Tr(rho sigma_a)` of 2x2 density matrices."""
     rho = jnp.asarray(rho)
+    if rho.ndim < 2 or rho.shape[-2:] != (2, 2):
+        raise ValueError(f"rho must have shape (..., 2, 2), got {rho.shape}")
     sigma = pauli(rho.dtype)
     return jnp.real(jnp.einsum("...ij,aji->...a", rho, sigma))
 
@@ -86,8 +99,10 @@ def entropy(P: Float[Array, "... 3"]) -> Float[Array, "..."]:
     """Von Neumann entropy (nats) of one neutrino, `-sum_(+/-) (1 +/- |P|)/2 ln((1 +/- |P|)/2)`.
 
     Zero for a pure state, `ln 2` for `P = 0`. Safe (finite value and gradient) at |P| = 1.
+    A concrete `P` must have shape `(..., 3)` and |P| <= 1.
     """
-    P = jnp.asarray(P)
+    P = _bloch_shape(P, "P")
+    check_physical_if_concrete(P, "P")
     r2 = jnp.clip(jnp.sum(P * P, axis=-1), 0.0, 1.0)
     # sqrt has an infinite derivative at 0; S is smooth there (S = ln 2 - |P|^2/2 + ...).
     nonzero = r2 > 0

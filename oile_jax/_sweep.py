@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._checks import concrete
-from ._sharding import leading_axis_sharding, shard
+from ._sharding import leading_axis_sharding, placement, shard
 from ._simulate_gas import (
     _FIELDS,
     GasSolution,
@@ -47,18 +47,28 @@ class _SweepEngine(_DenseEngine):
         )
         self.model = jax.tree.map(lambda x: shard(x, self.sharding), models)
         self.shape = (n_points, n_realizations, gas.n, 3)
+        self.devices = placement(self.sharding)
 
 
 def _points(gamma, mu) -> tuple[np.ndarray, np.ndarray]:
     values = [np.asarray(concrete(x) if concrete(x) is not None else np.nan) for x in (gamma, mu)]
     if any(np.isnan(v).any() for v in values):
         raise ValueError("gamma and mu of a sweep must be concrete numbers (not traced)")
-    gamma, mu = np.broadcast_arrays(np.atleast_1d(values[0]), np.atleast_1d(values[1]))
-    if gamma.ndim != 1:
+    gamma, mu = (np.atleast_1d(v) for v in values)
+    for v, name in ((gamma, "gamma"), (mu, "mu")):
+        if v.ndim != 1:
+            raise ValueError(
+                f"gamma and mu must be scalars or 1-d arrays of one length, got {name} of shape "
+                f"{v.shape}"
+            )
+        if v.size == 0:
+            raise ValueError(f"{name} of a sweep is empty: give at least one point")
+    if gamma.size != mu.size and 1 not in (gamma.size, mu.size):
         raise ValueError(
-            f"gamma and mu must be scalars or 1-d arrays of one length, got {gamma.shape}"
+            f"gamma and mu of a sweep must have one length (or one of them a scalar), got "
+            f"{gamma.size} gammas and {mu.size} mus"
         )
-    return gamma, mu
+    return np.broadcast_arrays(gamma, mu)
 
 
 def sweep_gas(
