@@ -203,9 +203,10 @@ def cmd_plot(args) -> int:
     from ._io import read_h5
     from ._plot import plot_run
 
+    out = args.out or args.result.with_suffix(".png")
+    _check_output(out, "--out", args.force)
     data, attrs = read_h5(args.result)
-    fig = plot_run(data, attrs)
-    path = _write_figure(fig, args.out or args.result.with_suffix(".png"), args.force)
+    path = _write_figure(plot_run(data, attrs), out, args.force)
     print(f"wrote {path}")
     return 0
 
@@ -612,11 +613,12 @@ def _runtime_error_types() -> tuple:
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
-    # Equinox puts the user's message after its own preamble; XLA's first line is the status.
+    # Equinox puts the message after the traced stack, as "equinox.EquinoxRuntimeError: ...".
     for line in text.splitlines():
-        if line.strip() and not line.startswith(("Above is the stack", "------")):
-            return line.strip()
-    return type(error).__name__
+        if "EquinoxRuntimeError: " in line:
+            return line.split("EquinoxRuntimeError: ", 1)[1].strip()
+    # XLA's first line is the status (e.g. RESOURCE_EXHAUSTED: ...).
+    return text.splitlines()[0].strip() if text else type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -624,7 +626,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.argv = argv
     try:
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
     except (_Failure, ValueError, OSError, MemoryError) as error:
         if isinstance(error, BrokenPipeError):
             return _broken_pipe()

@@ -240,7 +240,7 @@ def read_checkpoint(path: Path, fingerprint: str | None = None):
 
     try:
         data, attrs = read_h5(path)
-    except OSError as error:
+    except (OSError, ValueError) as error:
         raise ValueError(
             f"checkpoint={str(path)!r} is not a readable checkpoint ({error}); delete it to "
             "start the run again"
@@ -307,6 +307,14 @@ def drive(
     (`None` without `save_state`)."""
     chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
     _check_fits(engine, n_intervals + 1, chunk_saves, save_state, checkpoint)
+    n = engine.shape[-2]
+    if (n // 2) * save_every >= 2**31:
+        raise ValueError(
+            f"save_every={save_every} steps per save is too many for N={n}: the encounters of "
+            f"one save interval, up to N/2 x save_every = {(n // 2) * save_every}, are counted "
+            "in int32 (< 2^31); save more often (a smaller save_every, or on the command line "
+            "a larger run.n_saves)"
+        )
     carry, obs0 = engine.start()
     path = Path(checkpoint) if checkpoint is not None else None
     # "saves_state": the saved states (save_state=True), apart from the engine's own "state".
@@ -390,11 +398,6 @@ def prepare(
         key=key,
         dtype=dtype,
     )
-    if (gas.n // 2) * save_every >= 2**31:
-        raise ValueError(
-            f"save_every={save_every} is too large for N={gas.n}: "
-            "encounters per save must be < 2^31"
-        )
     model = _GasModel(gas.counts, omegas, gamma, mu, B, angles, schedule)
     return gas, model, n_steps, save_every, n_realizations, key, dtype
 
