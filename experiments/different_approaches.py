@@ -171,6 +171,16 @@ def main(argv=None) -> int:
             "config": {"experiment": "different_approaches", "size": args.size, "seed": args.seed}
         },
         force=args.force,
+        describe={
+            "exact": ("1", "group means of the exact many-body state", ("save", "group", "xyz")),
+            "oile": ("1", "group means of OILE on the same encounters", ("save", "group", "xyz")),
+            "mean_field": ("1", "group vectors of the mean field", ("save", "group", "xyz")),
+            "mean_field_collision": (
+                "1",
+                "group vectors of the mean field plus collision term",
+                ("save", "group", "xyz"),
+            ),
+        },
     )
     plot(data).savefig(png, dpi=130)
     scan = data["scan"]

@@ -178,7 +178,27 @@ def main(argv=None) -> int:
         "window": window,
         "p": P_MEET,
     }
-    oj.write_h5(h5, data, attrs={"config": config}, force=args.force)
+    groups = ("realization", "save", "group", "xyz")
+    describe = {
+        "gammas": ("1", "impact parameters of the runs", ("gamma",)),
+        "oile": ("1", "group means of the OILE gas", groups),
+        "window": ("1/mu", "early window over which distances are taken", ()),
+        "mean_field": ("1", "group means of the mean field", groups),
+        "mean_field_collision": ("1", "group means of the mean field plus collision", groups),
+    }
+    for which, text in (("mf", "the mean field"), ("mfc", "the mean field plus collision")):
+        for span, over in (("window", "the early window"), ("long", "mu t <= 1/gamma")):
+            describe[f"distance_{which}_{span}"] = (
+                "1",
+                f"largest |group mean - {text}| over {over}",
+                (),
+            )
+            describe[f"order_{which}_{span}"] = (
+                "1",
+                f"fitted order in gamma of the distance to {text} over {over}",
+                (),
+            )
+    oj.write_h5(h5, data, attrs={"config": config}, force=args.force, describe=describe)
     plot(data).savefig(png, dpi=130)
     print(
         f"{'gamma':>8}{'MF, fixed':>12}{'MF+C, fixed':>13}{'MF, 1/gamma':>13}{'MF+C, 1/gamma':>15}"

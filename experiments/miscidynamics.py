@@ -205,7 +205,21 @@ def main(argv=None) -> int:
         "seed": args.seed,
         "source": str(args.source) if args.source else None,
     }
-    oj.write_h5(h5, data, attrs={"config": config}, force=args.force)
+    describe = {
+        "lengths": ("1", "signed group lengths of the gas", ("save", "group")),
+        "start": ("1/mu", "time at which the path is seeded from the gas", ()),
+        "endpoint_Omega": ("mu", "precession frequency at the end of the path (Q -> 0)", ()),
+        "family/p1": ("1", "length of group 1 on the grid of the family", ("p1",)),
+        "family/p2": ("1", "length of group 2 on the grid of the family", ("p2",)),
+        "family/Q": ("1", "|Pbar_perp| of the equilibrium at (p1, p2)", ("p2", "p1")),
+        "table": (
+            "mixed",
+            "gas against path: t, Q gas, Q path, Omega gas, Omega path, |p1| gas, |p2| gas, "
+            "|p1| path, |p2| path",
+            ("row", "column"),
+        ),
+    }
+    oj.write_h5(h5, data, attrs={"config": config}, force=args.force, describe=describe)
     plot(data).savefig(png, dpi=130)
     print(
         f"{'mu t':>6}{'Q sim':>9}{'Q path':>9}{'dQ/Q':>8}"

@@ -86,6 +86,11 @@ def _precision(name: str | None):
         jax.config.update("jax_enable_x64", True)
 
 
+def _command(args) -> str:
+    """The command line as typed (stored in the output files)."""
+    return "oile " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
+
+
 def _check_output(path: Path, option: str, force: bool):
     """An output path must not be a directory, and exists only with --force."""
     if path.is_dir():
@@ -151,7 +156,7 @@ def cmd_run(args) -> int:
     import jax
 
     start = time.perf_counter()
-    command = "oile " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
+    command = _command(args)
     try:
         with jax.default_device(device):
             run(
@@ -284,7 +289,10 @@ def cmd_equilibrium(args) -> int:
         data = {k: np.asarray(getattr(eqs, k)) for k in ("Omega", "Q", "P", "residual", "branch")}
         inputs = {"fractions": fractions, "omegas": omegas, "lengths": lengths, "Pz": Pz}
         write_h5(
-            args.out, {**data, "inputs": inputs}, attrs={"kind": "equilibrium"}, force=args.force
+            args.out,
+            {**data, "inputs": inputs},
+            attrs={"kind": "equilibrium", "command": _command(args)},
+            force=args.force,
         )
         print(f"wrote {args.out}")
     return 0
@@ -380,7 +388,12 @@ def cmd_path(args) -> int:
     saved = {"path": result, "inputs": inputs}
     if gas is not None:
         saved["gas"] = gas
-    attrs = {"kind": "path", "source": str(args.source or "")}
+    attrs = {
+        "kind": "path",
+        "command": _command(args),
+        "source": str(args.source or ""),
+        "start": float(result["ts"][0]),
+    }
     write_h5(out, saved, attrs=attrs, force=args.force)
     fig = plot_two_groups({**gas, "path": result}) if gas is not None else plot_path(result)
     _write_figure(fig, figure, args.force)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._datasets import describe
+
 FORMAT = "oile_jax-result"
 FORMAT_VERSION = 1
 
@@ -42,19 +44,36 @@ def provenance() -> dict[str, str]:
     }
 
 
-def _write_group(group, data: Mapping):
+def _write_group(group, data: Mapping, kind: str, extra: Mapping, prefix: str = ""):
     for name, value in data.items():
         if not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"HDF5 names must be non-empty strings without '/', got {name!r}")
+        path = f"{prefix}{name}"
         if isinstance(value, Mapping):
-            _write_group(group.create_group(name), value)
-        else:
-            array = np.asarray(value)
-            if array.dtype.kind not in "biufcS":
-                raise ValueError(
-                    f"data[{name!r}] has dtype {array.dtype}, which HDF5 output does not take"
-                )
-            group.create_dataset(name, data=array)
+            _write_group(group.create_group(name), value, kind, extra, f"{path}/")
+            continue
+        array = np.asarray(value)
+        if array.dtype.kind not in "biufcS":
+            raise ValueError(
+                f"data[{name!r}] has dtype {array.dtype}, which HDF5 output does not take"
+            )
+        if array.dtype.kind in "iu":  # one integer width for every count and index
+            array = array.astype(np.int64)
+        dataset = group.create_dataset(name, data=array)
+        meta = _meta(path, array.ndim, kind, extra)
+        if meta is not None:
+            dataset.attrs.update(meta)
+
+
+def _meta(path: str, ndim: int, kind: str, extra: Mapping) -> dict | None:
+    """A dataset's `units`, `description` and `axes`: from `extra` (the caller's, by path or
+    name: `(units, description, axes)`), else from the package's table (`_datasets`)."""
+    name = path.rsplit("/", 1)[-1]
+    given = extra.get(path, extra.get(name))
+    if given is not None:
+        units, description, axes = given
+        return {"units": units, "description": description, "axes": ", ".join(axes)}
+    return describe(path, ndim, kind)
 
 
 def _attr(value):
@@ -64,14 +83,22 @@ def _attr(value):
 
 
 def write_h5(
-    path: str | os.PathLike, data: Mapping, *, attrs: Mapping | None = None, force: bool = False
+    path: str | os.PathLike,
+    data: Mapping,
+    *,
+    attrs: Mapping | None = None,
+    force: bool = False,
+    describe: Mapping | None = None,
 ) -> Path:
     """Write nested `data` (mappings of arrays) to the HDF5 file `path`, atomically.
 
     The file is written beside its destination under a temporary name and renamed into place
     only when complete, so an error or interruption never leaves a partial file and never
     touches an existing one. An existing `path` is replaced only with `force=True`.
-    Mapping, list and tuple attributes are stored as JSON strings.
+    Mapping, list and tuple attributes are stored as JSON strings. Every dataset gets the
+    attributes `units`, `description` and `axes`: from `describe` (dataset path or name ->
+    `(units, description, axes)`) or from the package's table of the datasets it writes
+    (`_datasets`). Integers are stored as int64.
     """
     import h5py
 
@@ -87,7 +114,7 @@ def write_h5(
             f.attrs["format_version"] = FORMAT_VERSION
             for name, value in {**provenance(), **(attrs or {})}.items():
                 f.attrs[name] = _attr(value)
-            _write_group(f, data)
+            _write_group(f, data, str((attrs or {}).get("kind", "")), describe or {})
         # mkstemp makes the file private; give it the permissions a plain open() would.
         umask = os.umask(0)
         os.umask(umask)

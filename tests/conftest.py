@@ -40,6 +40,27 @@ def assert_same_to_rounding(actual, desired, err_msg: str = ""):
     np.testing.assert_allclose(actual, desired, rtol=0, atol=atol, err_msg=err_msg)
 
 
+def assert_described(path):
+    """Every dataset of an oile_jax HDF5 file carries `units`, a `description` and named
+    `axes`, one name per axis."""
+    import h5py
+
+    missing = []
+
+    def visit(name, item):
+        if isinstance(item, h5py.Dataset):
+            attrs = {k: item.attrs.get(k) for k in ("units", "description", "axes")}
+            axes = [a for a in str(attrs["axes"] or "").split(", ") if a]
+            if None in attrs.values() or not attrs["description"] or len(axes) != item.ndim:
+                missing.append((name, item.shape, attrs))
+            elif any(a.startswith("axis ") for a in axes):
+                missing.append((name, item.shape, attrs))
+
+    with h5py.File(path) as f:
+        f.visititems(visit)
+    assert not missing, missing
+
+
 def interrupt_after_checkpoints(monkeypatch, n: int):
     """Make `simulate_gas` stop with KeyboardInterrupt (Ctrl-C) right after writing its `n`-th
     checkpoint, i.e. after `n` chunks; returns a function that undoes it."""

@@ -14,7 +14,7 @@ import pytest
 import oile_jax as oj
 from oile_jax import _cli, _config
 
-from .conftest import interrupt_after_checkpoints
+from .conftest import assert_described, interrupt_after_checkpoints
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -142,6 +142,7 @@ def test_gas_run_writes_everything_and_never_overwrites(tmp_path, capsys):
     out = tmp_path / "gas.h5"
     assert oile("run", config, "--out", out, "--set", "run.save_state=true") == 0
     data, attrs = oj.read_h5(out)
+    assert_described(out)
     R, S, N = 2, 11, 50
     assert data["ts"].shape == (S,) and np.isclose(data["ts"][-1], 20.0)
     assert data["group_mean"].shape == (R, S, 2, 3) and data["group_length"].shape == (R, S, 2)
@@ -173,6 +174,7 @@ def test_gas_run_writes_everything_and_never_overwrites(tmp_path, capsys):
     argv = ["--out", out, "--force", "--seed", "4", "--set", "run.save_state=true"]
     assert oile("run", config, *argv) == 0
     data4, attrs4 = oj.read_h5(out)
+    assert_described(out)
     assert json.loads(attrs4["config"])["seed"] == 4
     assert not np.allclose(data4["group_mean"][:, -1], data["group_mean"][:, -1], atol=1e-3)
 
@@ -212,6 +214,7 @@ def test_foreground_preset_matches_its_exact_mean(tmp_path):
     out = tmp_path / "fg.h5"
     assert oile("run", "foreground", "--out", out, "--set", "run.t_max=3") == 0
     data, attrs = oj.read_h5(out)
+    assert_described(out)
     assert attrs["model"] == "foreground" and data["P"].shape == (256, 201, 3)
     # 256 realizations: the standardized error is Student-t with 255 degrees of freedom;
     # |t| < 5 has probability 6e-7 per component.
@@ -227,6 +230,7 @@ def test_meanfield_and_manybody_runs_and_plots(tmp_path):
     argv = ["--out", mf, "--set", "run.t_max=100", "--precision", "float64"]
     assert oile("run", "two-groups-meanfield", *argv) == 0
     data, _ = oj.read_h5(mf)
+    assert_described(mf)
     # Lepton number of the mean field plus collision: conserved (the vector field conserves it
     # exactly; Tsit5 steps conserve linear invariants up to rounding).
     assert data["lepton"].dtype == np.float64
@@ -237,6 +241,7 @@ def test_meanfield_and_manybody_runs_and_plots(tmp_path):
     overrides += ["--precision", "float64"]
     assert oile("run", "manybody-small", "--out", mb, *overrides) == 0
     data, _ = oj.read_h5(mb)
+    assert_described(mb)
     assert data["exact"].shape == (2, 101, 8, 3)
     assert np.allclose(data["norm"], 1, atol=1e-12)
     # Before the first round both descriptions are the same product state.
@@ -266,6 +271,7 @@ def test_equilibrium_command(tmp_path, capsys):
     assert oile("equilibrium", *args, "--out", out) == 0
     assert "Omega" in capsys.readouterr().out
     data, attrs = oj.read_h5(out)
+    assert_described(out)
     assert attrs["kind"] == "equilibrium" and data["Omega"].shape[0] >= 1
     # Every equilibrium listed satisfies SC1-SC2 and conserves Pbar_z.
     assert np.max(np.abs(data["residual"])) < 1e-10
@@ -286,6 +292,7 @@ def test_path_command_from_lengths_and_from_a_gas_run(tmp_path, capsys):
     args = ["--fractions", 0.6, 0.4, "--omegas", 0.1, 0.2, "--lengths", 0.9, -0.9, "--Pz", 0.2]
     assert oile("path", *args, "--gamma", 0.01, "--t-max", 200, "--out", out) == 0
     data, attrs = oj.read_h5(out)
+    assert_described(out)
     path = data["path"]
     assert attrs["kind"] == "path" and path["ts"].shape == (201,)
     # Pbar_z is conserved along the path; the lengths relax (shrink) monotonically.
@@ -307,6 +314,7 @@ def test_path_command_from_lengths_and_from_a_gas_run(tmp_path, capsys):
     assert oile("run", "two-groups", "--out", gas, *overrides) == 0
     assert oile("path", "--from", gas, "--start", 200, "--out", tmp_path / "p2.h5") == 0
     data, _ = oj.read_h5(tmp_path / "p2.h5")
+    assert_described(tmp_path / "p2.h5")
     assert data["path"]["ts"][0] == 200.0 and "gas" in data
     assert oile("plot", tmp_path / "p2.h5", "--out", tmp_path / "p2b.png") == 0
     assert oile("path", "--from", gas, "--start", 1000, "--out", tmp_path / "p3.h5") == 2

@@ -9,6 +9,8 @@ import pytest
 
 import oile_jax as oj
 
+from .conftest import assert_described
+
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
@@ -27,6 +29,7 @@ def test_foreground_experiment(tmp_path, capsys):
     png, h5 = tmp_path / "foreground.png", tmp_path / "foreground.h5"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     data, attrs = oj.read_h5(h5)
+    assert_described(h5)
     assert set(data) == {"background", "gamma_0", "gamma_0.03", "gamma_1"}
     assert '"size": "smoke"' in attrs["config"]
     # gamma = 0 keeps |P| = 1. The final simulated means follow the exact mean of their schedule:
@@ -49,6 +52,7 @@ def test_two_groups_experiment(tmp_path):
     two_groups = load("two_groups")
     assert two_groups.main(["--size", "smoke", "--out", str(tmp_path)]) == 0
     data, attrs = oj.read_h5(tmp_path / "two_groups.h5")
+    assert_described(tmp_path / "two_groups.h5")
     assert (tmp_path / "two_groups.png").stat().st_size > 20_000
     assert '"N": 1000' in attrs["config"]
     S = len(data["ts"])
@@ -79,6 +83,7 @@ def test_meanfield_limit_experiment(tmp_path):
     limit = load("meanfield_limit")
     assert limit.main(["--size", "smoke", "--out", str(tmp_path)]) == 0
     data, _ = oj.read_h5(tmp_path / "meanfield_limit.h5")
+    assert_described(tmp_path / "meanfield_limit.h5")
     assert data["order_mf_window"] > 0.5
     assert data["order_mfc_window"] > 0.5 and data["order_mfc_long"] > 0.5
     for g in data["gammas"]:
@@ -94,6 +99,7 @@ def test_different_approaches_experiment(tmp_path):
     approaches = load("different_approaches")
     assert approaches.main(["--size", "smoke", "--out", str(tmp_path)]) == 0
     data, _ = oj.read_h5(tmp_path / "different_approaches.h5")
+    assert_described(tmp_path / "different_approaches.h5")
     assert np.max(np.abs(data["mean_field_collision"] - data["oile"])) < 0.05
     assert np.max(np.abs(data["mean_field"] - data["oile"])) > 0.3
     assert data["exact_entropy"][-1] > 0.9 * np.log(2) and data["oile_entropy"][-1] > 0.9 * np.log(
@@ -109,6 +115,7 @@ def test_miscidynamics_experiment(tmp_path):
     experiment = load("miscidynamics")
     assert experiment.main(["--size", "smoke", "--out", str(tmp_path)]) == 0
     data, _ = oj.read_h5(tmp_path / "miscidynamics.h5")
+    assert_described(tmp_path / "miscidynamics.h5")
     table = data["table"]  # rows: t, Q sim, Q path, Omega sim, Omega path, p1, p2 sim, p1, p2 path
     assert table.shape[0] >= 1
     for _, q_sim, q_path, o_sim, o_path, p1, p2, m1, m2 in table:
