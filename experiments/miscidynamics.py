@@ -1,5 +1,5 @@
 """Poster, "miscidynamics: paths along equilibria": the simulated two-group gas against the
-miscidynamic path (SPEC section 8).
+miscidynamic path (physics.md section 8).
 
 The gas of `two_groups.py` (60% / 40%, omega = 0.1, 0.2, 1e-3 seed, gamma = 0.01, stochastic,
 fixed velocities) is simulated (or read with `--from two_groups.h5`); once it is in its

@@ -5,7 +5,7 @@ in the mass basis with a 1e-3 transverse seed, P = +-(1e-3, 0, sqrt(1 - 1e-6)); 
 stochastic schedule, fixed isotropic velocities. The seed grows (collective instability), the
 gas settles into a collective precession, and entanglement then drags it along a path of
 mean-field equilibria towards P_i -> Pbar_z z (lepton number is conserved). Runs long enough
-(past mu t = 400) also get the miscidynamic path (SPEC section 8) seeded from the gas at
+(past mu t = 400) also get the miscidynamic path (physics.md section 8) seeded from the gas at
 mu t = 300, drawn dashed as on the poster (`miscidynamics.py` compares the two in detail).
 
 Writes `two_groups.png` and `two_groups.h5` into `--out`.

@@ -1,6 +1,6 @@
 """oile_jax: once-in-a-lifetime-encounter (OILE) models of dense neutrino gases, on JAX.
 
-Conventions and closed forms: see SPEC (section numbers are cited in the docstrings).
+Conventions and closed forms: `docs/physics.md` (its sections are cited in the docstrings).
 The library never changes JAX's global configuration: enable float64 yourself with
 `jax.config.update("jax_enable_x64", True)` where you need it.
 """

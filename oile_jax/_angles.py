@@ -1,7 +1,7 @@
-"""Relative-angle models (SPEC section 3): how `x = 1 - v_i.v_j` is drawn for an encounter.
+"""Relative-angle models (physics.md section 3): how `x = 1 - v_i.v_j` is drawn for an encounter.
 
 The encounter angle is `c = gamma * x`. Moments `<x>` and `<x^2>` are exposed because the
-closed forms of SPEC sections 5-6 use them.
+closed forms of physics.md sections 5-6 use them.
 """
 
 import abc

@@ -555,7 +555,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "equilibrium",
         help="collective precession equilibria at fixed group lengths",
-        description="Solve SC1-SC2 (SPEC section 7) for (Omega, Q): every branch (optax "
+        description="Solve SC1-SC2 (physics.md section 7) for (Omega, Q): every branch (optax "
         "multi-start, Newton polish), or the one Newton finds from --guess. float64.",
     )
     _add_groups(p, "(|P_g| with the sign of P_g along H'_g)")
@@ -566,9 +566,9 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "path",
         help="the miscidynamic path along equilibria",
-        description="Integrate the miscidynamic dynamics (SPEC section 8) along the family of "
-        "precession equilibria, seeded from a simulated gas (--from, mass basis) or from given "
-        "lengths; writes the path (HDF5) and a figure (the gas with the path dashed).",
+        description="Integrate the miscidynamic dynamics (physics.md section 8) along the "
+        "family of precession equilibria, seeded from a simulated gas (--from, mass basis) or "
+        "from given lengths; writes the path (HDF5) and a figure (the gas with the path dashed).",
     )
     p.add_argument(
         "--from",

@@ -1,4 +1,4 @@
-"""The two-neutrino encounter (SPEC section 2) and exact vacuum propagation.
+"""The two-neutrino encounter (physics.md section 2) and exact vacuum propagation.
 
 An encounter of neutrinos `i`, `j` applies `U = exp(-i c S)` (`S` = SWAP,
 `c = gamma (1 - v_i.v_j)`) to `rho_i (x) rho_j` and traces out the pair's correlations:

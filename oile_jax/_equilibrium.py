@@ -1,4 +1,4 @@
-"""Mixing equilibria: collective precession states at fixed lengths |P_g| (SPEC section 7).
+"""Mixing equilibria: collective precession states at fixed lengths |P_g| (physics.md section 7).
 
 Groups `g` (fractions `f_g`, vacuum frequencies `omega_g`, mass basis, `B = (0, 0, -1)`) precess
 rigidly about `z` at a common `Omega`. In the co-rotating frame each group is static and
@@ -155,7 +155,7 @@ def precession_equilibrium(
     max_steps: int = 256,
 ) -> Equilibrium:
     """Solve SC1-SC2 for `(Omega, Q)` given signed lengths `p_g`, fractions `f_g`, vacuum
-    frequencies `omega_g` and the conserved `Pbar_z` (SPEC section 7).
+    frequencies `omega_g` and the conserved `Pbar_z` (physics.md section 7).
 
     `guess=(Omega, Q)` selects the branch (continuation: pass the previous solution); without it
     the best start of `equilibrium_branches` is used. Any number of groups (a continuous spectrum
@@ -261,7 +261,7 @@ def endpoint_frequency(fractions, omegas, Pz, *, guess: float, mu=1.0) -> Array:
     `P_g -> Pbar_z z`): the root of `mu Pbar_z sum_g f_g / (mu Pbar_z - omega_g - Omega) = 1`
     reached by Newton from `guess`, the current precession frequency of the path: the equation
     has several roots (one between each pair of poles), and the physical one continues the state
-    the gas is in (SPEC section 8)."""
+    the gas is in (physics.md section 8)."""
     fractions, omegas = (
         jnp.asarray(fractions, jnp.result_type(float)),
         jnp.asarray(omegas, jnp.result_type(float)),
@@ -291,7 +291,8 @@ class PathSolution(eqx.Module):
 
 
 def _target(eq: Equilibrium, omegas, Pz, mu):
-    """`Hhat'_g . Pbar = (mu Q^2 + a_g Pbar_z) / h_g`: where each length relaxes to (SPEC (MD))."""
+    """`Hhat'_g . Pbar = (mu Q^2 + a_g Pbar_z) / h_g`: where each length relaxes to
+    (physics.md section 8, (MD))."""
     a = mu * Pz - omegas - eq.Omega
     h = jnp.sqrt(a**2 + (mu * eq.Q) ** 2)
     return (mu * eq.Q**2 + a * Pz) / h
@@ -344,8 +345,8 @@ def miscidynamic_path(
     rtol: float | None = None,
     atol: float | None = None,
 ) -> PathSolution:
-    """Integrate the slow miscidynamic dynamics (SPEC section 8, (MD)) from signed lengths `p_g`
-    at `ts[0]`, saving at `ts`:
+    """Integrate the slow miscidynamic dynamics (physics.md section 8, (MD)) from signed
+    lengths `p_g` at `ts[0]`, saving at `ts`:
 
         dp_g/dt = -Gamma (p_g - (mu Q^2 + a_g Pbar_z) / h_g),   Gamma = (4/3) mu gamma by default,
 

@@ -2,7 +2,7 @@
 meeting a fresh background neutrino in the fixed state `P_b` at each encounter.
 
 The background is a reservoir: it is not updated by the encounters and has no vacuum
-oscillation of its own (it is the `P_b` of SPEC sections 5 and 8).
+oscillation of its own (it is the `P_b` of physics.md sections 5 and 8).
 """
 
 import equinox as eqx

@@ -1,4 +1,5 @@
-"""Exact many-body reference (SPEC section 9): the same encounters on the full `2^N` state vector.
+"""Exact many-body reference (physics.md section 9): the same encounters on the full `2^N` state
+vector.
 
 Neutrino `k` is qubit `k` (bit `k` of the basis index, most significant first, so that the
 state reshaped to `(2,) * N` has neutrino `k` on axis `k`). Basis states are the eigenstates of
@@ -294,8 +295,8 @@ def all_to_all(
     velocities=None,
 ) -> ManyBodyState:
     """`exp(-i t H) |P0>` for the all-to-all Hamiltonian
-    `H = sum_k (omega_k/2) B.sigma_k + mu/N sum_{i<j} (1 - v_i.v_j) S_ij` (SPEC section 9), as a
-    symmetric (second-order) Trotter product of `n_steps` steps of pair exponentials:
+    `H = sum_k (omega_k/2) B.sigma_k + mu/N sum_{i<j} (1 - v_i.v_j) S_ij` (physics.md section
+    9), as a symmetric (second-order) Trotter product of `n_steps` steps of pair exponentials:
     half vacuum, pairs in order with half the step, pairs in reverse order, half vacuum.
     `velocities=None` means `1 - v_i.v_j = 1` for every pair.
     """

@@ -1,4 +1,4 @@
-"""Closed forms for a foreground neutrino in a uniform, isotropic background (SPEC section 5).
+"""Closed forms for a foreground neutrino in a uniform, isotropic background (physics.md section 5).
 
 Averaging the encounter over isotropic `x ~ U[0, 2]` with encounter rate `mu / gamma`:
 
@@ -127,7 +127,7 @@ def foreground_mean(
     B: Float[ArrayLike, "3"] = (0.0, 0.0, -1.0),
     dt: Float[ArrayLike, ""] | None = None,
 ) -> Float[Array, "T ... 3"]:
-    """Ensemble-mean Bloch vector of a foreground neutrino at times `t` (SPEC section 5),
+    """Ensemble-mean Bloch vector of a foreground neutrino at times `t` (physics.md section 5),
     isotropic angles.
 
     With `dt=None` (default): the exact solution of the master equation

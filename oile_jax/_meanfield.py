@@ -1,4 +1,4 @@
-"""Mean-field and mean-field-plus-collision ODEs (SPEC sections 5 and 6), as Equinox vector
+"""Mean-field and mean-field-plus-collision ODEs (physics.md sections 5 and 6), as Equinox vector
 fields solved with diffrax.
 
 Collision options (`collision=`):
@@ -9,7 +9,7 @@ Collision options (`collision=`):
   `tau = gamma / mu`: the ODE whose time-tau flow matches the round's mean map to second order,
   `G = F - (tau/2) (DF . F)` with `F` the interaction part of the mean field. For isotropic,
   uncorrelated angles this is `-(mu gamma/2) <x>^2 Pbar x (Pbar x P_i)`.
-  (SPEC section 6 writes `<x^2>` there; the per-round mean map of the foreground model gives
+  (physics.md section 6 writes `<x^2>` there; the per-round mean map of the foreground model gives
   `<x>^2`: its transverse part decays per round by `|<cos^2 c> + i <sin c cos c>|`, a rate
   `(4/3 - 1/2) mu gamma` to leading order, as `tests/test_meanfield.py` checks against the exact
   per-round averages and the simulation.)
@@ -27,7 +27,7 @@ COLLISIONS = ("none", "stochastic", "deterministic")
 
 
 class ForegroundField(eqx.Module):
-    """Foreground neutrino in a uniform background `P_b` (SPEC section 5).
+    """Foreground neutrino in a uniform background `P_b` (physics.md section 5).
 
     `collision="none"`: `dP/dt = (omega B + mu P_b) x P` (mean field). `collision="stochastic"`:
     the master equation `dP/dt = (omega B + mu_R P_b) x P - Gamma (P - P_b)` with the exact
@@ -88,7 +88,7 @@ class GroupField(eqx.Module):
 
 
 class MultiAngleField(eqx.Module):
-    """Per-neutrino fixed velocities (SPEC section 6), O(N) per evaluation.
+    """Per-neutrino fixed velocities (physics.md section 6), O(N) per evaluation.
 
     `H_i = omega_i B + mu/(N-1) sum_{j!=i} (1 - v_i.v_j) P_j = omega_i B + mu/(N-1) (S - v_i M)`
     with `S = sum_j P_j` and `M[a] = sum_j v_ja P_j`; the self-term vanishes since `|v_i| = 1`.

@@ -132,15 +132,15 @@ def plot_two_groups(data: Mapping, *, title: str | None = None):
             label=rf"$\langle|\mathbf{{P}}_i|\rangle$, group {g + 1}",
         )
     if "path" in data:
-        # The miscidynamic path (SPEC section 8): equilibria in the co-rotating frame, whose P_z
-        # and |P_perp| are those of the lab frame.
+        # The miscidynamic path (physics.md section 8): equilibria in the co-rotating frame, whose
+        # P_z and |P_perp| are those of the lab frame.
         path_ts, path_P = np.asarray(data["path"]["ts"]), np.asarray(data["path"]["P"])
         style = dict(color="k", lw=1.0, ls="--", zorder=5)
         for g in range(path_P.shape[1]):
             axes[0].plot(path_ts, path_P[:, g, 2], **style)
             axes[1].plot(path_ts, np.linalg.norm(path_P[:, g, :2], axis=-1), **style)
             axes[2].plot(path_ts, np.linalg.norm(path_P[:, g], axis=-1), **style)
-        axes[0].plot([], [], color="k", lw=1.2, ls="--", label="miscidynamic path (SPEC 8)")
+        axes[0].plot([], [], color="k", lw=1.2, ls="--", label="miscidynamic path")
     axes[2].plot(
         ts,
         np.asarray(data["entropy"]) / np.log(2),

@@ -1,8 +1,8 @@
-"""Encounter schedules (SPEC section 4): when encounters happen and how long a step lasts.
+"""Encounter schedules (physics.md section 4): when encounters happen and how long a step lasts.
 
 The encounter rate per neutrino is `lambda = mu / gamma` for every angle model, so that the
 time-averaged coupling of an encounter sequence is `mu (1 - v_i.v_j)`, the mean field of
-SPEC section 1 (for isotropic angles `<x> = 1` and this is `lambda gamma <x> = mu`).
+physics.md section 1 (for isotropic angles `<x> = 1` and this is `lambda gamma <x> = mu`).
 """
 
 import abc

@@ -1,6 +1,6 @@
 """One-neutrino states: Bloch vectors, density matrices, the vacuum direction `B`.
 
-Conventions (SPEC section 1): `rho = (1 + P.sigma)/2`; the vacuum Hamiltonian is
+Conventions (physics.md section 1): `rho = (1 + P.sigma)/2`; the vacuum Hamiltonian is
 `omega B` with `B = (sin 2theta, 0, -cos 2theta)` in the flavour basis and `(0, 0, -1)` in
 the mass basis; a pure nu_e is `(0, 0, 1)` in the flavour basis.
 """

@@ -154,8 +154,8 @@ def test_miscidynamic_path_stays_on_equilibria_and_the_kicks_converge_to_it():
 
 
 def test_foreground_miscidynamics_is_exact_for_the_master_equation():
-    """SPEC section 8's simplest example: the equilibria of a foreground neutrino are P = p Hhat,
-    H = omega B + mu_R P_b, and along Hhat the master equation gives exactly
+    """physics.md section 8's simplest example: the equilibria of a foreground neutrino are
+    P = p Hhat, H = omega B + mu_R P_b, and along Hhat the master equation gives exactly
     dp/dt = -Gamma (p - Hhat . P_b); so Hhat . foreground_mean(t) = c + (p0 - c) exp(-Gamma t)."""
     P_b = jnp.asarray([0.5, 0.2, 0.6])
     P0 = jnp.asarray([0.1, -0.7, 0.3])

@@ -51,7 +51,7 @@ def test_stochastic_mean_matches_master_equation(key):
 
 
 def test_spec_reference_point_and_a_wrong_rate_is_rejected(key):
-    """SPEC: P_b = (1,0,0), P(0) = (0,0,1), gamma = 0.1, stochastic: E[P_x](t=5) = 0.483848.
+    """physics.md: P_b = (1,0,0), P(0) = (0,0,1), gamma = 0.1, stochastic: E[P_x](t=5) = 0.483848.
     The simulation matches within 4 standard errors, and the same tolerance rejects a master
     equation whose Gamma is 10% off (0.034 away here): the tolerance is sharp enough to matter."""
     sol = oj.simulate_foreground(
@@ -96,7 +96,7 @@ def test_deterministic_mean_matches_per_encounter_averages(key):
     assert np.all(z < 4), z.max()
     assert_allclose(sol.ts, gamma * 3 * np.arange(11), rtol=1e-14, atol=0)
     assert np.all(np.asarray(sol.encounters) == 30)
-    # SPEC: E[P_par(n)] - b = <cos^2 c>^n (P_par(0) - b), the component along P_b.
+    # physics.md: E[P_par(n)] - b = <cos^2 c>^n (P_par(0) - b), the component along P_b.
     b = float(jnp.linalg.norm(P_B))
     par = np.stack(expected) @ (np.asarray(P_B) / b)
     assert_allclose(

@@ -66,7 +66,7 @@ def test_solves_the_master_equation_with_vacuum():
 
 def test_closed_form_without_vacuum():
     """P_par relaxes to b = |P_b| at rate Gamma; P_perp rotates right-handedly about P_b at
-    mu_R |P_b| and decays at Gamma (SPEC section 5)."""
+    mu_R |P_b| and decays at Gamma (physics.md section 5)."""
     P_b = jnp.asarray([0.8, 0.0, 0.0])
     P0 = jnp.asarray([0.1, 0.0, 0.9])
     gamma = 0.3

@@ -36,7 +36,7 @@ def test_foreground_field_matches_closed_forms():
 
 
 def test_multi_angle_field_against_direct_sums():
-    """O(N) moments against the O(N^2) sums of SPEC section 6, all three collision options."""
+    """O(N) moments against the O(N^2) sums of physics.md section 6, all three collision options."""
     v, P, w = random_setup()
     N = len(P)
     B = np.asarray(oj.mixing_vector(0.3))
@@ -129,9 +129,9 @@ def test_group_field_conserves_energy_and_matches_multi_angle_for_identical_velo
 def test_deterministic_term_matches_the_per_round_mean_map():
     """A 'foreground' inside GroupField: a vanishing first group in the background of the second
     (P_b fixed). Its exact ensemble mean under the deterministic schedule is the per-round mean map
-    iterated (SPEC section 5). The 'deterministic' collision option matches it with an error
+    iterated (physics.md section 5). The 'deterministic' collision option matches it with an error
     O(gamma^2) (fitted order 2); 'stochastic' is off at O(gamma); and so is the coefficient
-    <x^2> = 4/3 of SPEC section 6 in place of <x>^2 = 1."""
+    <x^2> = 4/3 of physics.md section 6 in place of <x>^2 = 1."""
     P_b = np.asarray([0.6, 0.0, 0.8])
     P0 = np.asarray([0.0, 0.0, -1.0])
     t = 4.0
@@ -156,7 +156,7 @@ def test_deterministic_term_matches_the_per_round_mean_map():
             )
             errors[option].append(np.linalg.norm(np.asarray(sol.P[-1, 0]) - P))
             if option == "deterministic":
-                # SPEC's coefficient: an extra -(mu gamma/2)(1/3) Pbar x (Pbar x P) on top.
+                # the naive coefficient: an extra -(mu gamma/2)(1/3) Pbar x (Pbar x P) on top.
                 spec = lambda t, y, args, f=field, gamma=gamma: (
                     f(t, y)
                     - (gamma / 6) * jnp.cross(f.fractions @ y, jnp.cross(f.fractions @ y, y))

@@ -1,0 +1,30 @@
+"""User-facing text cites only what ships in the repository: `docs/physics.md` and its sections,
+never the project's working spec."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+USER_FACING = [
+    *sorted((ROOT / "oile_jax").rglob("*.py")),
+    *sorted((ROOT / "oile_jax" / "presets").glob("*.toml")),
+    *sorted((ROOT / "experiments").glob("*.py")),
+    ROOT / "README.md",
+    ROOT / "experiments" / "README.md",
+]
+
+
+def test_no_citation_of_a_document_outside_the_repository():
+    offenders = [str(p.relative_to(ROOT)) for p in USER_FACING if "SPEC" in p.read_text()]
+    assert not offenders, offenders
+
+
+def test_cited_physics_sections_exist():
+    text = (ROOT / "docs" / "physics.md").read_text()
+    sections = {int(n) for n in re.findall(r"^## (\d+)\. ", text, flags=re.M)}
+    assert sections == set(range(1, 10))
+    cited = set()
+    for path in USER_FACING:
+        for group in re.findall(r"physics\.md sections? ([\d, and-]+)", path.read_text()):
+            cited |= {int(n) for n in re.findall(r"\d+", group)}
+    assert cited and cited <= sections, cited - sections
