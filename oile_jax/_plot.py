@@ -66,24 +66,32 @@ def plot_foreground(data: Mapping, *, title: str | None = None):
         par, err = mean @ b_hat, np.sqrt((stderr**2) @ (b_hat**2))
         ax_par.fill_between(ts, par - 2 * err, par + 2 * err, color=colour, alpha=0.25, lw=0)
         ax_par.plot(ts, par, color=colour, lw=1.5, label=f"{label}, simulation")
+        # The references on top of the simulation (zorder), so that they stay visible.
         if closed is not None:
-            ax_par.plot(ts, closed @ b_hat, color="k", lw=0.8, ls="--")
+            ax_par.plot(ts, closed @ b_hat, color="k", lw=0.9, ls="--", zorder=4)
         if "closed_form_dt" in run:
-            ax_par.plot(ts, np.asarray(run["closed_form_dt"]) @ b_hat, color="k", lw=0.8, ls=":")
+            dt_mean = np.asarray(run["closed_form_dt"]) @ b_hat
+            ax_par.plot(ts, dt_mean, color="0.5", lw=0.9, ls=":", zorder=5)
 
     ax3d.scatter(*P_b, color="crimson", s=40, label=r"$\mathbf{P}_b$")
     ax3d.set(
         xlim=(-1, 1), ylim=(-1, 1), zlim=(-1, 1), xlabel="$P_x$", ylabel="$P_y$", zlabel="$P_z$"
     )
     ax3d.set_box_aspect((1, 1, 1))
+    for axis in (ax3d.xaxis, ax3d.yaxis, ax3d.zaxis):
+        axis.set_ticks([-1, 0, 1])
+    ax3d.tick_params(labelsize=7, pad=0)
     ax3d.legend(fontsize=7, loc="upper left")
     ax3d.set_title("Bloch vector of the foreground neutrino")
     ax_norm.set(xlabel=r"$\mu t$", ylabel=r"$|\mathbf{P}|$", ylim=(0, 1.05))
     ax_norm.set_title("coherence: thin = one realization")
     ax_norm.legend(fontsize=7)
     ax_par.plot([], [], color="k", lw=0.8, ls="--", label=r"master equation ($dt \to 0$)")
-    ax_par.plot([], [], color="k", lw=0.8, ls=":", label="exact mean at the run's dt")
-    ax_par.axhline(np.linalg.norm(P_b), color="crimson", lw=0.8, ls=":")
+    if any("closed_form_dt" in run for run in runs):
+        ax_par.plot([], [], color="0.5", lw=0.9, ls=":", label="exact mean at the run's dt")
+    ax_par.axhline(
+        np.linalg.norm(P_b), color="crimson", lw=0.8, ls="-.", label=r"$|\mathbf{P}_b|$ (relaxed)"
+    )
     ax_par.set(xlabel=r"$\mu t$", ylabel=r"$\mathbf{P}\cdot\hat{\mathbf{P}}_b$")
     ax_par.set_title(r"ensemble mean along $\mathbf{P}_b$ ($\pm 2$ s.e.)")
     ax_par.legend(fontsize=7)
@@ -171,13 +179,36 @@ def _realization_mean(x):
     return x.mean(0)
 
 
+def default_title(config: Mapping) -> str:
+    """A figure title made from a resolved run configuration (`oile run`), so that it always
+    says what was run, `--set` overrides included."""
+    model, physics = config["model"], config["physics"]
+    parts = []
+    if model in ("gas", "meanfield", "manybody"):
+        counts = config["gas"]["counts"]
+        parts.append(f"N = {sum(counts)} in {len(counts)} groups")
+    if physics.get("gamma") is not None:
+        parts.append(f"gamma = {physics['gamma']:g}")
+    schedule = config.get("schedule")
+    if schedule is not None:
+        kind = schedule["kind"]
+        parts.append(f"{kind}, dt = {schedule['dt']:g}" if schedule.get("dt") else kind)
+    elif model == "meanfield":
+        parts.append(f"collision: {config['meanfield']['collision']}")
+    parts.append(f"{physics['angles']} angles")
+    if config["run"].get("n_realizations", 1) > 1:
+        parts.append(f"{config['run']['n_realizations']} realizations")
+    names = {"foreground": "Foreground neutrino", "gas": "Gas", "meanfield": "Mean field"}
+    return f"{names.get(model, 'Exact many-body vs OILE')}: " + ", ".join(parts)
+
+
 def plot_run(data: Mapping, attrs: Mapping):
     """The standard figure of an `oile run` result (`attrs["model"]`) or of an experiment file
     written by `oile path`, `experiments/foreground.py` or `experiments/two_groups.py`."""
     import json
 
     config = json.loads(attrs["config"]) if "config" in attrs else {}
-    title = config.get("title") or None
+    title = config.get("title") or (default_title(config) if attrs.get("kind") == "run" else None)
     if attrs.get("kind") == "path":
         if "gas" in data:
             return plot_two_groups({**data["gas"], **data["inputs"], "path": data["path"]})
@@ -261,6 +292,5 @@ def plot_path(path: Mapping, *, title: str | None = None):
     axes[0].set_title("miscidynamic path: lengths")
     axes[1].set_title("transverse polarization")
     axes[2].set_title("precession frequency")
-    if title:
-        fig.suptitle(title)
+    fig.suptitle(title or "Miscidynamic path along the collective precession equilibria")
     return fig

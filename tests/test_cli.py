@@ -244,8 +244,12 @@ def test_meanfield_and_manybody_runs_and_plots(tmp_path):
     assert_described(mb)
     assert data["exact"].shape == (2, 101, 8, 3)
     assert np.allclose(data["norm"], 1, atol=1e-12)
-    # Before the first round both descriptions are the same product state.
-    np.testing.assert_allclose(data["exact"][:, 0], data["oile"][:, 0], atol=1e-12)
+    # A save every round. After the first round every neutrino has met one partner in a
+    # product state: the exact one-body states are OILE's. Later, repeated meetings and
+    # accumulated correlations make them differ.
+    np.testing.assert_allclose(data["exact"][:, 1], data["oile"][:, 1], rtol=0, atol=1e-12)
+    assert not np.allclose(data["exact"][:, 1], data["exact"][:, 0], atol=1e-3)
+    assert np.max(np.abs(data["exact"][:, -1] - data["oile"][:, -1])) > 1e-3
     for path in (mf, mb):
         assert oile("plot", path) == 0 and path.with_suffix(".png").stat().st_size > 20_000
 
@@ -328,7 +332,10 @@ def test_bench_command(tmp_path, capsys):
     assert "encounters/s" in capsys.readouterr().out
     result = json.loads(table.read_text())
     (row,) = result["rows"]
-    assert row["n"] == 1000 and row["steps"] == 20 and row["rate"] > 0
+    assert row["n"] == 1000 and row["steps"] == 20
+    # The jitted gas beats the one-pair-at-a-time NumPy baseline by orders of magnitude (about
+    # 1800x at N = 1000 on the project's CPU); 10x is far inside any machine's range.
+    assert row["ratio"] > 10
     assert np.isclose(row["ratio"], row["rate"] / result["baseline"])
     assert result["repeats"] == 3
     assert oile("bench", *argv[:-2], "--repeats", 0) == 2

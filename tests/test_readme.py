@@ -14,5 +14,5 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     for block in blocks:
         exec(compile(block, str(README), "exec"), namespace)
     assert namespace["sol"].group_mean.shape == (2, 101, 2, 3)  # saves every mu t = 1
-    assert (tmp_path / "run.ckpt.h5").exists()
+    assert (tmp_path / "results" / "run.ckpt.h5").exists()
     assert namespace["mf"].P.shape == (101, 1000, 3)
