@@ -254,3 +254,25 @@ def test_float32_finds_the_float64_equilibria():
         assert_allclose(single[k], double[k], rtol=0, atol=1e-4, err_msg=str(GRID[k]))
     # The float64 path: Omega 0.0742 at the start, drifting down as the lengths shrink.
     assert_allclose(results["32"]["path"], results["64"]["path"], rtol=0, atol=1e-5)
+
+
+def test_path_relaxes_at_four_thirds_mu_gamma():
+    """The default rate of the path and of the kicks is Gamma = (4/3) mu gamma (isotropic
+    angles, physics.md section 8), checked against the lengths' first step computed in NumPy
+    from the equilibrium's (Omega, Q): dp_g/dt = -Gamma (p_g - (mu Q^2 + a_g Pz) / h_g)."""
+    lengths, gamma, mu, dt = np.array([0.9, -0.7]), 0.01, 1.3, 0.05
+    eq = oj.precession_equilibrium(jnp.asarray(lengths), F, W, PZ, mu=mu)
+    a = mu * PZ - np.asarray(W) - float(eq.Omega)
+    h = np.sqrt(a**2 + (mu * float(eq.Q)) ** 2)
+    slope = -(4 / 3) * mu * gamma * (lengths - (mu * float(eq.Q) ** 2 + a * PZ) / h)
+    assert np.all(np.abs(slope) > 1e-4)  # the lengths do move
+    guess = (float(eq.Omega), float(eq.Q))
+    path = oj.miscidynamic_path(
+        jnp.asarray(lengths), F, W, PZ, jnp.asarray([0.0, dt]), gamma=gamma, mu=mu, guess=guess
+    )
+    # Over dt the slope changes by O(Gamma dt) relative: 1e-3 here.
+    assert_allclose((path.lengths[1] - lengths) / dt, slope, rtol=3e-3, atol=0)
+    kicks = oj.kicked_path(
+        jnp.asarray(lengths), F, W, PZ, gamma=gamma, mu=mu, kick_time=dt, n_kicks=1, guess=guess
+    )
+    assert_allclose((kicks.lengths[1] - lengths) / dt, slope, rtol=1e-9, atol=0)

@@ -453,3 +453,36 @@ def test_carried_form_is_one_split_step(B):
     for k in range(4):  # slots (0, k) and (1, k) hold neutrinos k and k + 4
         Q[k], Q[k + 4] = ref.encounter(Q[k], Q[k + 4], c[k])
     assert_allclose(out, np.stack([half(i, Q[i]) for i in range(8)]), rtol=0, atol=1e-13)
+
+
+def test_deterministic_round_lasts_gamma_over_mu(key):
+    """One pair, perpendicular velocities (x = 1), no vacuum: the pair meets every round with
+    c = gamma. The mean field of two neutrinos precesses P_1 about the conserved S = P_1 + P_2 at
+    the rate mu |S|; so after n rounds, at mu t = n gamma (a round lasts gamma / mu), the gas
+    must stand where that closed-form precession puts it, up to O(gamma) (the collision term).
+    A round of another length puts the saved times, or the angle turned, off by that factor."""
+    gamma, mu, rounds = 2e-3, 0.5, 1500
+    P1, P2 = np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])
+    gas = oj.Gas((1, 1), (0.0, 0.0), [P1, P2])
+    sol = oj.simulate_gas(
+        gas,
+        gamma=gamma,
+        mu=mu,
+        schedule=oj.Deterministic(),
+        angles="fixed-angle",
+        key=key,
+        n_steps=rounds,
+        save_every=rounds // 3,
+        dtype=jnp.float64,
+    )
+    assert_allclose(sol.ts, gamma / mu * np.arange(0, rounds + 1, rounds // 3), rtol=1e-12, atol=0)
+    S = P1 + P2
+    n = S / np.linalg.norm(S)
+    for t, P in zip(sol.ts, sol.group_mean[0, :, 0], strict=True):
+        angle = mu * np.linalg.norm(S) * t  # dP/dt = mu S x P: right-handed about S
+        along = np.dot(P1, n) * n
+        perp = P1 - along
+        expected = along + np.cos(angle) * perp + np.sin(angle) * np.cross(n, perp)
+        assert_allclose(P, expected, rtol=0, atol=5 * gamma * mu * t + 1e-12)
+    # The test has teeth: the precession turned by more than a radian by the end.
+    assert mu * np.linalg.norm(S) * sol.ts[-1] > 1.0
