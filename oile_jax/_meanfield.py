@@ -20,6 +20,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from ._angles import AbstractFreshAngleModel, Isotropic
 from ._checks import check_option
 from ._master import master_rates
 
@@ -52,13 +53,15 @@ class ForegroundField(eqx.Module):
 
 
 class GroupField(eqx.Module):
-    """Isotropic, uncorrelated angles reduced to groups: the state is the group vectors
-    `(G, 3)`, every member of a group following its group's vector.
+    """Angles drawn afresh at every encounter (`angles`: `Isotropic()` by default, or
+    `FixedAngle(theta)`), reduced to groups: the state is the group vectors `(G, 3)`, every
+    member of a group following its group's vector.
 
-    `H_g = omega_g B + mu (N Pbar - P_g)/(N - 1)` (`n=None`: `N -> infinity`, `H_g = omega_g B +
-    mu Pbar`), `Pbar = sum_g f_g P_g`. Collision: `-(4/3) mu gamma (P_g - Pbar)` (`<x^2> = 4/3`;
-    the finite-N factor `N/(N-1)` included), plus `-(mu gamma/2) Pbar x (Pbar x P_g)` for
-    `"deterministic"`.
+    `H_g = omega_g B + <x> mu (N Pbar - P_g)/(N - 1)` (`n=None`: `N -> infinity`,
+    `H_g = omega_g B + <x> mu Pbar`), `Pbar = sum_g f_g P_g`. Collision:
+    `-<x^2> mu gamma (P_g - Pbar)` (the finite-N factor `N/(N-1)` included), plus
+    `-<x>^2 (mu gamma/2) Pbar x (Pbar x P_g)` for `"deterministic"` (physics.md section 6);
+    `<x>`, `<x^2>` are the angle model's (1 and 4/3 for isotropic angles).
     """
 
     fractions: Float[Array, " G"]
@@ -68,22 +71,30 @@ class GroupField(eqx.Module):
     B: Float[Array, "3"]
     collision: str = eqx.field(static=True, default="none")
     n: int | None = eqx.field(static=True, default=None)
+    angles: AbstractFreshAngleModel = Isotropic()
 
     def __check_init__(self):
         check_option(self.collision, "collision", COLLISIONS)
+        if not isinstance(self.angles, AbstractFreshAngleModel):
+            raise ValueError(
+                f"angles={self.angles!r}: GroupField takes angles drawn afresh at every "
+                "encounter (Isotropic() or FixedAngle(theta)); for fixed velocities use "
+                "MultiAngleField"
+            )
 
     def __call__(self, t, P, args=None):
         Pbar = self.fractions @ P
+        x, x2 = self.angles.mean_x().astype(P.dtype), self.angles.mean_x2().astype(P.dtype)
         if self.n is None:
-            coupling, scale = self.mu * jnp.broadcast_to(Pbar, P.shape), 1.0
+            coupling, scale = x * self.mu * jnp.broadcast_to(Pbar, P.shape), 1.0
         else:
-            coupling = self.mu * (self.n * Pbar - P) / (self.n - 1)
+            coupling = x * self.mu * (self.n * Pbar - P) / (self.n - 1)
             scale = self.n / (self.n - 1)
         dP = jnp.cross(self.omegas[:, None] * self.B + coupling, P)
         if self.collision != "none":
-            dP = dP - (4 / 3) * scale * self.mu * self.gamma * (P - Pbar)
+            dP = dP - x2 * scale * self.mu * self.gamma * (P - Pbar)
         if self.collision == "deterministic":
-            dP = dP - (self.mu * self.gamma / 2) * jnp.cross(Pbar, jnp.cross(Pbar, P))
+            dP = dP - x**2 * (self.mu * self.gamma / 2) * jnp.cross(Pbar, jnp.cross(Pbar, P))
         return dP
 
 

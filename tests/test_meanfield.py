@@ -256,3 +256,37 @@ def test_progress_meter_reports(capfd):
     jax.block_until_ready(sol.P)
     out = capfd.readouterr()
     assert "100.00%" in out.out + out.err
+
+
+@pytest.mark.parametrize("theta", [np.pi / 2, np.pi, 2.0])
+def test_group_field_takes_its_moments_from_the_angle_model(theta):
+    """GroupField with `FixedAngle(theta)` (`x = 1 - cos theta`), against closed forms of the
+    encounter map: (1) collisionless, two groups precess about the constant Pbar at
+    `<x> mu |Pbar|`; (2) equal and opposite groups (Pbar = 0) decay at the Poisson rate of
+    their encounters with the other group, `(mu/gamma) f (1 - cos 2 gamma x)` (each such
+    encounter multiplies P by cos 2c), which is `<x^2> mu gamma` to O(gamma^2)."""
+    x = 1 - np.cos(theta)
+    angles = oj.FixedAngle(jnp.asarray(theta))
+    mu, gamma = 1.3, 0.004
+    B = jnp.asarray([0.0, 0.0, -1.0])
+    common = dict(fractions=jnp.asarray([0.5, 0.5]), omegas=jnp.zeros(2), mu=jnp.asarray(mu))
+    P0 = jnp.asarray([[0.6, 0.0, 0.8], [0.0, 0.6, 0.8]])
+    field = oj.GroupField(**common, gamma=jnp.asarray(0.0), B=B, angles=angles)
+    ts = jnp.linspace(0.0, 3.0, 4)
+    sol = oj.solve_meanfield(field, P0, ts, rtol=1e-11, atol=1e-13)
+    Pbar = np.asarray(P0).mean(0)
+    n, rate = Pbar / np.linalg.norm(Pbar), x * mu * np.linalg.norm(Pbar)
+    for t, P in zip(np.asarray(ts), np.asarray(sol.P), strict=True):
+        along = np.asarray(P0) @ n
+        perp = np.asarray(P0) - along[:, None] * n
+        turned = np.cos(rate * t) * perp + np.sin(rate * t) * np.cross(n, perp)
+        assert_allclose(P, along[:, None] * n + turned, rtol=0, atol=1e-8)
+    opposite = jnp.asarray([[0.0, 0.0, 0.9], [0.0, 0.0, -0.9]])
+    field = oj.GroupField(
+        **common, gamma=jnp.asarray(gamma), B=B, collision="stochastic", angles=angles
+    )
+    T = 1.0 / (mu * gamma * x**2)
+    sol = oj.solve_meanfield(field, opposite, jnp.asarray([0.0, T]), rtol=1e-11, atol=1e-13)
+    measured = -np.log(float(sol.P[-1, 0, 2]) / 0.9) / T
+    exact = (mu / gamma) * 0.5 * (1 - np.cos(2 * gamma * x))
+    assert_allclose(measured, exact, rtol=4 * (gamma * x) ** 2, atol=0)
