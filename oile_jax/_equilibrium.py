@@ -21,6 +21,7 @@ import optax
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
+from ._angles import angle_model
 from ._checks import (
     _show,
     bloch_tolerance,
@@ -275,8 +276,13 @@ def endpoint_frequency(fractions, omegas, Pz, *, guess: float, mu=1.0) -> Array:
     return solution.value
 
 
-def _check_rate(rate, dtype):
-    return check_nonnegative(check_scalar(rate, "rate", dtype), "rate")
+def _path_rate(rate, gamma, mu, angles, dtype):
+    """The lengths' relaxation rate: `rate` if given, else `Gamma = <x^2> mu gamma` with the
+    angle model's `<x^2>` (4/3 for isotropic angles and for uncorrelated fixed velocities)."""
+    if rate is not None:
+        return check_nonnegative(check_scalar(rate, "rate", dtype), "rate")
+    gamma = check_positive(check_scalar(gamma, "gamma", dtype), "gamma")
+    return angle_model(angles).mean_x2().astype(dtype) * mu * gamma
 
 
 class PathSolution(eqx.Module):
@@ -344,22 +350,23 @@ def miscidynamic_path(
     guess: tuple[float, float] | None = None,
     rtol: float | None = None,
     atol: float | None = None,
+    angles="isotropic",
 ) -> PathSolution:
     """Integrate the slow miscidynamic dynamics (physics.md section 8, (MD)) from signed
     lengths `p_g` at `ts[0]`, saving at `ts`:
 
-        dp_g/dt = -Gamma (p_g - (mu Q^2 + a_g Pbar_z) / h_g),   Gamma = (4/3) mu gamma by default,
+        dp_g/dt = -Gamma (p_g - (mu Q^2 + a_g Pbar_z) / h_g),   Gamma = <x^2> mu gamma by default,
 
     with `(Omega, Q)` re-solved from SC1-SC2 at every stage (Newton warm-started from the
     tracked values, which follow the branch along the implicit derivative). `guess` seeds the
     branch (default: the best one of `equilibrium_branches`). A lost branch raises an error.
+    `<x^2>` is that of `angles` (4/3 for the default isotropic angles; `rate` overrides Gamma).
     `ts`: at least two strictly increasing times. `rtol`, `atol`: the ODE solver's tolerances
     (default 1e-8, 1e-10 in float64; 1e-5, 1e-7 in float32).
     """
     params = _params(lengths, fractions, omegas, Pz, mu)
     lengths, fractions, omegas, Pz, mu = params
-    gamma = check_positive(check_scalar(gamma, "gamma", lengths.dtype), "gamma")
-    rate = (4 / 3) * mu * gamma if rate is None else _check_rate(rate, lengths.dtype)
+    rate = _path_rate(rate, gamma, mu, angles, lengths.dtype)
     default_rtol, default_atol = _ode_tolerances(lengths.dtype)
     rtol, atol = rtol or default_rtol, atol or default_atol
     start = precession_equilibrium(lengths, fractions, omegas, Pz, mu=mu, guess=guess)
@@ -393,18 +400,26 @@ def miscidynamic_path(
 
 
 def kicked_path(
-    lengths, fractions, omegas, Pz, *, gamma, kick_time, n_kicks: int, mu=1.0, rate=None, guess=None
+    lengths,
+    fractions,
+    omegas,
+    Pz,
+    *,
+    gamma,
+    kick_time,
+    n_kicks: int,
+    mu=1.0,
+    rate=None,
+    guess=None,
+    angles="isotropic",
 ) -> PathSolution:
     """The poster's discrete recipe: from an equilibrium, change the lengths by one relaxation
     step of duration `kick_time` (`p -> p - Gamma kick_time (p - Hhat'.Pbar)`), find the new
     equilibrium with the new lengths (warm start), repeat `n_kicks` times. Converges to
-    `miscidynamic_path` as `kick_time -> 0` (first order)."""
+    `miscidynamic_path` as `kick_time -> 0` (first order). `rate` and `angles`: as there."""
     params = _params(lengths, fractions, omegas, Pz, mu)
     lengths, fractions, omegas, Pz, mu = params
-    if rate is None:
-        rate = (4 / 3) * mu * check_positive(check_scalar(gamma, "gamma", lengths.dtype), "gamma")
-    else:
-        rate = _check_rate(rate, lengths.dtype)
+    rate = _path_rate(rate, gamma, mu, angles, lengths.dtype)
     n_kicks = check_count(n_kicks, "n_kicks")
     kick_time = check_positive(check_scalar(kick_time, "kick_time", lengths.dtype), "kick_time")
     start = precession_equilibrium(lengths, fractions, omegas, Pz, mu=mu, guess=guess)

@@ -276,3 +276,17 @@ def test_path_relaxes_at_four_thirds_mu_gamma():
         jnp.asarray(lengths), F, W, PZ, gamma=gamma, mu=mu, kick_time=dt, n_kicks=1, guess=guess
     )
     assert_allclose((kicks.lengths[1] - lengths) / dt, slope, rtol=1e-9, atol=0)
+    # Another angle model relaxes at its own <x^2>: fixed angle pi (x = 2) at 4 mu gamma.
+    kicks = oj.kicked_path(
+        jnp.asarray(lengths),
+        F,
+        W,
+        PZ,
+        gamma=gamma,
+        mu=mu,
+        kick_time=dt,
+        n_kicks=1,
+        guess=guess,
+        angles=oj.FixedAngle(jnp.asarray(np.pi)),
+    )
+    assert_allclose((kicks.lengths[1] - lengths) / dt, 3 * slope, rtol=1e-9, atol=0)
