@@ -3,8 +3,10 @@ fields solved with diffrax.
 
 Collision options (`collision=`):
 - `"none"`: the pure mean field, `dP_i/dt = H_i x P_i`.
-- `"stochastic"`: the O(gamma) collision term of the stochastic schedule in its Poisson limit
-  (p -> 0), `- mu gamma/(N-1) sum_j (1 - v_i.v_j)^2 (P_i - P_j)`.
+- `"stochastic"`: the O(gamma) collision term of the stochastic schedule,
+  `- mu gamma/(N-1) sum_j (1 - v_i.v_j)^2 (P_i - P_j)`; in its Poisson limit (p -> 0) by
+  default, and with the schedule's step `dt=` (meeting probability `p = mu dt / gamma`) also the
+  second-order term of its finite step, `-(dt/2) (DF . F)` as below with `tau = dt`.
 - `"deterministic"`: the same plus the O(gamma) term of a schedule whose rounds last
   `tau = gamma / mu`: the ODE whose time-tau flow matches the round's mean map to second order,
   `G = F - (tau/2) (DF . F)` with `F` the interaction part of the mean field. For isotropic,
@@ -72,6 +74,7 @@ class GroupField(eqx.Module):
     collision: str = eqx.field(static=True, default="none")
     n: int | None = eqx.field(static=True, default=None)
     angles: AbstractFreshAngleModel = Isotropic()
+    dt: Float[Array, ""] | None = None
 
     def __check_init__(self):
         check_option(self.collision, "collision", COLLISIONS)
@@ -93,9 +96,22 @@ class GroupField(eqx.Module):
         dP = jnp.cross(self.omegas[:, None] * self.B + coupling, P)
         if self.collision != "none":
             dP = dP - x2 * scale * self.mu * self.gamma * (P - Pbar)
-        if self.collision == "deterministic":
-            dP = dP - x**2 * (self.mu * self.gamma / 2) * jnp.cross(Pbar, jnp.cross(Pbar, P))
+        tau = _step(self)
+        if tau is not None:
+            # -(tau/2) DF.F with F_g = <x> mu Pbar x P_g and dPbar = 0 along F.
+            dP = dP - x**2 * (tau * self.mu**2 / 2) * jnp.cross(Pbar, jnp.cross(Pbar, P))
         return dP
+
+
+def _step(field):
+    """The length `tau` of a schedule step whose second-order term `-(tau/2) DF.F` the field
+    carries: a deterministic round `gamma / mu`, the stochastic schedule's `dt` when given
+    (None: the Poisson limit, no such term)."""
+    if field.collision == "deterministic":
+        return field.gamma / field.mu
+    if field.collision == "stochastic" and field.dt is not None:
+        return field.dt
+    return None
 
 
 class MultiAngleField(eqx.Module):
@@ -113,6 +129,7 @@ class MultiAngleField(eqx.Module):
     gamma: Float[Array, ""]
     B: Float[Array, "3"]
     collision: str = eqx.field(static=True, default="none")
+    dt: Float[Array, ""] | None = None
 
     def __check_init__(self):
         check_option(self.collision, "collision", COLLISIONS)
@@ -137,11 +154,12 @@ class MultiAngleField(eqx.Module):
         )
         total = N - 2 * v @ jnp.sum(v, axis=0) + jnp.einsum("ia,ab,ib->i", v, v.T @ v, v)
         dP = dP - self.mu * self.gamma / (N - 1) * (total[:, None] * P - weighted)
-        if self.collision == "deterministic":
+        tau = _step(self)
+        if tau is not None:
             F = jnp.cross(H_int, P)
             dH = self.interaction(F)  # d H_int / dt along F
             DF_F = jnp.cross(dH, P) + jnp.cross(H_int, F)
-            dP = dP - (self.gamma / (2 * self.mu)) * DF_F
+            dP = dP - (tau / 2) * DF_F
         return dP
 
 

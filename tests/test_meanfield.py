@@ -290,3 +290,34 @@ def test_group_field_takes_its_moments_from_the_angle_model(theta):
     measured = -np.log(float(sol.P[-1, 0, 2]) / 0.9) / T
     exact = (mu / gamma) * 0.5 * (1 - np.cos(2 * gamma * x))
     assert_allclose(measured, exact, rtol=4 * (gamma * x) ** 2, atol=0)
+
+
+def test_finite_step_term_of_the_stochastic_schedule():
+    """At a finite meeting probability p = mu dt / gamma the stochastic schedule's step adds
+    `-(dt/2) DF.F` to the collision ODE. Reference: the exact ensemble mean of that schedule
+    for a foreground neutrino (`foreground_mean(dt=)`), which a GroupField reproduces with a
+    vanishing group 1 (the foreground) in a group 2 that the field leaves at rest (the
+    background). With the term the distance is O(gamma^2); without it O(p gamma)."""
+    gamma, mu, p = 0.02, 1.0, 0.5
+    dt = p * gamma / mu
+    P_b, P0 = np.array([0.6, 0.0, 0.6]), np.array([0.0, 0.0, 1.0])
+    ts = jnp.linspace(0.0, 40.0, 9)
+    exact = np.asarray(oj.foreground_mean(P0, P_b, ts, gamma=gamma, mu=mu, dt=dt))
+    distance = {}
+    for name, step in (("poisson", None), ("finite", jnp.asarray(dt))):
+        field = oj.GroupField(
+            fractions=jnp.asarray([1e-9, 1 - 1e-9]),
+            omegas=jnp.zeros(2),
+            mu=jnp.asarray(mu),
+            gamma=jnp.asarray(gamma),
+            B=jnp.asarray([0.0, 0.0, -1.0]),
+            collision="stochastic",
+            dt=step,
+        )
+        sol = oj.solve_meanfield(field, jnp.asarray([P0, P_b]), ts, rtol=1e-11, atol=1e-13)
+        assert_allclose(sol.P[:, 1], np.broadcast_to(P_b, (9, 3)), rtol=0, atol=1e-8)
+        distance[name] = float(np.max(np.abs(np.asarray(sol.P[:, 0]) - exact)))
+    # What is left is the next order, gamma^2 mu t (mu_R = mu (1 - 4/3 gamma^2), ...): 0.016 at
+    # the end; measured 0.0025 with the term and 0.037 without (2026-12-02).
+    assert distance["finite"] < gamma**2 * mu * float(ts[-1]), distance
+    assert distance["poisson"] > 5 * distance["finite"], distance
