@@ -151,7 +151,6 @@ def cmd_run(args) -> int:
     _precision(config["precision"])
     # Not results/NAME.h5: the experiments write there (make run: results/foreground.h5).
     out = args.out or Path("results") / f"{name}.run.h5"
-    _check_output(out, "--out", args.force)
     device = _select_device(args.device)
     import jax
 
@@ -240,13 +239,9 @@ def _groups_args(args):
         raise _Failure(f"--omegas must be finite numbers, got {args.omegas}")
     if not abs(args.Pz) <= 1:
         raise _Failure(f"--Pz is Pbar_z, the lepton number per neutrino, in [-1, 1]; got {args.Pz}")
-    _check_mu(args)
-    return fractions, np.asarray(args.omegas), np.asarray(args.lengths), float(args.Pz)
-
-
-def _check_mu(args):
     if not args.mu > 0 or not np.isfinite(args.mu):
         raise _Failure(f"--mu is the coupling and must be > 0, got {args.mu:g}")
+    return fractions, np.asarray(args.omegas), np.asarray(args.lengths), float(args.Pz)
 
 
 def _equilibrium_table(eqs) -> list[str]:

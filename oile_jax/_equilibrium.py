@@ -109,8 +109,11 @@ def _params(lengths, fractions, omegas, Pz, mu):
             f"{lengths.shape}, {fractions.shape}, {omegas.shape}"
         )
     Pz, mu = check_scalar(Pz, "Pz", dtype), check_scalar(mu, "mu", dtype)
-    for x, name in ((lengths, "lengths"), (fractions, "fractions"), (omegas, "omegas")):
+    # Keep the returned arrays: for traced values the check is attached to them.
+    lengths, fractions, omegas = (
         check_finite(x, name)
+        for x, name in ((lengths, "lengths"), (fractions, "fractions"), (omegas, "omegas"))
+    )
     slack = bloch_tolerance(dtype)
     lengths = fail_if(
         lengths,
@@ -269,7 +272,8 @@ def endpoint_frequency(fractions, omegas, Pz, *, guess: float, mu=1.0) -> Array:
     )
     Pz, mu = jnp.asarray(Pz, fractions.dtype), jnp.asarray(mu, fractions.dtype)
     fn = lambda Omega, args: mu * Pz * jnp.sum(fractions / (mu * Pz - omegas - Omega)) - 1
-    rtol, atol = _tolerances(fractions.dtype)
+    # One equation in one unknown: float64 resolves it far below Newton's SC1-SC2 default.
+    rtol, atol = (1e-12, 1e-14) if _double(fractions.dtype) else _tolerances(fractions.dtype)
     solution = optx.root_find(
         fn, optx.Newton(rtol=rtol, atol=atol), jnp.asarray(guess, fractions.dtype), throw=False
     )

@@ -11,8 +11,8 @@ Collision options (`collision=`):
   `tau = gamma / mu`: the ODE whose time-tau flow matches the round's mean map to second order,
   `G = F - (tau/2) (DF . F)` with `F` the interaction part of the mean field. For isotropic,
   uncorrelated angles this is `-(mu gamma/2) <x>^2 Pbar x (Pbar x P_i)`.
-  (physics.md section 6 writes `<x^2>` there; the per-round mean map of the foreground model gives
-  `<x>^2`: its transverse part decays per round by `|<cos^2 c> + i <sin c cos c>|`, a rate
+  (`<x>^2`, not `<x^2>`, as the per-round mean map of the foreground model shows: its
+  transverse part decays per round by `|<cos^2 c> + i <sin c cos c>|`, a rate
   `(4/3 - 1/2) mu gamma` to leading order, as `tests/test_meanfield.py` checks against the exact
   per-round averages and the simulation.)
 """
