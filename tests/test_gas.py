@@ -486,3 +486,41 @@ def test_deterministic_round_lasts_gamma_over_mu(key):
         assert_allclose(P, expected, rtol=0, atol=5 * gamma * mu * t + 1e-12)
     # The test has teeth: the precession turned by more than a radian by the end.
     assert mu * np.linalg.norm(S) * sol.ts[-1] > 1.0
+
+
+def test_fixed_velocities_meet_at_one_minus_v_dot_v(key):
+    """One pair with fixed velocities, no vacuum, deterministic schedule: the pair meets every
+    round with `c = gamma x`, `x = 1 - v_1.v_2` of the velocities the run returns. The two-neutrino
+    mean field then precesses P_1 about the conserved S = P_1 + P_2 at the rate `x mu |S|`, so
+    the gas must stand where that closed form puts it, up to the O(gamma x^2) collision term.
+    Four realizations draw four velocity pairs; the ones with x far from 1 (at least two are
+    asserted) distinguish `1 - v.v` from `x = 1` and from `1 + v.v` (= 2 - x) by radians."""
+    gamma, mu, rounds = 2e-3, 0.5, 1500
+    P1, P2 = np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])
+    sol = oj.simulate_gas(
+        oj.Gas((1, 1), (0.0, 0.0), [P1, P2]),
+        gamma=gamma,
+        mu=mu,
+        schedule=oj.Deterministic(),
+        angles="fixed-velocities",
+        key=key,
+        n_steps=rounds,
+        save_every=rounds // 3,
+        n_realizations=4,
+        dtype=jnp.float64,
+    )
+    S = P1 + P2
+    n = S / np.linalg.norm(S)
+    along = np.dot(P1, n) * n
+    perp = P1 - along
+    far_from_one = 0
+    for r in range(4):
+        v = np.asarray(sol.velocities[r])
+        assert_allclose(np.linalg.norm(v, axis=-1), 1.0, rtol=0, atol=1e-12)
+        x = 1 - v[0] @ v[1]
+        far_from_one += abs(x - 1) > 0.3
+        for t, P in zip(sol.ts, sol.group_mean[r, :, 0], strict=True):
+            angle = x * mu * np.linalg.norm(S) * t  # dP/dt = x mu S x P
+            expected = along + np.cos(angle) * perp + np.sin(angle) * np.cross(n, perp)
+            assert_allclose(P, expected, rtol=0, atol=5 * gamma * max(x, 1) ** 2 * mu * t + 1e-12)
+    assert far_from_one >= 2
