@@ -80,10 +80,12 @@ SCHEMA: dict[str, Key] = {
         "float",
         None,
         "time step of the stochastic schedule, at most `gamma / mu` (default: `gamma / mu`, a "
-        "meeting every step)",
+        "meeting every step); meanfield: the step whose finite-step term the stochastic "
+        "collision term carries (default: none, its Poisson limit `dt -> 0`; like "
+        "`physics.gamma`, unused without a collision term)",
         "1/mu",
         positive=True,
-        models=SAMPLED,
+        models=SAMPLED | {"meanfield"},
     ),
     "schedule.vacuum": Key(
         "str",
@@ -303,11 +305,11 @@ def _optional(key: str, model: str, flat: dict) -> bool:
 def _check_together(c: dict, model: str, given: set):
     if c["physics.basis"] == "mass" and c["physics.theta"] != 0:
         _fail("physics.theta", "is the flavour-basis mixing angle; remove it for basis 'mass'")
-    if model in SAMPLED:
-        stochastic = c["schedule.kind"] == "stochastic"
+    if model in SAMPLED | {"meanfield"}:
+        stochastic = model == "meanfield" or c["schedule.kind"] == "stochastic"
         if not stochastic and "schedule.dt" in given:
             _fail("schedule.dt", "is used by the stochastic schedule only (kind='deterministic')")
-        if stochastic and c["schedule.vacuum"] != "split":
+        if model in SAMPLED and stochastic and c["schedule.vacuum"] != "split":
             _fail("schedule.vacuum", "'inside' needs the deterministic schedule (kind)")
         if stochastic and c["schedule.dt"] is not None:
             limit = c["physics.gamma"] / c["physics.mu"]

@@ -189,12 +189,12 @@ def default_title(config: Mapping) -> str:
         parts.append(f"N = {sum(counts)} in {len(counts)} groups")
     if physics.get("gamma") is not None:
         parts.append(f"gamma = {physics['gamma']:g}")
-    schedule = config.get("schedule")
-    if schedule is not None:
-        kind = schedule["kind"]
-        parts.append(f"{kind}, dt = {schedule['dt']:g}" if schedule.get("dt") else kind)
-    elif model == "meanfield":
-        parts.append(f"collision: {config['meanfield']['collision']}")
+    schedule = config.get("schedule", {})
+    step = f", dt = {schedule['dt']:g}" if schedule.get("dt") else ""
+    if model == "meanfield":
+        parts.append(f"collision: {config['meanfield']['collision']}{step}")
+    elif schedule:
+        parts.append(f"{schedule['kind']}{step}")
     parts.append(f"{physics['angles']} angles")
     if config["run"].get("n_realizations", 1) > 1:
         parts.append(f"{config['run']['n_realizations']} realizations")

@@ -188,9 +188,18 @@ def run_meanfield(config, key, progress):
     mu = jnp.asarray(physics["mu"], dtype)
     ts = jnp.linspace(0.0, run["t_max"], run["n_saves"], dtype=dtype)
     ids = jnp.asarray(gas.group_ids())
+    step = config["schedule"]["dt"]  # used by the stochastic collision term only
+    dt = None if step is None else jnp.asarray(step, dtype)
     if physics["angles"] == "isotropic":
         field = GroupField(
-            jnp.asarray(gas.fractions, dtype), gas.omegas, mu, gamma, B, mf["collision"], gas.n
+            jnp.asarray(gas.fractions, dtype),
+            gas.omegas,
+            mu,
+            gamma,
+            B,
+            mf["collision"],
+            gas.n,
+            dt=dt,
         )
         sol = solve_meanfield(
             field, gas.P0, ts, rtol=mf["rtol"], atol=mf["atol"], progress=bool(progress)
@@ -199,7 +208,7 @@ def run_meanfield(config, key, progress):
     else:
         # The velocities of realization 0 of the gas run with the same seed.
         velocities = realization_velocities(FixedVelocities(), key, 1, gas.n, dtype)[0]
-        field = MultiAngleField(gas.omegas[ids], velocities, mu, gamma, B, mf["collision"])
+        field = MultiAngleField(gas.omegas[ids], velocities, mu, gamma, B, mf["collision"], dt=dt)
         sol = solve_meanfield(
             field,
             gas.initial_state(dtype),

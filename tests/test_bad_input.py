@@ -431,6 +431,11 @@ CLI = [
     ("cli-run-realizations", ["run", "foreground", "--set", "run.n_realizations=0"], r"n_realiz"),
     ("cli-run-dt", ["run", "foreground", "--set", "schedule.dt=1"], r"schedule.dt.*<= gamma / mu"),
     (
+        "cli-run-mf-dt",
+        ["run", "two-groups-meanfield", "--set", "schedule.dt=0.5"],
+        r"schedule.dt.*<= gamma / mu",
+    ),
+    (
         "cli-run-t-max",
         ["run", "foreground", "--set", "run.t_max=0.001"],
         r"run.t_max = 0.001 .*run.n_saves",

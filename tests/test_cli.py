@@ -8,6 +8,7 @@ from pathlib import Path
 
 import h5py
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -236,6 +237,24 @@ def test_meanfield_and_manybody_runs_and_plots(tmp_path):
     assert data["lepton"].dtype == np.float64
     assert np.allclose(data["lepton"], data["lepton"][0], rtol=1e-12, atol=0)
     assert data["group_mean"].shape == (501, 2, 3)
+    # The preset's schedule.dt reaches the collision term's finite-step part: the run equals the
+    # library's GroupField with that dt (the term itself is tested in test_meanfield) and
+    # differs from the Poisson limit (no dt), which a run file without schedule.dt gives.
+    config = _config.resolve(_config.load("two-groups-meanfield")[0])
+    assert config["schedule"]["dt"] == 0.01
+    gas = oj.Gas(config["gas"]["counts"], config["gas"]["omegas"], config["gas"]["P0"])
+    ts = np.linspace(0, 100, 501)
+    B = jnp.asarray([0.0, 0.0, -1.0])
+
+    def solve(dt):
+        field = oj.GroupField(jnp.asarray(gas.fractions), gas.omegas, 1.0, 0.01, B, "stochastic",
+                              gas.n, dt=dt)  # fmt: skip
+        return np.asarray(oj.solve_meanfield(field, gas.P0, jnp.asarray(ts), rtol=1e-8,
+                                             atol=1e-10).P)  # fmt: skip
+
+    with_dt, poisson = solve(jnp.asarray(0.01)), solve(None)
+    np.testing.assert_allclose(data["group_mean"], with_dt, rtol=0, atol=1e-9)
+    assert np.max(np.abs(with_dt - poisson)) > 1e-4
     mb = tmp_path / "mb.h5"
     overrides = ["--set", "run.n_realizations=2", "--set", "gas.counts=[4, 4]"]
     overrides += ["--precision", "float64"]
