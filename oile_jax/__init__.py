@@ -36,7 +36,13 @@ from ._foreground import (
     ForegroundSolution as ForegroundSolution,
     simulate_foreground as simulate_foreground,
 )
-from ._gas import Gas as Gas, Observables as Observables
+from ._gas import (
+    Gas as Gas,
+    GasSolution as GasSolution,
+    Observables as Observables,
+    simulate_gas as simulate_gas,
+    sweep_gas as sweep_gas,
+)
 from ._io import read_h5 as read_h5, write_h5 as write_h5
 from ._manybody import (
     ManyBodySolution as ManyBodySolution,
@@ -65,7 +71,6 @@ from ._schedule import (
     Deterministic as Deterministic,
     Stochastic as Stochastic,
 )
-from ._simulate_gas import GasSolution as GasSolution, simulate_gas as simulate_gas
 from ._state import (
     bloch_to_rho as bloch_to_rho,
     entropy as entropy,
@@ -75,6 +80,5 @@ from ._state import (
     pauli as pauli,
     rho_to_bloch as rho_to_bloch,
 )
-from ._sweep import sweep_gas as sweep_gas
 
 __version__ = "0.1.0"

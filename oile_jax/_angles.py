@@ -27,6 +27,24 @@ class AbstractAngleModel(eqx.Module):
     def mean_x2(self) -> Array:
         """`<x^2>`."""
 
+    @abc.abstractmethod
+    def pair_x(self, u, words, index_a, index_b, dtype) -> Array:
+        """`x` of the pairs of neutrinos `(index_a, index_b)` of a gas, given one uniform
+        `[0, 1)` draw `u` per pair and the realization's velocity words (`velocity_words`)."""
+
+    @abc.abstractmethod
+    def velocities(self, key: PRNGKeyArray, n: int, dtype) -> Float[Array, "n k"]:
+        """The per-neutrino velocities `(n, 3)` the model keeps, or `(n, 0)` if it keeps none."""
+
+    @property
+    def keeps_velocities(self) -> bool:
+        return False
+
+    @staticmethod
+    def velocity_words(key: PRNGKeyArray) -> Array:
+        """The two 32-bit key words the velocities drawn with `key` are hashed from."""
+        return jax.random.bits(key, (2,), dtype=jnp.uint32)
+
 
 class AbstractFreshAngleModel(AbstractAngleModel):
     """Angle models that draw `x` afresh for every encounter (no per-neutrino state)."""
@@ -34,6 +52,12 @@ class AbstractFreshAngleModel(AbstractAngleModel):
     @abc.abstractmethod
     def from_uniform(self, u: Float[Array, "..."]) -> Float[Array, "..."]:
         """`x` for each of the independent uniform `[0, 1)` draws `u`."""
+
+    def pair_x(self, u, words, index_a, index_b, dtype):
+        return self.from_uniform(u)
+
+    def velocities(self, key, n, dtype):
+        return jnp.zeros((n, 0), dtype=dtype)
 
     def sample(self, key: PRNGKeyArray, shape: tuple[int, ...], dtype) -> Float[Array, "..."]:
         """Draw `x` for `shape` independent encounters."""
@@ -86,10 +110,9 @@ class FixedVelocities(AbstractAngleModel):
     them: `cos theta` and `phi` uniform on `[-1, 1)` and `[0, 2 pi)`.
     """
 
-    @staticmethod
-    def words(key: PRNGKeyArray) -> Array:
-        """The two 32-bit key words of the velocities drawn with `key`."""
-        return jax.random.bits(key, (2,), dtype=jnp.uint32)
+    @property
+    def keeps_velocities(self) -> bool:
+        return True
 
     @staticmethod
     def directions(words, index, dtype) -> tuple[Array, Array, Array]:
@@ -106,9 +129,13 @@ class FixedVelocities(AbstractAngleModel):
         cos_phi = sin_cos_turns(turns_a - turns_b)[1]
         return 1 - (cos_a * cos_b + sin_a * sin_b * cos_phi)
 
+    def pair_x(self, u, words, index_a, index_b, dtype):
+        return self.x(words, index_a, index_b, dtype)
+
     def velocities(self, key: PRNGKeyArray, n: int, dtype) -> Float[Array, "n 3"]:
         """The unit velocities of neutrinos `0 ... n - 1`, shape `(n, 3)`."""
-        cos, sin, turns = self.directions(self.words(key), jnp.arange(n, dtype=jnp.uint32), dtype)
+        words = self.velocity_words(key)
+        cos, sin, turns = self.directions(words, jnp.arange(n, dtype=jnp.uint32), dtype)
         sin_phi, cos_phi = sin_cos_turns(turns)
         return jnp.stack([sin * cos_phi, sin * sin_phi, cos], axis=-1)
 

@@ -53,9 +53,8 @@ def gas_rate(
     (60% / 40%, omega = 0.1, 0.2), gamma = 0.01, `dt = p gamma / mu`, vacuum on, fixed
     velocities, float32; `shards`, `exchange_every`, `devices` as in `simulate_gas`. The best of
     `repeats` timed calls after the first, each with another gamma (no recompilation)."""
-    from ._gas import Gas
+    from ._gas import Gas, simulate_gas
     from ._schedule import Stochastic
-    from ._simulate_gas import simulate_gas
 
     gas = Gas(
         (6 * n // 10, n - 6 * n // 10),

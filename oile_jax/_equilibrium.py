@@ -31,7 +31,7 @@ from ._checks import (
     check_scalar,
     fail_if,
 )
-from ._run import check_count
+from ._spec import check_count
 
 
 class Equilibrium(eqx.Module):

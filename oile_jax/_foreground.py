@@ -19,8 +19,9 @@ from ._checks import (
     check_vector,
 )
 from ._encounter import encounter, encounter_vacuum, vacuum_rotation
-from ._run import check_run, realization_keys
-from ._schedule import AbstractSchedule, Deterministic, Stochastic, meet_probability
+from ._random import realization_keys
+from ._schedule import AbstractSchedule
+from ._spec import RunSpec, make_spec
 
 
 class ForegroundSolution(eqx.Module):
@@ -40,7 +41,9 @@ class ForegroundSolution(eqx.Module):
     encounters: Int[Array, " n_realizations *batch"]
 
 
-class _Foreground(eqx.Module):
+class Foreground(eqx.Module):
+    """The foreground step's physics: background state, coupling, vacuum, angles, schedule."""
+
     P_b: Float[Array, "3"]
     gamma: Float[Array, ""]
     mu: Float[Array, ""]
@@ -57,13 +60,8 @@ class _Foreground(eqx.Module):
         u_meet, u_x = jax.random.uniform(key, (2,) + batch, dtype=P.dtype)
         c = self.gamma * self.angles.from_uniform(u_x)
         tau = self.schedule.step_length(self.gamma, self.mu)
-        if isinstance(self.schedule, Stochastic):
-            p = meet_probability(self.schedule, self.gamma, self.mu)
-            met = u_meet < p
-            c = jnp.where(met, c, 0.0)
-        else:
-            met = jnp.ones(batch, dtype=bool)
-        if isinstance(self.schedule, Deterministic) and self.schedule.vacuum == "inside":
+        c, met = self.schedule.meetings(u_meet, c, self.gamma, self.mu)
+        if self.schedule.vacuum_inside:
             P, _ = encounter_vacuum(
                 P, self.P_b, c, phase_i=self.omega * tau, phase_j=jnp.zeros_like(tau), B=self.B
             )
@@ -76,7 +74,9 @@ class _Foreground(eqx.Module):
 
 
 @eqx.filter_jit
-def _run(model: _Foreground, P0, key, n_saves: int, save_every: int, n_realizations: int):
+def _run(model: Foreground, P0, spec: RunSpec):
+    n_saves, save_every = spec.n_saves, spec.save_every
+
     def realization(rkey):
         def interval(P, k):
             def step(P, s):
@@ -88,13 +88,12 @@ def _run(model: _Foreground, P0, key, n_saves: int, save_every: int, n_realizati
         _, (Ps, met) = jax.lax.scan(interval, P0, jnp.arange(n_saves - 1))
         return jnp.concatenate([P0[None], Ps]), jnp.sum(met, axis=0)
 
-    keys = realization_keys(key, n_realizations)
+    keys = realization_keys(spec.key, spec.n_realizations)
     P, encounters = jax.vmap(realization)(keys)
-    tau = model.schedule.step_length(model.gamma, model.mu)
-    ts = tau * save_every * jnp.arange(n_saves, dtype=P.dtype)
+    ts = spec.step_length() * save_every * jnp.arange(n_saves, dtype=P.dtype)
     mean = jnp.mean(P, axis=0)
-    if n_realizations > 1:
-        stderr = jnp.std(P, axis=0, ddof=1) / n_realizations**0.5
+    if spec.n_realizations > 1:
+        stderr = jnp.std(P, axis=0, ddof=1) / spec.n_realizations**0.5
     else:
         stderr = jnp.zeros_like(mean)
     return ForegroundSolution(ts=ts, P=P, mean=mean, stderr=stderr, encounters=encounters)
@@ -159,20 +158,26 @@ def simulate_foreground(
         raise ValueError(f"P_b must have shape (3,), got {P_b.shape}")
     P_b = check_bloch(P_b, "P_b")
     omega = check_finite(check_scalar(omega, "omega", dtype), "omega")
-    schedule, gamma, mu, B, n_steps, save_every, n_realizations, key = check_run(
+    spec = make_spec(
         schedule=schedule,
         gamma=gamma,
+        key=key,
         mu=mu,
         B=B,
+        angles=angles,
         n_steps=n_steps,
         t_max=t_max,
         save_every=save_every,
         n_realizations=n_realizations,
-        key=key,
         dtype=dtype,
     )
-
-    model = _Foreground(
-        P_b=P_b, gamma=gamma, mu=mu, omega=omega, B=B, angles=angles, schedule=schedule
+    model = Foreground(
+        P_b=P_b,
+        gamma=spec.gamma,
+        mu=spec.mu,
+        omega=omega,
+        B=spec.B,
+        angles=angles,
+        schedule=spec.schedule,
     )
-    return _run(model, P0, key, n_steps // save_every + 1, save_every, n_realizations)
+    return _run(model, P0, spec)

@@ -45,6 +45,19 @@ _LARGE_RADIX = 256
 WORDS = FEISTEL_ROUNDS + 4
 
 
+def realization_keys(key, n_realizations: int):
+    """Realization `r` uses `fold_in(key, r)`: independent of how many realizations run."""
+    return jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(n_realizations))
+
+
+def realization_streams(key_r):
+    """The two streams of a gas realization's key `key_r`: `(velocity key, steps key)`, the
+    halves of `split(key_r)`. Step `s` then draws `step_words(steps key, s)` (or, in a sharded
+    gas, one set per shard from `fold_in(steps key, s)`)."""
+    velocity_key, steps_key = jax.random.split(key_r)
+    return velocity_key, steps_key
+
+
 def step_words(key, step) -> UInt32[Array, " words"]:
     """The 32-bit key words of one step: `jax.random.bits(fold_in(key, step))`."""
     return jax.random.bits(jax.random.fold_in(key, step), (WORDS,), dtype=jnp.uint32)

@@ -17,11 +17,12 @@ import numpy as np
 
 from ._angles import FixedVelocities
 from ._config import ConfigError, dumps
-from ._gas import Gas, observe, realization_velocities
+from ._gas import Gas, observe
+from ._gas.checkpoint import CheckpointMismatch, read_checkpoint
+from ._gas.model import realization_velocities
 from ._io import write_h5
 from ._schedule import Deterministic, Stochastic
 from ._sharding import is_main_process
-from ._simulate_gas import CheckpointMismatch, read_checkpoint
 from ._state import mixing_vector
 
 
@@ -137,7 +138,7 @@ def run_foreground(config, key, progress):
 
 
 def run_gas(config, key, progress, checkpoint, resume, devices=None):
-    from ._simulate_gas import simulate_gas
+    from ._gas import simulate_gas
 
     dtype = _dtype(config)
     run = config["run"]
@@ -218,7 +219,7 @@ def run_meanfield(config, key, progress):
             progress=bool(progress),
         )
         states = sol.P
-    obs = jax.vmap(lambda P: observe(P, ids, gas.counts, B))(states)
+    obs = jax.vmap(lambda P: observe(P, ids, gas.counts, B, ids_sorted=True))(states)
     data = {"ts": sol.ts, "groups": _groups(gas)}
     for name in ("group_mean", "group_std", "group_length", "group_entropy", "total", "lepton"):
         data[name] = getattr(obs, name)

@@ -17,11 +17,29 @@ VACUUM_OPTIONS = ("split", "inside")
 
 
 class AbstractSchedule(eqx.Module):
-    """When encounters happen; one step of a simulation advances time by `step_length`."""
+    """When encounters happen; one step of a simulation advances time by `step_length`.
+
+    Every driver and kernel asks the schedule itself: how long a step lasts, which of a step's
+    pairs meet, and whether the vacuum is applied inside the encounters or split around them.
+    """
 
     @abc.abstractmethod
     def step_length(self, gamma, mu) -> Array:
         """Time (units of `1/mu` when `mu = 1`) advanced by one step."""
+
+    @abc.abstractmethod
+    def meetings(self, u: Float[Array, "..."], c: Float[Array, "..."], gamma, mu):
+        """`(c, met)`: the encounter angles `c` of a step's pairs with 0 where a pair does not
+        meet, and which pairs meet (bool), from one uniform `[0, 1)` draw `u` per pair."""
+
+    @abc.abstractmethod
+    def checked(self, gamma, mu, dtype) -> "AbstractSchedule":
+        """This schedule with its parameters in `dtype`, validated against `gamma` and `mu`."""
+
+    @property
+    def vacuum_inside(self) -> bool:
+        """Whether the vacuum evolves inside the encounters (else: split around them)."""
+        return False
 
 
 class Stochastic(AbstractSchedule):
@@ -46,6 +64,17 @@ class Stochastic(AbstractSchedule):
     def meet_probability(self, gamma, mu) -> Array:
         return mu * self.dt / gamma
 
+    def meetings(self, u, c, gamma, mu):
+        met = u < meet_probability(self, gamma, mu).astype(u.dtype)
+        return jnp.where(met, c, 0.0), met
+
+    def checked(self, gamma, mu, dtype):
+        from ._checks import check_scalar
+
+        schedule = Stochastic(dt=check_scalar(self.dt, "dt", dtype))
+        meet_probability(schedule, gamma, mu)  # raises now if concrete
+        return schedule
+
 
 class Deterministic(AbstractSchedule):
     """OILE I: every neutrino is always in an encounter; one step is one round lasting
@@ -63,6 +92,16 @@ class Deterministic(AbstractSchedule):
 
     def step_length(self, gamma, mu):
         return gamma / mu
+
+    def meetings(self, u, c, gamma, mu):
+        return c, jnp.ones(c.shape, dtype=bool)
+
+    def checked(self, gamma, mu, dtype):
+        return self
+
+    @property
+    def vacuum_inside(self) -> bool:
+        return self.vacuum == "inside"
 
 
 def meet_probability(schedule: Stochastic, gamma, mu) -> Array:

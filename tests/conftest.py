@@ -64,9 +64,9 @@ def assert_described(path):
 def interrupt_after_checkpoints(monkeypatch, n: int):
     """Make `simulate_gas` stop with KeyboardInterrupt (Ctrl-C) right after writing its `n`-th
     checkpoint, i.e. after `n` chunks; returns a function that undoes it."""
-    from oile_jax import _simulate_gas
+    from oile_jax._gas import driver
 
-    write_checkpoint = _simulate_gas._write_checkpoint
+    write_checkpoint = driver.write_checkpoint
     calls = []
 
     def interrupted(*args, **kwargs):
@@ -75,5 +75,5 @@ def interrupt_after_checkpoints(monkeypatch, n: int):
         if len(calls) == n:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(_simulate_gas, "_write_checkpoint", interrupted)
-    return lambda: monkeypatch.setattr(_simulate_gas, "_write_checkpoint", write_checkpoint)
+    monkeypatch.setattr(driver, "write_checkpoint", interrupted)
+    return lambda: monkeypatch.setattr(driver, "write_checkpoint", write_checkpoint)

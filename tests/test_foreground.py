@@ -267,13 +267,13 @@ def test_deterministic_gradient_against_finite_differences(key):
 
 def test_changing_parameters_does_not_recompile(key, monkeypatch):
     traces = []
-    original = _foreground._Foreground.step
+    original = _foreground.Foreground.step
 
     def counting_step(self, P, k):
         traces.append(1)  # runs only while tracing
         return original(self, P, k)
 
-    monkeypatch.setattr(_foreground._Foreground, "step", counting_step)
+    monkeypatch.setattr(_foreground.Foreground, "step", counting_step)
     kw = dict(key=key, n_steps=12, save_every=4, n_realizations=3)
     oj.simulate_foreground(P0, P_B, gamma=0.1, omega=0.2, schedule=oj.Stochastic(dt=0.01), **kw)
     oj.simulate_foreground(

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import oile_jax as oj
-from oile_jax import _gas
+from oile_jax._gas.kernel import GasKernel, Slots
 
 from . import reference as ref
 from .conftest import assert_allclose, assert_same_to_rounding, interrupt_after_checkpoints
@@ -335,13 +335,13 @@ def test_checkpoint_of_another_format_is_refused(key, tmp_path):
 
 def test_changing_parameters_does_not_recompile(key, monkeypatch):
     traces = []
-    original = _gas._GasModel.step
+    original = GasKernel.step
 
     def counting(self, *args):
         traces.append(1)
         return original(self, *args)
 
-    monkeypatch.setattr(_gas._GasModel, "step", counting)
+    monkeypatch.setattr(GasKernel, "step", counting)
     kw = dict(key=key, n_steps=6, save_every=3, n_realizations=2, angles="fixed-velocities")
     oj.simulate_gas(TWO_GROUPS, gamma=0.2, schedule=oj.Stochastic(dt=0.1), **kw)
     start = len(traces)
@@ -427,7 +427,7 @@ def test_legacy_and_typed_keys_give_the_same_numbers():
 
 @pytest.mark.parametrize("B", [(0.0, 0.0, 1.0), (0.0, 0.0, -1.0), (1.0, 0.0, 0.0), "flavour"])
 def test_carried_form_is_one_split_step(B):
-    """The gas is carried in the frame of B, half a step of vacuum ahead (`_GasModel.enter`):
+    """The gas is carried in the frame of B, half a step of vacuum ahead (`GasKernel.enter`):
     `leave(encounters(enter(P)))` equals the split step `R E R` of the NumPy reference
     (partial traces of the 4x4 pair state, rotations about B by omega_g tau / 2), to 1e-13, for
     B along and against the axes and a flavour-basis B; `leave(enter(P))` returns P."""
@@ -437,11 +437,11 @@ def test_carried_form_is_one_split_step(B):
     P *= rng.uniform(0.2, 1.0, size=(8, 1)) / np.linalg.norm(P, axis=-1, keepdims=True)
     c = rng.uniform(0, 0.8, size=4)
     omegas = np.asarray([0.3, -0.5])
-    model = _gas._GasModel(
+    model = GasKernel(
         (4, 4), jnp.asarray(omegas), jnp.asarray(0.2), jnp.asarray(1.0), jnp.asarray(B),
         oj.Isotropic(), oj.Stochastic(dt=0.15),
     )  # fmt: skip
-    slots = model.enter(_gas.Slots.start(jnp.asarray(P)))
+    slots = model.enter(Slots.start(jnp.asarray(P)))
     assert_allclose(model.in_gas_order(slots), P, rtol=0, atol=1e-15)
     out = np.asarray(model.in_gas_order(model.encounters(slots, jnp.asarray(c), True)))
 

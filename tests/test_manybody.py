@@ -171,14 +171,14 @@ def test_vmap_and_map_over_realizations_agree(key, monkeypatch):
         angles="fixed-velocities",
     )
     mapped = oj.simulate_manybody(gas, n_realizations=3, **kw)
-    original = M._over_realizations
+    original = M.over_realizations
     used = []
 
     def on_gpu(fn, keys):
         used.append(1)
         return original(fn, keys, backend="gpu")
 
-    monkeypatch.setattr(M, "_over_realizations", on_gpu)
+    monkeypatch.setattr(M, "over_realizations", on_gpu)
     vmapped = oj.simulate_manybody(gas, n_realizations=4, **kw)
     assert used, "the vmap path was not traced"
     assert_allclose(vmapped.exact[:3], mapped.exact, rtol=0, atol=1e-12)

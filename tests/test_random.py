@@ -7,7 +7,7 @@ import pytest
 
 from oile_jax import _random
 from oile_jax._angles import Isotropic
-from oile_jax._gas import Slots, _GasModel
+from oile_jax._gas.kernel import GasKernel, Slots
 from oile_jax._schedule import Stochastic
 
 
@@ -19,10 +19,10 @@ def test_permutation_is_a_permutation(n):
 
 
 def matchings(n, steps, seed=0):
-    """The gas's own matchings over `steps` steps: its slots moved by `_GasModel.shuffle` step
+    """The gas's own matchings over `steps` steps: its slots moved by `GasKernel.shuffle` step
     after step (each permutation composed with the previous layout), the pairs read from the
     slots `(0, k)`, `(1, k)`. Returns `(a, b)`, each `(steps, n // 2)`."""
-    model = _GasModel(
+    model = GasKernel(
         (n,), jnp.zeros(1), jnp.asarray(0.1), jnp.asarray(1.0), jnp.asarray([0.0, 0.0, -1.0]),
         Isotropic(), Stochastic(dt=0.05),
     )  # fmt: skip

@@ -1,17 +1,16 @@
-"""Validation of the options every simulation driver takes: schedule, coupling, vacuum
-direction, run length, save interval, ensemble size and key."""
+"""The run specification: the options every simulation driver takes (schedule, coupling, vacuum
+direction, angle model, run length, save interval, ensemble size, key, dtype), validated in one
+place (`make_spec`) and carried as one `RunSpec`."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._checks import check_positive, check_scalar, check_unit, check_vector, concrete
-from ._schedule import AbstractSchedule, Stochastic, meet_probability
-
-
-def realization_keys(key, n_realizations: int):
-    """Realization `r` uses `fold_in(key, r)`: independent of how many realizations run."""
-    return jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(n_realizations))
+from ._angles import AbstractAngleModel, angle_model
+from ._checks import check_dtype, check_positive, check_scalar, check_unit, check_vector, concrete
+from ._schedule import AbstractSchedule
 
 
 def check_count(value, name: str, minimum: int = 1) -> int:
@@ -56,8 +55,54 @@ def run_length(schedule, gamma, mu, n_steps, t_max, save_every) -> int:
     return n_steps
 
 
-def check_run(*, schedule, gamma, mu, B, n_steps, t_max, save_every, n_realizations, key, dtype):
-    """Validated `(schedule, gamma, mu, B, n_steps, save_every, n_realizations, key)`."""
+class RunSpec(eqx.Module):
+    """A validated run: parameters traced (`gamma`, `mu`, `B`, the schedule's and the angle
+    model's leaves), sizes and options static. Built by `make_spec`; taken by every driver."""
+
+    gamma: Float[Array, ""]
+    mu: Float[Array, ""]
+    B: Float[Array, "3"]
+    schedule: AbstractSchedule
+    angles: AbstractAngleModel
+    key: PRNGKeyArray
+    n_steps: int = eqx.field(static=True)
+    save_every: int = eqx.field(static=True)
+    n_realizations: int = eqx.field(static=True)
+    dtype: np.dtype = eqx.field(static=True)
+
+    @property
+    def n_saves(self) -> int:
+        """Saved times, the initial one included."""
+        return self.n_steps // self.save_every + 1
+
+    def step_length(self) -> Array:
+        return self.schedule.step_length(self.gamma, self.mu)
+
+    def times(self) -> np.ndarray:
+        """The save times on the host (NaN when the parameters are traced)."""
+        tau = concrete(self.step_length())
+        tau = float(np.asarray(tau)) if tau is not None else np.nan
+        return (tau * self.save_every * np.arange(self.n_saves)).astype(self.dtype)
+
+
+def make_spec(
+    *,
+    schedule,
+    gamma,
+    key,
+    mu=1.0,
+    B=(0.0, 0.0, -1.0),
+    angles="isotropic",
+    n_steps=None,
+    t_max=None,
+    save_every=1,
+    n_realizations=1,
+    dtype=None,
+) -> RunSpec:
+    """The one place a run's options are validated; errors name the argument and what is
+    allowed."""
+    dtype = check_dtype(dtype)
+    angles = angle_model(angles)
     if not isinstance(schedule, AbstractSchedule):
         raise ValueError(
             f"schedule must be Stochastic(dt=...) or Deterministic(), got {schedule!r}"
@@ -67,10 +112,19 @@ def check_run(*, schedule, gamma, mu, B, n_steps, t_max, save_every, n_realizati
     B = check_unit(check_vector(B, "B", dtype), "B")
     if B.ndim != 1:
         raise ValueError(f"B must have shape (3,), got {B.shape}")
-    if isinstance(schedule, Stochastic):
-        schedule = Stochastic(dt=check_scalar(schedule.dt, "dt", dtype))
-        meet_probability(schedule, gamma, mu)
+    schedule = schedule.checked(gamma, mu, dtype)
     save_every = check_count(save_every, "save_every")
     n_realizations = check_count(n_realizations, "n_realizations")
     n_steps = run_length(schedule, gamma, mu, n_steps, t_max, save_every)
-    return schedule, gamma, mu, B, n_steps, save_every, n_realizations, check_key(key)
+    return RunSpec(
+        gamma=gamma,
+        mu=mu,
+        B=B,
+        schedule=schedule,
+        angles=angles,
+        key=check_key(key),
+        n_steps=n_steps,
+        save_every=save_every,
+        n_realizations=n_realizations,
+        dtype=jnp.dtype(dtype),
+    )

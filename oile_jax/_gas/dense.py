@@ -1,0 +1,103 @@
+"""The dense engine: every realization's gas in `Slots` (leading axis `R`) on one device, or
+with the realizations sharded across devices."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import PRNGKeyArray
+
+from .._random import realization_keys, realization_streams, step_words
+from .._sharding import placement, realization_sharding, shard, to_host
+from .engine import AbstractGasEngine
+from .kernel import GasKernel, Slots
+from .model import Gas
+
+
+def initial(kernel: GasKernel, P):
+    """The slots and initial observables of every realization, from `P` `(R, N, 3)`."""
+    slots = jax.vmap(kernel.enter)(Slots.start(P))
+    return slots, jax.vmap(kernel.observe_sums)(slots)
+
+
+def advance(
+    kernel: GasKernel, slots: Slots, key, step0, n_intervals: int, save_every: int, save_state: bool
+):
+    """`n_intervals * save_every` steps from global step `step0` for every realization:
+    `(slots, (observables, encounters, states))` per save interval."""
+
+    def one(slots, key_r):
+        velocity_key, steps_key = realization_streams(key_r)
+        velocity_words = kernel.angles.velocity_words(velocity_key)
+
+        def interval(slots, k):
+            def step(slots, s):
+                # `s >= 0`: true, but not known to the compiler (see `kernel.materialize`).
+                live = s >= 0
+                slots, _, met = kernel.step(slots, step_words(steps_key, s), velocity_words, live)
+                return slots, met
+
+            steps = step0 + k * save_every + jnp.arange(save_every, dtype=jnp.int32)
+            slots, met = jax.lax.scan(step, slots, steps)
+            state = kernel.in_gas_order(slots) if save_state else None
+            return slots, (kernel.observe_sums(slots), jnp.sum(met), state)
+
+        return jax.lax.scan(interval, slots, jnp.arange(n_intervals, dtype=jnp.int32))
+
+    keys = realization_keys(key, slots.index.shape[0])
+    return jax.vmap(one)(slots, keys)
+
+
+def in_gas_order(kernel: GasKernel, slots: Slots):
+    """Bloch vectors in gas order, `(R, N, 3)`, of every realization's slots."""
+    return jax.vmap(kernel.in_gas_order)(slots)
+
+
+_initial, _advance, _in_gas_order = (eqx.filter_jit(f) for f in (initial, advance, in_gas_order))
+
+
+class DenseEngine(AbstractGasEngine):
+    """All of a realization's neutrinos pair with each other (uniform random matchings); the
+    realizations, if `devices` is given, split across devices."""
+
+    kernel: GasKernel
+    gas: Gas
+    key: PRNGKeyArray
+    dtype: np.dtype = eqx.field(static=True)
+    n_realizations: int = eqx.field(static=True)
+    sharding: object = eqx.field(static=True, default=None)
+
+    @classmethod
+    def make(cls, kernel, gas, spec, devices=None) -> "DenseEngine":
+        sharding = realization_sharding(devices, spec.n_realizations)
+        return cls(kernel, gas, spec.key, spec.dtype, spec.n_realizations, sharding)
+
+    @property
+    def shape(self):
+        return (self.n_realizations, self.gas.n, 3)
+
+    @property
+    def devices(self):
+        return placement(self.sharding)
+
+    def start(self):
+        P = jnp.broadcast_to(self.gas.initial_state(self.dtype), self.shape)
+        return _initial(self.kernel, shard(P, self.sharding))
+
+    def advance(self, slots, step0: int, size: int, save_every: int, save_state: bool):
+        step0 = jnp.asarray(step0, jnp.int32)  # traced: a new chunk must not recompile
+        slots, (obs, met, states) = _advance(
+            self.kernel, slots, self.key, step0, size, save_every, save_state
+        )
+        return slots, obs, met, to_host(states) if save_state else None
+
+    def state(self, slots) -> np.ndarray:
+        return to_host(_in_gas_order(self.kernel, slots))
+
+    def checkpoint(self, slots) -> dict:
+        return {"state": to_host(slots.vectors()), "index": to_host(slots.flat_index())}
+
+    def restore(self, saved):
+        P = jnp.asarray(saved["state"], dtype=self.dtype)
+        slots = Slots.restore(P, jnp.asarray(saved["index"], dtype=jnp.int32))
+        return shard(slots, self.sharding)

@@ -1,0 +1,306 @@
+"""`simulate_gas`: the host loop over chunks of an engine's jitted scan, with observables
+streamed to the host, a progress bar, checkpoints and exact resume.
+
+Randomness (`_random.realization_keys`, `realization_streams`): realization `r` uses
+`key_r = fold_in(key, r)`, split once into a key for its velocities (fixed-velocities model) and a
+key for its steps; step `s` uses `fold_in(steps_key, s)`. A step's numbers depend only on
+`(key, r, s)`, so chunking and resuming never change a result.
+"""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+from jaxtyping import ArrayLike, PRNGKeyArray
+
+from .._angles import AbstractAngleModel
+from .._checks import concrete
+from .._progress import ProgressBar
+from .._resources import check_disk, check_memory, gas_bytes
+from .._schedule import AbstractSchedule
+from .._sharding import to_host
+from .._spec import RunSpec, check_count, make_spec
+from .checkpoint import fingerprint, read_checkpoint, write_checkpoint
+from .dense import DenseEngine
+from .engine import AbstractGasEngine
+from .kernel import GasKernel
+from .model import Gas, check_gas
+from .observe import Observables
+from .sharded import ShardedEngine, check_shards
+
+
+@dataclasses.dataclass(frozen=True)
+class GasSolution:
+    """Result of `simulate_gas`, as NumPy arrays on the host.
+
+    Shapes: `R` realizations, `S` saves (the initial state included), `G` groups, `N` neutrinos.
+    - `ts` `(S,)`: save times (units of `1/mu` when `mu = 1`).
+    - `group_mean`, `group_std` `(R, S, G, 3)`; `group_length`, `group_entropy` `(R, S, G)`:
+      see `Observables`.
+    - `total` `(R, S, 3)`: `sum_i P_i`; `lepton` `(R, S)`: `B . sum_i P_i`.
+    - `encounters` `(R, S)`: cumulative number of encounters (pairs) since `t = 0`.
+    - `state` `(R, S, N, 3)` if `save_state=True`, else None; `final_state` `(R, N, 3)`.
+    - `velocities` `(R, N, 3)` for the fixed-velocities model, else None.
+    - `counts`: neutrinos per group.
+    """
+
+    ts: np.ndarray
+    group_mean: np.ndarray
+    group_std: np.ndarray
+    group_length: np.ndarray
+    group_entropy: np.ndarray
+    total: np.ndarray
+    lepton: np.ndarray
+    encounters: np.ndarray
+    final_state: np.ndarray
+    state: np.ndarray | None
+    velocities: np.ndarray | None
+    counts: tuple[int, ...]
+
+    @property
+    def fractions(self) -> np.ndarray:
+        return np.asarray(self.counts, dtype=float) / sum(self.counts)
+
+    @property
+    def entropy(self) -> np.ndarray:
+        """Mean one-neutrino entanglement entropy over the whole gas, `(R, S)`."""
+        return self.group_entropy @ self.fractions
+
+    @property
+    def encounters_per_neutrino(self) -> np.ndarray:
+        return 2 * self.encounters / sum(self.counts)
+
+
+FIELDS = [f.name for f in dataclasses.fields(Observables)]
+
+
+def check_fits(engine: AbstractGasEngine, n_saves: int, chunk_saves: int, save_state, checkpoint):
+    """Refuse, before compiling, a run whose arrays or checkpoint cannot fit."""
+    *lead, n, _ = engine.shape
+    copies, itemsize = int(np.prod(lead)), np.dtype(engine.dtype).itemsize
+    device_bytes, host_bytes = gas_bytes(
+        n=n,
+        copies=copies,
+        itemsize=itemsize,
+        n_saves=n_saves,
+        chunk_saves=chunk_saves,
+        save_state=save_state,
+        velocities=engine.kernel.angles.keeps_velocities,
+    )
+    what = f"this gas run (N = {n} x {copies} realizations or points, {engine.dtype.name}"
+    what += f", {n_saves} saved states)" if save_state else ")"
+    advice = (
+        "lower the number of realizations, N or (with save_state) the number of saves, or "
+        "drop save_state"
+    )
+    check_memory(device_bytes, host_bytes, engine.devices, what, advice)
+    if checkpoint is not None:
+        # The checkpoint holds the state and the saved series; while it is replaced, the old
+        # file and the new one exist together.
+        state = copies * n * (3 * itemsize + 4)
+        series = copies * n * 3 * itemsize * n_saves if save_state else 0
+        check_disk(
+            2 * (state + series), Path(checkpoint).parent, f"the checkpoint of {what}", advice
+        )
+
+
+def drive(
+    engine: AbstractGasEngine,
+    spec: RunSpec,
+    *,
+    save_state: bool,
+    chunk_saves: int | None,
+    checkpoint,
+    fingerprint,
+    resume: bool,
+    progress,
+    label: str,
+):
+    """The host loop of every gas run: start `engine`, continue a checkpoint, advance chunk by
+    chunk (observables to the host, a checkpoint after every chunk, a progress bar).
+    `chunk_saves`: save intervals per chunk (None: all). The save axis of the results follows
+    the engine's leading axes (`engine.shape[:-2]`).
+
+    Returns `(carry, observables, encounters, state)`: the engine's final carry, a dict of
+    observable series (the initial save included), cumulative encounters, and the state series
+    (`None` without `save_state`)."""
+    save_every, n_intervals = spec.save_every, spec.n_saves - 1
+    axis = len(engine.shape) - 2  # after the realization axis (and a sweep's point axis)
+    chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
+    check_fits(engine, n_intervals + 1, chunk_saves, save_state, checkpoint)
+    n = engine.shape[-2]
+    if (n // 2) * save_every >= 2**31:
+        raise ValueError(
+            f"save_every={save_every} steps per save is too many for N={n}: the encounters of "
+            f"one save interval, up to N/2 x save_every = {(n // 2) * save_every}, are counted "
+            "in int32 (< 2^31); save more often (a smaller save_every, or on the command line "
+            "a larger run.n_saves)"
+        )
+    carry, obs0 = engine.start()
+    path = Path(checkpoint) if checkpoint is not None else None
+    # "saves_state": the saved states (save_state=True), apart from the engine's own "state".
+    pieces: dict[str, list] = {name: [] for name in FIELDS + ["encounters", "saves_state"]}
+    done = 0
+    if path is not None and path.exists():
+        if not resume:
+            raise FileExistsError(
+                f"checkpoint={str(path)!r} exists; pass resume=True to continue it"
+            )
+        saved = read_checkpoint(path, fingerprint)
+        done = int(saved["step"]) // save_every
+        carry = engine.restore(saved)
+        for name in pieces:
+            if name in saved:
+                pieces[name].append(np.asarray(saved[name]))
+
+    if jax.process_count() > 1:
+        # Every process has checked the checkpoint before process 0 may write one.
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("oile_jax simulate_gas start")
+    bar = ProgressBar(n_intervals, label, enabled=progress)
+    bar.update(done)
+    while done < n_intervals:
+        size = min(chunk_saves, n_intervals - done)
+        carry, obs, met, states = engine.advance(
+            carry, done * save_every, size, save_every, save_state
+        )
+        for name in FIELDS:
+            pieces[name].append(to_host(getattr(obs, name)))
+        pieces["encounters"].append(to_host(met).astype(np.int64))
+        if save_state:
+            pieces["saves_state"].append(states)
+        done += size
+        if path is not None:
+            state = engine.checkpoint(carry)
+            write_checkpoint(path, fingerprint, done * save_every, state, pieces, axis)
+        bar.update(done)
+    bar.close()
+
+    def series(name, first):
+        first = np.expand_dims(to_host(first), axis)
+        return np.concatenate([first] + pieces[name], axis=axis) if pieces[name] else first
+
+    out = {name: series(name, getattr(obs0, name)) for name in FIELDS}
+    n_met = series("encounters", np.zeros(obs0.lepton.shape, np.int64))
+    state = None
+    if save_state:
+        saved = pieces["saves_state"][0]  # (..., saves, N, 3): the state's shape without `axis`
+        shape = saved.shape[:axis] + saved.shape[axis + 1 :]
+        initial = np.broadcast_to(np.asarray(engine.gas.initial_state(engine.dtype)), shape)
+        state = series("saves_state", initial)
+    return carry, out, np.cumsum(n_met, axis=axis), state
+
+
+def prepare(gas, **options) -> tuple[Gas, RunSpec]:
+    """A validated gas and run specification (`make_spec`'s options)."""
+    if not isinstance(gas, Gas):
+        raise ValueError(f"gas must be a Gas(counts, omegas, P0), got {type(gas).__name__}")
+    spec = make_spec(**options)
+    return check_gas(gas, spec.dtype), spec
+
+
+def simulate_gas(
+    gas: Gas,
+    *,
+    gamma: ArrayLike,
+    schedule: AbstractSchedule,
+    key: PRNGKeyArray,
+    mu: ArrayLike = 1.0,
+    B: ArrayLike = (0.0, 0.0, -1.0),
+    angles: "str | AbstractAngleModel" = "isotropic",
+    n_steps: int | None = None,
+    t_max: float | None = None,
+    save_every: int = 1,
+    n_realizations: int = 1,
+    dtype=None,
+    save_state: bool = False,
+    chunk_saves: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    devices=None,
+    shards: int | None = None,
+    exchange_every: int = 1,
+) -> GasSolution:
+    """Simulate an OILE gas: `n_realizations` independent realizations, vmapped.
+
+    **Arguments:**
+    - `gas`: a `Gas` (group counts, vacuum frequencies, initial Bloch vectors).
+    - `gamma` (> 0), `mu` (> 0): impact parameter and coupling. `B`: unit vacuum direction in
+      the basis the states are written in (default mass basis `(0, 0, -1)`; see `mixing_vector`).
+    - `schedule`: `Stochastic(dt)` or `Deterministic(vacuum="split" | "inside")`.
+    - `angles`: `"isotropic"`, `"fixed-velocities"`, `"fixed-angle"` (or an instance).
+    - `n_steps` or `t_max` (exactly one), `save_every`: run length and save interval in steps.
+    - `dtype`: `jnp.float32` (default) or `jnp.float64` (needs `jax_enable_x64`).
+    - `save_state`: also return the full state at every save (memory: `R S N 3` floats).
+    - `chunk_saves`: save intervals per jitted chunk (default: all; smaller chunks give a live
+      progress bar and more frequent checkpoints at no cost in results).
+    - `checkpoint`: an HDF5 path written (atomically) after every chunk; with `resume=True` an
+      existing checkpoint of the same run is continued, giving exactly the numbers of an
+      uninterrupted run. An existing checkpoint is never overwritten without `resume=True`.
+    - `progress`: draw a progress bar on stderr (default: when stderr is a terminal).
+    - `devices`: shard the realizations across devices (`"all"`, a count, or a list of
+      `jax.Device`; `n_realizations` a multiple of their number). The encounters are those of
+      an unsharded run and the numbers the same to rounding. With `jax.distributed.initialize()`
+      on every host, `"all"` spans the hosts.
+    - `shards`: split each realization's gas into this many shards along the neutrino axis
+      (for a gas larger than one device): pairs form within shards, and every
+      `exchange_every` steps the shards exchange random equal parts (see `sharded.py` for the
+      pairing statistics). `devices` then places the shards (`shards` a multiple of their
+      number), and any device count makes the same encounters (numbers equal to rounding).
+      N must be a multiple of `shards^2` with `N / shards` even; `save_every` a multiple of
+      `exchange_every`.
+
+    `gamma`, `mu`, `B`, `dt`, the gas's `omegas` and `P0` are traced: changing them does not
+    recompile; `counts`, `n_realizations`, `save_every`, chunk sizes and options are static.
+    """
+    gas, spec = prepare(
+        gas,
+        gamma=gamma,
+        schedule=schedule,
+        key=key,
+        mu=mu,
+        B=B,
+        angles=angles,
+        n_steps=n_steps,
+        t_max=t_max,
+        save_every=save_every,
+        n_realizations=n_realizations,
+        dtype=dtype,
+    )
+    kernel = GasKernel.make(gas, spec)
+    options = {"save_state": save_state}
+    if shards is None:
+        engine = DenseEngine.make(kernel, gas, spec, devices)
+    else:
+        shards, exchange_every = check_shards(shards, gas.n, exchange_every, spec.save_every)
+        engine = ShardedEngine.make(kernel, gas, spec, shards, exchange_every, devices)
+        options.update(shards=shards, exchange_every=exchange_every)
+    stamp = None
+    if checkpoint is not None:
+        if any(concrete(x) is None for x in (spec.gamma, spec.mu, gas.omegas, gas.P0)):
+            raise ValueError("checkpoint needs concrete parameters (not under jit or grad)")
+        stamp = fingerprint(gas, spec, options)
+    carry, out, encounters, state = drive(
+        engine,
+        spec,
+        save_state=save_state,
+        chunk_saves=chunk_saves,
+        checkpoint=checkpoint,
+        fingerprint=stamp,
+        resume=resume,
+        progress=progress,
+        label=f"gas N={gas.n} R={spec.n_realizations}",
+    )
+    return GasSolution(
+        ts=spec.times(),
+        encounters=encounters,
+        final_state=engine.state(carry),
+        state=state,
+        velocities=engine.velocities(),
+        counts=gas.counts,
+        **out,
+    )

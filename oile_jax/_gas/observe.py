@@ -1,0 +1,54 @@
+"""Observables of a gas: the one reducer every engine uses."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array
+
+from .._state import entropy
+
+
+class Observables(eqx.Module):
+    """Per-save observables of one realization (leading axes added by the driver).
+
+    - `group_mean` `(G, 3)`: mean Bloch vector of each group; `group_std` `(G, 3)`: standard
+      deviation of the members' components; `group_length` `(G,)`: mean of `|P_i|`;
+      `group_entropy` `(G,)`: mean one-neutrino entanglement entropy (nats).
+    - `total` `(3,)`: `sum_i P_i`; `lepton` `()`: `B . sum_i P_i`.
+    """
+
+    group_mean: Array
+    group_std: Array
+    group_length: Array
+    group_entropy: Array
+    total: Array
+    lepton: Array
+
+
+def observe(P, group, counts, B, ids_sorted: bool = False, combine=None) -> Observables:
+    """Observables of Bloch vectors `P` `(n, 3)` of groups `group` `(n,)` (any order).
+
+    `P` may hold only a part of the gas, in blocks `(L, M, 3)` (the sharded engine's local
+    shards): then every sum is taken block by block and `combine` turns the per-block sums
+    `(L, ...)` into the gas's (adding the blocks of other devices, in block order)."""
+    G = len(counts)
+    n = jnp.asarray(counts, dtype=P.dtype)
+    if combine is None:
+        seg = lambda x: jax.ops.segment_sum(x, group, num_segments=G, indices_are_sorted=ids_sorted)
+        add = lambda x: jnp.sum(x, axis=0)
+    else:
+        per_block = jax.vmap(lambda x, g: jax.ops.segment_sum(x, g, num_segments=G))
+        seg = lambda x: combine(per_block(x, group))
+        add = lambda x: combine(jnp.sum(x, axis=-2))
+    mean = seg(P) / n[:, None]
+    # Two passes: the spread can be far below the mean (seeded instabilities).
+    var = seg((P - mean[group]) ** 2) / n[:, None]
+    total = add(P)
+    return Observables(
+        group_mean=mean,
+        group_std=jnp.sqrt(var),
+        group_length=seg(jnp.linalg.norm(P, axis=-1)) / n,
+        group_entropy=seg(entropy(P)) / n,
+        total=total,
+        lepton=jnp.dot(total, B),
+    )

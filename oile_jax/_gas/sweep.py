@@ -1,0 +1,188 @@
+"""`sweep_gas`: one gas run at many values of gamma and mu, vmapped, the sweep axis sharded
+across devices.
+
+Every point runs `simulate_gas` with the same key (common random numbers: the points differ by
+their parameters only, not by sampling noise), so point `k` makes the encounters of
+`simulate_gas(gamma=gamma[k], mu=mu[k], ...)`, on any number of devices, and gives its numbers
+to rounding (the vmapped program is another XLA program; XLA promises no fusion, multiply-add
+contraction or reduction order across programs).
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._checks import concrete
+from .._sharding import leading_axis_sharding, placement, shard, to_host
+from . import dense
+from .checkpoint import fingerprint
+from .driver import GasSolution, drive, prepare
+from .engine import AbstractGasEngine
+from .kernel import GasKernel, Slots
+from .model import Gas
+
+_initial = eqx.filter_jit(eqx.filter_vmap(dense.initial, in_axes=(0, 0)))
+_advance = eqx.filter_jit(
+    eqx.filter_vmap(dense.advance, in_axes=(0, 0, None, None, None, None, None))
+)
+_in_gas_order = eqx.filter_jit(eqx.filter_vmap(dense.in_gas_order))
+
+
+class SweptEngine(AbstractGasEngine):
+    """A dense engine at `K` parameter points at once: its kernel `(K, ...)` (one point's
+    kernel per index of the leading axis), slots `(K, R, ...)`, the sweep axis sharded across
+    devices. It runs the dense engine's own functions, vmapped."""
+
+    points: dense.DenseEngine
+    sharding: object = eqx.field(static=True, default=None)
+
+    @property
+    def kernel(self) -> GasKernel:
+        return self.points.kernel
+
+    @property
+    def gas(self) -> Gas:
+        return self.points.gas
+
+    @property
+    def key(self):
+        return self.points.key
+
+    @property
+    def dtype(self):
+        return self.points.dtype
+
+    @property
+    def shape(self):
+        K = jax.tree.leaves(self.kernel.gamma)[0].shape[0]
+        return (K,) + self.points.shape
+
+    @property
+    def devices(self):
+        return placement(self.sharding)
+
+    def start(self):
+        P = jnp.broadcast_to(self.gas.initial_state(self.dtype), self.shape)
+        return _initial(self.kernel, shard(P, self.sharding))
+
+    def advance(self, slots, step0: int, size: int, save_every: int, save_state: bool):
+        step0 = jnp.asarray(step0, jnp.int32)
+        slots, (obs, met, states) = _advance(
+            self.kernel, slots, self.key, step0, size, save_every, save_state
+        )
+        return slots, obs, met, to_host(states) if save_state else None
+
+    def state(self, slots) -> np.ndarray:
+        return to_host(_in_gas_order(self.kernel, slots))
+
+    def checkpoint(self, slots) -> dict:
+        return self.points.checkpoint(slots)
+
+    def restore(self, saved):
+        P = jnp.asarray(saved["state"], dtype=self.dtype)
+        return shard(Slots.restore(P, jnp.asarray(saved["index"], jnp.int32)), self.sharding)
+
+
+def _points(gamma, mu) -> tuple[np.ndarray, np.ndarray]:
+    values = [np.asarray(concrete(x) if concrete(x) is not None else np.nan) for x in (gamma, mu)]
+    if any(np.isnan(v).any() for v in values):
+        raise ValueError("gamma and mu of a sweep must be concrete numbers (not traced)")
+    gamma, mu = (np.atleast_1d(v) for v in values)
+    for v, name in ((gamma, "gamma"), (mu, "mu")):
+        if v.ndim != 1:
+            raise ValueError(
+                f"gamma and mu must be scalars or 1-d arrays of one length, got {name} of shape "
+                f"{v.shape}"
+            )
+        if v.size == 0:
+            raise ValueError(f"{name} of a sweep is empty: give at least one point")
+    if gamma.size != mu.size and 1 not in (gamma.size, mu.size):
+        raise ValueError(
+            f"gamma and mu of a sweep must have one length (or one of them a scalar), got "
+            f"{gamma.size} gammas and {mu.size} mus"
+        )
+    return np.broadcast_arrays(gamma, mu)
+
+
+def sweep_gas(
+    gas,
+    *,
+    gamma,
+    schedule,
+    key,
+    mu=1.0,
+    B=(0.0, 0.0, -1.0),
+    angles="isotropic",
+    n_steps: int | None = None,
+    t_max: float | None = None,
+    save_every: int = 1,
+    n_realizations: int = 1,
+    dtype=None,
+    save_state: bool = False,
+    chunk_saves: int | None = None,
+    checkpoint=None,
+    resume: bool = False,
+    progress: bool | None = None,
+    devices=None,
+) -> list[GasSolution]:
+    """`simulate_gas` at every point of a parameter sweep, in one vmapped call per chunk.
+
+    **Arguments:** as `simulate_gas`, except `gamma` and `mu`: 1-d arrays of the sweep's `K`
+    points (or scalars, broadcast). Every point needs the same number of steps: give `n_steps`,
+    or `t_max` with a stochastic schedule (its step `dt` is the same at every point; a
+    deterministic round lasts `gamma / mu`). `devices`: shard the sweep axis across devices
+    (`"all"`, a count or a list; `K` a multiple of their number). `checkpoint`, `resume`: as in
+    `simulate_gas` (one checkpoint file for the whole sweep).
+
+    **Returns:** one `GasSolution` per point, with the numbers `simulate_gas` gives at that
+    point with the same key.
+    """
+    gammas, mus = _points(gamma, mu)
+    options = dict(schedule=schedule, key=key, B=B, angles=angles, n_steps=n_steps, t_max=t_max)
+    options.update(save_every=save_every, n_realizations=n_realizations, dtype=dtype)
+    runs = [prepare(gas, gamma=g, mu=m, **options) for g, m in zip(gammas, mus, strict=True)]
+    steps = sorted({spec.n_steps for _, spec in runs})
+    if len(steps) > 1:
+        raise ValueError(
+            f"t_max={t_max} gives {steps[0]} to {steps[-1]} steps across the sweep (a "
+            "deterministic round lasts gamma / mu); pass n_steps for a sweep"
+        )
+    gas, spec = runs[0]
+    K = len(runs)
+    kernels = jax.tree.map(lambda *xs: jnp.stack(xs), *[GasKernel.make(g, s) for g, s in runs])
+    sharding = leading_axis_sharding(
+        devices, K, "sweep", f"the sweep's {K} points", "the sweep's points"
+    )
+    kernels = jax.tree.map(lambda x: shard(x, sharding), kernels)
+    engine = SweptEngine(dense.DenseEngine.make(kernels, gas, spec), sharding)
+    stamp = None
+    if checkpoint is not None:
+        points = (jnp.stack([s.gamma for _, s in runs]), jnp.stack([s.mu for _, s in runs]))
+        stamp = fingerprint(
+            gas, eqx.tree_at(lambda s: (s.gamma, s.mu), spec, points), {"save_state": save_state}
+        )
+    carry, series, encounters, state = drive(
+        engine,
+        spec,
+        save_state=save_state,
+        chunk_saves=chunk_saves,
+        checkpoint=checkpoint,
+        fingerprint=stamp,
+        resume=resume,
+        progress=progress,
+        label=f"sweep K={K} N={gas.n}",
+    )
+    final_state, velocities = engine.state(carry), engine.velocities()
+    return [
+        GasSolution(
+            ts=point.times(),
+            encounters=encounters[k],
+            final_state=final_state[k],
+            state=state[k] if save_state else None,
+            velocities=velocities[k] if velocities is not None else None,
+            counts=gas.counts,
+            **{name: values[k] for name, values in series.items()},
+        )
+        for k, (_, point) in enumerate(runs)
+    ]
