@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from oile_jax._bench import benchmark
+from oile_jax.bench import benchmark
 
 
 def main(argv=None) -> int:

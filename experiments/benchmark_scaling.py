@@ -19,7 +19,7 @@ import sys
 
 import jax
 
-from oile_jax._bench import copy_bandwidth, default_steps, gas_rate
+from oile_jax.bench import copy_bandwidth, default_steps, gas_rate
 
 BYTES_PER_ENCOUNTER = 48
 

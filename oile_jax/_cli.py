@@ -407,7 +407,7 @@ def cmd_path(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from ._bench import benchmark
+    from .bench import benchmark
 
     # Every option checked before the baseline is measured (that takes seconds).
     if args.repeats < 1:

@@ -1,4 +1,4 @@
-"""The gas throughput benchmark behind `oile bench` and `experiments/benchmark_gas.py`:
+"""Gas throughput, public so that `oile bench` and the scripts in `experiments/` share it:
 encounters per second of `simulate_gas` against the research prototype's algorithm, measured in
 the same run."""
 
