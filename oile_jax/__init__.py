@@ -71,6 +71,7 @@ from ._schedule import (
     Deterministic as Deterministic,
     Stochastic as Stochastic,
 )
+from ._version import __version__ as __version__
 from ._state import (
     bloch_to_rho as bloch_to_rho,
     entropy as entropy,
@@ -81,4 +82,3 @@ from ._state import (
     rho_to_bloch as rho_to_bloch,
 )
 
-__version__ = "0.1.0"

@@ -37,15 +37,16 @@ def check_option(value: str, name: str, allowed: Sequence[str]) -> str:
     return value
 
 
-def check_vector(x, name: str, dtype, *, size: int = 3):
-    """`x` as an array of `dtype` whose last axis has length `size`."""
+def check_vector(x, name: str, dtype=None, *, size: int = 3, what: str = ""):
+    """`x` as a real array (of `dtype`, if given) whose last axis has length `size`; `what`
+    names the vectors in the message ("Bloch vectors (two flavours)")."""
     x = jnp.asarray(x)
+    if x.ndim == 0 or x.shape[-1] != size:
+        shape = f"be {what} of shape" if what else "have shape"
+        raise ValueError(f"{name} must {shape} (..., {size}), got shape {x.shape}")
     if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
         raise ValueError(f"{name} must be real, got dtype {x.dtype}")
-    x = x.astype(dtype)
-    if x.ndim == 0 or x.shape[-1] != size:
-        raise ValueError(f"{name} must have shape (..., {size}), got shape {x.shape}")
-    return x
+    return x if dtype is None else x.astype(dtype)
 
 
 def check_scalar(x, name: str, dtype):

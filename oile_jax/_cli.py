@@ -27,10 +27,6 @@ class _Failure(Exception):
     """An error for the user: printed as `oile: error: ...`, exit status 2."""
 
 
-def _floats(text):
-    return [float(x) for x in text]
-
-
 def _select_device(name: str):
     import jax
 
@@ -457,7 +453,7 @@ def _add_groups(p, what):
 
 
 def parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     top = argparse.ArgumentParser(
         prog="oile",

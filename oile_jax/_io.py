@@ -29,7 +29,7 @@ def provenance() -> dict[str, str]:
     import jax
     import jaxlib
 
-    from . import __version__
+    from ._version import __version__
 
     device = jax.config.jax_default_device or jax.devices()[0]
     return {

@@ -8,7 +8,7 @@ the mass basis; a pure nu_e is `(0, 0, 1)` in the flavour basis.
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float
 
-from ._checks import check_option, check_physical_if_concrete
+from ._checks import check_option, check_physical_if_concrete, check_vector
 
 BASES = ("flavour", "flavor", "mass")
 
@@ -29,24 +29,9 @@ def complex_dtype(dtype):
     return jnp.complex128 if jnp.finfo(dtype).bits == 64 else jnp.complex64
 
 
-def real_dtype(dtype):
-    return jnp.finfo(dtype).dtype
-
-
-def _bloch_shape(P, name: str):
-    P = jnp.asarray(P)
-    if P.ndim == 0 or P.shape[-1] != 3:
-        raise ValueError(
-            f"{name} must be Bloch vectors of shape (..., 3) (two flavours), got shape {P.shape}"
-        )
-    if not (jnp.issubdtype(P.dtype, jnp.floating) or jnp.issubdtype(P.dtype, jnp.integer)):
-        raise ValueError(f"{name} must be real, got dtype {P.dtype}")
-    return P
-
-
 def bloch_to_rho(P: Float[Array, "... 3"]) -> Complex[Array, "... 2 2"]:
     """Density matrix `(1 + P.sigma)/2` of Bloch vector(s) `P`."""
-    P = _bloch_shape(P, "P")
+    P = check_vector(P, "P", what="Bloch vectors (two flavours)")
     cdtype = complex_dtype(P.dtype)
     sigma = pauli(cdtype)
     eye = jnp.eye(2, dtype=cdtype)
@@ -101,7 +86,7 @@ def entropy(P: Float[Array, "... 3"]) -> Float[Array, "..."]:
     Zero for a pure state, `ln 2` for `P = 0`. Safe (finite value and gradient) at |P| = 1.
     A concrete `P` must have shape `(..., 3)` and |P| <= 1.
     """
-    P = _bloch_shape(P, "P")
+    P = check_vector(P, "P", what="Bloch vectors (two flavours)")
     check_physical_if_concrete(P, "P")
     r2 = jnp.clip(jnp.sum(P * P, axis=-1), 0.0, 1.0)
     # sqrt has an infinite derivative at 0; S is smooth there (S = ln 2 - |P|^2/2 + ...).
