@@ -71,7 +71,6 @@ from ._schedule import (
     Deterministic as Deterministic,
     Stochastic as Stochastic,
 )
-from ._version import __version__ as __version__
 from ._state import (
     bloch_to_rho as bloch_to_rho,
     entropy as entropy,
@@ -81,4 +80,4 @@ from ._state import (
     pauli as pauli,
     rho_to_bloch as rho_to_bloch,
 )
-
+from ._version import __version__ as __version__

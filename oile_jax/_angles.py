@@ -149,6 +149,18 @@ class FixedVelocities(AbstractAngleModel):
 ANGLE_MODELS = ("isotropic", "fixed-angle", "fixed-velocities")
 
 
+def fresh_angle_model(angles) -> "AbstractFreshAngleModel":
+    """An angle-model option for the foreground model, whose partners are fresh every
+    encounter: a model that draws `x` afresh (no per-neutrino velocities)."""
+    angles = angle_model(angles)
+    if not isinstance(angles, AbstractFreshAngleModel):
+        raise ValueError(
+            f"angles={type(angles).__name__}() is not available for the foreground model, whose "
+            "background neutrinos are fresh every encounter; use 'isotropic' or 'fixed-angle'"
+        )
+    return angles
+
+
 def angle_model(angles: "str | AbstractAngleModel | ArrayLike") -> AbstractAngleModel:
     """Resolve an angle-model option: an instance, or one of `ANGLE_MODELS` by name."""
     if isinstance(angles, AbstractAngleModel):

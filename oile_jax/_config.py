@@ -15,6 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 MODELS = ("foreground", "gas", "meanfield", "manybody")
 ALL = frozenset(MODELS)
 SAMPLED = frozenset({"foreground", "gas", "manybody"})  # models with encounters and a schedule
@@ -302,7 +304,24 @@ def _optional(key: str, model: str, flat: dict) -> bool:
     )
 
 
+def _library(key: str, check):
+    """Run one of the library's own checks; its ValueError becomes a ConfigError naming `key`
+    (the rules live in the library, once)."""
+    try:
+        return check()
+    except ValueError as error:
+        _fail(key, str(error))
+
+
 def _check_together(c: dict, model: str, given: set):
+    """The rules that tie keys together: each is the library's own check, its message prefixed
+    with the key the user wrote."""
+    from ._angles import fresh_angle_model
+    from ._gas import Gas
+    from ._gas.sharded import check_shards
+    from ._manybody import MAX_QUBITS, check_manybody_schedule
+    from ._schedule import Deterministic, Stochastic
+
     if c["physics.basis"] == "mass" and c["physics.theta"] != 0:
         _fail("physics.theta", "is the flavour-basis mixing angle; remove it for basis 'mass'")
     if model in SAMPLED | {"meanfield"}:
@@ -312,56 +331,39 @@ def _check_together(c: dict, model: str, given: set):
         if model in SAMPLED and stochastic and c["schedule.vacuum"] != "split":
             _fail("schedule.vacuum", "'inside' needs the deterministic schedule (kind)")
         if stochastic and c["schedule.dt"] is not None:
-            limit = c["physics.gamma"] / c["physics.mu"]
-            if c["schedule.dt"] > limit * (1 + 1e-12):
-                _fail(
-                    "schedule.dt",
-                    f"must be <= gamma / mu = {limit:g} (the meeting probability mu dt / gamma "
-                    f"must be <= 1), got {c['schedule.dt']:g}",
-                )
+            gamma, mu = c["physics.gamma"], c["physics.mu"]
+            schedule = Stochastic(dt=c["schedule.dt"])
+            _library("schedule.dt", lambda: schedule.checked(gamma, mu, np.float32))
     if model == "foreground":
-        if c["physics.angles"] == "fixed-velocities":
-            _fail(
-                "physics.angles",
-                "'fixed-velocities' is not available for the foreground model (its partners "
-                "are fresh every encounter); use 'isotropic' or 'fixed-angle'",
-            )
-    else:
-        G = len(c["gas.counts"])
-        for key in ("gas.omegas", "gas.P0"):
-            if len(c[key]) != G:
-                _fail(key, f"needs one entry per group: {G} (gas.counts), got {len(c[key])}")
-        if model in ("gas", "manybody") and sum(c["gas.counts"]) % 2:
+        _library("physics.angles", lambda: fresh_angle_model(c["physics.angles"]))
+        return
+    G = len(c["gas.counts"])
+    for key in ("gas.omegas", "gas.P0"):
+        if len(c[key]) != G:
+            _fail(key, f"needs one entry per group: {G} (gas.counts), got {len(c[key])}")
+    if model in ("gas", "manybody"):
+        _library("gas.counts", lambda: Gas(c["gas.counts"], c["gas.omegas"], c["gas.P0"]))
+    n = sum(c["gas.counts"])
+    if model == "gas" and c["gas.shards"]:
+        _library("gas.shards", lambda: check_shards(c["gas.shards"], n, 1, 1))
+    if model == "manybody":
+        if n > MAX_QUBITS:
             _fail(
                 "gas.counts",
-                f"sum to N = {sum(c['gas.counts'])}; pairing every neutrino needs N even",
+                f"sum to N = {n}; the exact many-body state takes N <= {MAX_QUBITS} "
+                "(2^N amplitudes)",
             )
-        shards, n = c.get("gas.shards", 0), sum(c["gas.counts"])
-        if model == "gas" and shards and (n % (shards * shards) or (n // shards) % 2):
-            _fail(
-                "gas.shards",
-                f"must fit the gas: N = {n} (gas.counts) must be a multiple of shards^2 = "
-                f"{shards * shards} with N / shards even",
-            )
-        if model == "manybody":
-            from ._manybody import MAX_QUBITS
-
-            if sum(c["gas.counts"]) > MAX_QUBITS:
-                _fail(
-                    "gas.counts",
-                    f"sum to N = {sum(c['gas.counts'])}; the exact many-body state takes "
-                    f"N <= {MAX_QUBITS} (2^N amplitudes)",
-                )
-            if any(abs(math.hypot(*p) - 1) > 1e-6 for p in c["gas.P0"]):
-                _fail("gas.P0", "must be pure states (|P| = 1) for the many-body model")
-            if c["schedule.kind"] == "deterministic" and c["schedule.vacuum"] == "inside":
-                _fail("schedule.vacuum", "'inside' is not available for the many-body model")
-        if model == "meanfield" and c["physics.angles"] == "fixed-angle":
-            _fail(
-                "physics.angles",
-                "the mean-field model takes 'isotropic' (group ODE) or 'fixed-velocities' "
-                "(multi-angle ODE)",
-            )
+        if any(abs(math.hypot(*p) - 1) > 1e-6 for p in c["gas.P0"]):
+            _fail("gas.P0", "must be pure states (|P| = 1) for the many-body model")
+        if c["schedule.kind"] == "deterministic":
+            schedule = Deterministic(vacuum=c["schedule.vacuum"])
+            _library("schedule.vacuum", lambda: check_manybody_schedule(schedule))
+    if model == "meanfield" and c["physics.angles"] == "fixed-angle":
+        _fail(
+            "physics.angles",
+            "the mean-field model takes 'isotropic' (group ODE) or 'fixed-velocities' "
+            "(multi-angle ODE)",
+        )
 
 
 def parse_value(text: str):

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
-from ._angles import AbstractAngleModel, AbstractFreshAngleModel, angle_model
+from ._angles import AbstractAngleModel, AbstractFreshAngleModel, fresh_angle_model
 from ._checks import (
     check_bloch,
     check_dtype,
@@ -146,12 +146,7 @@ def simulate_foreground(
             else jnp.result_type(float)
         )
     dtype = check_dtype(dtype)
-    angles = angle_model(angles)
-    if not isinstance(angles, AbstractFreshAngleModel):
-        raise ValueError(
-            f"angles={type(angles).__name__}() is not available for the foreground model, whose "
-            "background neutrinos are fresh every encounter; use 'isotropic' or 'fixed-angle'"
-        )
+    angles = fresh_angle_model(angles)
     P0 = check_bloch(check_vector(P0, "P0", dtype), "P0")
     P_b = check_vector(P_b, "P_b", dtype)
     if P_b.ndim != 1:

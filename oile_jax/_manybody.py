@@ -227,6 +227,15 @@ def _run_manybody(kernel, state: ManyBodyState, P0, spec):
     )
 
 
+def check_manybody_schedule(schedule):
+    """The many-body engine applies the vacuum between the encounters: not inside them."""
+    if schedule.vacuum_inside:
+        raise ValueError(
+            "schedule=Deterministic(vacuum='inside') is not available for the many-body engine; "
+            "use 'split'"
+        )
+
+
 def simulate_manybody(
     gas,
     *,
@@ -266,11 +275,7 @@ def simulate_manybody(
         n_realizations=n_realizations,
         dtype=dtype,
     )
-    if spec.schedule.vacuum_inside:
-        raise ValueError(
-            "schedule=Deterministic(vacuum='inside') is not available for the many-body engine; "
-            "use 'split'"
-        )
+    check_manybody_schedule(spec.schedule)
     P0 = gas.initial_state(spec.dtype)
     state = initial_state(P0, spec.B)
     return _run_manybody(GasKernel.make(gas, spec), state, P0, spec)

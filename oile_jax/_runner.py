@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._angles import FixedVelocities
+from ._checks import check_dtype
 from ._config import ConfigError, dumps
 from ._gas import Gas, observe
 from ._gas.checkpoint import CheckpointMismatch, read_checkpoint
@@ -31,10 +32,7 @@ def checkpoint_path(out: Path) -> Path:
 
 
 def _dtype(config):
-    dtype = jnp.dtype(config["precision"])
-    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-        raise ValueError("precision='float64' needs jax.config.update('jax_enable_x64', True)")
-    return dtype
+    return check_dtype(config["precision"], "precision")
 
 
 def _vacuum(config, dtype):
@@ -64,7 +62,8 @@ def _saving(config, schedule) -> tuple[int, int]:
     intervals = run["n_saves"] - 1
     save_every = round(run["t_max"] / tau / intervals)
     if save_every < 1 or abs(save_every * intervals * tau - run["t_max"]) > 1e-6 * run["t_max"]:
-        step = "schedule.dt" if isinstance(schedule, Stochastic) else "a round, gamma / mu,"
+        stochastic = config["schedule"]["kind"] == "stochastic"
+        step = "schedule.dt" if stochastic else "a round, gamma / mu,"
         options = sorted({max(1, save_every), max(1, save_every) + 1} - {0})
         nearest = " or ".join(f"{k * intervals * tau:g}" for k in options)
         raise ConfigError(
@@ -132,7 +131,7 @@ def run_foreground(config, key, progress):
         # The master equation (dt -> 0) and, for the stochastic schedule, the exact ensemble
         # mean of the schedule at this dt.
         data["master_equation"] = foreground_mean(t=sol.ts, **exact)
-        if isinstance(schedule, Stochastic):
+        if config["schedule"]["kind"] == "stochastic":
             data["exact_mean"] = foreground_mean(t=sol.ts, dt=schedule.dt, **exact)
     return data
 
@@ -319,8 +318,12 @@ def run(
             f"--resume: only gas runs write checkpoints; model {model!r} runs in one call"
         )
     else:
-        runner = {"foreground": run_foreground, "meanfield": run_meanfield}
-        data = runner.get(model, run_manybody)(config, key, progress)
+        runner = {
+            "foreground": run_foreground,
+            "meanfield": run_meanfield,
+            "manybody": run_manybody,
+        }
+        data = runner[model](config, key, progress)
     data = jax.tree_util.tree_map(np.asarray, data)
     run_attrs = {
         "kind": "run",

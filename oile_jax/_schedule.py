@@ -112,10 +112,10 @@ def meet_probability(schedule: Stochastic, gamma, mu) -> Array:
         dt, g, m = (float(v) for v in values)
         detail = (
             f"dt={dt:g} with gamma={g:g}, mu={m:g} gives p = {m * dt / g:g}; "
-            f"need dt <= gamma/mu = {g / m:g}"
+            f"need dt <= gamma / mu = {g / m:g}"
         )
     else:
-        detail = "need dt <= gamma/mu"
+        detail = "need dt <= gamma / mu"
     # A little slack so that dt = gamma/mu (p = 1) survives rounding.
     return fail_if(
         p,
