@@ -9,17 +9,29 @@ from oile_jax._gas.kernel import GasKernel, Slots
 from . import reference as ref
 from .conftest import assert_allclose, assert_same_to_rounding, interrupt_after_checkpoints
 
+# Every physics test runs on both engines: the sharded one with one shard pairs uniformly, like
+# the dense one, so the same references hold (several shards: test_sharded_gas.py and the
+# mean-field test below).
+ENGINES = {"dense": {}, "sharded": {"shards": 1}}
+
+
+@pytest.fixture(params=list(ENGINES))
+def engine(request):
+    return ENGINES[request.param]
+
+
 TWO_GROUPS = oj.Gas((4, 4), (0.3, -0.5), [[0.6, 0.0, 0.7], [-0.2, 0.5, -0.6]])
 
 
 @pytest.mark.parametrize("angles", ["isotropic", "fixed-velocities"])
-def test_against_numpy_loop(key, angles):
+def test_against_numpy_loop(engine, key, angles):
     """N = 8, stochastic schedule with vacuum (flavour basis): group means after 30 steps from
     500 JAX realizations and 300 NumPy-loop realizations agree within 4 combined standard errors."""
     B = np.asarray(oj.mixing_vector(0.4, "flavour"))
     kw = dict(gamma=0.3, mu=1.2, dt=0.1)
     sol = oj.simulate_gas(
         TWO_GROUPS,
+        **engine,
         gamma=kw["gamma"],
         mu=kw["mu"],
         B=B,
@@ -45,7 +57,7 @@ def test_against_numpy_loop(key, angles):
 
 
 @pytest.mark.parametrize("schedule", ["deterministic", "stochastic"])
-def test_equal_opposite_groups_decay_with_the_finite_n_factor(key, schedule):
+def test_equal_opposite_groups_decay_with_the_finite_n_factor(engine, key, schedule):
     """Pure +z and -z groups of 5 each, no vacuum: everything stays along z, z_i' = cos^2 c z_i
     + sin^2 c z_j, and since sum_j z_j = 0 and the partner is uniform over the N - 1 others,
     E[zbar_+] decays by (<cos^2 c> - <sin^2 c>/(N-1)) per round (deterministic) or by
@@ -62,6 +74,7 @@ def test_equal_opposite_groups_decay_with_the_finite_n_factor(key, schedule):
         factor, naive = 1 - p * sin2 * N / (N - 1), 1 - p * sin2
     sol = oj.simulate_gas(
         gas,
+        **engine,
         gamma=gamma,
         schedule=sched,
         key=key,
@@ -80,7 +93,7 @@ def test_equal_opposite_groups_decay_with_the_finite_n_factor(key, schedule):
     assert abs(mean_enc - expected) <= 4 * np.sqrt(N / 2 * steps * p * (1 - p) / 4000) + 1e-12
 
 
-def test_conservation_float64(key):
+def test_conservation_float64(engine, key):
     """Every encounter conserves sum_i P_i; with vacuum, B . sum_i P_i (lepton number)."""
     rng = np.random.default_rng(2)
     v = rng.normal(size=(200, 3))
@@ -88,6 +101,7 @@ def test_conservation_float64(key):
     gas = oj.Gas((100, 100), (0.0, 0.0), P0)
     sol = oj.simulate_gas(
         gas,
+        **engine,
         gamma=0.7,
         schedule=oj.Stochastic(dt=0.5),
         key=key,
@@ -101,6 +115,7 @@ def test_conservation_float64(key):
     gas = oj.Gas((100, 100), (0.4, -1.3), P0)
     sol = oj.simulate_gas(
         gas,
+        **engine,
         gamma=0.7,
         B=B,
         schedule=oj.Stochastic(dt=0.5),
@@ -114,7 +129,7 @@ def test_conservation_float64(key):
     assert np.max(np.abs(sol.total - P0.sum(0))) > 1e-3  # the total itself precesses
 
 
-def lepton_drift(N, steps, dtype, key):
+def lepton_drift(N, steps, dtype, key, engine=None):
     """The poster's two groups (60% / 40%): lepton number B . sum P = -0.2 N."""
     gas = oj.Gas(
         (6 * N // 10, 4 * N // 10),
@@ -131,18 +146,19 @@ def lepton_drift(N, steps, dtype, key):
         save_every=steps // 4,
         n_realizations=1,
         dtype=dtype,
+        **(engine or {}),
     )
     lepton = sol.lepton[0].astype(np.float64)
     return sol.encounters[0, -1], np.max(np.abs(lepton - lepton[0])) / abs(lepton[0])
 
 
-def test_lepton_number_float32_1e7(key):
-    encounters, drift = lepton_drift(10_000, 2000, jnp.float32, key)
+def test_lepton_number_float32_1e7(engine, key):
+    encounters, drift = lepton_drift(10_000, 2000, jnp.float32, key, engine)
     assert encounters == 10**7
     assert drift < 1e-5, drift
 
 
-def test_lepton_number_float32_vacuum_inside(key):
+def test_lepton_number_float32_vacuum_inside(engine, key):
     """The deterministic schedule with vacuum inside the encounters (4x4 complex products) in the
     flavour basis: float32 keeps the lepton number to 1e-5 over 400 rounds (2e6 encounters).
     Without restoring B.(P_i + P_j) after the products the drift was 2.6e-5 here."""
@@ -150,6 +166,7 @@ def test_lepton_number_float32_vacuum_inside(key):
     gas = oj.Gas((3000, 3000, 2000, 2000), (-0.2, -0.1, 0.1, 0.2), [up, up, down, down])
     sol = oj.simulate_gas(
         gas,
+        **engine,
         gamma=0.05,
         schedule=oj.Deterministic(vacuum="inside"),
         key=key,
@@ -171,7 +188,10 @@ def test_lepton_number_1e8(key, dtype, bound):
     assert drift < bound, drift
 
 
-def test_small_gamma_follows_the_multi_angle_mean_field(key):
+@pytest.mark.parametrize(
+    "engine", [{}, {"shards": 1}, {"shards": 4}], ids=["dense", "sharded", "4-shards"]
+)
+def test_small_gamma_follows_the_multi_angle_mean_field(engine, key):
     """Fixed velocities, N = 64, two groups with vacuum, stochastic with p = 1 (dt = gamma):
     at mu t = 1 the rms distance of the neutrinos from the multi-angle mean field
     dP_i/dt = [omega_i B + mu/(N-1) sum_j (1 - v_i.v_j) P_j] x P_i (NumPy RK4 here) shrinks like
@@ -184,6 +204,7 @@ def test_small_gamma_follows_the_multi_angle_mean_field(key):
     for gamma in gammas:
         sol = oj.simulate_gas(
             gas,
+            **engine,
             gamma=gamma,
             B=B,
             schedule=oj.Stochastic(dt=gamma),
@@ -221,7 +242,7 @@ def test_small_gamma_follows_the_multi_angle_mean_field(key):
     assert distances[-1] < 0.05
 
 
-def test_observables_against_numpy(key):
+def test_observables_against_numpy(engine, key):
     gas = oj.Gas(
         (6, 10, 4),
         (0.1, 0.2, 0.3),
@@ -229,6 +250,7 @@ def test_observables_against_numpy(key):
     )
     sol = oj.simulate_gas(
         gas,
+        **engine,
         gamma=0.2,
         schedule=oj.Stochastic(dt=0.1),
         key=key,
@@ -355,15 +377,16 @@ def test_changing_parameters_does_not_recompile(key, monkeypatch):
 
 
 @pytest.mark.parametrize("vacuum", ["split", "inside"])
-def test_deterministic_vacuum_options_agree_at_small_step(key, vacuum):
+def test_deterministic_vacuum_options_agree_at_small_step(engine, key, vacuum):
     """Both vacuum options conserve lepton number and agree to O(gamma) with each other."""
     B = oj.mixing_vector(0.3, "flavour")
     kw = dict(
         gamma=0.02, B=B, key=key, n_steps=50, save_every=50, n_realizations=2, angles="fixed-angle"
     )
-    sol = oj.simulate_gas(TWO_GROUPS, schedule=oj.Deterministic(vacuum=vacuum), **kw)
+    sol = oj.simulate_gas(TWO_GROUPS, **engine, schedule=oj.Deterministic(vacuum=vacuum), **kw)
     other = oj.simulate_gas(
         TWO_GROUPS,
+        **engine,
         schedule=oj.Deterministic(vacuum="inside" if vacuum == "split" else "split"),
         **kw,
     )
@@ -455,7 +478,7 @@ def test_carried_form_is_one_split_step(B):
     assert_allclose(out, np.stack([half(i, Q[i]) for i in range(8)]), rtol=0, atol=1e-13)
 
 
-def test_deterministic_round_lasts_gamma_over_mu(key):
+def test_deterministic_round_lasts_gamma_over_mu(engine, key):
     """One pair, perpendicular velocities (x = 1), no vacuum: the pair meets every round with
     c = gamma. The mean field of two neutrinos precesses P_1 about the conserved S = P_1 + P_2 at
     the rate mu |S|; so after n rounds, at mu t = n gamma (a round lasts gamma / mu), the gas
@@ -466,6 +489,7 @@ def test_deterministic_round_lasts_gamma_over_mu(key):
     gas = oj.Gas((1, 1), (0.0, 0.0), [P1, P2])
     sol = oj.simulate_gas(
         gas,
+        **engine,
         gamma=gamma,
         mu=mu,
         schedule=oj.Deterministic(),
@@ -488,7 +512,7 @@ def test_deterministic_round_lasts_gamma_over_mu(key):
     assert mu * np.linalg.norm(S) * sol.ts[-1] > 1.0
 
 
-def test_fixed_velocities_meet_at_one_minus_v_dot_v(key):
+def test_fixed_velocities_meet_at_one_minus_v_dot_v(engine, key):
     """One pair with fixed velocities, no vacuum, deterministic schedule: the pair meets every
     round with `c = gamma x`, `x = 1 - v_1.v_2` of the velocities the run returns. The two-neutrino
     mean field then precesses P_1 about the conserved S = P_1 + P_2 at the rate `x mu |S|`, so
@@ -499,6 +523,7 @@ def test_fixed_velocities_meet_at_one_minus_v_dot_v(key):
     P1, P2 = np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])
     sol = oj.simulate_gas(
         oj.Gas((1, 1), (0.0, 0.0), [P1, P2]),
+        **engine,
         gamma=gamma,
         mu=mu,
         schedule=oj.Deterministic(),
