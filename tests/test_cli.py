@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import oile_jax as oj
-from oile_jax import _cli, _config
+from oile_jax import _cli, _commands, _config
 
 from .conftest import assert_described, interrupt_after_checkpoints
 
@@ -373,4 +373,4 @@ def test_readme_command_lines_parse():
     for argv in commands:
         args = _cli.parser().parse_args(argv)
         if args.command in ("run", "config") and args.config in _config.presets():
-            _cli._resolved(args)  # the preset with these --set values is a valid run
+            _commands.resolved(args)  # the preset with these --set values is a valid run
