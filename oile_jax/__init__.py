@@ -22,14 +22,8 @@ from ._encounter import (
 )
 from ._equilibrium import (
     Equilibrium as Equilibrium,
-    GasPrecessionState as GasPrecessionState,
-    PathSolution as PathSolution,
     endpoint_frequency as endpoint_frequency,
     equilibrium_branches as equilibrium_branches,
-    gas_precession_state as gas_precession_state,
-    kicked_path as kicked_path,
-    miscidynamic_path as miscidynamic_path,
-    path_from_gas as path_from_gas,
     precession_equilibrium as precession_equilibrium,
 )
 from ._foreground import (
@@ -64,6 +58,14 @@ from ._meanfield import (
     lepton_number as lepton_number,
     multi_angle_energy as multi_angle_energy,
     solve_meanfield as solve_meanfield,
+)
+from ._path import (
+    GasPrecessionState as GasPrecessionState,
+    PathSolution as PathSolution,
+    gas_precession_state as gas_precession_state,
+    kicked_path as kicked_path,
+    miscidynamic_path as miscidynamic_path,
+    path_from_gas as path_from_gas,
 )
 from ._plot import plot_foreground as plot_foreground, plot_two_groups as plot_two_groups
 from ._schedule import (

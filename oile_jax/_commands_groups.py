@@ -120,8 +120,8 @@ def cmd_path(args) -> int:
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    from ._equilibrium import miscidynamic_path, path_from_gas
     from ._io import write_h5
+    from ._path import miscidynamic_path, path_from_gas
     from ._plot import plot_path, plot_two_groups
 
     out = args.out

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import oile_jax as oj
-from oile_jax import _cli, _commands, _config
+from oile_jax import _cli, _commands, _config, _schema
 
 from .conftest import assert_described, interrupt_after_checkpoints
 
@@ -85,7 +85,7 @@ def test_presets_resolve_and_round_trip(capsys):
 def test_readme_documents_every_key():
     """The README's configuration reference is the schema's (regenerate with
     `python -c "from oile_jax._config import reference; print(reference())"`)."""
-    assert _config.reference() in README.read_text()
+    assert _schema.reference() in README.read_text()
 
 
 @pytest.mark.parametrize(

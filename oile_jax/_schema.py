@@ -1,0 +1,211 @@
+"""The run-file schema: every key of `oile run`'s TOML files, with its type, default, unit,
+allowed values and the models that use it, and the reference table made from it."""
+
+import dataclasses
+from typing import Any
+
+MODELS = ("foreground", "gas", "meanfield", "manybody")
+ALL = frozenset(MODELS)
+SAMPLED = frozenset({"foreground", "gas", "manybody"})  # models with encounters and a schedule
+GROUPS = frozenset({"gas", "meanfield", "manybody"})
+REQUIRED = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    kind: str  # "str", "int", "float", "bool", "vector", "ints", "floats", "vectors"
+    default: Any
+    doc: str
+    unit: str = ""
+    allowed: tuple = ()
+    minimum: float | None = None
+    positive: bool = False
+    models: frozenset = ALL
+
+
+SCHEMA: dict[str, Key] = {
+    "model": Key("str", REQUIRED, "what to simulate", allowed=MODELS),
+    "seed": Key("int", 0, "PRNG seed (`jax.random.key(seed)`)", minimum=0),
+    "precision": Key("str", "float32", "floating-point precision", allowed=("float32", "float64")),
+    "title": Key("str", "", "figure title (default: made from the configuration)"),
+    "physics.gamma": Key(
+        "float",
+        REQUIRED,
+        "impact parameter `mu t_int` (the mean field is `gamma -> 0`); "
+        "meanfield: only used by the collision terms",
+        "1",
+        positive=True,
+    ),
+    "physics.mu": Key("float", 1.0, "neutrino-neutrino coupling", "frequency", positive=True),
+    "physics.basis": Key(
+        "str",
+        "mass",
+        "basis the Bloch vectors are written in: `B = (0, 0, -1)` (mass) or "
+        "`(sin 2theta, 0, -cos 2theta)` (flavour)",
+        allowed=("mass", "flavour", "flavor"),
+    ),
+    "physics.theta": Key("float", 0.0, "vacuum mixing angle (flavour basis only)", "rad"),
+    "physics.angles": Key(
+        "str",
+        "isotropic",
+        "angle model: fresh isotropic `1 - cos` per encounter, fixed per-neutrino velocities, or "
+        "`1 - v.v = 1` (foreground: isotropic or fixed-angle; meanfield: isotropic or "
+        "fixed-velocities)",
+        allowed=("isotropic", "fixed-velocities", "fixed-angle"),
+    ),
+    "schedule.kind": Key(
+        "str",
+        "stochastic",
+        "stochastic (a meeting with probability `mu dt / gamma` per step) or deterministic "
+        "(everyone meets once per round of length `gamma / mu`)",
+        allowed=("stochastic", "deterministic"),
+        models=SAMPLED,
+    ),
+    "schedule.dt": Key(
+        "float",
+        None,
+        "time step of the stochastic schedule, at most `gamma / mu` (default: `gamma / mu`, a "
+        "meeting every step); meanfield: the step whose finite-step term the stochastic "
+        "collision term carries (default: none, its Poisson limit `dt -> 0`; like "
+        "`physics.gamma`, unused without a collision term)",
+        "1/mu",
+        positive=True,
+        models=SAMPLED | {"meanfield"},
+    ),
+    "schedule.vacuum": Key(
+        "str",
+        "split",
+        "deterministic schedule: vacuum split around the encounters, or inside them "
+        "(foreground and gas only)",
+        allowed=("split", "inside"),
+        models=SAMPLED,
+    ),
+    "run.t_max": Key(
+        "float",
+        REQUIRED,
+        "length of the run (rounded to a whole number of save intervals)",
+        "1/mu",
+        positive=True,
+    ),
+    "run.n_saves": Key("int", 101, "saved times, the initial state included", minimum=2),
+    "run.n_realizations": Key(
+        "int", 1, "independent realizations (vmapped)", minimum=1, models=SAMPLED
+    ),
+    "run.chunk_saves": Key(
+        "int",
+        10,
+        "save intervals per jitted chunk: the progress bar and checkpoint granularity",
+        minimum=1,
+        models=frozenset({"gas"}),
+    ),
+    "run.save_state": Key(
+        "bool",
+        False,
+        "also save every neutrino's Bloch vector at every save (`R S N 3` numbers)",
+        models=frozenset({"gas"}),
+    ),
+    "foreground.P0": Key(
+        "vector",
+        REQUIRED,
+        "initial Bloch vector of the foreground neutrino",
+        models=frozenset({"foreground"}),
+    ),
+    "foreground.P_b": Key(
+        "vector",
+        REQUIRED,
+        "Bloch vector of every background neutrino",
+        models=frozenset({"foreground"}),
+    ),
+    "foreground.omega": Key(
+        "float",
+        0.0,
+        "vacuum frequency of the foreground neutrino",
+        "mu",
+        models=frozenset({"foreground"}),
+    ),
+    "gas.counts": Key("ints", REQUIRED, "neutrinos per group", minimum=1, models=GROUPS),
+    "gas.omegas": Key("floats", REQUIRED, "vacuum frequency of each group", "mu", models=GROUPS),
+    "gas.P0": Key("vectors", REQUIRED, "initial Bloch vector of each group", models=GROUPS),
+    "gas.shards": Key(
+        "int",
+        0,
+        "split each realization's gas into this many shards along the neutrino axis, paired "
+        "within shards and mixed by exchanges (0: no sharding); --devices places the shards",
+        minimum=0,
+        models=frozenset({"gas"}),
+    ),
+    "gas.exchange_every": Key(
+        "int",
+        1,
+        "steps between exchanges of the shards (> 1 raises repeated meetings inside a shard)",
+        minimum=1,
+        models=frozenset({"gas"}),
+    ),
+    "meanfield.collision": Key(
+        "str",
+        "none",
+        "none (mean field), stochastic or deterministic (mean field plus the O(gamma) collision "
+        "term of that schedule)",
+        allowed=("none", "stochastic", "deterministic"),
+        models=frozenset({"meanfield"}),
+    ),
+    "meanfield.rtol": Key(
+        "float",
+        1e-8,
+        "relative tolerance of the ODE solver",
+        positive=True,
+        models=frozenset({"meanfield"}),
+    ),
+    "meanfield.atol": Key(
+        "float",
+        1e-10,
+        "absolute tolerance of the ODE solver",
+        positive=True,
+        models=frozenset({"meanfield"}),
+    ),
+}
+
+SECTIONS = ("physics", "schedule", "run", "foreground", "gas", "meanfield")
+
+
+def toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def reference() -> str:
+    """The configuration reference as a Markdown table (kept in the README by a test)."""
+    kinds = {
+        "str": "string",
+        "int": "integer",
+        "float": "number",
+        "bool": "boolean",
+        "vector": "[x, y, z]",
+        "ints": "list of integers",
+        "floats": "list of numbers",
+        "vectors": "list of [x, y, z]",
+    }
+    rows = ["| key | type | unit | default | models | meaning |", "|---|---|---|---|---|---|"]
+    for key, spec in SCHEMA.items():
+        default = (
+            "required"
+            if spec.default is REQUIRED
+            else "see meaning"
+            if spec.default is None
+            else f"`{toml_value(spec.default)}`"
+        )
+        doc = spec.doc + (
+            f" ({' / '.join(f'`{a}`' for a in spec.allowed)})" if spec.allowed else ""
+        )
+        models = "all" if spec.models == ALL else ", ".join(m for m in MODELS if m in spec.models)
+        rows.append(
+            f"| `{key}` | {kinds[spec.kind]} | {spec.unit} | {default} | {models} | {doc} |"
+        )
+    return "\n".join(rows)
