@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 OUT    ?= results
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-all lint bench figures clean
+.PHONY: install run test test-all lint bench figures gpu-check gpu-check-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,16 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) experiments/benchmark_encounter.py
 	$(PY) experiments/benchmark_gas.py
+
+## The accelerator check: engine tests + benchmarks -> $(OUT)/gpu-check/gpu_check.{json,md}.
+## Uses this checkout's virtual environment where there is one, else the machine's python3 (a
+## GPU machine with JAX installed and no network); `gpu-check-deps` puts pytest beside it.
+CHECK_PY ?= $(if $(wildcard $(PY)),$(PY),python3)
+gpu-check:
+	PYTHONPATH=. $(CHECK_PY) experiments/gpu_check.py --out $(OUT)/gpu-check
+
+gpu-check-deps:
+	$(PYTHON) -m pip install --quiet --target .gpu-check-deps 'pytest>=8'
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

@@ -183,8 +183,8 @@ def encounter_vacuum(
     new_i, new_j = partial_traces(pair)
     new_i, new_j = rho_to_bloch(new_i).astype(dtype), rho_to_bloch(new_j).astype(dtype)
     # The exact map conserves B.(P_i + P_j); the 4x4 products in complex arithmetic do so only
-    # to rounding, with a bias that accumulates over many encounters (measured: 2.6e-5 relative
-    # drift of the lepton number in float32 after 400 rounds). Restore it along B.
+    # to rounding, with a bias that accumulates over many encounters (a relative drift of
+    # the lepton number in float32 that grows with the rounds). Restore it along B.
     B = jnp.asarray(B, dtype)
     excess = (new_i + new_j - P_i - P_j) @ B
     return new_i - (excess / 2)[..., None] * B, new_j - (excess / 2)[..., None] * B

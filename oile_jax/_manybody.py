@@ -100,7 +100,7 @@ def one_body_bloch(psi: Complex[Array, " D"]) -> Float[Array, "N 3"]:
 
 def over_realizations(fn, keys, backend: str | None = None):
     """`vmap` over realizations on accelerators; `lax.map` (one at a time) on a CPU, where the
-    batched gather was measured slower (N = 16: 2300 vs 2700 encounters/s; N = 20: 70 vs 115)."""
+    batched gather is slower (`experiments/README.md`, "Design measurements")."""
     if (backend or jax.default_backend()) == "cpu":
         return jax.lax.map(fn, keys)
     return jax.vmap(fn)(keys)
@@ -108,7 +108,7 @@ def over_realizations(fn, keys, backend: str | None = None):
 
 def _encounters(psi, a, b, c):
     """Pair encounters `(a_k, b_k, c_k)` applied in order. A `lax.scan` over the pairs: unrolled,
-    XLA's CPU backend ran each encounter 5-7 times slower (measured at N = 20)."""
+    XLA's CPU backend runs each encounter several times slower (`experiments/README.md`)."""
 
     def one(psi, abc):
         return apply_encounter(psi, *abc), None

@@ -1,10 +1,9 @@
 """Counter-based random streams and random perfect matchings in O(N) elementwise work.
 
-Why not `jax.random` for everything: on a CPU, `jax.random` produces about 1e8 numbers per
-second (11 ms per million, for every generator implementation), and a random permutation by
-sorting takes about 0.9 s per million. A gas step at N = 1e6 has a budget of about 15 ms. So
-each step draws a handful of 32-bit key words from `jax.random` (from the caller's key), and
-expands them elementwise:
+Why not `jax.random` for everything: on a CPU it is far too slow for a gas step's per-pair
+numbers, and a random permutation by sorting far slower still (figures in
+`experiments/README.md`, "Design measurements"). So each step draws a handful of 32-bit key
+words from `jax.random` (from the caller's key), and expands them elementwise:
 
 - `uniform(words, counter)`: two keyed rounds of the murmur3 32-bit finalizer (a bijective
   avalanche mixer) applied to a counter, giving 24-bit (float32) or 32-bit (float64) uniforms.
@@ -13,13 +12,10 @@ expands them elementwise:
   permutes `[0, a b)`, with `a b >= n`, `a <= b` near `sqrt(n)` chosen to make `a b - n`
   smallest (0 for most round sizes: 1e6 = 1000 x 1000); values `>= n` are walked along their
   cycle until they fall below `n` (cycle walking), which gives a permutation of `[0, n)`
-  elementwise: no sort, no prefix sum, no scatter (2.0 ms at N = 1e6 on the 2-core CPU with 8
-  rounds, 4.3 ms with 12 and the full finalizer, against 44 ms for the earlier power-of-two
-  network compacted by a prefix sum). Rounds and balance matter on small domains: with a
-  power-of-two network, 4 rounds put the pair counts of 20000 matchings of N = 32 1100
-  standard deviations from uniform (chi-square), 8 rounds 2.7; with mixed radices, 12 rounds
-  and `b <= 2 a` stay within 3 for every N tried (4 to 256), while the unbalanced `N = 2 x 17`
-  was 37 standard deviations off.
+  elementwise: no sort, no prefix sum, no scatter. Rounds and balance matter on small domains
+  (few rounds or an unbalanced `a b` leave the pair counts measurably non-uniform; the
+  figures are in `experiments/README.md`); `tests/test_random.py` holds the chosen ones to
+  uniform pairing.
 - The gas moves its neutrinos to new slots by a fresh permutation every step and pairs slots
   `k`, `k + N/2` (`_gas.Slots`): a uniformly random perfect matching, independent of the past.
 

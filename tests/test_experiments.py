@@ -122,3 +122,39 @@ def test_miscidynamics_experiment(tmp_path):
         assert abs(q_path - q_sim) < 0.02 * q_sim
         assert abs(o_path - o_sim) < 0.01 * abs(o_sim)
         assert abs(m1 - p1) < 0.01 * p1 and abs(m2 - p2) < 0.01 * p2
+
+
+def test_gpu_check_writes_its_tables_and_skips_past_its_budget(tmp_path):
+    """The accelerator check's plumbing, quickly: with a budget spent before the first entry,
+    every benchmark is recorded as skipped (none is run), and the JSON and Markdown agree."""
+    import json
+
+    import jax
+
+    gpu_check = load("gpu_check")
+    assert gpu_check.main(["--out", str(tmp_path), "--skip-tests", "--budget", "1e-9"]) == 0
+    result = json.loads((tmp_path / "gpu_check.json").read_text())
+    table = (tmp_path / "gpu_check.md").read_text()
+    names = [(r["benchmark"], r["n"]) for r in result["rows"]]
+    assert names == [
+        ("gas", 10**4),
+        ("gas", 10**5),
+        (f"gas, {8 * len(jax.devices())} shards on {len(jax.devices())} device(s)", 102_400),
+        ("many-body", 12),
+        ("many-body", 16),
+    ]
+    assert all(r["status"] == "skipped (budget)" and "rate" not in r for r in result["rows"])
+    assert table.count("| skipped (budget) |") == 5 and result["gas_baseline"] > 0
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_on_the_cpu(tmp_path):
+    """`make gpu-check` end to end at the CPU's small sizes (about a minute on 2 cores)."""
+    import json
+
+    gpu_check = load("gpu_check")
+    assert gpu_check.main(["--out", str(tmp_path), "--repeats", "1", "--budget", "600"]) == 0
+    result = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert result["tests"]["status"] == "passed" and result["tests"]["passed"] > 0
+    assert [r["status"] for r in result["rows"]] == ["ok"] * 5
+    assert all(r["rate"] > 0 for r in result["rows"])
