@@ -1,9 +1,26 @@
-"""Test configuration: float64 and strict dtype promotion, a fixed key, one allclose helper, and
-an interrupted gas run."""
+"""Test configuration: XLA's quick code generation, float64 and strict dtype promotion, a fixed
+key, one allclose helper, and an interrupted gas run."""
 
-import jax
+import os
+
 import numpy as np
 import pytest
+
+# The suite is bound by XLA compilation (hundreds of small programs, each run briefly), and a
+# third of that is the backend's machine-code optimization. Level 0 changes the generated code
+# only, not XLA's HLO program (fusion, reduction order): floating-point results may differ
+# from an optimized build's by rounding, which no test relies on (every comparison across
+# programs allows rounding, see `assert_same_to_rounding`). The time it saves is in the README
+# ("Development"). Set OILE_TEST_OPTIMIZED=1
+# to test the optimized code instead (`make gpu-check` does). Subprocesses started by the
+# tests inherit the flag (`xla_flags`).
+QUICK_CODEGEN = "--xla_backend_optimization_level=0"
+if os.environ.get("OILE_TEST_OPTIMIZED") != "1" and QUICK_CODEGEN not in os.environ.get(
+    "XLA_FLAGS", ""
+):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {QUICK_CODEGEN}".strip()
+
+import jax  # noqa: E402 - after XLA_FLAGS, which XLA reads when its backend starts
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
@@ -77,3 +94,9 @@ def interrupt_after_checkpoints(monkeypatch, n: int):
 
     monkeypatch.setattr(driver, "write_checkpoint", interrupted)
     return lambda: monkeypatch.setattr(driver, "write_checkpoint", write_checkpoint)
+
+
+def xla_flags(*flags: str) -> str:
+    """`XLA_FLAGS` for a subprocess: this process's flags (the quick code generation above,
+    unless turned off) and `flags`."""
+    return " ".join([os.environ.get("XLA_FLAGS", ""), *flags]).strip()

@@ -10,7 +10,7 @@ import textwrap
 
 import numpy as np
 
-from .conftest import assert_same_to_rounding
+from .conftest import assert_same_to_rounding, xla_flags
 
 SCRIPT = textwrap.dedent(
     """
@@ -109,7 +109,9 @@ def _same_to_rounding(diffs: dict) -> bool:
 
 def test_sharded_realizations_give_the_unsharded_numbers():
     env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu"
+        os.environ,
+        XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=8"),
+        JAX_PLATFORMS="cpu",
     )
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600
@@ -164,7 +166,9 @@ def test_two_processes_give_the_one_process_numbers(tmp_path):
     ]
     port = _free_port()
     env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+        os.environ,
+        XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=4"),
+        JAX_PLATFORMS="cpu",
     )
     code = "import sys; from oile_jax._cli import main; sys.exit(main(sys.argv[1:]))"
     procs = [
