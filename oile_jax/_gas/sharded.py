@@ -27,8 +27,9 @@ closed for `K` steps, and within those a pair meets again with probability `1 / 
 times the uniform value: use it only where `K / M` is negligible (it saves `K - 1` of every `K`
 exchanges).
 
-Memory per neutrino on the devices: the Bloch vector (3 floats) and index (int32), and as much
-again for the shuffled copy made each step: 32 bytes (float32), 56 (float64).
+Memory per neutrino on the devices: that of the dense engine, shard by shard (the Bloch vector
+and index, the shuffled copy, the permutation and the pair coefficients; `_resources.gas_bytes`
+counts it for both engines).
 """
 
 from collections.abc import Sequence
