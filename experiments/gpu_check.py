@@ -164,8 +164,9 @@ def main(argv=None) -> int:
     (args.out / "gpu_check.json").write_text(json.dumps(result, indent=2))
     (args.out / "gpu_check.md").write_text(markdown(result))
     print(markdown(result))
-    tests_ok = result["tests"]["status"] in ("passed",) or args.skip_tests
-    tests_ok = tests_ok or result["tests"]["status"].startswith("skipped")
+    tests_ok = result["tests"]["status"] == "passed" or result["tests"]["status"].startswith(
+        "skipped"
+    )
     bench_ok = all(not r["status"].startswith("failed") for r in result["rows"])
     return 0 if tests_ok and bench_ok else 1
 
