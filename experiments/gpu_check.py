@@ -124,13 +124,13 @@ def main(argv=None) -> int:
     gas_base = prototype_rate(1000, 5000, np.random.default_rng(0), repeats=args.repeats)
     result["gas_baseline"] = gas_base
 
-    def row(name, n, baseline, measure, *args, **kwargs):
+    def row(name, n, baseline, measure, *values, **options):
         entry = {"benchmark": name, "n": n}
         if left() <= 0:
             entry["status"] = "skipped (budget)"
         else:
             try:
-                entry["rate"] = measure(*args, **kwargs)
+                entry["rate"] = measure(*values, **options)
                 entry["status"] = "ok"
                 if baseline:
                     entry["baseline"] = baseline
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
                 if done["status"] == "ok" or done["status"].startswith("skipped"):
                     break
             continue
-        base = numpy_rate(n, max(5, int(2e7 / 2**n)), rng)
+        base = numpy_rate(n, max(5, int(2e7 / 2**n)), rng) if left() > 0 else None
         rounds = max(4, int(2e8 / 2**n / (n // 2)))
         row("many-body", n, base, jax_rate, n, rounds, 1, key)
     result["seconds"] = time.perf_counter() - start

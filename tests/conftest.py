@@ -11,9 +11,8 @@ import pytest
 # only, not XLA's HLO program (fusion, reduction order): floating-point results may differ
 # from an optimized build's by rounding, which no test relies on (every comparison across
 # programs allows rounding, see `assert_same_to_rounding`). The time it saves is in the README
-# ("Development"). Set OILE_TEST_OPTIMIZED=1
-# to test the optimized code instead (`make gpu-check` does). Subprocesses started by the
-# tests inherit the flag (`xla_flags`).
+# ("Development"). Set OILE_TEST_OPTIMIZED=1 to test the optimized code instead (`make
+# gpu-check` does). Subprocesses started by the tests inherit the flag (`xla_flags`).
 QUICK_CODEGEN = "--xla_backend_optimization_level=0"
 if os.environ.get("OILE_TEST_OPTIMIZED") != "1" and QUICK_CODEGEN not in os.environ.get(
     "XLA_FLAGS", ""
