@@ -7,6 +7,7 @@ The library never changes JAX's global configuration: enable float64 yourself wi
 
 from ._angles import (
     AbstractAngleModel as AbstractAngleModel,
+    Beams as Beams,
     FixedAngle as FixedAngle,
     FixedVelocities as FixedVelocities,
     Isotropic as Isotropic,
@@ -68,6 +69,12 @@ from ._path import (
     path_from_gas as path_from_gas,
 )
 from ._plot import plot_foreground as plot_foreground, plot_two_groups as plot_two_groups
+from ._profile import (
+    AbstractProfile as AbstractProfile,
+    Constant as Constant,
+    Exponential as Exponential,
+    Samples as Samples,
+)
 from ._schedule import (
     AbstractSchedule as AbstractSchedule,
     Deterministic as Deterministic,

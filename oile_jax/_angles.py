@@ -9,6 +9,7 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ._checks import check_option
@@ -39,6 +40,25 @@ class AbstractAngleModel(eqx.Module):
     @property
     def keeps_velocities(self) -> bool:
         return False
+
+    def for_gas(self, counts: tuple[int, ...]) -> "AbstractAngleModel":
+        """This model for a gas of groups of `counts` neutrinos (a model that depends on the
+        groups checks and binds them here)."""
+        return self
+
+    @property
+    def by_group(self) -> bool:
+        """Whether `x` of a pair depends on the two groups only (then `GroupField` applies)."""
+        return True
+
+    def group_weights(self, fractions) -> tuple[Array, Array]:
+        """`(W, W2)` `(G, G)`: the mean of `x` and of `x^2` over a pair of a neutrino of group
+        `g` and one of group `h`, for the group-reduced mean field (`GroupField`)."""
+        G = jnp.shape(fractions)[0]
+        return (
+            jnp.full((G, G), self.mean_x()),
+            jnp.full((G, G), self.mean_x2()),
+        )
 
     @staticmethod
     def velocity_words(key: PRNGKeyArray) -> Array:
@@ -114,6 +134,10 @@ class FixedVelocities(AbstractAngleModel):
     def keeps_velocities(self) -> bool:
         return True
 
+    @property
+    def by_group(self) -> bool:
+        return False
+
     @staticmethod
     def directions(words, index, dtype) -> tuple[Array, Array, Array]:
         """`(cos theta, sin theta, phi / 2 pi)` of the neutrinos `index` (any shape)."""
@@ -144,6 +168,76 @@ class FixedVelocities(AbstractAngleModel):
 
     def mean_x2(self):
         return jnp.asarray(4.0 / 3.0)
+
+
+class Beams(AbstractAngleModel):
+    """Every neutrino of group `g` moves along the unit vector `directions[g]` (beams; the
+    two-beam fast-flavour problem): `x = 1 - d_g . d_h` for a pair of groups `g`, `h`.
+
+    `directions` `(G, 3)` is traced; the model is bound to its gas's groups by the driver
+    (`for_gas`). Over uniformly random pairs `<x> = sum_gh f_g f_h (1 - d_g . d_h)`.
+    """
+
+    directions: Float[Array, "G 3"] = eqx.field(converter=jnp.asarray)
+    counts: tuple[int, ...] | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        if self.directions.ndim != 2 or self.directions.shape[-1] != 3:
+            raise ValueError(
+                f"Beams directions must have shape (G, 3), one unit vector per group, got "
+                f"{self.directions.shape}"
+            )
+
+    @property
+    def keeps_velocities(self) -> bool:
+        return True
+
+    def for_gas(self, counts):
+        from ._checks import check_unit
+
+        if self.directions.shape[0] != len(counts):
+            raise ValueError(
+                f"Beams directions has {self.directions.shape[0]} directions for a gas of "
+                f"{len(counts)} groups; give one per group"
+            )
+        directions = check_unit(self.directions, "Beams directions")
+        return Beams(directions, tuple(counts))
+
+    def _bound(self) -> tuple[int, ...]:
+        if self.counts is None:
+            raise ValueError("Beams(directions) is used by a gas, which binds its groups")
+        return self.counts
+
+    def _fractions(self):
+        counts = jnp.asarray(self._bound(), dtype=self.directions.dtype)
+        return counts / jnp.sum(counts)
+
+    def group_weights(self, fractions):
+        W = 1 - self.directions @ self.directions.T
+        return W, W**2
+
+    def pair_x(self, u, words, index_a, index_b, dtype):
+        from ._groups import group_values
+
+        counts, d = self._bound(), self.directions.astype(dtype)
+        a, b = ([group_values(counts, d[:, k], i) for k in range(3)] for i in (index_a, index_b))
+        return 1 - (a[0] * b[0] + a[1] * b[1] + a[2] * b[2])
+
+    def velocities(self, key, n, dtype):
+        return jnp.repeat(
+            self.directions.astype(dtype),
+            np.asarray(self._bound()),
+            axis=0,
+            total_repeat_length=n,
+        )
+
+    def mean_x(self):
+        f = self._fractions()
+        return f @ self.group_weights(f)[0] @ f
+
+    def mean_x2(self):
+        f = self._fractions()
+        return f @ self.group_weights(f)[1] @ f
 
 
 ANGLE_MODELS = ("isotropic", "fixed-angle", "fixed-velocities")

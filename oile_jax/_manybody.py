@@ -196,7 +196,7 @@ def _run_manybody(kernel, state: ManyBodyState, P0, spec):
             # The gas's own step (`GasKernel.step`), its pairs and angles applied exactly to
             # the state vector alongside: half a step of vacuum, the encounters, the other half.
             psi, slots = carry
-            slots, c, _ = kernel.step(slots, step_words(steps_key, s), velocity_words, s >= 0)
+            slots, c, _ = kernel.step(slots, step_words(steps_key, s), velocity_words, s >= 0, s)
             psi = half * _encounters(half * psi, slots.index[0], slots.index[1], c)
             return (psi, slots), None
 
@@ -250,13 +250,18 @@ def simulate_manybody(
     save_every: int = 1,
     n_realizations: int = 1,
     dtype=None,
+    ordering: str = "normal",
 ) -> ManyBodySolution:
     """The encounters of `simulate_gas` (same schedules, matchings, angle models and random
     streams) applied exactly to the `2^N` state vector, side by side with OILE.
 
     `gas` must hold pure initial states (`|P| = 1`) and at most `MAX_QUBITS` neutrinos (memory:
-    `2^N` complex numbers per realization). The deterministic schedule's `vacuum="inside"` is not
-    available here. Returns a `ManyBodySolution`.
+    `2^N` complex numbers per realization). Antineutrino groups and `ordering` as in
+    `simulate_gas`: the state vector is that of the flavour isospins, on which every pair has
+    the same `mu (1 - v_i.v_j) S_ij` (physics.md section 10); `exact` and `oile` come back as the
+    physical `P` and `Pbar`. `mu` may be a profile of time (it changes which pairs meet). The
+    deterministic schedule's `vacuum="inside"` and matter are not available here. Returns a
+    `ManyBodySolution`.
     """
     from ._gas.driver import prepare
     from ._gas.kernel import GasKernel
@@ -274,11 +279,17 @@ def simulate_manybody(
         save_every=save_every,
         n_realizations=n_realizations,
         dtype=dtype,
+        ordering=ordering,
     )
     check_manybody_schedule(spec.schedule)
-    P0 = gas.initial_state(spec.dtype)
+    P0 = gas.initial_isospins(spec.dtype)
     state = initial_state(P0, spec.B)
-    return _run_manybody(GasKernel.make(gas, spec), state, P0, spec)
+    solution = _run_manybody(GasKernel.make(gas, spec), state, P0, spec)
+    return eqx.tree_at(
+        lambda s: (s.exact, s.oile),
+        solution,
+        (gas.physical(solution.exact), gas.physical(solution.oile)),
+    )
 
 
 def all_to_all(

@@ -20,13 +20,57 @@ Collision options (`collision=`):
 import diffrax
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Bool, Float
 
-from ._angles import AbstractFreshAngleModel, Isotropic
+from ._angles import AbstractAngleModel, Isotropic
 from ._checks import check_option
 from ._master import master_rates
+from ._profile import AbstractProfile
 
 COLLISIONS = ("none", "stochastic", "deterministic")
+ORDERINGS = ("normal", "inverted")
+
+
+class _Background(eqx.Module):
+    """What the one-body field of a species holds beyond its own term (physics.md section 10),
+    shared by the gas fields: species signs, mass ordering, matter and the coupling's history.
+
+    Written in the physical `P` (neutrinos) and `Pbar` (antineutrinos):
+    `dP/dt = (+omega B + lambda L + mu D) x P`, `dPbar/dt = (-omega B + lambda L + mu D) x Pbar`,
+    `D = sum_nu P - sum_nubar Pbar` (weighted); the inverted ordering flips every `omega`."""
+
+    @staticmethod
+    def signs(antineutrino, dtype):
+        if antineutrino is None:
+            return None
+        return jnp.where(jnp.asarray(antineutrino), -1.0, 1.0).astype(dtype)
+
+    @staticmethod
+    def at(value, t):
+        """A coupling at time `t`: a profile called, a number as it is."""
+        return value(t) if isinstance(value, AbstractProfile) else value
+
+
+def _one_body(field, t, omegas, signs, dtype):
+    """`(+/- omega) B + lambda(t) L` per particle `(n, 3)`."""
+    frequency = omegas if signs is None else signs * omegas
+    if field.ordering == "inverted":
+        frequency = -frequency
+    H = frequency[:, None] * field.B
+    if field.matter is not None:
+        L = jnp.asarray((0.0, 0.0, 1.0) if field.L is None else field.L, dtype)
+        H = H + _Background.at(field.matter, t) * L
+    return H
+
+
+def _check_options(field):
+    check_option(field.collision, "collision", COLLISIONS)
+    check_option(field.ordering, "ordering", ORDERINGS)
+    if field.collision == "deterministic" and isinstance(field.mu, AbstractProfile):
+        raise ValueError(
+            "collision='deterministic' needs mu as a number: a deterministic round lasts "
+            "gamma / mu, which a coupling mu(t) does not fix"
+        )
 
 
 class ForegroundField(eqx.Module):
@@ -55,51 +99,75 @@ class ForegroundField(eqx.Module):
 
 
 class GroupField(eqx.Module):
-    """Angles drawn afresh at every encounter (`angles`: `Isotropic()` by default, or
-    `FixedAngle(theta)`), reduced to groups: the state is the group vectors `(G, 3)`, every
-    member of a group following its group's vector.
+    """A gas reduced to groups (every member of a group following its group's vector), for
+    angle models whose `x` depends on the pair's groups only: angles drawn afresh at every
+    encounter (`Isotropic()` by default, or `FixedAngle(theta)`), or `Beams(directions)`.
+    The state is the group vectors `(G, 3)`: `P_g` for a neutrino group, `Pbar_g` for an
+    antineutrino group (`antineutrino`, one bool per group).
 
-    `H_g = omega_g B + <x> mu (N Pbar - P_g)/(N - 1)` (`n=None`: `N -> infinity`,
-    `H_g = omega_g B + <x> mu Pbar`), `Pbar = sum_g f_g P_g`. Collision:
-    `-<x^2> mu gamma (P_g - Pbar)` (the finite-N factor `N/(N-1)` included), plus
-    `-<x>^2 (mu gamma/2) Pbar x (Pbar x P_g)` for `"deterministic"` (physics.md section 6);
-    `<x>`, `<x^2>` are the angle model's (1 and 4/3 for isotropic angles).
+    With `s_g = P_g` or `-Pbar_g` and `W_gh`, `W2_gh` the mean of `x`, `x^2` over pairs of
+    groups `g`, `h` (`angles.group_weights`; `<x>`, `<x^2>` for fresh angles):
+    `H_g = (+/- omega_g) B + lambda(t) L + mu(t) (N sum_h f_h W_gh s_h - W_gg s_g)/(N - 1)`
+    (`n=None`: `N -> infinity`), `dP_g/dt = H_g x P_g` (physics.md section 10). Collision:
+    `-mu gamma N/(N-1) sum_h f_h W2_gh (P_g - sign_g s_h)`, plus for `"deterministic"` (or
+    `"stochastic"` with `dt`) the finite step's `-(tau/2) DF.F` (physics.md section 6), which
+    for fresh angles is `-<x>^2 (mu gamma/2) D x (D x P_g)`, `D = sum_h f_h s_h`.
+
+    `ordering="inverted"` flips every `omega`; `matter` (a number or a profile of time) along
+    the flavour axis `L` (default `(0, 0, 1)`); `mu` a number or a profile of time.
     """
 
     fractions: Float[Array, " G"]
     omegas: Float[Array, " G"]
-    mu: Float[Array, ""]
+    mu: "Float[Array, ''] | AbstractProfile"
     gamma: Float[Array, ""]
     B: Float[Array, "3"]
     collision: str = eqx.field(static=True, default="none")
     n: int | None = eqx.field(static=True, default=None)
-    angles: AbstractFreshAngleModel = Isotropic()
+    angles: AbstractAngleModel = Isotropic()
     dt: Float[Array, ""] | None = None
+    antineutrino: Bool[Array, " G"] | None = None
+    ordering: str = eqx.field(static=True, default="normal")
+    matter: "Float[Array, ''] | AbstractProfile | None" = None
+    L: Float[Array, "3"] | None = None
 
     def __check_init__(self):
-        check_option(self.collision, "collision", COLLISIONS)
-        if not isinstance(self.angles, AbstractFreshAngleModel):
+        _check_options(self)
+        if not self.angles.by_group:
             raise ValueError(
-                f"angles={self.angles!r}: GroupField takes angles drawn afresh at every "
-                "encounter (Isotropic() or FixedAngle(theta)); for fixed velocities use "
-                "MultiAngleField"
+                f"angles={self.angles!r}: GroupField takes angle models whose x depends on the "
+                "groups only (Isotropic(), FixedAngle(theta), Beams(directions)); for fixed "
+                "velocities use MultiAngleField"
             )
 
     def __call__(self, t, P, args=None):
-        Pbar = self.fractions @ P
-        x, x2 = self.angles.mean_x().astype(P.dtype), self.angles.mean_x2().astype(P.dtype)
-        if self.n is None:
-            coupling, scale = x * self.mu * jnp.broadcast_to(Pbar, P.shape), 1.0
-        else:
-            coupling = x * self.mu * (self.n * Pbar - P) / (self.n - 1)
-            scale = self.n / (self.n - 1)
-        dP = jnp.cross(self.omegas[:, None] * self.B + coupling, P)
+        sign = _Background.signs(self.antineutrino, P.dtype)
+        signed = (lambda x: x) if sign is None else (lambda x: sign[:, None] * x)
+        s = signed(P)  # the isospins
+        mu = _Background.at(self.mu, t)
+        W, W2 = (w.astype(P.dtype) for w in self.angles.group_weights(self.fractions))
+        f = self.fractions
+
+        def interaction(s):
+            pull = (f[None, :] * W) @ s
+            if self.n is None:
+                return mu * pull
+            return mu * (self.n * pull - jnp.diagonal(W)[:, None] * s) / (self.n - 1)
+
+        H_int = interaction(s)
+        dP = jnp.cross(_one_body(self, t, self.omegas, sign, P.dtype) + H_int, P)
         if self.collision != "none":
-            dP = dP - x2 * scale * self.mu * self.gamma * (P - Pbar)
+            scale = 1.0 if self.n is None else self.n / (self.n - 1)
+            # sum_h f_h W2_gh (s_g - s_h), in each group's own sign.
+            towards = signed((f[None, :] * W2) @ s)
+            dP = dP - scale * mu * self.gamma * (jnp.sum(f * W2, axis=1)[:, None] * P - towards)
         tau = _step(self)
         if tau is not None:
-            # -(tau/2) DF.F with F_g = <x> mu Pbar x P_g and dPbar = 0 along F.
-            dP = dP - x**2 * (tau * self.mu**2 / 2) * jnp.cross(Pbar, jnp.cross(Pbar, P))
+            # -(tau/2) DF.F, F_g = H_g x s_g: DF.F = (dH_g along F) x s_g + H_g x F_g.
+            F = jnp.cross(H_int, s)
+            dP = dP - (tau / 2) * (
+                jnp.cross(interaction(F), P) + jnp.cross(H_int, jnp.cross(H_int, P))
+            )
         return dP
 
 
@@ -125,39 +193,52 @@ class MultiAngleField(eqx.Module):
 
     omegas: Float[Array, " N"]
     velocities: Float[Array, "N 3"]
-    mu: Float[Array, ""]
+    mu: "Float[Array, ''] | AbstractProfile"
     gamma: Float[Array, ""]
     B: Float[Array, "3"]
     collision: str = eqx.field(static=True, default="none")
     dt: Float[Array, ""] | None = None
+    antineutrino: Bool[Array, " N"] | None = None
+    ordering: str = eqx.field(static=True, default="normal")
+    matter: "Float[Array, ''] | AbstractProfile | None" = None
+    L: Float[Array, "3"] | None = None
 
     def __check_init__(self):
-        check_option(self.collision, "collision", COLLISIONS)
+        _check_options(self)
 
-    def interaction(self, P):
-        """`mu/(N-1) sum_j (1 - v_i.v_j) P_j`, shape `(N, 3)`."""
+    def interaction(self, P, t=0.0):
+        """`mu/(N-1) sum_j (1 - v_i.v_j) s_j`, shape `(N, 3)`, with `s_j` the isospins
+        (`P_j`, or `-Pbar_j` for an antineutrino)."""
         v = self.velocities
         N = P.shape[0]
-        return self.mu / (N - 1) * (jnp.sum(P, axis=0) - v @ (v.T @ P))
+        sign = _Background.signs(self.antineutrino, P.dtype)
+        s = P if sign is None else sign[:, None] * P
+        return _Background.at(self.mu, t) / (N - 1) * (jnp.sum(s, axis=0) - v @ (v.T @ s))
 
     def __call__(self, t, P, args=None):
         v = self.velocities
         N = P.shape[0]
-        H_int = self.interaction(P)
-        dP = jnp.cross(self.omegas[:, None] * self.B + H_int, P)
+        sign = _Background.signs(self.antineutrino, P.dtype)
+        H_int = self.interaction(P, t)
+        dP = jnp.cross(_one_body(self, t, self.omegas, sign, P.dtype) + H_int, P)
         if self.collision == "none":
             return dP
-        # w_ij = (1 - v_i.v_j)^2 = 1 - 2 v_i.v_j + (v_i.v_j)^2
-        second = jnp.einsum("ja,jb,jc->abc", v, v, P)
+        # w_ij = (1 - v_i.v_j)^2 = 1 - 2 v_i.v_j + (v_i.v_j)^2; the partners' isospins `s_j`,
+        # and each particle pulled towards them in its own sign.
+        s = P if sign is None else sign[:, None] * P
+        second = jnp.einsum("ja,jb,jc->abc", v, v, s)
         weighted = (
-            jnp.sum(P, axis=0) - 2 * v @ (v.T @ P) + jnp.einsum("ia,ib,abc->ic", v, v, second)
+            jnp.sum(s, axis=0) - 2 * v @ (v.T @ s) + jnp.einsum("ia,ib,abc->ic", v, v, second)
         )
+        if sign is not None:
+            weighted = sign[:, None] * weighted
         total = N - 2 * v @ jnp.sum(v, axis=0) + jnp.einsum("ia,ab,ib->i", v, v.T @ v, v)
-        dP = dP - self.mu * self.gamma / (N - 1) * (total[:, None] * P - weighted)
+        mu = _Background.at(self.mu, t)
+        dP = dP - mu * self.gamma / (N - 1) * (total[:, None] * P - weighted)
         tau = _step(self)
         if tau is not None:
             F = jnp.cross(H_int, P)
-            dH = self.interaction(F)  # d H_int / dt along F
+            dH = self.interaction(F, t)  # d H_int / dt along F
             DF_F = jnp.cross(dH, P) + jnp.cross(H_int, F)
             dP = dP - (tau / 2) * DF_F
         return dP

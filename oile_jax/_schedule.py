@@ -41,6 +41,11 @@ class AbstractSchedule(eqx.Module):
         """Whether the vacuum evolves inside the encounters (else: split around them)."""
         return False
 
+    @property
+    def follows_density(self) -> bool:
+        """Whether the schedule can follow a coupling `mu(t)` (its steps not set by `mu`)."""
+        return False
+
 
 class Stochastic(AbstractSchedule):
     """OILE II: steps of length `dt`; in each step a neutrino has an encounter with probability
@@ -60,6 +65,10 @@ class Stochastic(AbstractSchedule):
 
     def step_length(self, gamma, mu):
         return self.dt
+
+    @property
+    def follows_density(self) -> bool:
+        return True
 
     def meet_probability(self, gamma, mu) -> Array:
         return mu * self.dt / gamma

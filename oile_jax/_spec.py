@@ -1,6 +1,7 @@
-"""The run specification: the options every simulation driver takes (schedule, coupling, vacuum
-direction, angle model, run length, save interval, ensemble size, key, dtype), validated in one
-place (`make_spec`) and carried as one `RunSpec`."""
+"""The run specification: the options every simulation driver takes (schedule, coupling and its
+history, vacuum direction and mass ordering, matter, angle model, run length, save interval,
+ensemble size, key, dtype), validated in one place (`make_spec`) and carried as one
+`RunSpec`."""
 
 import equinox as eqx
 import jax
@@ -9,8 +10,19 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._angles import AbstractAngleModel, angle_model
-from ._checks import check_dtype, check_positive, check_scalar, check_unit, check_vector, concrete
+from ._checks import (
+    check_dtype,
+    check_option,
+    check_positive,
+    check_scalar,
+    check_unit,
+    check_vector,
+    concrete,
+)
+from ._profile import AbstractProfile, check_range, profile
 from ._schedule import AbstractSchedule
+
+ORDERINGS = ("normal", "inverted")
 
 
 def check_count(value, name: str, minimum: int = 1) -> int:
@@ -56,8 +68,12 @@ def run_length(schedule, gamma, mu, n_steps, t_max, save_every) -> int:
 
 
 class RunSpec(eqx.Module):
-    """A validated run: parameters traced (`gamma`, `mu`, `B`, the schedule's and the angle
-    model's leaves), sizes and options static. Built by `make_spec`; taken by every driver."""
+    """A validated run: parameters traced (`gamma`, `mu`, `B`, `L`, the profiles' numbers, the
+    schedule's and the angle model's leaves), sizes and options static. Built by `make_spec`;
+    taken by every driver.
+
+    The coupling is `mu` times `density(t)` (`density` None: constant); `matter` is the matter
+    potential `lambda(t)` along the flavour axis `L` (None: no matter)."""
 
     gamma: Float[Array, ""]
     mu: Float[Array, ""]
@@ -69,6 +85,10 @@ class RunSpec(eqx.Module):
     save_every: int = eqx.field(static=True)
     n_realizations: int = eqx.field(static=True)
     dtype: np.dtype = eqx.field(static=True)
+    ordering: str = eqx.field(static=True, default="normal")
+    matter: AbstractProfile | None = None
+    L: Float[Array, "3"] | None = None
+    density: AbstractProfile | None = None
 
     @property
     def n_saves(self) -> int:
@@ -98,24 +118,54 @@ def make_spec(
     save_every=1,
     n_realizations=1,
     dtype=None,
+    ordering="normal",
+    matter=None,
+    L=(0.0, 0.0, 1.0),
 ) -> RunSpec:
     """The one place a run's options are validated; errors name the argument and what is
-    allowed."""
+    allowed. `mu` is a number or a profile of time (`_profile`); `matter` None, a number or a
+    profile."""
     dtype = check_dtype(dtype)
+    check_option(ordering, "ordering", ORDERINGS)
     angles = angle_model(angles)
     if not isinstance(schedule, AbstractSchedule):
         raise ValueError(
             f"schedule must be Stochastic(dt=...) or Deterministic(), got {schedule!r}"
         )
     gamma = check_positive(check_scalar(gamma, "gamma", dtype), "gamma")
+    density = None
+    if isinstance(mu, AbstractProfile) and not mu.constant:
+        density, mu = profile(mu, "mu", dtype), jnp.ones((), dtype)
+        if not schedule.follows_density:
+            raise ValueError(
+                f"mu as a function of time needs a schedule whose steps do not depend on mu "
+                f"(Stochastic(dt)); {type(schedule).__name__}() rounds last gamma / mu, so "
+                "give mu as a number"
+            )
+    elif isinstance(mu, AbstractProfile):
+        mu = mu.value
     mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
     B = check_unit(check_vector(B, "B", dtype), "B")
     if B.ndim != 1:
         raise ValueError(f"B must have shape (3,), got {B.shape}")
+    if matter is not None:
+        matter = profile(matter, "matter", dtype)
+        L = check_unit(check_vector(L, "L", dtype), "L")
+        if L.ndim != 1:
+            raise ValueError(f"L must have shape (3,), got {L.shape}")
+        if schedule.vacuum_inside:
+            raise ValueError(
+                "matter with Deterministic(vacuum='inside') is not available (the pair's "
+                "vacuum-inside unitary turns both about B); use vacuum='split'"
+            )
+    else:
+        L = None
     schedule = schedule.checked(gamma, mu, dtype)
     save_every = check_count(save_every, "save_every")
     n_realizations = check_count(n_realizations, "n_realizations")
     n_steps = run_length(schedule, gamma, mu, n_steps, t_max, save_every)
+    if density is not None:
+        check_density(schedule, gamma, density, n_steps)
     return RunSpec(
         gamma=gamma,
         mu=mu,
@@ -127,4 +177,26 @@ def make_spec(
         save_every=save_every,
         n_realizations=n_realizations,
         dtype=jnp.dtype(dtype),
+        ordering=ordering,
+        matter=matter,
+        L=L,
+        density=density,
+    )
+
+
+def check_density(schedule, gamma, density: AbstractProfile, n_steps: int):
+    """Refuse a concrete `mu(t)` that is negative at a step's midpoint, or makes the meeting
+    probability `mu(t) dt / gamma` exceed 1 there."""
+    tau, g = concrete(schedule.step_length(gamma, 1.0)), concrete(gamma)
+    if tau is None or g is None:
+        return
+    times = (np.arange(n_steps) + 0.5) * float(tau)
+    check_range(density, times, "mu(t)", lower=0.0)
+    check_range(
+        density,
+        times,
+        "mu(t)",
+        upper=float(g) / float(tau),
+        what=f" (the meeting probability mu(t) dt / gamma <= 1 needs mu(t) <= gamma / dt = "
+        f"{float(g) / float(tau):g})",
     )

@@ -98,3 +98,93 @@ def gas_run(P0, omegas, *, gamma, mu, B, dt, n_steps, rng, stochastic=True, angl
             rhos[i], rhos[j] = encounter_rho(rhos[i], rhos[j], gamma * x)
         rhos = [U @ r @ U.conj().T for U, r in zip(halves, rhos, strict=True)]
     return np.stack([bloch(r) for r in rhos])
+
+
+# Antineutrinos in the flavour basis, the way a flavour-basis code writes them: an antineutrino's
+# density matrix `rbar` in its ordinary flavour states (nubar_e, nubar_x), evolving under its own
+# Hamiltonian (vacuum `+omega B.sigma/2` for a real mixing matrix, matter `-lambda L.sigma/2`);
+# a neutrino-antineutrino pair interacts by the flavour-blind annihilation channel
+# `-2 mu x |Phi><Phi|`, `|Phi> = (|e ebar> + |x xbar>)/sqrt 2`; nu-nu and nubar-nubar pairs by
+# `mu x SWAP`. The Bloch vector reported for an antineutrino is that of `rbar^T` (the
+# convention in which `nubar_e` points along +z and `Pbar` obeys the equations of the
+# literature): `(x, -y, z)` of `rbar`.
+
+PHI = np.array([1, 0, 0, 1], dtype=complex) / np.sqrt(2)
+
+
+def expm_hermitian(H, t):
+    """exp(-i t H) of a Hermitian matrix."""
+    w, V = np.linalg.eigh(H)
+    return (V * np.exp(-1j * t * w)) @ V.conj().T
+
+
+def one_body(omega, B, matter, L, anti):
+    Bs = np.einsum("a,aij->ij", np.asarray(B, dtype=float), SIGMA)
+    Ls = np.einsum("a,aij->ij", np.asarray(L, dtype=float), SIGMA)
+    return (omega * Bs + (-matter if anti else matter) * Ls) / 2
+
+
+def pair_hamiltonian(anti_i, anti_j, x):
+    """The pair's interaction per unit `mu t` (flavour basis, ordinary antineutrino states)."""
+    if anti_i == anti_j:
+        return x * SWAP
+    return x * (np.eye(4) - 2 * np.outer(PHI, PHI.conj()))
+
+
+def to_physical(r, anti):
+    P = bloch(r)
+    return P * np.array([1.0, -1.0, 1.0]) if anti else P
+
+
+def from_physical(P, anti):
+    return rho(np.asarray(P, float) * np.array([1.0, -1.0, 1.0]) if anti else P)
+
+
+def species_pair_run(P0, anti, omegas, *, gamma, mu, B, matter, L, x, n_steps, inverted=False):
+    """Two particles (neutrino or antineutrino each) meeting at every step for `t = gamma/mu`
+    under the pair interaction, their correlations traced out after each encounter (OILE), with
+    vacuum and matter split around the encounters. Returns the physical Bloch vectors after each
+    step, shape (n_steps + 1, 2, 3)."""
+    sign = -1.0 if inverted else 1.0
+    t = gamma / mu
+    halves = [
+        expm_hermitian(one_body(sign * w, B, matter, L, a), t / 2)
+        for w, a in zip(omegas, anti, strict=True)
+    ]
+    U = expm_hermitian(pair_hamiltonian(anti[0], anti[1], x), gamma)
+    rhos = [from_physical(P, a) for P, a in zip(P0, anti, strict=True)]
+    out = [[to_physical(r, a) for r, a in zip(rhos, anti, strict=True)]]
+    for _ in range(n_steps):
+        rhos = [h @ r @ h.conj().T for h, r in zip(halves, rhos, strict=True)]
+        pair = U @ np.kron(rhos[0], rhos[1]) @ U.conj().T
+        rhos = list(partial_traces(pair))
+        rhos = [h @ r @ h.conj().T for h, r in zip(halves, rhos, strict=True)]
+        out.append([to_physical(r, a) for r, a in zip(rhos, anti, strict=True)])
+    return np.asarray(out)
+
+
+def species_pair_manybody(P0, anti, omegas, *, gamma, mu, B, x, n_steps):
+    """The same pair without tracing out: the two-particle state vector (flavour basis) after
+    each step of half vacuum, the pair unitary, half vacuum. Returns the one-body physical Bloch
+    vectors, shape (n_steps + 1, 2, 3)."""
+    t = gamma / mu
+    half = np.kron(
+        *[
+            expm_hermitian(one_body(w, B, 0.0, (0, 0, 1), a), t / 2)
+            for w, a in zip(omegas, anti, strict=True)
+        ]
+    )
+    U = expm_hermitian(pair_hamiltonian(anti[0], anti[1], x), gamma)
+    kets = []
+    for P, a in zip(P0, anti, strict=True):
+        w, V = np.linalg.eigh(from_physical(P, a))
+        kets.append(V[:, np.argmax(w)])
+    psi = np.kron(*kets)
+    out = []
+    for k in range(n_steps + 1):
+        if k:
+            psi = half @ (U @ (half @ psi))
+        pair = np.outer(psi, psi.conj())
+        r0, r1 = partial_traces(pair)
+        out.append([to_physical(r0, anti[0]), to_physical(r1, anti[1])])
+    return np.asarray(out)

@@ -466,7 +466,7 @@ def test_carried_form_is_one_split_step(B):
     )  # fmt: skip
     slots = model.enter(Slots.start(jnp.asarray(P)))
     assert_allclose(model.in_gas_order(slots), P, rtol=0, atol=1e-15)
-    out = np.asarray(model.in_gas_order(model.encounters(slots, jnp.asarray(c), True)))
+    out = np.asarray(model.in_gas_order(model.encounters(slots, jnp.asarray(c), True, t=0.0)))
 
     def half(i, p):  # half a step of vacuum for neutrino i
         U = ref.rotation(B, omegas[i // 4] * 0.15 / 2)

@@ -38,7 +38,23 @@ def fingerprint(gas, spec, options: dict) -> str:
         "exchange_every": None,
         **options,
     }
+    # Options added since format 5, recorded only where they differ from their defaults, so
+    # that a checkpoint of a neutrino gas in vacuum written before them still resumes.
+    if any(gas.antineutrino):
+        values["antineutrino"] = list(gas.antineutrino)
+    if spec.ordering != "normal":
+        values["ordering"] = spec.ordering
+    for name in ("matter", "density"):
+        if getattr(spec, name) is not None:
+            values[name] = _describe(getattr(spec, name))
+    if spec.matter is not None:
+        values["L"] = np.asarray(spec.L, dtype=float).tolist()
     return json.dumps(values, sort_keys=True)
+
+
+def _describe(profile) -> str:
+    leaves = [np.asarray(x, dtype=float).tolist() for x in jax.tree.leaves(profile)]
+    return f"{type(profile).__name__}{leaves}"
 
 
 def write_checkpoint(path: Path, stamp: str, step: int, state: dict, pieces: dict, axis: int):

@@ -34,7 +34,9 @@ def advance(
             def step(slots, s):
                 # `s >= 0`: true, but not known to the compiler (see `kernel.materialize`).
                 live = s >= 0
-                slots, _, met = kernel.step(slots, step_words(steps_key, s), velocity_words, live)
+                slots, _, met = kernel.step(
+                    slots, step_words(steps_key, s), velocity_words, live, s
+                )
                 return slots, met
 
             steps = step0 + k * save_every + jnp.arange(save_every, dtype=jnp.int32)
@@ -81,7 +83,7 @@ class DenseEngine(AbstractGasEngine):
         return placement(self.sharding)
 
     def start(self):
-        P = jnp.broadcast_to(self.gas.initial_state(self.dtype), self.shape)
+        P = jnp.broadcast_to(self.gas.initial_isospins(self.dtype), self.shape)
         return _initial(self.kernel, shard(P, self.sharding))
 
     def advance(self, slots, step0: int, size: int, save_every: int, save_state: bool):

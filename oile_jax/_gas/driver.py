@@ -11,6 +11,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import numpy as np
 from jaxtyping import ArrayLike, PRNGKeyArray
@@ -39,7 +40,8 @@ class GasSolution:
     - `ts` `(S,)`: save times (units of `1/mu` when `mu = 1`).
     - `group_mean`, `group_std` `(R, S, G, 3)`; `group_length`, `group_entropy` `(R, S, G)`:
       see `Observables`.
-    - `total` `(R, S, 3)`: `sum_i P_i`; `lepton` `(R, S)`: `B . sum_i P_i`.
+    - `total` `(R, S, 3)`: `sum_nu P_i - sum_nubar Pbar_i` (the isospins' sum, which every
+      encounter conserves); `lepton` `(R, S)`: `B . total`, the lepton number `nu - nubar`.
     - `encounters` `(R, S)`: cumulative number of encounters (pairs) since `t = 0`.
     - `state` `(R, S, N, 3)` if `save_state=True`, else None; `final_state` `(R, N, 3)`.
     - `velocities` `(R, N, 3)` for the fixed-velocities model, else None.
@@ -123,9 +125,10 @@ def drive(
     `chunk_saves`: save intervals per chunk (None: all). The save axis of the results follows
     the engine's leading axes (`engine.shape[:-2]`).
 
-    Returns `(carry, observables, encounters, state)`: the engine's final carry, a dict of
-    observable series (the initial save included), cumulative encounters, and the state series
-    (`None` without `save_state`)."""
+    Returns `(final_state, observables, encounters, state)`: the final Bloch vectors in gas
+    order, a dict of observable series (the initial save included), cumulative encounters, and
+    the state series (`None` without `save_state`). The engines carry isospins; the group means
+    and the states come back as the physical `P` and `Pbar` (`Gas.physical`)."""
     save_every, n_intervals = spec.save_every, spec.n_saves - 1
     axis = len(engine.shape) - 2  # after the realization axis (and a sweep's point axis)
     chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
@@ -183,15 +186,18 @@ def drive(
         first = np.expand_dims(to_host(first), axis)
         return np.concatenate([first] + pieces[name], axis=axis) if pieces[name] else first
 
+    gas = engine.gas
     out = {name: series(name, getattr(obs0, name)) for name in FIELDS}
+    out["group_mean"] = gas.physical(out["group_mean"])
     n_met = series("encounters", np.zeros(obs0.lepton.shape, np.int64))
     state = None
     if save_state:
         saved = pieces["saves_state"][0]  # (..., saves, N, 3): the state's shape without `axis`
         shape = saved.shape[:axis] + saved.shape[axis + 1 :]
-        initial = np.broadcast_to(np.asarray(engine.gas.initial_state(engine.dtype)), shape)
-        state = series("saves_state", initial)
-    return carry, out, np.cumsum(n_met, axis=axis), state
+        initial = np.broadcast_to(np.asarray(gas.initial_isospins(engine.dtype)), shape)
+        state = gas.physical(series("saves_state", initial))
+    final = gas.physical(engine.state(carry))
+    return final, out, np.cumsum(n_met, axis=axis), state
 
 
 def prepare(gas, **options) -> tuple[Gas, RunSpec]:
@@ -199,7 +205,8 @@ def prepare(gas, **options) -> tuple[Gas, RunSpec]:
     if not isinstance(gas, Gas):
         raise ValueError(f"gas must be a Gas(counts, omegas, P0), got {type(gas).__name__}")
     spec = make_spec(**options)
-    return check_gas(gas, spec.dtype), spec
+    gas = check_gas(gas, spec.dtype)
+    return gas, eqx.tree_at(lambda s: s.angles, spec, spec.angles.for_gas(gas.counts))
 
 
 def simulate_gas(
@@ -224,13 +231,25 @@ def simulate_gas(
     devices=None,
     shards: int | None = None,
     exchange_every: int = 1,
+    ordering: str = "normal",
+    matter=None,
+    L: ArrayLike = (0.0, 0.0, 1.0),
 ) -> GasSolution:
     """Simulate an OILE gas: `n_realizations` independent realizations, vmapped.
 
     **Arguments:**
-    - `gas`: a `Gas` (group counts, vacuum frequencies, initial Bloch vectors).
-    - `gamma` (> 0), `mu` (> 0): impact parameter and coupling. `B`: unit vacuum direction in
-      the basis the states are written in (default mass basis `(0, 0, -1)`; see `mixing_vector`).
+    - `gas`: a `Gas`; its antineutrino groups are given and returned as their physical `Pbar`.
+    - `gamma` (> 0): impact parameter. `mu` (> 0): the coupling, a number or a profile of time
+      (`Constant`, `Exponential`, `Samples`; with `Stochastic(dt)` only: the meeting
+      probability `mu(t) dt / gamma` must stay `<= 1` at every step). `B`: unit vacuum direction
+      in the basis the states are written in (default mass basis `(0, 0, -1)`; see
+      `mixing_vector`). `ordering`: `"normal"` or `"inverted"` (every vacuum frequency flips
+      sign).
+    - `matter`: the matter potential `lambda` (a number or a profile of time; None: none)
+      along the flavour axis `L` (unit; default `(0, 0, 1)`, the flavour basis; in the mass
+      basis `nu_e("mass", theta)`). Every particle turns about `omega_g B + lambda(t) L`
+      exactly over each half step (the field at the step's midpoint); not with
+      `Deterministic(vacuum="inside")`.
     - `schedule`: `Stochastic(dt)` or `Deterministic(vacuum="split" | "inside")`.
     - `angles`: `"isotropic"`, `"fixed-velocities"`, `"fixed-angle"` (or an instance).
     - `n_steps` or `t_max` (exactly one), `save_every`: run length and save interval in steps.
@@ -254,8 +273,9 @@ def simulate_gas(
       N must be a multiple of `shards^2` with `N / shards` even; `save_every` a multiple of
       `exchange_every`.
 
-    `gamma`, `mu`, `B`, `dt`, the gas's `omegas` and `P0` are traced: changing them does not
-    recompile; `counts`, `n_realizations`, `save_every`, chunk sizes and options are static.
+    `gamma`, `mu`, `B`, `L`, `dt`, the profiles' numbers, the gas's `omegas` and `P0` are
+    traced: changing them does not recompile; `counts`, `n_realizations`, `save_every`, chunk
+    sizes and options are static.
     """
     gas, spec = prepare(
         gas,
@@ -270,6 +290,9 @@ def simulate_gas(
         save_every=save_every,
         n_realizations=n_realizations,
         dtype=dtype,
+        ordering=ordering,
+        matter=matter,
+        L=L,
     )
     kernel = GasKernel.make(gas, spec)
     options = {"save_state": save_state}
@@ -284,7 +307,7 @@ def simulate_gas(
         if any(concrete(x) is None for x in (spec.gamma, spec.mu, gas.omegas, gas.P0)):
             raise ValueError("checkpoint needs concrete parameters (not under jit or grad)")
         stamp = fingerprint(gas, spec, options)
-    carry, out, encounters, state = drive(
+    final_state, out, encounters, state = drive(
         engine,
         spec,
         save_state=save_state,
@@ -298,7 +321,7 @@ def simulate_gas(
     return GasSolution(
         ts=spec.times(),
         encounters=encounters,
-        final_state=engine.state(carry),
+        final_state=final_state,
         state=state,
         velocities=engine.velocities(),
         counts=gas.counts,

@@ -11,6 +11,12 @@ gather, no scatter. The gas order is restored only for saved states.
 Carried form (`GasKernel.enter`): with the vacuum split around the encounters, the vectors are
 carried half a step of vacuum ahead and in the frame `(e1, e2, B)`, so a step is the encounters
 and one turn about the third axis; they are turned back for observables and saved states.
+
+The kernel works on flavour isospins (`model.py`): antineutrino groups and the inverted ordering
+enter only through the signs of `omegas`. With matter, each group turns about its own axis
+`omega_g B + lambda(t) L`: a step is then half a turn (the field at the step's midpoint),
+the encounters and the other half, each turn a per-group rotation matrix (exact for constant
+matter, second order in the step for `lambda(t)`); the vectors are carried as they are.
 """
 
 import equinox as eqx
@@ -20,10 +26,11 @@ from jaxtyping import Array, Float, Int
 
 from .._angles import AbstractAngleModel
 from .._encounter import encounter_vacuum
+from .._groups import group_of, group_values
+from .._profile import AbstractProfile
 from .._random import pair_uniforms, permutation
 from .._schedule import AbstractSchedule
 from .._trig import sin_cos
-from .model import group_of, group_values
 from .observe import Observables, observe
 
 
@@ -129,8 +136,33 @@ class Slots(eqx.Module):
         return jnp.zeros_like(P).at[self.flat_index()].set(P, unique_indices=True)
 
 
+def _rotations(h, angle_scale):
+    """Rotation matrices `(G, 3, 3)` about the axes `h` `(G, 3)` by `|h| angle_scale`
+    (Rodrigues; the identity where `h = 0`)."""
+    norm = jnp.sqrt(jnp.sum(h * h, axis=-1))
+    n = h / jnp.where(norm > 0, norm, 1)[:, None]
+    sin, cos = jnp.sin(norm * angle_scale), jnp.cos(norm * angle_scale)
+    zero = jnp.zeros_like(n[:, 0])
+    cross = jnp.stack(
+        [
+            jnp.stack([zero, -n[:, 2], n[:, 1]], -1),
+            jnp.stack([n[:, 2], zero, -n[:, 0]], -1),
+            jnp.stack([-n[:, 1], n[:, 0], zero], -1),
+        ],
+        axis=-2,
+    )
+    eye = jnp.eye(3, dtype=h.dtype)
+    return (
+        cos[:, None, None] * eye
+        + sin[:, None, None] * cross
+        + (1 - cos)[:, None, None] * n[:, :, None] * n[:, None, :]
+    )
+
+
 class GasKernel(eqx.Module):
-    """The physics of one gas step: groups, vacuum, coupling, angle model and schedule."""
+    """The physics of one gas step: groups, vacuum (signed isospin frequencies `omegas`),
+    matter, coupling (with its history `density`, `mu(t) = mu density(t)`), angle model and
+    schedule."""
 
     counts: tuple[int, ...] = eqx.field(static=True)
     omegas: Float[Array, " G"]
@@ -139,11 +171,27 @@ class GasKernel(eqx.Module):
     B: Float[Array, "3"]
     angles: AbstractAngleModel
     schedule: AbstractSchedule
+    matter: AbstractProfile | None = None
+    L: Float[Array, "3"] | None = None
+    density: AbstractProfile | None = None
 
     @classmethod
     def make(cls, gas, spec) -> "GasKernel":
         """The kernel of a validated gas and run specification."""
-        return cls(gas.counts, gas.omegas, spec.gamma, spec.mu, spec.B, spec.angles, spec.schedule)
+        signs = gas.signs * (-1.0 if spec.ordering == "inverted" else 1.0)
+        omegas = gas.omegas if (signs == 1).all() else gas.omegas * signs.astype(spec.dtype)
+        return cls(
+            gas.counts,
+            omegas,
+            spec.gamma,
+            spec.mu,
+            spec.B,
+            spec.angles,
+            spec.schedule,
+            spec.matter,
+            spec.L,
+            spec.density,
+        )
 
     @property
     def n(self) -> int:
@@ -152,6 +200,32 @@ class GasKernel(eqx.Module):
     @property
     def vacuum_inside(self) -> bool:
         return self.schedule.vacuum_inside
+
+    @property
+    def carried(self) -> bool:
+        """Whether the vectors are carried in the frame of `B`, half a step ahead (`enter`)."""
+        return not self.vacuum_inside and self.matter is None
+
+    def midpoint(self, step, dtype):
+        """The time at the middle of step `step` (an int32 index)."""
+        tau = self.schedule.step_length(self.gamma, self.mu).astype(dtype)
+        return (step.astype(dtype) + 0.5) * tau
+
+    def coupling(self, t):
+        """`mu(t)`."""
+        return self.mu if self.density is None else self.mu * self.density(t)
+
+    def _turn_half(self, P, index, t):
+        """Vectors `P` (component triples) of the neutrinos `index` turned about
+        `omega_g B + lambda(t) L` for half a step."""
+        dtype = P[0].dtype
+        h = self.omegas.astype(dtype)[:, None] * self.B.astype(dtype) + self.matter(t).astype(
+            dtype
+        ) * self.L.astype(dtype)
+        tau = self.schedule.step_length(self.gamma, self.mu).astype(dtype)
+        R = _rotations(h, tau / 2)
+        R = [[group_values(self.counts, R[:, i, k], index) for k in range(3)] for i in range(3)]
+        return tuple(sum(R[i][k] * P[k] for k in range(3)) for i in range(3))
 
     def group_rotation(self, dtype, steps: float):
         """Per-group `(sin a, 1 - cos a)` of the vacuum angle `a = omega_g tau steps`."""
@@ -175,8 +249,8 @@ class GasKernel(eqx.Module):
         vacuum ahead (`Q = R P`), and in the frame `(e1, e2, B)`, where `R^2` turns `x` and `y`
         only. A step is then `E` and one full turn, a third of the work of two half turns about
         a general `B`; `B . P` is the third component and untouched by the vacuum. With the
-        vacuum inside the encounters, the Bloch vectors themselves."""
-        if self.vacuum_inside:
+        vacuum inside the encounters, or with matter, the Bloch vectors themselves."""
+        if not self.carried:
             return slots
         M = _frame(self.B.astype(slots.P[0].dtype))
         P = tuple(sum(M[i, k] * slots.P[k] for k in range(3)) for i in range(3))
@@ -184,7 +258,7 @@ class GasKernel(eqx.Module):
 
     def leave(self, slots: Slots) -> Slots:
         """Slots holding the Bloch vectors, from the carried form (`enter`)."""
-        if self.vacuum_inside:
+        if not self.carried:
             return slots
         M = _frame(self.B.astype(slots.P[0].dtype))
         P = self._precess(slots.P, slots.index, -0.5)
@@ -199,23 +273,24 @@ class GasKernel(eqx.Module):
         move = lambda x, perm: take(x.reshape(-1), perm).reshape(x.shape)
         return materialize(live, lambda s, p: jax.tree.map(lambda x: move(x, p), s), slots, perm)
 
-    def encounter_angles(self, index, words, velocity_words, live, dtype):
+    def encounter_angles(self, index, words, velocity_words, live, dtype, t):
         """Encounter angles `c` `(n/2,)` of the pairs `(index[0, k], index[1, k])` (0 where a
-        pair does not meet) and the number of encounters."""
+        pair does not meet) and the number of encounters, in the step whose midpoint is `t`."""
 
-        def angles(index, words, velocity_words):
+        def angles(index, words, velocity_words, t):
             u_meet, u_x = pair_uniforms(words, index.shape[-1], dtype)
             x = self.angles.pair_x(u_x, velocity_words, index[0], index[1], dtype)
             c, met = self.schedule.meetings(
-                u_meet, self.gamma.astype(dtype) * x, self.gamma, self.mu
+                u_meet, self.gamma.astype(dtype) * x, self.gamma, self.coupling(t)
             )
             return c, jnp.sum(met, dtype=jnp.int32)
 
-        return materialize(live, angles, index, words, velocity_words)
+        return materialize(live, angles, index, words, velocity_words, t)
 
-    def encounters(self, slots: Slots, c, live) -> Slots:
+    def encounters(self, slots: Slots, c, live, t) -> Slots:
         """The pairs `(0, k)`, `(1, k)` of slots in the carried form (`enter`) meet at angles
-        `c`, then precess for one step (or with the vacuum inside the encounter)."""
+        `c`, then precess for one step (or with the vacuum inside the encounter; with matter,
+        half a turn before and half after)."""
         if self.vacuum_inside:
             dtype = slots.P[0].dtype
             Pa, Pb = (jnp.stack([x[i] for x in slots.P], axis=-1) for i in (0, 1))
@@ -228,19 +303,24 @@ class GasKernel(eqx.Module):
         # The encounter is symmetric (`Pb` changes by `_exchange(Pb, Pa)`), so each plane is one
         # elementwise pass over all slots, the partner read from the other row.
         sin2, sin_cos = materialize(live, _coefficients, c)
-        partner = tuple(x[::-1] for x in slots.P)
-        d = _exchange(slots.P, partner, sin2, sin_cos)
-        P = tuple(p + x for p, x in zip(slots.P, d, strict=True))
-        return Slots(P=self._precess(P, slots.index, 1.0), index=slots.index)
+        P = slots.P if self.carried else self._turn_half(slots.P, slots.index, t)
+        partner = tuple(x[::-1] for x in P)
+        d = _exchange(P, partner, sin2, sin_cos)
+        P = tuple(p + x for p, x in zip(P, d, strict=True))
+        if self.carried:
+            return Slots(P=self._precess(P, slots.index, 1.0), index=slots.index)
+        return Slots(P=self._turn_half(P, slots.index, t), index=slots.index)
 
-    def step(self, slots: Slots, words, velocity_words, live):
-        """One step of one realization (or one shard), slots in the carried form (`enter`).
-        Returns the new slots (the pairs of this step in the slots `(0, k)`, `(1, k)`), their
-        encounter angles and the number of encounters. `live` is a traced True (see
-        `materialize`)."""
+    def step(self, slots: Slots, words, velocity_words, live, step):
+        """Step `step` (int32, global) of one realization (or one shard), slots in the carried
+        form (`enter`). Returns the new slots (the pairs of this step in the slots `(0, k)`,
+        `(1, k)`), their encounter angles and the number of encounters. `live` is a traced True
+        (see `materialize`)."""
+        dtype = slots.P[0].dtype
+        t = self.midpoint(step, dtype)
         slots = self.shuffle(slots, words, live)
-        c, n_met = self.encounter_angles(slots.index, words, velocity_words, live, slots.P[0].dtype)
-        return self.encounters(slots, c, live), c, n_met
+        c, n_met = self.encounter_angles(slots.index, words, velocity_words, live, dtype, t)
+        return self.encounters(slots, c, live, t), c, n_met
 
     def observe_sums(self, slots: Slots, combine=None) -> Observables:
         """Observables of slots in the carried form (`enter`); `combine`, if given, adds the
@@ -249,7 +329,7 @@ class GasKernel(eqx.Module):
         P = vectors.vectors()
         group = group_of(self.counts, vectors.flat_index())
         obs = observe(P, group, self.counts, self.B.astype(P.dtype), combine=combine)
-        if self.vacuum_inside:
+        if not self.carried:
             return obs
         # `B . sum P` is the sum of the carried third components, which the vacuum leaves alone.
         if combine is None:

@@ -1,6 +1,11 @@
-"""The gas as the user gives it (`Gas`: groups, vacuum frequencies, initial states) and its
-per-group tables: the group of a neutrino is a function of its index in the gas (group order),
-so a step carries no group array."""
+"""The gas as the user gives it (`Gas`: groups, species, vacuum frequencies, initial states) and
+its per-group tables: the group of a neutrino is a function of its index in the gas (group
+order), so a step carries no group array.
+
+Antineutrinos (physics.md section 10): the user gives and gets the physical Bloch vector `Pbar`
+of an antineutrino group (a pure `nubar_e` along `+z` in the flavour basis, like `nu_e`); the
+engines carry flavour isospins `s = sign_g P` (`sign = -1` for antineutrinos) with signed
+frequencies `sign_g omega_g`, on which every pair meets by the same encounter map."""
 
 import equinox as eqx
 import jax
@@ -18,14 +23,17 @@ class Gas(eqx.Module):
     - `counts`: neutrinos in each group (static; their sum N must be even).
     - `omegas`: vacuum frequency of each group, shape `(G,)` (traced).
     - `P0`: initial Bloch vector of each group `(G, 3)`, or of each neutrino `(N, 3)` in group
-      order (traced).
+      order (traced); for an antineutrino group its physical `Pbar`.
+    - `antineutrino`: whether each group is antineutrinos, one bool per group (or one for all;
+      static). `omegas` stay the positive `dm^2 / 2E` of both species.
     """
 
     counts: tuple[int, ...] = eqx.field(static=True)
     omegas: Float[Array, " G"]
     P0: Float[Array, "G_or_N 3"]
+    antineutrino: tuple[bool, ...] = eqx.field(static=True)
 
-    def __init__(self, counts, omegas, P0):
+    def __init__(self, counts, omegas, P0, antineutrino=False):
         counts = tuple(counts) if isinstance(counts, (list, tuple, np.ndarray)) else (counts,)
         for c in counts:
             if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
@@ -33,6 +41,7 @@ class Gas(eqx.Module):
         self.counts = tuple(int(c) for c in counts)
         self.omegas = jnp.asarray(omegas)
         self.P0 = jnp.asarray(P0)
+        self.antineutrino = species(antineutrino, len(self.counts))
 
     def __check_init__(self):
         G = len(self.counts)
@@ -56,6 +65,11 @@ class Gas(eqx.Module):
         return sum(self.counts)
 
     @property
+    def signs(self) -> np.ndarray:
+        """`+1` for each neutrino group, `-1` for each antineutrino group: `s = sign P`."""
+        return np.where(self.antineutrino, -1.0, 1.0)
+
+    @property
     def n_groups(self) -> int:
         return len(self.counts)
 
@@ -72,42 +86,52 @@ class Gas(eqx.Module):
             return P0
         return jnp.repeat(P0, np.asarray(self.counts), axis=0, total_repeat_length=self.n)
 
+    def neutrino_signs(self, dtype) -> np.ndarray:
+        """`signs` of every neutrino `(N, 1)`, gas order."""
+        return np.repeat(self.signs, self.counts)[:, None].astype(dtype)
+
+    def initial_isospins(self, dtype) -> Float[Array, "N 3"]:
+        """The initial flavour isospins `s = sign P` of every neutrino, gas order."""
+        P = self.initial_state(dtype)
+        return P if not any(self.antineutrino) else P * self.neutrino_signs(dtype)
+
+    def physical(self, s, axis: int = -2):
+        """Bloch vectors `P` from isospins `s` (`(..., N, 3)` in gas order, or `(..., G, 3)`
+        per group with `axis` the group or neutrino axis)."""
+        if not any(self.antineutrino):
+            return s
+        per = self.signs if s.shape[axis] == self.n_groups else self.neutrino_signs(float)[:, 0]
+        shape = [1] * s.ndim
+        shape[axis] = per.shape[0]
+        return s * per.reshape(shape).astype(s.dtype)
+
     def checked(self, dtype) -> "Gas":
         """This gas with its arrays in `dtype`, finite and physical (`|P0| <= 1`)."""
         P0 = check_bloch(check_finite(check_vector(self.P0, "P0", dtype), "P0"), "P0")
         omegas = check_vector(self.omegas[:, None], "omegas", dtype, size=1)[:, 0]
-        return Gas(self.counts, check_finite(omegas, "omegas"), P0)
+        return Gas(self.counts, check_finite(omegas, "omegas"), P0, self.antineutrino)
+
+
+def species(antineutrino, n_groups: int) -> tuple[bool, ...]:
+    """The `antineutrino` option as one bool per group."""
+    flags = (antineutrino,) * n_groups if isinstance(antineutrino, (bool, np.bool_)) else None
+    if flags is None:
+        try:
+            flags = tuple(antineutrino)
+        except TypeError:
+            flags = ()
+    if len(flags) != n_groups or not all(isinstance(f, (bool, np.bool_)) for f in flags):
+        raise ValueError(
+            f"antineutrino must be True/False or one bool per group ({n_groups} groups), "
+            f"got {antineutrino!r}"
+        )
+    return tuple(bool(f) for f in flags)
 
 
 def check_gas(gas, dtype) -> Gas:
     if not isinstance(gas, Gas):
         raise ValueError(f"gas must be a Gas(counts, omegas, P0), got {type(gas).__name__}")
     return gas.checked(dtype)
-
-
-def _bounds(counts) -> np.ndarray:
-    """The index of the first neutrino of every group but the first."""
-    return np.cumsum(counts)[:-1].astype(np.int32)
-
-
-def group_of(counts, index):
-    """The group of the neutrinos `index` (their positions in the gas, group order)."""
-    bounds = _bounds(counts)
-    if not len(bounds):
-        return jnp.zeros(index.shape, jnp.int32)
-    return jnp.searchsorted(jnp.asarray(bounds), index, side="right").astype(jnp.int32)
-
-
-def group_values(counts, table, index):
-    """`table[group of index]` for per-group values `table` `(G,)`: a chain of selects for a few
-    groups (elementwise, no gather), a lookup for many."""
-    bounds = _bounds(counts)
-    if len(bounds) > 16:
-        return table[group_of(counts, index)]
-    out = jnp.broadcast_to(table[0], index.shape)
-    for g, bound in enumerate(bounds, start=1):
-        out = jnp.where(index >= int(bound), table[g], out)
-    return out
 
 
 def realization_velocities(angles, key, n_realizations: int, n: int, dtype):

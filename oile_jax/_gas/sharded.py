@@ -93,10 +93,10 @@ def _shard_words(key, shard_ids):
     )(shard_ids)
 
 
-def shard_step(kernel: GasKernel, slots: Slots, words, velocity_words, live):
-    """One step of the local shards `(L, ...)` of one realization: the dense step in every
+def shard_step(kernel: GasKernel, slots: Slots, words, velocity_words, live, s):
+    """Step `s` of the local shards `(L, ...)` of one realization: the dense step in every
     shard. Returns the new slots and the number of encounters."""
-    step = lambda slots, words: kernel.step(slots, words, velocity_words, live)
+    step = lambda slots, words: kernel.step(slots, words, velocity_words, live, s)
     slots, _, met = jax.vmap(step)(slots, words)
     return slots, jnp.sum(met)
 
@@ -192,7 +192,7 @@ def _advance(
 
             def step(slots, s):
                 words = _shard_words(jax.random.fold_in(steps_key, s), shard_ids)
-                return shard_step(kernel, slots, words, velocity_words, s >= 0)
+                return shard_step(kernel, slots, words, velocity_words, s >= 0, s)
 
             def epoch(slots, e):
                 steps = e * K + jnp.arange(K, dtype=jnp.int32)
@@ -271,7 +271,7 @@ class ShardedEngine(AbstractGasEngine):
         return list(self.mesh.devices.flat)
 
     def start(self):
-        P0 = self.gas.initial_state(self.dtype)
+        P0 = self.gas.initial_isospins(self.dtype)
         return _start(self.kernel, P0, self.key, self.n_realizations, self.shards, self.mesh)
 
     def advance(self, slots, step0: int, size: int, save_every: int, save_state: bool):

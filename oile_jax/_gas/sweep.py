@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import concrete
+from .._profile import AbstractProfile
 from .._sharding import leading_axis_sharding, placement, shard, to_host
 from . import dense
 from .checkpoint import fingerprint
@@ -63,7 +64,7 @@ class SweptEngine(AbstractGasEngine):
         return placement(self.sharding)
 
     def start(self):
-        P = jnp.broadcast_to(self.gas.initial_state(self.dtype), self.shape)
+        P = jnp.broadcast_to(self.gas.initial_isospins(self.dtype), self.shape)
         return _initial(self.kernel, shard(P, self.sharding))
 
     def advance(self, slots, step0: int, size: int, save_every: int, save_state: bool):
@@ -85,6 +86,11 @@ class SweptEngine(AbstractGasEngine):
 
 
 def _points(gamma, mu) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(mu, AbstractProfile):
+        raise ValueError(
+            "mu of a sweep must be numbers (the sweep's points); a coupling mu(t) is a "
+            "simulate_gas option"
+        )
     values = [np.asarray(concrete(x) if concrete(x) is not None else np.nan) for x in (gamma, mu)]
     if any(np.isnan(v).any() for v in values):
         raise ValueError("gamma and mu of a sweep must be concrete numbers (not traced)")
@@ -125,6 +131,9 @@ def sweep_gas(
     resume: bool = False,
     progress: bool | None = None,
     devices=None,
+    ordering: str = "normal",
+    matter=None,
+    L=(0.0, 0.0, 1.0),
 ) -> list[GasSolution]:
     """`simulate_gas` at every point of a parameter sweep, in one vmapped call per chunk.
 
@@ -141,6 +150,7 @@ def sweep_gas(
     gammas, mus = _points(gamma, mu)
     options = dict(schedule=schedule, key=key, B=B, angles=angles, n_steps=n_steps, t_max=t_max)
     options.update(save_every=save_every, n_realizations=n_realizations, dtype=dtype)
+    options.update(ordering=ordering, matter=matter, L=L)
     runs = [prepare(gas, gamma=g, mu=m, **options) for g, m in zip(gammas, mus, strict=True)]
     steps = sorted({spec.n_steps for _, spec in runs})
     if len(steps) > 1:
@@ -162,7 +172,7 @@ def sweep_gas(
         stamp = fingerprint(
             gas, eqx.tree_at(lambda s: (s.gamma, s.mu), spec, points), {"save_state": save_state}
         )
-    carry, series, encounters, state = drive(
+    final_state, series, encounters, state = drive(
         engine,
         spec,
         save_state=save_state,
@@ -173,7 +183,7 @@ def sweep_gas(
         progress=progress,
         label=f"sweep K={K} N={gas.n}",
     )
-    final_state, velocities = engine.state(carry), engine.velocities()
+    velocities = engine.velocities()
     return [
         GasSolution(
             ts=point.times(),
