@@ -26,6 +26,7 @@ figures: $(STAMP)
 	$(PY) experiments/miscidynamics.py --out $(OUT) --from $(OUT)/two_groups.h5 --force
 	$(PY) experiments/different_approaches.py --out $(OUT) --force
 	$(PY) experiments/meanfield_limit.py --out $(OUT) --force
+	$(PY) experiments/standard_problems.py --out $(OUT) --force
 
 ## The default test suite (excludes tests marked slow), on every core (pytest-xdist).
 test: $(STAMP)
