@@ -314,7 +314,16 @@ def split_frequency(omegas, along_B):
 
 
 def spectral_split(
-    gammas, modes, per, *, a=0.2, b=1.2, theta=np.pi / 6, mu0=20.0, scale=20.0, t_end=150.0,
+    gammas,
+    modes,
+    per,
+    *,
+    a=0.2,
+    b=1.2,
+    theta=np.pi / 6,
+    mu0=20.0,
+    scale=20.0,
+    t_end=150.0,
     seed=0,
 ):
     """A box spectrum `[a, b]` of `modes` groups of `per` `nu_e`, `mu(t) = mu0 exp(-t/scale)`:
