@@ -8,6 +8,7 @@ oscillation of its own (it is the `P_b` of physics.md sections 5 and 8).
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from ._angles import AbstractAngleModel, AbstractFreshAngleModel, fresh_angle_model
@@ -19,6 +20,7 @@ from ._checks import (
     check_vector,
 )
 from ._encounter import encounter, encounter_vacuum, vacuum_rotation
+from ._profile import AbstractProfile
 from ._random import realization_keys
 from ._schedule import AbstractSchedule
 from ._spec import RunSpec, make_spec
@@ -42,7 +44,9 @@ class ForegroundSolution(eqx.Module):
 
 
 class Foreground(eqx.Module):
-    """The foreground step's physics: background state, coupling, vacuum, angles, schedule."""
+    """The foreground step's physics: background state, coupling, vacuum, angles, schedule;
+    with antineutrinos (physics.md section 10) `P_b` and the states are flavour isospins and
+    `omega` is signed; matter turns the foreground about `omega B + lambda(t) L`."""
 
     P_b: Float[Array, "3"]
     gamma: Float[Array, ""]
@@ -51,25 +55,38 @@ class Foreground(eqx.Module):
     B: Float[Array, "3"]
     angles: AbstractFreshAngleModel
     schedule: AbstractSchedule
+    matter: AbstractProfile | None = None
+    L: Float[Array, "3"] | None = None
+    density: AbstractProfile | None = None
 
-    def step(self, P, key):
-        """One step of the schedule for foreground neutrinos `P` (shape `(*batch, 3)`)."""
+    def _turn(self, P, t, tau):
+        """Half a step of vacuum (and matter, at the step's midpoint `t`)."""
+        if self.matter is None:
+            return vacuum_rotation(P, self.omega * tau / 2, self.B)
+        h = self.omega * self.B + self.matter(t).astype(P.dtype) * self.L
+        norm = jnp.sqrt(jnp.sum(h * h))
+        axis = h / jnp.where(norm > 0, norm, 1)
+        return vacuum_rotation(P, norm * tau / 2, axis)
+
+    def step(self, P, key, s):
+        """Step `s` of the schedule for foreground neutrinos `P` (shape `(*batch, 3)`)."""
         batch = P.shape[:-1]
         # One draw per step for both the meeting decision and the angle: key derivation is a
         # large part of the cost of a step.
         u_meet, u_x = jax.random.uniform(key, (2,) + batch, dtype=P.dtype)
         c = self.gamma * self.angles.from_uniform(u_x)
         tau = self.schedule.step_length(self.gamma, self.mu)
-        c, met = self.schedule.meetings(u_meet, c, self.gamma, self.mu)
+        t = (s + 0.5) * tau
+        mu = self.mu if self.density is None else self.mu * self.density(t)
+        c, met = self.schedule.meetings(u_meet, c, self.gamma, mu)
         if self.schedule.vacuum_inside:
             P, _ = encounter_vacuum(
                 P, self.P_b, c, phase_i=self.omega * tau, phase_j=jnp.zeros_like(tau), B=self.B
             )
         else:
-            half = self.omega * tau / 2
-            P = vacuum_rotation(P, half, self.B)
+            P = self._turn(P, t, tau)
             P, _ = encounter(P, self.P_b, c)
-            P = vacuum_rotation(P, half, self.B)
+            P = self._turn(P, t, tau)
         return P, met
 
 
@@ -80,7 +97,7 @@ def _run(model: Foreground, P0, spec: RunSpec):
     def realization(rkey):
         def interval(P, k):
             def step(P, s):
-                return model.step(P, jax.random.fold_in(rkey, s))
+                return model.step(P, jax.random.fold_in(rkey, s), s.astype(P.dtype))
 
             P, met = jax.lax.scan(step, P, k * save_every + jnp.arange(save_every))
             return P, (P, jnp.sum(met, axis=0))
@@ -115,6 +132,11 @@ def simulate_foreground(
     save_every: int = 1,
     n_realizations: int = 1,
     dtype=None,
+    antineutrino: bool = False,
+    background_antineutrino: bool = False,
+    ordering: str = "normal",
+    matter=None,
+    L: Float[ArrayLike, "3"] = (0.0, 0.0, 1.0),
 ) -> ForegroundSolution:
     """Foreground neutrino(s) meeting fresh background neutrinos in the fixed state `P_b`.
 
@@ -134,6 +156,12 @@ def simulate_foreground(
     - `n_realizations`: independent realizations, run vmapped; realization `r` uses
       `fold_in(key, r)` and step `s` of it `fold_in(fold_in(key, r), s)`.
     - `dtype`: float dtype (default: that of `P0` if it is a float array, else JAX's default).
+    - `antineutrino`, `background_antineutrino`: whether the foreground, and the background,
+      are antineutrinos (their `P0`, `P_b` and the result are then the physical `Pbar`;
+      physics.md section 10). `ordering`: `"normal"` or `"inverted"` (`omega -> -omega`).
+    - `matter`: the matter potential `lambda` (a number or a profile of time; None: none) along
+      the flavour axis `L`; not with `Deterministic(vacuum="inside")`. `mu` may be a profile of
+      time with `Stochastic(dt)` (meeting probability `mu(t) dt / gamma <= 1`).
 
     Parameters `gamma`, `mu`, `omega`, `B`, `P_b`, `P0` and `dt` are traced: changing them does
     not recompile. Differentiable in them (pathwise, at a fixed encounter sequence).
@@ -153,6 +181,12 @@ def simulate_foreground(
         raise ValueError(f"P_b must have shape (3,), got {P_b.shape}")
     P_b = check_bloch(P_b, "P_b")
     omega = check_finite(check_scalar(omega, "omega", dtype), "omega")
+    for flag, name in (
+        (antineutrino, "antineutrino"),
+        (background_antineutrino, "background_antineutrino"),
+    ):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {flag!r}")
     spec = make_spec(
         schedule=schedule,
         gamma=gamma,
@@ -165,14 +199,25 @@ def simulate_foreground(
         save_every=save_every,
         n_realizations=n_realizations,
         dtype=dtype,
+        ordering=ordering,
+        matter=matter,
+        L=L,
     )
+    sign = -1.0 if antineutrino else 1.0  # isospin s = sign P (physics.md section 10)
+    frequency = sign * (-1.0 if spec.ordering == "inverted" else 1.0)
     model = Foreground(
-        P_b=P_b,
+        P_b=P_b if not background_antineutrino else -P_b,
         gamma=spec.gamma,
         mu=spec.mu,
-        omega=omega,
+        omega=omega if frequency == 1.0 else frequency * omega,
         B=spec.B,
         angles=angles,
         schedule=spec.schedule,
+        matter=spec.matter,
+        L=spec.L,
+        density=spec.density,
     )
-    return _run(model, P0, spec)
+    solution = _run(model, P0 if sign == 1.0 else sign * P0, spec)
+    if sign == 1.0:
+        return solution
+    return eqx.tree_at(lambda s: (s.P, s.mean), solution, (sign * solution.P, sign * solution.mean))

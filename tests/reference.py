@@ -188,3 +188,20 @@ def species_pair_manybody(P0, anti, omegas, *, gamma, mu, B, x, n_steps):
         r0, r1 = partial_traces(pair)
         out.append([to_physical(r0, anti[0]), to_physical(r1, anti[1])])
     return np.asarray(out)
+
+
+def species_foreground_run(P0, P_b, anti, anti_b, *, gamma, mu, omega, B, matter, L, dt,
+                           n_steps, rng):  # fmt: skip
+    """One realization of the stochastic foreground schedule with species, in the flavour basis
+    (ordinary antineutrino states), isotropic angles. Returns the physical final vector."""
+    r, rb = from_physical(P0, anti), from_physical(P_b, anti_b)
+    half = expm_hermitian(one_body(omega, B, matter, L, anti), dt / 2)
+    H = pair_hamiltonian(anti, anti_b, 1.0)
+    p = mu * dt / gamma
+    for _ in range(n_steps):
+        r = half @ r @ half.conj().T
+        if rng.uniform() < p:
+            U = expm_hermitian(H, gamma * rng.uniform(0, 2))
+            r, _ = partial_traces(U @ np.kron(r, rb) @ U.conj().T)
+        r = half @ r @ half.conj().T
+    return to_physical(r, anti)

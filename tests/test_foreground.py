@@ -269,9 +269,9 @@ def test_changing_parameters_does_not_recompile(key, monkeypatch):
     traces = []
     original = _foreground.Foreground.step
 
-    def counting_step(self, P, k):
+    def counting_step(self, P, k, s):
         traces.append(1)  # runs only while tracing
-        return original(self, P, k)
+        return original(self, P, k, s)
 
     monkeypatch.setattr(_foreground.Foreground, "step", counting_step)
     kw = dict(key=key, n_steps=12, save_every=4, n_realizations=3)
