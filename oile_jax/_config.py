@@ -55,6 +55,10 @@ def _value(key: str, spec: Key, value):
         if not isinstance(value, list) or not value:
             _fail(key, f"must be a non-empty list of numbers (one per group), got {value!r}")
         values = [_number(key, v, kind == "ints") for v in value]
+    elif kind == "bools":
+        if not isinstance(value, list) or not value or not all(isinstance(v, bool) for v in value):
+            _fail(key, f"must be a non-empty list of true/false (one per group), got {value!r}")
+        return value
     elif kind == "vector":
         values = _vector(key, value)
     else:  # vectors
@@ -162,6 +166,21 @@ def _check_together(c: dict, model: str, given: set):
 
     if c["physics.basis"] == "mass" and c["physics.theta"] != 0:
         _fail("physics.theta", "is the flavour-basis mixing angle; remove it for basis 'mass'")
+    if c["physics.matter"] != 0 and c["physics.basis"] == "mass":
+        _fail("physics.matter", "acts along the flavour axis: use basis = 'flavour' with theta")
+    if c["physics.matter"] == 0 and "physics.matter_scale" in given:
+        _fail("physics.matter_scale", "needs a matter potential (physics.matter != 0)")
+    if model == "manybody" and c["physics.matter"] != 0:
+        _fail("physics.matter", "is not available for the many-body model (vacuum only)")
+    for key in ("physics.matter_scale", "physics.mu_scale"):
+        if c[key] is not None and c[key] == 0:
+            _fail(key, "must be nonzero (an e-folding time; leave it out for a constant)")
+    if c["physics.mu_scale"] is not None and model in SAMPLED:
+        if c["schedule.kind"] == "deterministic":
+            _fail(
+                "physics.mu_scale",
+                "needs the stochastic schedule (a deterministic round lasts gamma / mu)",
+            )
     if model in SAMPLED | {"meanfield"}:
         stochastic = model == "meanfield" or c["schedule.kind"] == "stochastic"
         if not stochastic and "schedule.dt" in given:
@@ -173,12 +192,24 @@ def _check_together(c: dict, model: str, given: set):
             schedule = Stochastic(dt=c["schedule.dt"])
             _library("schedule.dt", lambda: schedule.checked(gamma, mu, np.float32))
     if model == "foreground":
+        if c["physics.angles"] == "beams":
+            _fail("physics.angles", "'beams' needs groups; the foreground model has none")
         _library("physics.angles", lambda: fresh_angle_model(c["physics.angles"]))
         return
     G = len(c["gas.counts"])
-    for key in ("gas.omegas", "gas.P0"):
-        if len(c[key]) != G:
+    for key in ("gas.omegas", "gas.P0", "gas.antineutrino", "gas.directions"):
+        if c[key] is not None and len(c[key]) != G:
             _fail(key, f"needs one entry per group: {G} (gas.counts), got {len(c[key])}")
+    beams = c["physics.angles"] == "beams"
+    if beams != (c["gas.directions"] is not None):
+        if beams:
+            _fail("physics.angles", "'beams' needs gas.directions, one unit vector per group")
+        _fail("gas.directions", "is used by physics.angles = 'beams' only")
+    if beams:
+        from ._angles import Beams
+
+        _library("gas.directions", lambda: Beams(np.asarray(c["gas.directions"])).for_gas(
+            tuple(c["gas.counts"])))  # fmt: skip
     if model in ("gas", "manybody"):
         _library("gas.counts", lambda: Gas(c["gas.counts"], c["gas.omegas"], c["gas.P0"]))
     n = sum(c["gas.counts"])
@@ -199,9 +230,12 @@ def _check_together(c: dict, model: str, given: set):
     if model == "meanfield" and c["physics.angles"] == "fixed-angle":
         _fail(
             "physics.angles",
-            "the mean-field model takes 'isotropic' (group ODE) or 'fixed-velocities' "
-            "(multi-angle ODE)",
+            "the mean-field model takes 'isotropic' or 'beams' (group ODE) or "
+            "'fixed-velocities' (multi-angle ODE)",
         )
+    if model == "meanfield" and c["physics.mu_scale"] is not None:
+        if c["meanfield.collision"] == "deterministic":
+            _fail("physics.mu_scale", "needs a collision term other than 'deterministic'")
 
 
 def parse_value(text: str):

@@ -44,8 +44,16 @@ _ENTRIES: dict[str, tuple[str, str, dict[int, tuple[str, ...]]]] = {
         {2: (S, G), 3: (R, S, G)},
     ),
     "entropy": ("nats", "mean one-neutrino entanglement entropy of the gas", {1: (S,), 2: (R, S)}),
-    "total": ("1", "sum_i P_i over the gas", {2: (S, C), 3: (R, S, C)}),
-    "lepton": ("1", "lepton number B . sum_i P_i (conserved)", {1: (S,), 2: (R, S)}),
+    "total": (
+        "1",
+        "sum_nu P_i - sum_nubar Pbar_i over the gas (the isospins' sum)",
+        {2: (S, C), 3: (R, S, C)},
+    ),
+    "lepton": (
+        "1",
+        "lepton number nu - nubar along B, B . total (conserved in vacuum)",
+        {1: (S,), 2: (R, S)},
+    ),
     "final_state": ("1", "Bloch vector of every neutrino at the end", {3: (R, N, C)}),
     "state": (
         "1",
@@ -58,6 +66,7 @@ _ENTRIES: dict[str, tuple[str, str, dict[int, tuple[str, ...]]]] = {
     "saves_state": ("1", "saved states so far (run.save_state)", {4: (R, S, N, C)}),
     "solver_steps": ("1", "steps the ODE solver took", {0: ()}),
     "counts": ("1", "neutrinos in each group", {1: (G,)}),
+    "antineutrino": ("1", "whether each group is antineutrinos", {1: (G,)}),
     "fractions": ("1", "fraction of the gas in each group", {1: (G,)}),
     "omegas": ("mu", "vacuum frequency omega_g of each group", {1: (G,)}),
     "lengths": ("1", "signed group lengths p_g (|P_g| with the sign along H'_g)", {1: (G,)}),

@@ -104,7 +104,8 @@ def plot_two_groups(data: Mapping, *, title: str | None = None):
     """The poster's situation-2 figure from `experiments/two_groups.py` data.
 
     `data` has `ts` `(S,)`, `group_mean`, `group_std` `(S, G, 3)` (one realization, or means over
-    realizations), `group_length` `(S, G)`, `entropy` `(S,)` and `fractions`, `omegas` `(G,)`.
+    realizations), `group_length` `(S, G)`, `entropy` `(S,)` and `fractions`, `omegas` `(G,)`;
+    optionally `antineutrino` `(G,)` (those groups are labelled) and `basis` (default "mass").
     Panels: each group's mean `P_z` with the spread of its members shaded; the transverse length
     `|<P_perp>|` of each group mean; each group's mean `|P_i|` and the gas's mean entropy.
     With a `path` group (`ts`, `P` `(T, G, 3)` from `miscidynamic_path`) the miscidynamic
@@ -117,10 +118,13 @@ def plot_two_groups(data: Mapping, *, title: str | None = None):
     std = np.asarray(data["group_std"])
     length = np.asarray(data["group_length"])
     fractions, omegas = np.asarray(data["fractions"]), np.asarray(data["omegas"])
+    antineutrino = np.asarray(data.get("antineutrino", np.zeros(len(fractions), bool)))
+    basis = data.get("basis", "mass")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), constrained_layout=True)
     colours = plt.cm.tab10(np.arange(mean.shape[1]))
     for g, colour in enumerate(colours):
-        label = rf"group {g + 1}: {100 * fractions[g]:.0f}%, $\omega = {omegas[g]:g}\,\mu$"
+        species = r"$\bar\nu$ " if antineutrino[g] else ""
+        label = rf"group {g + 1}: {species}{100 * fractions[g]:.0f}%, $\omega = {omegas[g]:g}\,\mu$"
         axes[0].fill_between(
             ts,
             mean[:, g, 2] - std[:, g, 2],
@@ -159,7 +163,7 @@ def plot_two_groups(data: Mapping, *, title: str | None = None):
     )
     axes[0].set(
         xlabel=r"$\mu t$",
-        ylabel=r"$\langle P_z \rangle$ (mass basis), $\pm$ spread",
+        ylabel=rf"$\langle P_z \rangle$ ({basis} basis), $\pm$ spread",
         ylim=(-1.05, 1.05),
     )
     axes[0].set_title("longitudinal")
@@ -245,6 +249,10 @@ def plot_run(data: Mapping, attrs: Mapping):
             for name in ("group_mean", "group_std", "group_length", "entropy")
         }
         view.update(ts=data["ts"], **{k: data["groups"][k] for k in ("fractions", "omegas")})
+        if "antineutrino" in data["groups"]:
+            view["antineutrino"] = data["groups"]["antineutrino"]
+        basis = config.get("physics", {}).get("basis", "mass")
+        view["basis"] = "flavour" if basis == "flavor" else basis
         return plot_two_groups(view, title=title)
     if model == "manybody":
         return _plot_manybody(data, title)

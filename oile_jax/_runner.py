@@ -11,17 +11,19 @@ import math
 import sys
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._angles import FixedVelocities
+from ._angles import Beams, FixedVelocities, Isotropic
 from ._checks import check_dtype
 from ._config import ConfigError, dumps
 from ._gas import Gas, observe
 from ._gas.checkpoint import CheckpointMismatch, read_checkpoint
 from ._gas.model import realization_velocities
 from ._io import write_h5
+from ._profile import Exponential
 from ._schedule import Deterministic, Stochastic
 from ._sharding import is_main_process
 from ._state import mixing_vector
@@ -77,7 +79,36 @@ def _saving(config, schedule) -> tuple[int, int]:
 
 def _gas(config, dtype) -> Gas:
     gas = config["gas"]
-    return Gas(gas["counts"], jnp.asarray(gas["omegas"], dtype), jnp.asarray(gas["P0"], dtype))
+    return Gas(
+        gas["counts"],
+        jnp.asarray(gas["omegas"], dtype),
+        jnp.asarray(gas["P0"], dtype),
+        antineutrino=tuple(gas["antineutrino"] or (False,) * len(gas["counts"])),
+    )
+
+
+def _profile(value, scale):
+    """A coupling of the run file: a number, or `value exp(-t / scale)`."""
+    return value if scale is None else Exponential(value, scale)
+
+
+def _history(config) -> dict:
+    """The mass ordering, the coupling's history and the matter term (physics.md section 10),
+    as the keyword arguments of the simulators (none for defaults)."""
+    physics = config["physics"]
+    options = {"mu": _profile(physics["mu"], physics["mu_scale"])}
+    if physics["ordering"] != "normal":
+        options["ordering"] = physics["ordering"]
+    if physics["matter"] != 0:
+        options["matter"] = _profile(physics["matter"], physics["matter_scale"])
+    return options
+
+
+def _angles(config):
+    physics = config["physics"]
+    if physics["angles"] == "beams":
+        return Beams(jnp.asarray(config["gas"]["directions"], _dtype(config)))
+    return physics["angles"]
 
 
 def _sampling(config, key, dtype) -> dict:
@@ -87,15 +118,15 @@ def _sampling(config, key, dtype) -> dict:
     n_steps, save_every = _saving(config, schedule)
     return dict(
         gamma=physics["gamma"],
-        mu=physics["mu"],
         B=_vacuum(config, dtype),
         schedule=schedule,
-        angles=physics["angles"],
+        angles=_angles(config),
         key=key,
         n_steps=n_steps,
         save_every=save_every,
         n_realizations=config["run"]["n_realizations"],
         dtype=dtype,
+        **_history(config),
     )
 
 
@@ -104,6 +135,7 @@ def _groups(gas: Gas) -> dict:
         "counts": np.asarray(gas.counts),
         "fractions": gas.fractions,
         "omegas": np.asarray(gas.omegas),
+        "antineutrino": np.asarray(gas.antineutrino),
     }
 
 
@@ -116,7 +148,12 @@ def run_foreground(config, key, progress):
     sampling = _sampling(config, key, dtype)
     schedule, B = sampling["schedule"], sampling["B"]
     sol = simulate_foreground(
-        jnp.asarray(fg["P0"], dtype), jnp.asarray(fg["P_b"], dtype), omega=fg["omega"], **sampling
+        jnp.asarray(fg["P0"], dtype),
+        jnp.asarray(fg["P_b"], dtype),
+        omega=fg["omega"],
+        antineutrino=fg["antineutrino"],
+        background_antineutrino=fg["background_antineutrino"],
+        **sampling,
     )
     data = {
         "ts": sol.ts,
@@ -125,7 +162,9 @@ def run_foreground(config, key, progress):
         "stderr": sol.stderr,
         "encounters": sol.encounters,
     }
-    if physics["angles"] == "isotropic":
+    plain = not (fg["antineutrino"] or fg["background_antineutrino"]) and len(_history(config)) == 1
+    if physics["angles"] == "isotropic" and plain and physics["mu_scale"] is None:
+        # The closed forms are those of a neutrino in vacuum at a constant coupling.
         exact = dict(P0=fg["P0"], P_b=fg["P_b"], gamma=physics["gamma"], mu=physics["mu"])
         exact.update(omega=fg["omega"], B=B)
         # The master equation (dt -> 0) and, for the stochastic schedule, the exact ensemble
@@ -185,12 +224,16 @@ def run_meanfield(config, key, progress):
     gas = _gas(config, dtype)
     B = _vacuum(config, dtype)
     gamma = jnp.asarray(physics["gamma"] or 0.0, dtype)
-    mu = jnp.asarray(physics["mu"], dtype)
+    history = _history(config)
+    mu = history.pop("mu")
+    mu = jnp.asarray(mu, dtype) if not isinstance(mu, Exponential) else mu
     ts = jnp.linspace(0.0, run["t_max"], run["n_saves"], dtype=dtype)
     ids = jnp.asarray(gas.group_ids())
     step = config["schedule"]["dt"]  # used by the stochastic collision term only
     dt = None if step is None else jnp.asarray(step, dtype)
-    if physics["angles"] == "isotropic":
+    anti = jnp.asarray(gas.antineutrino)
+    if physics["angles"] in ("isotropic", "beams"):
+        angles = _angles(config)
         field = GroupField(
             jnp.asarray(gas.fractions, dtype),
             gas.omegas,
@@ -199,7 +242,10 @@ def run_meanfield(config, key, progress):
             B,
             mf["collision"],
             gas.n,
+            angles=angles if not isinstance(angles, str) else Isotropic(),
             dt=dt,
+            antineutrino=anti,
+            **history,
         )
         sol = solve_meanfield(
             field, gas.P0, ts, rtol=mf["rtol"], atol=mf["atol"], progress=bool(progress)
@@ -208,7 +254,17 @@ def run_meanfield(config, key, progress):
     else:
         # The velocities of realization 0 of the gas run with the same seed.
         velocities = realization_velocities(FixedVelocities(), key, 1, gas.n, dtype)[0]
-        field = MultiAngleField(gas.omegas[ids], velocities, mu, gamma, B, mf["collision"], dt=dt)
+        field = MultiAngleField(
+            gas.omegas[ids],
+            velocities,
+            mu,
+            gamma,
+            B,
+            mf["collision"],
+            dt=dt,
+            antineutrino=anti[ids],
+            **history,
+        )
         sol = solve_meanfield(
             field,
             gas.initial_state(dtype),
@@ -218,7 +274,10 @@ def run_meanfield(config, key, progress):
             progress=bool(progress),
         )
         states = sol.P
-    obs = jax.vmap(lambda P: observe(P, ids, gas.counts, B, ids_sorted=True))(states)
+    # The observables of the gas's isospins (`total`, `lepton`: nu - nubar), group means physical.
+    isospins = gas.physical(states)
+    obs = jax.vmap(lambda P: observe(P, ids, gas.counts, B, ids_sorted=True))(isospins)
+    obs = eqx.tree_at(lambda o: o.group_mean, obs, gas.physical(obs.group_mean))
     data = {"ts": sol.ts, "groups": _groups(gas)}
     for name in ("group_mean", "group_std", "group_length", "group_entropy", "total", "lepton"):
         data[name] = getattr(obs, name)
@@ -253,8 +312,13 @@ _RUN_KEYS = {
     "counts": ("gas.counts",),
     "omegas": ("gas.omegas",),
     "P0": ("gas.P0",),
+    "antineutrino": ("gas.antineutrino",),
     "gamma": ("physics.gamma",),
     "mu": ("physics.mu",),
+    "density": ("physics.mu", "physics.mu_scale"),
+    "ordering": ("physics.ordering",),
+    "matter": ("physics.matter", "physics.matter_scale"),
+    "L": ("physics.basis",),
     "B": ("physics.basis", "physics.theta"),
     "angles": ("physics.angles",),
     "schedule": ("schedule.kind", "schedule.dt", "schedule.vacuum"),

@@ -13,7 +13,7 @@ REQUIRED = object()
 
 @dataclasses.dataclass(frozen=True)
 class Key:
-    kind: str  # "str", "int", "float", "bool", "vector", "ints", "floats", "vectors"
+    kind: str  # "str", "int", "float", "bool", "vector", "ints", "floats", "vectors", "bools"
     default: Any
     doc: str
     unit: str = ""
@@ -45,13 +45,40 @@ SCHEMA: dict[str, Key] = {
         allowed=("mass", "flavour", "flavor"),
     ),
     "physics.theta": Key("float", 0.0, "vacuum mixing angle (flavour basis only)", "rad"),
+    "physics.ordering": Key(
+        "str",
+        "normal",
+        "mass ordering: inverted flips the sign of every vacuum frequency",
+        allowed=("normal", "inverted"),
+    ),
+    "physics.matter": Key(
+        "float",
+        0.0,
+        "matter potential `lambda = sqrt 2 G_F n_e` along the flavour axis (flavour basis "
+        "only; 0: no matter term; not with the many-body model)",
+        "mu",
+    ),
+    "physics.matter_scale": Key(
+        "float",
+        None,
+        "e-folding time of the matter potential, `lambda(t) = matter exp(-t / matter_scale)` "
+        "(negative: growing; default: constant)",
+        "1/mu",
+    ),
+    "physics.mu_scale": Key(
+        "float",
+        None,
+        "e-folding time of the coupling, `mu(t) = mu exp(-t / mu_scale)` (negative: growing; "
+        "stochastic schedule or meanfield; default: constant)",
+        "1/mu",
+    ),
     "physics.angles": Key(
         "str",
         "isotropic",
-        "angle model: fresh isotropic `1 - cos` per encounter, fixed per-neutrino velocities, or "
-        "`1 - v.v = 1` (foreground: isotropic or fixed-angle; meanfield: isotropic or "
-        "fixed-velocities)",
-        allowed=("isotropic", "fixed-velocities", "fixed-angle"),
+        "angle model: fresh isotropic `1 - cos` per encounter, fixed per-neutrino velocities, "
+        "`1 - v.v = 1`, or one direction per group (`gas.directions`) (foreground: isotropic "
+        "or fixed-angle; meanfield: isotropic, fixed-velocities or beams)",
+        allowed=("isotropic", "fixed-velocities", "fixed-angle", "beams"),
     ),
     "schedule.kind": Key(
         "str",
@@ -123,9 +150,38 @@ SCHEMA: dict[str, Key] = {
         "mu",
         models=frozenset({"foreground"}),
     ),
+    "foreground.antineutrino": Key(
+        "bool",
+        False,
+        "the foreground is an antineutrino (`P0` its `Pbar`)",
+        models=frozenset({"foreground"}),
+    ),
+    "foreground.background_antineutrino": Key(
+        "bool",
+        False,
+        "the background is antineutrinos (`P_b` their `Pbar`)",
+        models=frozenset({"foreground"}),
+    ),
     "gas.counts": Key("ints", REQUIRED, "neutrinos per group", minimum=1, models=GROUPS),
     "gas.omegas": Key("floats", REQUIRED, "vacuum frequency of each group", "mu", models=GROUPS),
-    "gas.P0": Key("vectors", REQUIRED, "initial Bloch vector of each group", models=GROUPS),
+    "gas.P0": Key(
+        "vectors",
+        REQUIRED,
+        "initial Bloch vector of each group (`Pbar` for an antineutrino group)",
+        models=GROUPS,
+    ),
+    "gas.antineutrino": Key(
+        "bools",
+        None,
+        "whether each group is antineutrinos (default: none is)",
+        models=GROUPS,
+    ),
+    "gas.directions": Key(
+        "vectors",
+        None,
+        "unit direction of each group's beam (physics.angles = 'beams' only)",
+        models=GROUPS,
+    ),
     "gas.shards": Key(
         "int",
         0,
@@ -191,6 +247,7 @@ def reference() -> str:
         "ints": "list of integers",
         "floats": "list of numbers",
         "vectors": "list of [x, y, z]",
+        "bools": "list of booleans",
     }
     rows = ["| key | type | unit | default | models | meaning |", "|---|---|---|---|---|---|"]
     for key, spec in SCHEMA.items():

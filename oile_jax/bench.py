@@ -48,11 +48,15 @@ def gas_rate(
     exchange_every: int = 1,
     devices=None,
     repeats: int = 1,
+    antineutrino: bool = False,
+    matter=None,
+    mu=1.0,
 ) -> tuple[float, float]:
     """`(encounters per second, compile seconds)` of `simulate_gas` for `steps` steps: two groups
-    (60% / 40%, omega = 0.1, 0.2), gamma = 0.01, `dt = p gamma / mu`, vacuum on, fixed
-    velocities, float32; `shards`, `exchange_every`, `devices` as in `simulate_gas`. The best of
-    `repeats` timed calls after the first, each with another gamma (no recompilation)."""
+    (60% / 40%, omega = 0.1, 0.2), gamma = 0.01, `dt = p gamma`, vacuum on, fixed
+    velocities, float32; `shards`, `exchange_every`, `devices`, `matter`, `mu` as in
+    `simulate_gas`; `antineutrino`: the second group is antineutrinos. The best of `repeats`
+    timed calls after the first, each with another gamma (no recompilation)."""
     from ._gas import Gas, simulate_gas
     from ._schedule import Stochastic
 
@@ -60,6 +64,7 @@ def gas_rate(
         (6 * n // 10, n - 6 * n // 10),
         (0.1, 0.2),
         [[1e-3, 0.0, np.sqrt(1 - 1e-6)], [-1e-3, 0.0, -np.sqrt(1 - 1e-6)]],
+        antineutrino=(False, antineutrino),
     )
     run = lambda gamma: simulate_gas(
         gas,
@@ -74,6 +79,8 @@ def gas_rate(
         shards=shards,
         exchange_every=exchange_every,
         devices=devices,
+        matter=matter,
+        mu=mu,
     )
     start = time.perf_counter()
     run(0.01)

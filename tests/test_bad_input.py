@@ -533,6 +533,77 @@ def workdir(tmp_path, monkeypatch):
 
 CLI = [
     ("cli-run-directory", ["run", "results"], r"CONFIG='results' is a directory"),
+    # Species, ordering, matter, mu(t), beams (physics.md section 10).
+    (
+        "cli-ordering",
+        ["run", "bipolar", "--set", "physics.ordering=inverse"],
+        r"physics.ordering.*'normal', 'inverted'",
+    ),
+    (
+        "cli-matter-mass-basis",
+        ["run", "two-groups", "--set", "physics.matter=1.0"],
+        r"physics.matter.*flavour",
+    ),
+    (
+        "cli-matter-scale-alone",
+        ["run", "msw", "--set", "physics.matter=0", "--set", "physics.matter_scale=3"],
+        r"physics.matter_scale.*needs a matter potential",
+    ),
+    (
+        "cli-matter-scale-zero",
+        ["run", "msw", "--set", "physics.matter_scale=0"],
+        r"physics.matter_scale.*nonzero",
+    ),
+    (
+        "cli-matter-manybody",
+        ["run", "manybody-small", "--set", "physics.basis=flavour", "--set", "physics.matter=0.5"],
+        r"physics.matter.*many-body",
+    ),
+    (
+        "cli-mu-scale-deterministic",
+        ["run", "bipolar", "--set", "physics.mu_scale=10"],
+        r"physics.mu_scale.*stochastic",
+    ),
+    (
+        "cli-mu-scale-growing",
+        ["run", "spectral-split", "--set", "physics.mu_scale=-1"],
+        r"mu\(t\) must be <= 20",
+    ),
+    (
+        "cli-antineutrino-length",
+        ["run", "bipolar", "--set", "gas.antineutrino=[true]"],
+        r"gas.antineutrino.*one entry per group: 2",
+    ),
+    (
+        "cli-antineutrino-type",
+        ["run", "bipolar", "--set", "gas.antineutrino=[1, 0]"],
+        r"gas.antineutrino.*true/false",
+    ),
+    (
+        "cli-beams-no-directions",
+        ["run", "bipolar", "--set", "physics.angles=beams"],
+        r"physics.angles.*'beams' needs gas.directions",
+    ),
+    (
+        "cli-directions-unused",
+        ["run", "two-beams", "--set", "physics.angles=isotropic"],
+        r"gas.directions.*beams",
+    ),
+    (
+        "cli-directions-unit",
+        ["run", "two-beams", "--set", "gas.directions=[[0.0, 0.0, 1.0], [0.0, 0.0, 0.5]]"],
+        r"gas.directions.*unit vector",
+    ),
+    (
+        "cli-beams-foreground",
+        ["run", "foreground", "--set", "physics.angles=beams"],
+        r"physics.angles.*foreground model has none",
+    ),
+    (
+        "cli-foreground-anti-type",
+        ["run", "foreground", "--set", "foreground.antineutrino=1"],
+        r"foreground.antineutrino.*true or false",
+    ),
     (
         "cli-run-unknown-config",
         ["run", "nowhere"],
