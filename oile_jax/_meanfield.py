@@ -189,6 +189,10 @@ class MultiAngleField(eqx.Module):
     with `S = sum_j P_j` and `M[a] = sum_j v_ja P_j`; the self-term vanishes since `|v_i| = 1`.
     The collision sums `sum_j (1 - v_i.v_j)^2 (.)` factorize the same way into moments
     `sum_j v_ja v_jb (.)`.
+
+    With `antineutrino` (one bool per particle) the state holds `Pbar` for those, the sums run
+    over isospins (`P_j`, or `-Pbar_j`) and their vacuum term is `-omega_i B` (physics.md
+    section 10); `ordering`, `matter`, `L` and a profile `mu` as in `GroupField`.
     """
 
     omegas: Float[Array, " N"]

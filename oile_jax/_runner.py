@@ -23,7 +23,7 @@ from ._gas import Gas, observe
 from ._gas.checkpoint import CheckpointMismatch, read_checkpoint
 from ._gas.model import realization_velocities
 from ._io import write_h5
-from ._profile import Exponential
+from ._profile import AbstractProfile, Exponential
 from ._schedule import Deterministic, Stochastic
 from ._sharding import is_main_process
 from ._state import mixing_vector
@@ -226,7 +226,7 @@ def run_meanfield(config, key, progress):
     gamma = jnp.asarray(physics["gamma"] or 0.0, dtype)
     history = _history(config)
     mu = history.pop("mu")
-    mu = jnp.asarray(mu, dtype) if not isinstance(mu, Exponential) else mu
+    mu = mu if isinstance(mu, AbstractProfile) else jnp.asarray(mu, dtype)
     ts = jnp.linspace(0.0, run["t_max"], run["n_saves"], dtype=dtype)
     ids = jnp.asarray(gas.group_ids())
     step = config["schedule"]["dt"]  # used by the stochastic collision term only

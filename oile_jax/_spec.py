@@ -143,7 +143,7 @@ def make_spec(
                 "give mu as a number"
             )
     elif isinstance(mu, AbstractProfile):
-        mu = mu.value
+        mu = mu(0.0)  # a constant profile: its value
     mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
     B = check_unit(check_vector(B, "B", dtype), "B")
     if B.ndim != 1:

@@ -205,3 +205,28 @@ def species_foreground_run(P0, P_b, anti, anti_b, *, gamma, mu, omega, B, matter
             r, _ = partial_traces(U @ np.kron(r, rb) @ U.conj().T)
         r = half @ r @ half.conj().T
     return to_physical(r, anti)
+
+
+def species_gas_run(P0, anti, omegas, *, gamma, mu, B, matter, L, n_steps, rng, angles):
+    """One realization of a gas of neutrinos and antineutrinos (deterministic rounds of
+    `gamma / mu`, a fresh uniformly random perfect matching each round, vacuum and matter split
+    around the encounters), in the flavour basis with ordinary antineutrino states: like
+    `gas_run`, with the pair interaction of each pair's species. Returns the physical final
+    vectors, shape (N, 3)."""
+    n, t = len(P0), gamma / mu
+    rhos = [from_physical(P, a) for P, a in zip(P0, anti, strict=True)]
+    halves = [
+        expm_hermitian(one_body(w, B, matter, L, a), t / 2)
+        for w, a in zip(omegas, anti, strict=True)
+    ]
+    velocities = isotropic_velocities(rng, n) if angles == "fixed-velocities" else None
+    for _ in range(n_steps):
+        rhos = [U @ r @ U.conj().T for U, r in zip(halves, rhos, strict=True)]
+        perm = rng.permutation(n)
+        for k in range(n // 2):
+            i, j = perm[2 * k], perm[2 * k + 1]
+            x = rng.uniform(0, 2) if angles == "isotropic" else 1 - velocities[i] @ velocities[j]
+            U = expm_hermitian(pair_hamiltonian(anti[i], anti[j], 1.0), gamma * x)
+            rhos[i], rhos[j] = partial_traces(U @ np.kron(rhos[i], rhos[j]) @ U.conj().T)
+        rhos = [U @ r @ U.conj().T for U, r in zip(halves, rhos, strict=True)]
+    return np.stack([to_physical(r, a) for r, a in zip(rhos, anti, strict=True)])

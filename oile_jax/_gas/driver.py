@@ -39,7 +39,7 @@ class GasSolution:
     Shapes: `R` realizations, `S` saves (the initial state included), `G` groups, `N` neutrinos.
     - `ts` `(S,)`: save times (units of `1/mu` when `mu = 1`).
     - `group_mean`, `group_std` `(R, S, G, 3)`; `group_length`, `group_entropy` `(R, S, G)`:
-      see `Observables`.
+      see `Observables` (`Pbar` for an antineutrino group; `state` and `final_state` too).
     - `total` `(R, S, 3)`: `sum_nu P_i - sum_nubar Pbar_i` (the isospins' sum, which every
       encounter conserves); `lepton` `(R, S)`: `B . total`, the lepton number `nu - nubar`.
     - `encounters` `(R, S)`: cumulative number of encounters (pairs) since `t = 0`.
