@@ -140,18 +140,23 @@ def from_physical(P, anti):
     return rho(np.asarray(P, float) * np.array([1.0, -1.0, 1.0]) if anti else P)
 
 
-def species_pair_run(P0, anti, omegas, *, gamma, mu, B, matter, L, x, n_steps, inverted=False):
+def species_pair_run(
+    P0, anti, omegas, *, gamma, mu, B, matter, L, x, n_steps, inverted=False, inside=False
+):
     """Two particles (neutrino or antineutrino each) meeting at every step for `t = gamma/mu`
     under the pair interaction, their correlations traced out after each encounter (OILE), with
-    vacuum and matter split around the encounters. Returns the physical Bloch vectors after each
-    step, shape (n_steps + 1, 2, 3)."""
+    vacuum and matter split around the encounters (or, `inside`, evolving together with the
+    interaction for `t`). Returns the physical Bloch vectors after each step, shape
+    (n_steps + 1, 2, 3)."""
     sign = -1.0 if inverted else 1.0
     t = gamma / mu
-    halves = [
-        expm_hermitian(one_body(sign * w, B, matter, L, a), t / 2)
-        for w, a in zip(omegas, anti, strict=True)
-    ]
+    ones = [one_body(sign * w, B, matter, L, a) for w, a in zip(omegas, anti, strict=True)]
+    halves = [expm_hermitian(H, t / 2) for H in ones]
     U = expm_hermitian(pair_hamiltonian(anti[0], anti[1], x), gamma)
+    if inside:
+        pair = np.kron(ones[0], np.eye(2)) + np.kron(np.eye(2), ones[1])
+        U = expm_hermitian(pair + mu * pair_hamiltonian(anti[0], anti[1], x), t)
+        halves = [np.eye(2), np.eye(2)]
     rhos = [from_physical(P, a) for P, a in zip(P0, anti, strict=True)]
     out = [[to_physical(r, a) for r, a in zip(rhos, anti, strict=True)]]
     for _ in range(n_steps):

@@ -387,3 +387,75 @@ def test_a_sweep_with_species_and_matter_is_simulate_gas_point_by_point():
         alone = oj.simulate_gas(gas, gamma=gamma, **kw)
         assert_same_to_rounding(point.encounters, alone.encounters)
         assert_same_to_rounding(point.group_mean, alone.group_mean)
+
+
+@pytest.mark.parametrize("pair", ["nu-nubar", "nubar-nubar"])
+def test_vacuum_inside_the_encounter_with_antineutrinos(pair):
+    """`Deterministic(vacuum="inside")`: the pair evolves under vacuum and interaction together
+    (the isospin unitary with signed frequencies) against the flavour-basis loop doing the same
+    with the ordinary-state Hamiltonians, to rounding (10 steps, as above)."""
+    anti = PAIRS[pair]
+    P0 = np.array([[0.0, 0.0, 1.0], [0.6, -0.3, 0.5]])
+    omegas, gamma, mu, n = (0.7, 1.3), 0.3, 1.5, 10
+    gas = oj.Gas((1, 1), jnp.array(omegas), jnp.array(P0), antineutrino=anti)
+    sol = oj.simulate_gas(
+        gas, gamma=gamma, mu=mu, schedule=oj.Deterministic(vacuum="inside"),
+        angles="fixed-angle", B=jnp.array(B), key=jax.random.key(0), n_steps=n, save_every=5,
+        dtype=jnp.float64,
+    )  # fmt: skip
+    loop = ref.species_pair_run(
+        P0, anti, omegas, gamma=gamma, mu=mu, B=B, matter=0.0, L=(0, 0, 1), x=1.0, n_steps=n,
+        inside=True,
+    )  # fmt: skip
+    assert_allclose(sol.group_mean[0], loop[::5], rtol=0, atol=1e-11)
+    split = ref.species_pair_run(
+        P0, anti, omegas, gamma=gamma, mu=mu, B=B, matter=0.0, L=(0, 0, 1), x=1.0, n_steps=n
+    )
+    assert np.abs(split[-1] - loop[-1]).max() > 1e-3  # inside is not the split step
+
+
+def test_profiles_are_traced(monkeypatch):
+    """Changing the numbers of `mu(t)` and `lambda(t)` (and the species' P0) does not
+    recompile the step; a profile of another kind does."""
+    from oile_jax._gas.kernel import GasKernel
+
+    traces = []
+    original = GasKernel.step
+
+    def counting(self, *args):
+        traces.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(GasKernel, "step", counting)
+    gas = oj.Gas((2, 2), jnp.array([0.5, 1.0]), jnp.array([[0.0, 0.0, 1.0], [0.0, 0.6, 0.8]]),
+                 antineutrino=(False, True))  # fmt: skip
+    kw = dict(schedule=oj.Stochastic(dt=0.05), key=jax.random.key(0), n_steps=4, gamma=0.2)
+    oj.simulate_gas(gas, mu=oj.Exponential(2.0, 3.0), matter=oj.Exponential(1.0, 2.0), **kw)
+    start = len(traces)
+    oj.simulate_gas(gas, mu=oj.Exponential(3.0, -5.0), matter=oj.Exponential(0.2, 7.0), **kw)
+    assert len(traces) == start
+    oj.simulate_gas(gas, mu=oj.Exponential(3.0, 5.0), matter=0.3, **kw)
+    assert len(traces) > start
+
+
+def test_a_run_with_species_and_matter_resumes_exactly(tmp_path, monkeypatch):
+    """Interrupted after two chunks and resumed: the numbers of an uninterrupted run (the same
+    compiled chunks on the saved isospins), and a checkpoint of other matter is refused."""
+    from .conftest import interrupt_after_checkpoints
+
+    gas = oj.Gas((4, 4), jnp.array([0.5, 1.0]), jnp.array([[0.0, 0.0, 1.0], [0.0, 0.6, 0.8]]),
+                 antineutrino=(False, True))  # fmt: skip
+    kw = dict(gamma=0.2, schedule=oj.Stochastic(dt=0.05), key=jax.random.key(0), n_steps=20,
+              save_every=4, chunk_saves=1, matter=oj.Exponential(1.0, 2.0),
+              mu=oj.Exponential(2.0, 10.0), ordering="inverted", B=jnp.array(B))  # fmt: skip
+    full = oj.simulate_gas(gas, **kw)
+    path = tmp_path / "run.ckpt.h5"
+    restore = interrupt_after_checkpoints(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        oj.simulate_gas(gas, checkpoint=path, **kw)
+    restore()
+    with pytest.raises(ValueError, match="differs in matter"):
+        oj.simulate_gas(gas, checkpoint=path, resume=True, **{**kw, "matter": 0.5})
+    resumed = oj.simulate_gas(gas, checkpoint=path, resume=True, **kw)
+    for name in ("group_mean", "total", "lepton", "encounters", "final_state"):
+        assert np.array_equal(getattr(resumed, name), getattr(full, name)), name
