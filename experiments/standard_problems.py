@@ -267,37 +267,83 @@ def pendulum_runs(
 
 
 def sleeping_top(
-    *, omega=1.0, theta=1e-5, fractions=(0.7, 0.3), mus=(10.0, 20.0, 22.0, 26.0, 30.0), t_end=40.0
+    n,
+    *,
+    omega=1.0,
+    theta=1e-5,
+    fractions=(0.7, 0.3),
+    mus=(10.0, 20.0, 22.0, 26.0, 30.0),
+    t_end=25.0,
+    oile_mus=(20.0, 26.0),
+    oile_gamma=0.004,
+    oile_t_end=8.0,
+    seed=0,
 ):
     """Unequal densities: the mean field's largest drop of `P_ee` (neutrinos) over `t_end`
     against the predicted growth rate, across the sleeping-top threshold
-    `mu_c = 2 omega / (sqrt f_1 - sqrt f_2)^2`."""
+    `mu_c = 2 omega / (sqrt f_1 - sqrt f_2)^2`; and the largest transverse length of the
+    neutrino group's mean over `oile_t_end`, from the `theta` seed, in the mean field and in
+    OILE (N = `n`, `oile_gamma`) on either side of the threshold."""
     B = flavour_B(theta)
     f = jnp.array(fractions)
+    P0 = jnp.stack([NU_E, NU_E])
     threshold = 2 * omega / (np.sqrt(fractions[0]) - np.sqrt(fractions[1])) ** 2
-    drops, rates = [], []
-    for mu in mus:
-        field = oj.GroupField(
+    counts = tuple(int(round(n * x / 2)) * 2 for x in fractions)
+
+    def field(mu, gamma=0.0, collision="none"):
+        return oj.GroupField(
             f,
             jnp.array([omega, omega]),
             mu,
-            0.0,
+            gamma,
             B,
             antineutrino=jnp.array([False, True]),
             ordering="inverted",
+            collision=collision,
+            n=None if collision == "none" else sum(counts),
         )
+
+    drops, rates = [], []
+    for mu in mus:
         ts = jnp.linspace(0.0, t_end, 2001)
-        P = np.asarray(
-            oj.solve_meanfield(field, jnp.stack([NU_E, NU_E]), ts, rtol=1e-11, atol=1e-13).P
-        )
+        P = np.asarray(oj.solve_meanfield(field(mu), P0, ts, rtol=1e-10, atol=1e-12).P)
         drops.append(1 - P[:, 0, 2].min())
         rates.append(kappa(omega, mu * fractions[1], mu * fractions[0]))
-    return {
+    out = {
         "mus": np.asarray(mus),
         "drop": np.asarray(drops),
         "kappa": np.asarray(rates),
         "threshold": threshold,
+        "oile_mus": np.asarray(oile_mus),
     }
+    gas = oj.Gas(counts, jnp.array([omega, omega]), P0, antineutrino=(False, True))
+    perp_mf, perp_mfc, perp_oile = [], [], []
+    for mu in oile_mus:
+        ts = jnp.linspace(0.0, oile_t_end, 801)
+        P = np.asarray(oj.solve_meanfield(field(mu), P0, ts, rtol=1e-10, atol=1e-12).P)
+        perp_mf.append(np.hypot(P[:, 0, 0], P[:, 0, 1]).max())
+        with_collision = field(mu, oile_gamma, "deterministic")
+        P = np.asarray(oj.solve_meanfield(with_collision, P0, ts, rtol=1e-10, atol=1e-12).P)
+        perp_mfc.append(np.hypot(P[:, 0, 0], P[:, 0, 1]).max())
+        sol = oj.simulate_gas(
+            gas,
+            gamma=oile_gamma,
+            mu=mu,
+            schedule=oj.Deterministic(),
+            B=B,
+            ordering="inverted",
+            key=jax.random.key(seed),
+            t_max=oile_t_end,
+            save_every=round(0.02 * mu / oile_gamma),
+            dtype=F64,
+        )
+        mean = sol.group_mean[0]
+        perp_oile.append(np.hypot(mean[:, 0, 0], mean[:, 0, 1]).max())
+    out["max_perp_mean_field"] = np.asarray(perp_mf)
+    out[f"max_perp_mean_field_collision_{oile_gamma:g}"] = np.asarray(perp_mfc)
+    out[f"max_perp_oile_{oile_gamma:g}"] = np.asarray(perp_oile)
+    out["oile_gamma"] = oile_gamma
+    return out
 
 
 # 4. Spectral split ------------------------------------------------------------------------------
@@ -381,7 +427,7 @@ def run(size="default", seed=0) -> dict:
     return {
         "msw": msw(gammas),
         "bipolar": pendulum_runs(gammas, n, realizations, beams=False, seed=seed),
-        "sleeping_top": sleeping_top(),
+        "sleeping_top": sleeping_top(n, seed=seed),
         "two_beams": pendulum_runs(gammas, n, realizations, beams=True, mu=5.0, seed=seed),
         "spectral_split": spectral_split(split_gammas, modes, per_mode, seed=seed),
         "gammas": np.asarray(gammas),
@@ -446,6 +492,21 @@ def plot(data):
     row = data["sleeping_top"]
     ax.plot(row["mus"], row["drop"], "o-", label=r"mean field: largest drop of $P_z$")
     ax.plot(row["mus"], row["kappa"] / row["kappa"].max(), "s--", label=r"$\kappa / \kappa_{max}$")
+    g = row["oile_gamma"]
+    ax.plot(
+        row["oile_mus"],
+        row["max_perp_mean_field"],
+        "kx",
+        ms=8,
+        label=r"mean field: largest $|\langle P_\perp \rangle|$",
+    )
+    ax.plot(
+        row["oile_mus"],
+        row[f"max_perp_oile_{g:g}"],
+        "r+",
+        ms=12,
+        label=rf"OILE $\gamma={g:g}$: largest $|\langle P_\perp \rangle|$",
+    )
     ax.axvline(row["threshold"], color="gray", ls=":", label="sleeping-top threshold")
     ax.set(xlabel=r"$\mu$", title="unequal densities (70% / 30%)")
     ax.legend(fontsize=7)
@@ -473,6 +534,14 @@ def describe(data, prefix="") -> dict:
         "kappa": ("mu", "linear growth rate of the two modes (0: stable)", None),
         "mus": ("mu", "couplings of the sleeping-top scan", ("mu",)),
         "drop": ("1", "largest drop of P_z of the neutrinos in the mean field", ("mu",)),
+        "oile_mus": ("mu", "couplings of the sleeping-top runs in OILE", ("mu",)),
+        "oile_gamma": ("1", "impact parameter of the sleeping-top runs in OILE", ()),
+        "max_perp": ("1", "largest |<P_perp>| of the neutrino group over the run", ("mu",)),
+        "max_perp_mean_field_collision": (
+            "1",
+            "largest |<P_perp>| of the neutrinos, mean field plus collision",
+            ("mu",),
+        ),
         "threshold": ("mu", "sleeping-top threshold 2 omega / (sqrt f_1 - sqrt f_2)^2", ()),
         "omegas": ("mu", "vacuum frequencies of the spectrum's modes", ("mode",)),
         "expected": ("mu", "split frequency from lepton-number conservation", ()),
@@ -508,6 +577,8 @@ def describe(data, prefix="") -> dict:
         axes = axes if axes is not None and len(axes) == ndim else ("save",) if ndim == 1 else ()
         if name in ("mean_field", "oile") or name.startswith("oile_0") and ndim == 1:
             axes = ("mode",) if "spectral_split" in path else ("save",)
+        if path.startswith("sleeping_top/") and ndim == 1:
+            axes = ("mu",)
         out[path] = (units, text, axes)
     return out
 
@@ -551,6 +622,24 @@ def summary(data) -> list[tuple[str, float, float, list[float]]]:
                 np.nan,
                 np.nan,
                 [d[f"rate_mean_field_collision_{x:g}"] for x in g],
+            )
+        )
+    d = data["sleeping_top"]
+    for k, mu in enumerate(d["oile_mus"]):
+        rows.append(
+            (
+                f"sleeping top mu={mu:g}: max |P_perp|",
+                float(d["kappa"][list(d["mus"]).index(mu)]),
+                d["max_perp_mean_field"][k],
+                [d[f"max_perp_oile_{d['oile_gamma']:g}"][k]],
+            )
+        )
+        rows.append(
+            (
+                "  mean field + collision at gamma",
+                np.nan,
+                np.nan,
+                [d[f"max_perp_mean_field_collision_{d['oile_gamma']:g}"][k]],
             )
         )
     d = data["bipolar"]

@@ -165,8 +165,8 @@ def test_standard_problems_experiment(tmp_path):
     (float64; constant matter to 1e-10), growth rates to 2% (the mean field against the linear
     rate, OILE against the mean field plus its collision terms at the same gamma), the first
     minimum against the pendulum to 2%, the split frequency to 1%, and the sleeping top: growth
-    below the threshold only. Decoherence: at the larger gamma OILE grows at most 0.9 of the
-    collisionless rate."""
+    below the threshold only (OILE: as the mean field plus collision, to 2%). Decoherence: at
+    the larger gamma OILE grows at most 0.9 of the collisionless rate."""
     problems = load("standard_problems")
     assert problems.main(["--size", "smoke", "--out", str(tmp_path)]) == 0
     h5 = tmp_path / "standard_problems.h5"
@@ -193,6 +193,15 @@ def test_standard_problems_experiment(tmp_path):
     unstable = row["mus"] < row["threshold"]
     assert np.all(row["kappa"][unstable] > 0) and np.all(row["kappa"][~unstable] == 0)
     assert np.all(row["drop"][unstable] > 0.05) and np.all(row["drop"][~unstable] < 1e-6)
+    # Either side of the threshold in OILE: the mean field grows to O(1) below it and stays at
+    # the seed above; OILE follows the mean field plus collision (which grows far slower).
+    g = row["oile_gamma"]
+    below = row["oile_mus"] < row["threshold"]
+    assert below.any() and (~below).any()
+    assert np.all(row["max_perp_mean_field"][below] > 0.1)
+    assert np.all(row["max_perp_mean_field"][~below] < 1e-3)
+    oile, mfc = row[f"max_perp_oile_{g:g}"], row[f"max_perp_mean_field_collision_{g:g}"]
+    assert np.all(np.abs(oile / mfc - 1) < 0.02)
     row = data["spectral_split"]
     assert abs(row["split_mean_field"] / row["expected"] - 1) < 0.01
     for g in data["split_gammas"]:
