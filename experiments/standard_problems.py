@@ -628,7 +628,7 @@ def summary(data) -> list[tuple[str, float, float, list[float]]]:
     for k, mu in enumerate(d["oile_mus"]):
         rows.append(
             (
-                f"sleeping top mu={mu:g}: max |P_perp|",
+                f"sleeping top mu={mu:g}, gamma {d['oile_gamma']:g}: max |P_perp|",
                 float(d["kappa"][list(d["mus"]).index(mu)]),
                 d["max_perp_mean_field"][k],
                 [d[f"max_perp_oile_{d['oile_gamma']:g}"][k]],
