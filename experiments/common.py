@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+import oile_jax as oj
+
 
 def parser(doc: str, sizes) -> argparse.ArgumentParser:
     """`--out`, `--size`, `--seed`, `--force`, described by the first paragraph of `doc`."""
@@ -17,11 +19,19 @@ def parser(doc: str, sizes) -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not use the persistent compilation cache (~/.cache/oile_jax/jax)",
+    )
     return p
 
 
 def outputs(p: argparse.ArgumentParser, args, *names: str) -> list[Path]:
-    """The output paths in `args.out`; exits with an error if one exists and `--force` is absent."""
+    """The output paths in `args.out`; exits with an error if one exists and `--force` is
+    absent. Turns on the persistent compilation cache unless `--no-compile-cache`."""
+    if not args.no_compile_cache:
+        oj.use_compilation_cache()
     paths = [args.out / name for name in names]
     if not args.force:
         for path in paths:

@@ -12,6 +12,7 @@ from ._angles import (
     FixedVelocities as FixedVelocities,
     Isotropic as Isotropic,
 )
+from ._cache import use_compilation_cache as use_compilation_cache
 from ._encounter import (
     encounter as encounter,
     encounter_rho as encounter_rho,

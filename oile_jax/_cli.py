@@ -19,6 +19,11 @@ EPILOG = """examples:
 """
 
 
+# The commands that compile and so use the persistent compilation cache (`_cache.py`); `bench`
+# does not: it measures compilation.
+CACHED = ("run", "equilibrium", "path")
+
+
 def _add_groups(p, what):
     p.add_argument("--fractions", type=float, nargs="+", help="f_g: fraction of each group")
     p.add_argument("--omegas", type=float, nargs="+", help="omega_g: vacuum frequencies (mu)")
@@ -40,6 +45,13 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     top.add_argument("--version", action="version", version=f"oile_jax {__version__}")
+    top.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not read or write the persistent compilation cache (default: on for run, "
+        "equilibrium and path, in $OILE_COMPILE_CACHE_DIR or ~/.cache/oile_jax/jax; "
+        "OILE_NO_COMPILE_CACHE=1 also turns it off)",
+    )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -207,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `oile` console script."""
     args = parser().parse_args(argv)
     args.argv = argv
+    if args.command in CACHED and not args.no_compile_cache:
+        from ._cache import use_compilation_cache
+
+        use_compilation_cache()
     try:
         status = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit

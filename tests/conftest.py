@@ -19,6 +19,10 @@ if os.environ.get("OILE_TEST_OPTIMIZED") != "1" and QUICK_CODEGEN not in os.envi
 ):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {QUICK_CODEGEN}".strip()
 
+# The tests run the `oile` command and the experiments in this process: they must not write the
+# user's compilation cache (tests/test_cache.py tests it in subprocesses with their own).
+os.environ["OILE_NO_COMPILE_CACHE"] = "1"
+
 import jax  # noqa: E402 - after XLA_FLAGS, which XLA reads when its backend starts
 
 jax.config.update("jax_enable_x64", True)
