@@ -159,6 +159,11 @@ def _rotations(h, angle_scale):
     )
 
 
+def _turned(R, P):
+    """Component triples `P` turned by the nest of per-neutrino rotation entries `R`."""
+    return tuple(sum(R[i][k] * P[k] for k in range(3)) for i in range(3))
+
+
 class GasKernel(eqx.Module):
     """The physics of one gas step: groups, vacuum (signed isospin frequencies `omegas`),
     matter, coupling (with its history `density`, `mu(t) = mu density(t)`), angle model and
@@ -215,17 +220,15 @@ class GasKernel(eqx.Module):
         """`mu(t)`."""
         return self.mu if self.density is None else self.mu * self.density(t)
 
-    def _turn_half(self, P, index, t):
-        """Vectors `P` (component triples) of the neutrinos `index` turned about
-        `omega_g B + lambda(t) L` for half a step."""
-        dtype = P[0].dtype
+    def half_turns(self, index, t, dtype):
+        """The rotation of each neutrino `index` about `omega_g B + lambda(t) L` over half a
+        step, as a 3x3 nest of per-neutrino entries."""
         h = self.omegas.astype(dtype)[:, None] * self.B.astype(dtype) + self.matter(t).astype(
             dtype
         ) * self.L.astype(dtype)
         tau = self.schedule.step_length(self.gamma, self.mu).astype(dtype)
         R = _rotations(h, tau / 2)
-        R = [[group_values(self.counts, R[:, i, k], index) for k in range(3)] for i in range(3)]
-        return tuple(sum(R[i][k] * P[k] for k in range(3)) for i in range(3))
+        return [[group_values(self.counts, R[:, i, k], index) for k in range(3)] for i in range(3)]
 
     def group_rotation(self, dtype, steps: float):
         """Per-group `(sin a, 1 - cos a)` of the vacuum angle `a = omega_g tau steps`."""
@@ -303,13 +306,17 @@ class GasKernel(eqx.Module):
         # The encounter is symmetric (`Pb` changes by `_exchange(Pb, Pa)`), so each plane is one
         # elementwise pass over all slots, the partner read from the other row.
         sin2, sin_cos = materialize(live, _coefficients, c)
-        P = slots.P if self.carried else self._turn_half(slots.P, slots.index, t)
+        if self.carried:
+            P = slots.P
+        else:  # the same half turn before and after the encounters (the step's midpoint)
+            R = self.half_turns(slots.index, t, slots.P[0].dtype)
+            P = _turned(R, slots.P)
         partner = tuple(x[::-1] for x in P)
         d = _exchange(P, partner, sin2, sin_cos)
         P = tuple(p + x for p, x in zip(P, d, strict=True))
         if self.carried:
             return Slots(P=self._precess(P, slots.index, 1.0), index=slots.index)
-        return Slots(P=self._turn_half(P, slots.index, t), index=slots.index)
+        return Slots(P=_turned(R, P), index=slots.index)
 
     def step(self, slots: Slots, words, velocity_words, live, step):
         """Step `step` (int32, global) of one realization (or one shard), slots in the carried
