@@ -31,24 +31,22 @@ COLLISIONS = ("none", "stochastic", "deterministic")
 ORDERINGS = ("normal", "inverted")
 
 
-class _Background(eqx.Module):
-    """What the one-body field of a species holds beyond its own term (physics.md section 10),
-    shared by the gas fields: species signs, mass ordering, matter and the coupling's history.
+# The one-body field of each species (physics.md section 10), in the physical `P` (neutrinos)
+# and `Pbar` (antineutrinos): `dP/dt = (+omega B + lambda L + mu D) x P`,
+# `dPbar/dt = (-omega B + lambda L + mu D) x Pbar`, `D = sum_nu P - sum_nubar Pbar` (weighted);
+# the inverted ordering flips every `omega`.
 
-    Written in the physical `P` (neutrinos) and `Pbar` (antineutrinos):
-    `dP/dt = (+omega B + lambda L + mu D) x P`, `dPbar/dt = (-omega B + lambda L + mu D) x Pbar`,
-    `D = sum_nu P - sum_nubar Pbar` (weighted); the inverted ordering flips every `omega`."""
 
-    @staticmethod
-    def signs(antineutrino, dtype):
-        if antineutrino is None:
-            return None
-        return jnp.where(jnp.asarray(antineutrino), -1.0, 1.0).astype(dtype)
+def _signs(antineutrino, dtype):
+    """`-1` for each antineutrino, `+1` for each neutrino (None: all neutrinos)."""
+    if antineutrino is None:
+        return None
+    return jnp.where(jnp.asarray(antineutrino), -1.0, 1.0).astype(dtype)
 
-    @staticmethod
-    def at(value, t):
-        """A coupling at time `t`: a profile called, a number as it is."""
-        return value(t) if isinstance(value, AbstractProfile) else value
+
+def _at(value, t):
+    """A coupling at time `t`: a profile called, a number as it is."""
+    return value(t) if isinstance(value, AbstractProfile) else value
 
 
 def _one_body(field, t, omegas, signs, dtype):
@@ -59,7 +57,7 @@ def _one_body(field, t, omegas, signs, dtype):
     H = frequency[:, None] * field.B
     if field.matter is not None:
         L = jnp.asarray((0.0, 0.0, 1.0) if field.L is None else field.L, dtype)
-        H = H + _Background.at(field.matter, t) * L
+        H = H + _at(field.matter, t) * L
     return H
 
 
@@ -141,10 +139,10 @@ class GroupField(eqx.Module):
             )
 
     def __call__(self, t, P, args=None):
-        sign = _Background.signs(self.antineutrino, P.dtype)
+        sign = _signs(self.antineutrino, P.dtype)
         signed = (lambda x: x) if sign is None else (lambda x: sign[:, None] * x)
         s = signed(P)  # the isospins
-        mu = _Background.at(self.mu, t)
+        mu = _at(self.mu, t)
         W, W2 = (w.astype(P.dtype) for w in self.angles.group_weights(self.fractions))
         f = self.fractions
 
@@ -215,14 +213,14 @@ class MultiAngleField(eqx.Module):
         (`P_j`, or `-Pbar_j` for an antineutrino)."""
         v = self.velocities
         N = P.shape[0]
-        sign = _Background.signs(self.antineutrino, P.dtype)
+        sign = _signs(self.antineutrino, P.dtype)
         s = P if sign is None else sign[:, None] * P
-        return _Background.at(self.mu, t) / (N - 1) * (jnp.sum(s, axis=0) - v @ (v.T @ s))
+        return _at(self.mu, t) / (N - 1) * (jnp.sum(s, axis=0) - v @ (v.T @ s))
 
     def __call__(self, t, P, args=None):
         v = self.velocities
         N = P.shape[0]
-        sign = _Background.signs(self.antineutrino, P.dtype)
+        sign = _signs(self.antineutrino, P.dtype)
         H_int = self.interaction(P, t)
         dP = jnp.cross(_one_body(self, t, self.omegas, sign, P.dtype) + H_int, P)
         if self.collision == "none":
@@ -237,7 +235,7 @@ class MultiAngleField(eqx.Module):
         if sign is not None:
             weighted = sign[:, None] * weighted
         total = N - 2 * v @ jnp.sum(v, axis=0) + jnp.einsum("ia,ab,ib->i", v, v.T @ v, v)
-        mu = _Background.at(self.mu, t)
+        mu = _at(self.mu, t)
         dP = dP - mu * self.gamma / (N - 1) * (total[:, None] * P - weighted)
         tau = _step(self)
         if tau is not None:
