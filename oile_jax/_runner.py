@@ -61,9 +61,12 @@ def run_foreground(config, key, progress):
         "stderr": sol.stderr,
         "encounters": sol.encounters,
     }
-    plain = not (fg["antineutrino"] or fg["background_antineutrino"]) and len(history(config)) == 1
-    if physics["angles"] == "isotropic" and plain and physics["mu_scale"] is None:
-        # The closed forms are those of a neutrino in vacuum at a constant coupling.
+    # The closed forms are those of a neutrino in a neutrino background, in vacuum, normal
+    # ordering, at a constant coupling.
+    plain = not (fg["antineutrino"] or fg["background_antineutrino"]) and (
+        physics["ordering"] == "normal" and physics["matter"] == 0 and physics["mu_scale"] is None
+    )
+    if physics["angles"] == "isotropic" and plain:
         exact = dict(P0=fg["P0"], P_b=fg["P_b"], gamma=physics["gamma"], mu=physics["mu"])
         exact.update(omega=fg["omega"], B=B)
         # The master equation (dt -> 0) and, for the stochastic schedule, the exact ensemble
