@@ -28,6 +28,20 @@ from ._equilibrium import (
     equilibrium_branches as equilibrium_branches,
     precession_equilibrium as precession_equilibrium,
 )
+from ._flavours import (
+    NUFIT_6_0 as NUFIT_6_0,
+    bloch_vector as bloch_vector,
+    density_matrix as density_matrix,
+    eigenvalues as eigenvalues,
+    flavour_axis as flavour_axis,
+    flavour_state as flavour_state,
+    gell_mann as gell_mann,
+    occupations as occupations,
+    pmns as pmns,
+    pmns_vacuum as pmns_vacuum,
+    structure_constants as structure_constants,
+    von_neumann_entropy as von_neumann_entropy,
+)
 from ._foreground import (
     ForegroundSolution as ForegroundSolution,
     simulate_foreground as simulate_foreground,

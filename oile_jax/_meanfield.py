@@ -24,6 +24,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 
 from ._angles import AbstractAngleModel, Isotropic
 from ._checks import check_option
+from ._flavours import dstar_array, flavour_axis, flavour_count, star_array
 from ._master import master_rates
 from ._profile import AbstractProfile
 
@@ -50,15 +51,32 @@ def _at(value, t):
 
 
 def _one_body(field, t, omegas, signs, dtype):
-    """`(+/- omega) B + lambda(t) L` per particle `(n, 3)`."""
+    """`(+/- omega) B + lambda(t) L` per particle `(n, D)`."""
     frequency = omegas if signs is None else signs * omegas
     if field.ordering == "inverted":
         frequency = -frequency
     H = frequency[:, None] * field.B
     if field.matter is not None:
-        L = jnp.asarray((0.0, 0.0, 1.0) if field.L is None else field.L, dtype)
+        n = flavour_count(field.B.shape[-1], "B")
+        L = jnp.asarray(flavour_axis(n) if field.L is None else field.L, dtype)
         H = H + _at(field.matter, t) * L
     return H
+
+
+def _flavours(field, P) -> int:
+    """The flavour count of a field's states `P` (`(..., D)`), which `B` must match."""
+    n = flavour_count(P.shape[-1], "P")
+    if field.B.shape[-1] != P.shape[-1]:
+        raise ValueError(
+            f"B has {field.B.shape[-1]} components but the states have {P.shape[-1]}: both "
+            "3 (two flavours) or both 8 (three flavours, B = pmns_vacuum(...))"
+        )
+    if n > 2 and field.ordering != "normal":
+        raise ValueError(
+            "ordering='inverted' is two-flavour only; for three flavours pass "
+            "B=pmns_vacuum('inverted', ...)"
+        )
+    return n
 
 
 def _check_options(field):
@@ -100,8 +118,10 @@ class GroupField(eqx.Module):
     """A gas reduced to groups (every member of a group following its group's vector), for
     angle models whose `x` depends on the pair's groups only: angles drawn afresh at every
     encounter (`Isotropic()` by default, or `FixedAngle(theta)`), or `Beams(directions)`.
-    The state is the group vectors `(G, 3)`: `P_g` for a neutrino group, `Pbar_g` for an
-    antineutrino group (`antineutrino`, one bool per group).
+    The state is the group vectors `(G, D)`: `P_g` for a neutrino group, `Pbar_g` for an
+    antineutrino group (`antineutrino`, one bool per group); `D = 3` for two flavours, 8 for
+    three (then `B` is `pmns_vacuum(...)` and `x` below the product `f_abc`, physics.md
+    section 11).
 
     With `s_g = P_g` or `-Pbar_g` and `W_gh`, `W2_gh` the mean of `x`, `x^2` over pairs of
     groups `g`, `h` (`angles.group_weights`; `<x>`, `<x^2>` for fresh angles):
@@ -109,7 +129,10 @@ class GroupField(eqx.Module):
     (`n=None`: `N -> infinity`), `dP_g/dt = H_g x P_g` (physics.md section 10). Collision:
     `-mu gamma N/(N-1) sum_h f_h W2_gh (P_g - sign_g s_h)`, plus for `"deterministic"` (or
     `"stochastic"` with `dt`) the finite step's `-(tau/2) DF.F` (physics.md section 6), which
-    for fresh angles is `-<x>^2 (mu gamma/2) D x (D x P_g)`, `D = sum_h f_h s_h`.
+    for fresh angles is `-<x>^2 (mu gamma/2) D x (D x P_g)`, `D = sum_h f_h s_h`. With three
+    flavours a nu-nubar pair's collision term has one more part,
+    `+(3/2) mu gamma N/(N-1) sum_h' f_h W2_gh d(s_g, s_h)` over the groups `h` of the other
+    species (physics.md section 11).
 
     `ordering="inverted"` flips every `omega`; `matter` (a number or a profile of time) along
     the flavour axis `L` (default `(0, 0, 1)`); `mu` a number or a profile of time.
@@ -119,7 +142,7 @@ class GroupField(eqx.Module):
     omegas: Float[Array, " G"]
     mu: "Float[Array, ''] | AbstractProfile"
     gamma: Float[Array, ""]
-    B: Float[Array, "3"]
+    B: Float[Array, " D"]
     collision: str = eqx.field(static=True, default="none")
     n: int | None = eqx.field(static=True, default=None)
     angles: AbstractAngleModel = Isotropic()
@@ -127,7 +150,7 @@ class GroupField(eqx.Module):
     antineutrino: Bool[Array, " G"] | None = None
     ordering: str = eqx.field(static=True, default="normal")
     matter: "Float[Array, ''] | AbstractProfile | None" = None
-    L: Float[Array, "3"] | None = None
+    L: Float[Array, " D"] | None = None
 
     def __check_init__(self):
         _check_options(self)
@@ -152,20 +175,26 @@ class GroupField(eqx.Module):
                 return mu * pull
             return mu * (self.n * pull - jnp.diagonal(W)[:, None] * s) / (self.n - 1)
 
+        nf = _flavours(self, P)
+        x = lambda a, b: star_array(a, b, nf)
         H_int = interaction(s)
-        dP = jnp.cross(_one_body(self, t, self.omegas, sign, P.dtype) + H_int, P)
+        dP = x(_one_body(self, t, self.omegas, sign, P.dtype) + H_int, P)
         if self.collision != "none":
             scale = 1.0 if self.n is None else self.n / (self.n - 1)
             # sum_h f_h W2_gh (s_g - s_h), in each group's own sign.
             towards = signed((f[None, :] * W2) @ s)
             dP = dP - scale * mu * self.gamma * (jnp.sum(f * W2, axis=1)[:, None] * P - towards)
+            if nf > 2 and sign is not None:
+                # nu-nubar pairs: (n/2) d(s_g, sum_h' f_h W2_gh s_h) over the other species,
+                # the same in `P_g` (its sign squared).
+                other = (sign[:, None] != sign[None, :]).astype(P.dtype)
+                partners = (f[None, :] * W2 * other) @ s
+                dP = dP + scale * mu * self.gamma * (nf / 2) * dstar_array(s, partners, nf)
         tau = _step(self)
         if tau is not None:
             # -(tau/2) DF.F, F_g = H_g x s_g: DF.F = (dH_g along F) x s_g + H_g x F_g.
-            F = jnp.cross(H_int, s)
-            dP = dP - (tau / 2) * (
-                jnp.cross(interaction(F), P) + jnp.cross(H_int, jnp.cross(H_int, P))
-            )
+            F = x(H_int, s)
+            dP = dP - (tau / 2) * (x(interaction(F), P) + x(H_int, x(H_int, P)))
         return dP
 
 
@@ -203,13 +232,13 @@ class MultiAngleField(eqx.Module):
     antineutrino: Bool[Array, " N"] | None = None
     ordering: str = eqx.field(static=True, default="normal")
     matter: "Float[Array, ''] | AbstractProfile | None" = None
-    L: Float[Array, "3"] | None = None
+    L: Float[Array, " D"] | None = None
 
     def __check_init__(self):
         _check_options(self)
 
     def interaction(self, P, t=0.0):
-        """`mu/(N-1) sum_j (1 - v_i.v_j) s_j`, shape `(N, 3)`, with `s_j` the isospins
+        """`mu/(N-1) sum_j (1 - v_i.v_j) s_j`, shape `(N, D)`, with `s_j` the isospins
         (`P_j`, or `-Pbar_j` for an antineutrino)."""
         v = self.velocities
         N = P.shape[0]
@@ -221,27 +250,40 @@ class MultiAngleField(eqx.Module):
         v = self.velocities
         N = P.shape[0]
         sign = _signs(self.antineutrino, P.dtype)
+        nf = _flavours(self, P)
+        x = lambda a, b: star_array(a, b, nf)
         H_int = self.interaction(P, t)
-        dP = jnp.cross(_one_body(self, t, self.omegas, sign, P.dtype) + H_int, P)
+        dP = x(_one_body(self, t, self.omegas, sign, P.dtype) + H_int, P)
         if self.collision == "none":
             return dP
-        # w_ij = (1 - v_i.v_j)^2 = 1 - 2 v_i.v_j + (v_i.v_j)^2; the partners' isospins `s_j`,
-        # and each particle pulled towards them in its own sign.
+
+        def weighted(s):
+            """`sum_j w_ij s_j`, `w_ij = (1 - v_i.v_j)^2 = 1 - 2 v_i.v_j + (v_i.v_j)^2`."""
+            second = jnp.einsum("ja,jb,jc->abc", v, v, s)
+            return (
+                jnp.sum(s, axis=0) - 2 * v @ (v.T @ s) + jnp.einsum("ia,ib,abc->ic", v, v, second)
+            )
+
+        # The partners' isospins `s_j`, and each particle pulled towards them in its own sign.
         s = P if sign is None else sign[:, None] * P
-        second = jnp.einsum("ja,jb,jc->abc", v, v, s)
-        weighted = (
-            jnp.sum(s, axis=0) - 2 * v @ (v.T @ s) + jnp.einsum("ia,ib,abc->ic", v, v, second)
-        )
+        pull = weighted(s)
         if sign is not None:
-            weighted = sign[:, None] * weighted
+            pull = sign[:, None] * pull
         total = N - 2 * v @ jnp.sum(v, axis=0) + jnp.einsum("ia,ab,ib->i", v, v.T @ v, v)
         mu = _at(self.mu, t)
-        dP = dP - mu * self.gamma / (N - 1) * (total[:, None] * P - weighted)
+        dP = dP - mu * self.gamma / (N - 1) * (total[:, None] * P - pull)
+        if nf > 2 and sign is not None:
+            # nu-nubar pairs (as in `GroupField`): each particle's partners of the other species.
+            anti = (sign < 0)[:, None]
+            other = jnp.where(
+                anti, weighted(jnp.where(anti, 0, s)), weighted(jnp.where(anti, s, 0))
+            )
+            dP = dP + mu * self.gamma / (N - 1) * (nf / 2) * dstar_array(s, other, nf)
         tau = _step(self)
         if tau is not None:
-            F = jnp.cross(H_int, P)
+            F = x(H_int, P)
             dH = self.interaction(F, t)  # d H_int / dt along F
-            DF_F = jnp.cross(dH, P) + jnp.cross(H_int, F)
+            DF_F = x(dH, P) + x(H_int, F)
             dP = dP - (tau / 2) * DF_F
         return dP
 

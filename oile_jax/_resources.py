@@ -62,14 +62,16 @@ def gas_bytes(
     chunk_saves: int,
     save_state: bool,
     velocities: bool,
+    components: int = 3,
 ) -> tuple[int, int]:
     """`(device, host)` bytes of a gas run: `copies` gases (realizations times sweep points) of
-    `n` neutrinos. Device: the carried state (three components and an int32 index), the step's
+    `n` neutrinos. Device: the carried state (`components` per neutrino, 3 for two flavours and 8
+    for three, and an int32 index), the step's
     temporaries (the moved copy, the permutation, the pair coefficients), fixed velocities,
     and a chunk's saved states. Host: the saved states of the whole run with their
     concatenated copy, and the final state."""
-    vector = 3 * itemsize
-    per_neutrino = 2 * (vector + 4) + 4 + itemsize + (2 * vector if velocities else 0)
+    vector = components * itemsize
+    per_neutrino = 2 * (vector + 4) + 4 + itemsize + (2 * 3 * itemsize if velocities else 0)
     device = copies * n * per_neutrino
     if save_state:
         device += copies * n * vector * min(chunk_saves, n_saves)

@@ -12,6 +12,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ._angles import AbstractAngleModel, angle_model
 from ._checks import (
     check_dtype,
+    check_finite,
     check_option,
     check_positive,
     check_scalar,
@@ -19,6 +20,7 @@ from ._checks import (
     check_vector,
     concrete,
 )
+from ._flavours import check_flavours, dimension, flavour_axis, pmns_vacuum
 from ._profile import AbstractProfile, check_range, profile
 from ._schedule import AbstractSchedule
 
@@ -77,7 +79,7 @@ class RunSpec(eqx.Module):
 
     gamma: Float[Array, ""]
     mu: Float[Array, ""]
-    B: Float[Array, "3"]
+    B: Float[Array, " D"]
     schedule: AbstractSchedule
     angles: AbstractAngleModel
     key: PRNGKeyArray
@@ -87,7 +89,7 @@ class RunSpec(eqx.Module):
     dtype: np.dtype = eqx.field(static=True)
     ordering: str = eqx.field(static=True, default="normal")
     matter: AbstractProfile | None = None
-    L: Float[Array, "3"] | None = None
+    L: Float[Array, " D"] | None = None
     density: AbstractProfile | None = None
 
     @property
@@ -111,7 +113,7 @@ def make_spec(
     gamma,
     key,
     mu=1.0,
-    B=(0.0, 0.0, -1.0),
+    B=None,
     angles="isotropic",
     n_steps=None,
     t_max=None,
@@ -120,17 +122,34 @@ def make_spec(
     dtype=None,
     ordering="normal",
     matter=None,
-    L=(0.0, 0.0, 1.0),
+    L=None,
+    n_flavours=2,
 ) -> RunSpec:
     """The one place a run's options are validated; errors name the argument and what is
     allowed. `mu` is a number or a profile of time (`_profile`); `matter` None, a number or a
-    profile."""
+    profile. `B` None: the mass basis (`(0, 0, -1)`; for three flavours
+    `pmns_vacuum(basis="mass")`); `L` None: the electron flavour in the flavour basis."""
     dtype = check_dtype(dtype)
     check_option(ordering, "ordering", ORDERINGS)
+    n = check_flavours(n_flavours)
+    if n > 2 and ordering != "normal":
+        raise ValueError(
+            "ordering='inverted' flips the two-flavour frequencies; for three flavours the mass "
+            "ordering is part of the vacuum vector: pass B=pmns_vacuum('inverted', ...)"
+        )
+    if B is None:
+        B = (0.0, 0.0, -1.0) if n == 2 else pmns_vacuum("normal", "mass")
+    if L is None:
+        L = flavour_axis(n)
     angles = angle_model(angles)
     if not isinstance(schedule, AbstractSchedule):
         raise ValueError(
             f"schedule must be Stochastic(dt=...) or Deterministic(), got {schedule!r}"
+        )
+    if n > 2 and schedule.vacuum_inside:
+        raise ValueError(
+            "Deterministic(vacuum='inside') is two-flavour only; use vacuum='split' for three "
+            "flavours"
         )
     gamma = check_positive(check_scalar(gamma, "gamma", dtype), "gamma")
     density = None
@@ -145,14 +164,18 @@ def make_spec(
     elif isinstance(mu, AbstractProfile):
         mu = mu(0.0)  # a constant profile: its value
     mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
-    B = check_unit(check_vector(B, "B", dtype), "B")
+    D = dimension(n)
+    what = "the vacuum vector of the gas's flavours" if n > 2 else ""
+    B = check_vector(B, "B", dtype, size=D, what=what)
+    B = check_unit(B, "B") if n == 2 else check_finite(B, "B")
     if B.ndim != 1:
-        raise ValueError(f"B must have shape (3,), got {B.shape}")
+        raise ValueError(f"B must have shape ({D},), got {B.shape}")
     if matter is not None:
         matter = profile(matter, "matter", dtype)
-        L = check_unit(check_vector(L, "L", dtype), "L")
+        L = check_vector(L, "L", dtype, size=D)
+        L = check_unit(L, "L") if n == 2 else check_finite(L, "L")
         if L.ndim != 1:
-            raise ValueError(f"L must have shape (3,), got {L.shape}")
+            raise ValueError(f"L must have shape ({D},), got {L.shape}")
         if schedule.vacuum_inside:
             raise ValueError(
                 "matter with Deterministic(vacuum='inside') is not available (the pair's "

@@ -15,7 +15,7 @@ from .model import Gas
 
 
 def initial(kernel: GasKernel, P):
-    """The slots and initial observables of every realization, from `P` `(R, N, 3)`."""
+    """The slots and initial observables of every realization, from `P` `(R, N, D)`."""
     slots = jax.vmap(kernel.enter)(Slots.start(P))
     return slots, jax.vmap(kernel.observe_sums)(slots)
 
@@ -51,7 +51,7 @@ def advance(
 
 
 def in_gas_order(kernel: GasKernel, slots: Slots):
-    """Bloch vectors in gas order, `(R, N, 3)`, of every realization's slots."""
+    """Bloch vectors in gas order, `(R, N, D)`, of every realization's slots."""
     return jax.vmap(kernel.in_gas_order)(slots)
 
 
@@ -76,7 +76,7 @@ class DenseEngine(AbstractGasEngine):
 
     @property
     def shape(self):
-        return (self.n_realizations, self.gas.n, 3)
+        return (self.n_realizations, self.gas.n, self.gas.P0.shape[-1])
 
     @property
     def devices(self):

@@ -18,6 +18,7 @@ from jaxtyping import ArrayLike, PRNGKeyArray
 
 from .._angles import AbstractAngleModel
 from .._checks import concrete
+from .._flavours import flavour_count, occupations
 from .._progress import ProgressBar
 from .._resources import check_disk, check_memory, gas_bytes
 from .._schedule import AbstractSchedule
@@ -38,14 +39,15 @@ class GasSolution:
 
     Shapes: `R` realizations, `S` saves (the initial state included), `G` groups, `N` neutrinos.
     - `ts` `(S,)`: save times (units of `1/mu` when `mu = 1`).
-    - `group_mean`, `group_std` `(R, S, G, 3)`; `group_length`, `group_entropy` `(R, S, G)`:
+    - `group_mean`, `group_std` `(R, S, G, D)` (`D = 3` for two flavours, 8 for three);
+      `group_length`, `group_entropy` `(R, S, G)`:
       see `Observables` (`Pbar` for an antineutrino group; `state` and `final_state` too).
-    - `total` `(R, S, 3)`: `sum_nu P_i - sum_nubar Pbar_i` (the isospins' sum, which every
+    - `total` `(R, S, D)`: `sum_nu P_i - sum_nubar Pbar_i` (the isospins' sum, which every
       encounter conserves); `lepton` `(R, S)`: `B . total`, the lepton number `nu - nubar`.
     - `encounters` `(R, S)`: cumulative number of encounters (pairs) since `t = 0`.
-    - `state` `(R, S, N, 3)` if `save_state=True`, else None; `final_state` `(R, N, 3)`.
+    - `state` `(R, S, N, D)` if `save_state=True`, else None; `final_state` `(R, N, D)`.
     - `velocities` `(R, N, 3)` for the fixed-velocities model, else None.
-    - `counts`: neutrinos per group.
+    - `counts`: neutrinos per group; `antineutrino`: whether each group is antineutrinos.
     """
 
     ts: np.ndarray
@@ -60,6 +62,28 @@ class GasSolution:
     state: np.ndarray | None
     velocities: np.ndarray | None
     counts: tuple[int, ...]
+    antineutrino: tuple[bool, ...] = ()
+
+    @property
+    def n_flavours(self) -> int:
+        """2 or 3."""
+        return flavour_count(self.group_mean.shape[-1], "group_mean")
+
+    @property
+    def occupations(self) -> np.ndarray:
+        """`(R, S, G, n)`: the diagonal of each group's mean density matrix (the probability of
+        each flavour when the states are written in the flavour basis)."""
+        return np.asarray(occupations(self.group_mean))
+
+    @property
+    def flavour_numbers(self) -> np.ndarray:
+        """`(R, S, n)`: `sum_nu rho_aa - sum_nubar rhobar_aa` for each basis state `a` (the
+        flavour lepton numbers in the flavour basis; conserved by the encounters, and by the
+        vacuum only without mixing)."""
+        anti = self.antineutrino or (False,) * len(self.counts)
+        net = sum(c * (-1 if a else 1) for c, a in zip(self.counts, anti, strict=True))
+        n = self.n_flavours
+        return np.asarray(occupations(self.total)) - (1 - net) / n
 
     @property
     def fractions(self) -> np.ndarray:
@@ -90,6 +114,7 @@ def check_fits(engine: AbstractGasEngine, n_saves: int, chunk_saves: int, save_s
         chunk_saves=chunk_saves,
         save_state=save_state,
         velocities=engine.kernel.angles.keeps_velocities,
+        components=engine.shape[-1],
     )
     what = f"this gas run (N = {n} x {copies} realizations or points, {engine.dtype.name}"
     what += f", {n_saves} saved states)" if save_state else ")"
@@ -101,8 +126,9 @@ def check_fits(engine: AbstractGasEngine, n_saves: int, chunk_saves: int, save_s
     if checkpoint is not None:
         # The checkpoint holds the state and the saved series; while it is replaced, the old
         # file and the new one exist together.
-        state = copies * n * (3 * itemsize + 4)
-        series = copies * n * 3 * itemsize * n_saves if save_state else 0
+        D = engine.shape[-1]
+        state = copies * n * (D * itemsize + 4)
+        series = copies * n * D * itemsize * n_saves if save_state else 0
         check_disk(
             2 * (state + series), Path(checkpoint).parent, f"the checkpoint of {what}", advice
         )
@@ -204,7 +230,7 @@ def prepare(gas, **options) -> tuple[Gas, RunSpec]:
     """A validated gas and run specification (`make_spec`'s options)."""
     if not isinstance(gas, Gas):
         raise ValueError(f"gas must be a Gas(counts, omegas, P0), got {type(gas).__name__}")
-    spec = make_spec(**options)
+    spec = make_spec(**options, n_flavours=gas.n_flavours)
     gas = check_gas(gas, spec.dtype)
     return gas, eqx.tree_at(lambda s: s.angles, spec, spec.angles.for_gas(gas.counts))
 
@@ -216,7 +242,7 @@ def simulate_gas(
     schedule: AbstractSchedule,
     key: PRNGKeyArray,
     mu: ArrayLike = 1.0,
-    B: ArrayLike = (0.0, 0.0, -1.0),
+    B: ArrayLike | None = None,
     angles: "str | AbstractAngleModel" = "isotropic",
     n_steps: int | None = None,
     t_max: float | None = None,
@@ -233,7 +259,7 @@ def simulate_gas(
     exchange_every: int = 1,
     ordering: str = "normal",
     matter=None,
-    L: ArrayLike = (0.0, 0.0, 1.0),
+    L: ArrayLike | None = None,
 ) -> GasSolution:
     """Simulate an OILE gas: `n_realizations` independent realizations, vmapped.
 
@@ -243,18 +269,21 @@ def simulate_gas(
       (`Constant`, `Exponential`, `Samples`; with `Stochastic(dt)` only: the meeting
       probability `mu(t) dt / gamma` must stay `<= 1` at every step). `B`: unit vacuum direction
       in the basis the states are written in (default mass basis `(0, 0, -1)`; see
-      `mixing_vector`). `ordering`: `"normal"` or `"inverted"` (every vacuum frequency flips
-      sign).
+      `mixing_vector`); for three flavours (`P0` of 8 components) the vacuum vector
+      `pmns_vacuum(ordering, basis, ...)` (default `pmns_vacuum(basis="mass")`), for which
+      `omega = |dm2_3l| / 2E`. `ordering`: `"normal"` or `"inverted"` (two flavours: every
+      vacuum frequency flips sign; three: give it to `pmns_vacuum`).
     - `matter`: the matter potential `lambda` (a number or a profile of time; None: none)
-      along the flavour axis `L` (unit; default `(0, 0, 1)`, the flavour basis; in the mass
-      basis `nu_e("mass", theta)`). Every particle turns about `omega_g B + lambda(t) L`
+      along the flavour axis `L` (default: the electron flavour in the flavour basis,
+      `(0, 0, 1)`, or `flavour_axis(3)`; in the mass basis `nu_e("mass", theta)`). Every
+      particle turns about `omega_g B + lambda(t) L`
       exactly over each half step (the field at the step's midpoint); not with
       `Deterministic(vacuum="inside")`.
     - `schedule`: `Stochastic(dt)` or `Deterministic(vacuum="split" | "inside")`.
     - `angles`: `"isotropic"`, `"fixed-velocities"`, `"fixed-angle"` (or an instance).
     - `n_steps` or `t_max` (exactly one), `save_every`: run length and save interval in steps.
     - `dtype`: `jnp.float32` (default) or `jnp.float64` (needs `jax_enable_x64`).
-    - `save_state`: also return the full state at every save (memory: `R S N 3` floats).
+    - `save_state`: also return the full state at every save (memory: `R S N D` floats).
     - `chunk_saves`: save intervals per jitted chunk (default: all; smaller chunks give a live
       progress bar and more frequent checkpoints at no cost in results).
     - `checkpoint`: an HDF5 path written (atomically) after every chunk; with `resume=True` an
@@ -325,5 +354,6 @@ def simulate_gas(
         state=state,
         velocities=engine.velocities(),
         counts=gas.counts,
+        antineutrino=gas.antineutrino,
         **out,
     )

@@ -26,6 +26,7 @@ from jaxtyping import Array, Float, Int
 
 from .._angles import AbstractAngleModel
 from .._encounter import encounter_vacuum
+from .._flavours import dstar, field_turns, flavour_count, mass_frame, star
 from .._groups import group_of, group_values
 from .._profile import AbstractProfile
 from .._random import pair_uniforms, permutation
@@ -67,28 +68,20 @@ def _take_vmap(axis_size, in_batched, x, index):
     return flat.reshape(index.shape), True
 
 
-def _cross(a, b):
-    return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
-
-
-def _exchange(Pa, Pb, sin2, sin_cos):
+def _exchange(Pa, Pb, sin2, sin_cos, n: int, mixed=None):
     """The change of `Pa` in an encounter with `Pb` (`Pb` changes by its negative):
-    `sin^2 c (Pb - Pa) + sin c cos c (Pb x Pa)`, vectors as component triples."""
-    return tuple(
-        sin2 * (b - a) + sin_cos * x for a, b, x in zip(Pa, Pb, _cross(Pb, Pa), strict=True)
-    )
+    `sin^2 c (Pb - Pa) + sin c cos c (Pb * Pa)`, vectors as component tuples (`*` the product
+    of `_flavours.star`, the cross product for two flavours). `mixed`, for three flavours with
+    antineutrinos: the coefficient of the nu-nubar pairs' extra term `d(Pa, Pb)` (zero for a pair
+    of one species), with `sin2`, `sin_cos` that pair's coefficients (physics.md section 11)."""
+    d = tuple(sin2 * (b - a) + sin_cos * x for a, b, x in zip(Pa, Pb, star(Pb, Pa, n), strict=True))
+    if mixed is None:
+        return d
+    return tuple(x + mixed * y for x, y in zip(d, dstar(Pa, Pb, n), strict=True))
 
 
 def _components(P):
-    return (P[..., 0], P[..., 1], P[..., 2])
-
-
-def _frame(B: Float[Array, "3"]) -> Float[Array, "3 3"]:
-    """Rows `e1, e2, B`: a right-handed orthonormal frame whose third axis is the unit `B`."""
-    helper = jax.nn.one_hot(jnp.argmin(jnp.abs(B)), 3, dtype=B.dtype)
-    e1 = jnp.cross(helper, B)
-    e1 = e1 / jnp.linalg.norm(e1)
-    return jnp.stack([e1, jnp.cross(B, e1), B])
+    return tuple(P[..., a] for a in range(P.shape[-1]))
 
 
 def _coefficients(c):
@@ -97,15 +90,30 @@ def _coefficients(c):
     return sin * sin, sin * cos
 
 
+def _mixed_coefficients(c, sin2, sincos, anti, n: int):
+    """The coefficients of every pair, `anti` `(2, n/2)` whether each slot holds an
+    antineutrino. A nu-nubar pair meets by `1 + (e^{i n c} - 1) |Phi+><Phi+|`: on isospins
+    `A = 2 (1 - cos nc) / n^2`, `C = sin(nc) / n` and `+/- (1 - cos nc) / n` (the neutrino's
+    row `+`) on `d(Pa, Pb)`; a pair of one species keeps `(sin^2 c, sin c cos c, 0)`."""
+    mixed = anti[0] != anti[1]
+    s = sin_cos(n * c)[0]
+    one_minus = 2 * sin_cos(n * c / 2)[0] ** 2
+    A = jnp.where(mixed, 2 * one_minus / n**2, sin2)
+    C = jnp.where(mixed, s / n, sincos)
+    sign = jnp.where(anti, -1.0, 1.0).astype(c.dtype)
+    D = jnp.where(mixed, sign * one_minus / n, 0.0)
+    return A, C, D
+
+
 class Slots(eqx.Module):
     """Neutrinos in slot order (leading axes added by the engines). Slot `(s, k)`, `s` in
     `{0, 1}`, `k < n/2`; this step's pairs are the slots `(0, k)`, `(1, k)`.
 
-    - `P`: the Bloch vectors as three planes `(x, y, z)`, each `(2, n/2)`.
+    - `P`: the Bloch vectors as `D` planes (`(x, y, z)` for two flavours), each `(2, n/2)`.
     - `index` `(2, n/2)` int32: the neutrino in each slot (its position in the gas).
     """
 
-    P: tuple[Array, Array, Array]
+    P: tuple[Array, ...]
     index: Int[Array, "2 n/2"]
 
     @classmethod
@@ -125,7 +133,7 @@ class Slots(eqx.Module):
     def vectors(self) -> Float[Array, "... n 3"]:
         """The Bloch vectors in slot order, flat."""
         P = jnp.stack(self.P, axis=-1)
-        return P.reshape(P.shape[:-3] + (-1, 3))
+        return P.reshape(P.shape[:-3] + (-1, len(self.P)))
 
     def flat_index(self) -> Int[Array, "... n"]:
         return self.index.reshape(self.index.shape[:-2] + (-1,))
@@ -137,8 +145,11 @@ class Slots(eqx.Module):
 
 
 def _rotations(h, angle_scale):
-    """Rotation matrices `(G, 3, 3)` about the axes `h` `(G, 3)` by `|h| angle_scale`
-    (Rodrigues; the identity where `h = 0`)."""
+    """Rotation matrices `(G, D, D)` of Bloch vectors in the fields `h` `(G, D)` over a time
+    `angle_scale` (two flavours: about `h` by `|h| angle_scale`, Rodrigues, the identity where
+    `h = 0`; more: `_flavours.field_turns`)."""
+    if h.shape[-1] != 3:
+        return field_turns(h, angle_scale)
     norm = jnp.sqrt(jnp.sum(h * h, axis=-1))
     n = h / jnp.where(norm > 0, norm, 1)[:, None]
     sin, cos = jnp.sin(norm * angle_scale), jnp.cos(norm * angle_scale)
@@ -160,8 +171,16 @@ def _rotations(h, angle_scale):
 
 
 def _turned(R, P):
-    """Component triples `P` turned by the nest of per-neutrino rotation entries `R`."""
-    return tuple(sum(R[i][k] * P[k] for k in range(3)) for i in range(3))
+    """Component tuples `P` turned by the nest of per-neutrino rotation entries `R`."""
+    D = len(P)
+    return tuple(sum(R[i][k] * P[k] for k in range(D)) for i in range(D))
+
+
+def _in_frame(M, P, transpose: bool = False):
+    """Component tuples `P` in the frame `M` (rows the frame's axes), or back (`transpose`)."""
+    D = len(P)
+    entry = (lambda i, k: M[k, i]) if transpose else (lambda i, k: M[i, k])
+    return tuple(sum(entry(i, k) * P[k] for k in range(D)) for i in range(D))
 
 
 class GasKernel(eqx.Module):
@@ -173,12 +192,13 @@ class GasKernel(eqx.Module):
     omegas: Float[Array, " G"]
     gamma: Float[Array, ""]
     mu: Float[Array, ""]
-    B: Float[Array, "3"]
+    B: Float[Array, " D"]
     angles: AbstractAngleModel
     schedule: AbstractSchedule
     matter: AbstractProfile | None = None
-    L: Float[Array, "3"] | None = None
+    L: Float[Array, " D"] | None = None
     density: AbstractProfile | None = None
+    antineutrino: tuple[bool, ...] = eqx.field(static=True, default=())
 
     @classmethod
     def make(cls, gas, spec) -> "GasKernel":
@@ -196,11 +216,21 @@ class GasKernel(eqx.Module):
             spec.matter,
             spec.L,
             spec.density,
+            gas.antineutrino,
         )
 
     @property
     def n(self) -> int:
         return sum(self.counts)
+
+    @property
+    def n_flavours(self) -> int:
+        return flavour_count(self.B.shape[-1], "B")
+
+    @property
+    def mixed_species(self) -> bool:
+        """Whether nu-nubar pairs need their own map: three flavours with both species."""
+        return self.n_flavours > 2 and any(self.antineutrino) and not all(self.antineutrino)
 
     @property
     def vacuum_inside(self) -> bool:
@@ -222,28 +252,35 @@ class GasKernel(eqx.Module):
 
     def half_turns(self, index, t, dtype):
         """The rotation of each neutrino `index` about `omega_g B + lambda(t) L` over half a
-        step, as a 3x3 nest of per-neutrino entries."""
+        step, as a `D x D` nest of per-neutrino entries."""
         h = self.omegas.astype(dtype)[:, None] * self.B.astype(dtype) + self.matter(t).astype(
             dtype
         ) * self.L.astype(dtype)
         tau = self.schedule.step_length(self.gamma, self.mu).astype(dtype)
         R = _rotations(h, tau / 2)
-        return [[group_values(self.counts, R[:, i, k], index) for k in range(3)] for i in range(3)]
+        D = h.shape[-1]
+        return [[group_values(self.counts, R[:, i, k], index) for k in range(D)] for i in range(D)]
 
-    def group_rotation(self, dtype, steps: float):
-        """Per-group `(sin a, 1 - cos a)` of the vacuum angle `a = omega_g tau steps`."""
+    def group_rotation(self, dtype, steps: float, factor):
+        """Per-group `(sin a, 1 - cos a)` of the vacuum angle `a = omega_g tau steps factor`."""
         tau = self.schedule.step_length(self.gamma, self.mu)
-        angle = (self.omegas * tau * steps).astype(dtype)
+        angle = (self.omegas * tau * steps).astype(dtype) * factor.astype(dtype)
         return jnp.sin(angle), 2 * jnp.sin(angle / 2) ** 2
 
     def _precess(self, P, index, steps: float):
-        """Vectors `P` (component triples in the frame of `B`) of the neutrinos `index` rotated
-        about `B` (the frame's third axis) by their vacuum angle over `steps` steps."""
-        sin, one_minus_cos = (
-            group_values(self.counts, x, index) for x in self.group_rotation(P[0].dtype, steps)
-        )
-        x, y, z = P
-        return (x - one_minus_cos * x - sin * y, y - one_minus_cos * y + sin * x, z)
+        """Vectors `P` (component tuples in the carried frame, `_flavours.mass_frame`) of the
+        neutrinos `index` turned by their vacuum over `steps` steps: each plane of two
+        components by its angle (two flavours: `x`, `y` about `B`, the third axis)."""
+        _, factors, planes = mass_frame(self.B.astype(P[0].dtype))
+        P = list(P)
+        for (a, b), factor in zip(planes, factors, strict=True):
+            sin, one_minus_cos = (
+                group_values(self.counts, x, index)
+                for x in self.group_rotation(P[0].dtype, steps, factor)
+            )
+            x, y = P[a], P[b]
+            P[a], P[b] = x - one_minus_cos * x + sin * y, y - one_minus_cos * y - sin * x
+        return tuple(P)
 
     def enter(self, slots: Slots) -> Slots:
         """The form the gas is carried in, from slots holding Bloch vectors. With the vacuum split
@@ -255,19 +292,17 @@ class GasKernel(eqx.Module):
         vacuum inside the encounters, or with matter, the Bloch vectors themselves."""
         if not self.carried:
             return slots
-        M = _frame(self.B.astype(slots.P[0].dtype))
-        P = tuple(sum(M[i, k] * slots.P[k] for k in range(3)) for i in range(3))
+        M = mass_frame(self.B.astype(slots.P[0].dtype))[0]
+        P = _in_frame(M, slots.P)
         return Slots(P=self._precess(P, slots.index, 0.5), index=slots.index)
 
     def leave(self, slots: Slots) -> Slots:
         """Slots holding the Bloch vectors, from the carried form (`enter`)."""
         if not self.carried:
             return slots
-        M = _frame(self.B.astype(slots.P[0].dtype))
+        M = mass_frame(self.B.astype(slots.P[0].dtype))[0]
         P = self._precess(slots.P, slots.index, -0.5)
-        return Slots(
-            P=tuple(sum(M[k, i] * P[k] for k in range(3)) for i in range(3)), index=slots.index
-        )
+        return Slots(P=_in_frame(M, P, transpose=True), index=slots.index)
 
     def shuffle(self, slots: Slots, words, live) -> Slots:
         """The neutrinos moved to new slots by this step's permutation (of the slots' size)."""
@@ -312,7 +347,11 @@ class GasKernel(eqx.Module):
             R = self.half_turns(slots.index, t, slots.P[0].dtype)
             P = _turned(R, slots.P)
         partner = tuple(x[::-1] for x in P)
-        d = _exchange(P, partner, sin2, sin_cos)
+        mixed = None
+        if self.mixed_species:
+            anti = group_values(self.counts, jnp.asarray(self.antineutrino), slots.index)
+            sin2, sin_cos, mixed = _mixed_coefficients(c, sin2, sin_cos, anti, self.n_flavours)
+        d = _exchange(P, partner, sin2, sin_cos, self.n_flavours, mixed)
         P = tuple(p + x for p, x in zip(P, d, strict=True))
         if self.carried:
             return Slots(P=self._precess(P, slots.index, 1.0), index=slots.index)
@@ -335,16 +374,26 @@ class GasKernel(eqx.Module):
         vectors = self.leave(slots)
         P = vectors.vectors()
         group = group_of(self.counts, vectors.flat_index())
-        obs = observe(P, group, self.counts, self.B.astype(P.dtype), combine=combine)
+        # Three flavours: the entropy of an antineutrino is that of its `Pbar = -s`, not of `s`.
+        signs = None
+        if self.n_flavours > 2 and any(self.antineutrino):
+            signs = jnp.where(jnp.asarray(self.antineutrino), -1.0, 1.0).astype(P.dtype)
+        obs = observe(P, group, self.counts, self.B.astype(P.dtype), combine=combine, signs=signs)
         if not self.carried:
             return obs
-        # `B . sum P` is the sum of the carried third components, which the vacuum leaves alone.
-        if combine is None:
-            lepton = jnp.sum(slots.P[2])
+        # `B . sum P` is in the carried components the vacuum leaves alone: the third for two
+        # flavours (`B` itself), the diagonal ones for more.
+        if self.n_flavours == 2:
+            weights = {2: 1.0}
         else:
-            lepton = combine(jnp.sum(slots.P[2], axis=(-2, -1)))
+            M, _, planes = mass_frame(self.B.astype(P.dtype))
+            turned = {a for plane in planes for a in plane}
+            MB = M @ self.B.astype(P.dtype)
+            weights = {a: MB[a] for a in range(len(slots.P)) if a not in turned}
+        sums = lambda x: jnp.sum(x) if combine is None else combine(jnp.sum(x, axis=(-2, -1)))
+        lepton = sum(w * sums(slots.P[a]) for a, w in weights.items())
         return eqx.tree_at(lambda o: o.lepton, obs, lepton)
 
-    def in_gas_order(self, slots: Slots) -> Float[Array, "N 3"]:
+    def in_gas_order(self, slots: Slots) -> Float[Array, "N D"]:
         """The Bloch vectors in gas order, from slots in the carried form (one realization)."""
         return self.leave(slots).in_gas_order()

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._checks import check_bloch, check_finite, check_vector
+from .._checks import check_finite, check_vector
+from .._flavours import check_state, flavour_count
 from .._random import realization_keys, realization_streams
 
 
@@ -22,8 +23,10 @@ class Gas(eqx.Module):
 
     - `counts`: neutrinos in each group (static; their sum N must be even).
     - `omegas`: vacuum frequency of each group, shape `(G,)` (traced).
-    - `P0`: initial Bloch vector of each group `(G, 3)`, or of each neutrino `(N, 3)` in group
-      order (traced); for an antineutrino group its physical `Pbar`.
+    - `P0`: initial Bloch vector of each group `(G, D)`, or of each neutrino `(N, D)` in group
+      order (traced); for an antineutrino group its physical `Pbar`. `D = 3`: two flavours;
+      `D = 8`: three flavours (`P^a = Tr(rho lambda^a)`, physics.md section 11; see
+      `flavour_state`, `bloch_vector`).
     - `antineutrino`: whether each group is antineutrinos, one bool per group (or one for all;
       static). `omegas` stay the positive `dm^2 / 2E` of both species.
     """
@@ -49,10 +52,11 @@ class Gas(eqx.Module):
             raise ValueError(
                 f"omegas must have shape ({G},), one per group, got {self.omegas.shape}"
             )
-        if self.P0.shape not in ((G, 3), (self.n, 3)):
+        D = self.P0.shape[-1] if self.P0.ndim == 2 and self.P0.shape[-1] == 8 else 3
+        if self.P0.shape not in ((G, D), (self.n, D)):
             raise ValueError(
-                f"P0 must have shape ({G}, 3) (one per group) or ({self.n}, 3) (one per neutrino), "
-                f"got {self.P0.shape}"
+                f"P0 must have shape ({G}, {D}) (one per group) or ({self.n}, {D}) (one per "
+                f"neutrino; 3 components for two flavours, 8 for three), got {self.P0.shape}"
             )
         if self.n % 2:
             raise ValueError(
@@ -63,6 +67,11 @@ class Gas(eqx.Module):
     @property
     def n(self) -> int:
         return sum(self.counts)
+
+    @property
+    def n_flavours(self) -> int:
+        """2 or 3, from the width of `P0`."""
+        return flavour_count(self.P0.shape[-1], "P0")
 
     @property
     def signs(self) -> np.ndarray:
@@ -80,7 +89,7 @@ class Gas(eqx.Module):
     def group_ids(self) -> np.ndarray:
         return np.repeat(np.arange(self.n_groups, dtype=np.int32), self.counts)
 
-    def initial_state(self, dtype) -> Float[Array, "N 3"]:
+    def initial_state(self, dtype) -> Float[Array, "N D"]:
         P0 = self.P0.astype(dtype)
         if P0.shape[0] == self.n and self.n != self.n_groups:
             return P0
@@ -90,13 +99,13 @@ class Gas(eqx.Module):
         """`signs` of every neutrino `(N, 1)`, gas order."""
         return np.repeat(self.signs, self.counts)[:, None].astype(dtype)
 
-    def initial_isospins(self, dtype) -> Float[Array, "N 3"]:
+    def initial_isospins(self, dtype) -> Float[Array, "N D"]:
         """The initial flavour isospins `s = sign P` of every neutrino, gas order."""
         P = self.initial_state(dtype)
         return P if not any(self.antineutrino) else P * self.neutrino_signs(dtype)
 
     def physical(self, s, axis: int = -2):
-        """Bloch vectors `P` from isospins `s` (`(..., N, 3)` in gas order, or `(..., G, 3)`
+        """Bloch vectors `P` from isospins `s` (`(..., N, D)` in gas order, or `(..., G, D)`
         per group with `axis` the group or neutrino axis)."""
         if not any(self.antineutrino):
             return s
@@ -106,8 +115,9 @@ class Gas(eqx.Module):
         return s * per.reshape(shape).astype(s.dtype)
 
     def checked(self, dtype) -> "Gas":
-        """This gas with its arrays in `dtype`, finite and physical (`|P0| <= 1`)."""
-        P0 = check_bloch(check_finite(check_vector(self.P0, "P0", dtype), "P0"), "P0")
+        """This gas with its arrays in `dtype`, finite and physical (density matrices)."""
+        P0 = check_vector(self.P0, "P0", dtype, size=self.P0.shape[-1])
+        P0 = check_state(check_finite(P0, "P0"), "P0")
         omegas = check_vector(self.omegas[:, None], "omegas", dtype, size=1)[:, 0]
         return Gas(self.counts, check_finite(omegas, "omegas"), P0, self.antineutrino)
 

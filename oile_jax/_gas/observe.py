@@ -5,16 +5,18 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
+from .._flavours import von_neumann_entropy
 from .._state import entropy
 
 
 class Observables(eqx.Module):
     """Per-save observables of one realization (leading axes added by the driver).
 
-    - `group_mean` `(G, 3)`: mean Bloch vector of each group; `group_std` `(G, 3)`: standard
-      deviation of the members' components; `group_length` `(G,)`: mean of `|P_i|`;
-      `group_entropy` `(G,)`: mean one-neutrino entanglement entropy (nats).
-    - `total` `(3,)`: `sum_i P_i`; `lepton` `()`: `B . sum_i P_i`.
+    - `group_mean` `(G, D)`: mean Bloch vector of each group (`D = 3` for two flavours, 8 for
+      three); `group_std` `(G, D)`: standard deviation of the members' components;
+      `group_length` `(G,)`: mean of `|P_i|`; `group_entropy` `(G,)`: mean one-neutrino
+      entanglement entropy `-Tr rho ln rho` (nats).
+    - `total` `(D,)`: `sum_i P_i`; `lepton` `()`: `B . sum_i P_i`.
     """
 
     group_mean: Array
@@ -25,8 +27,9 @@ class Observables(eqx.Module):
     lepton: Array
 
 
-def observe(P, group, counts, B, ids_sorted: bool = False, combine=None) -> Observables:
-    """Observables of Bloch vectors `P` `(n, 3)` of groups `group` `(n,)` (any order).
+def observe(P, group, counts, B, ids_sorted: bool = False, combine=None, signs=None) -> Observables:
+    """Observables of Bloch vectors `P` `(n, D)` of groups `group` `(n,)` (any order); `signs`
+    `(G,)`, if given, turn the vectors into the physical ones for the entropy.
 
     `P` may hold only a part of the gas, in blocks `(L, M, 3)` (the sharded engine's local
     shards): then every sum is taken block by block and `combine` turns the per-block sums
@@ -48,7 +51,11 @@ def observe(P, group, counts, B, ids_sorted: bool = False, combine=None) -> Obse
         group_mean=mean,
         group_std=jnp.sqrt(var),
         group_length=seg(jnp.linalg.norm(P, axis=-1)) / n,
-        group_entropy=seg(entropy(P)) / n,
+        group_entropy=seg(_entropy(P if signs is None else P * signs[group][..., None])) / n,
         total=total,
         lepton=jnp.dot(total, B),
     )
+
+
+def _entropy(P):
+    return entropy(P) if P.shape[-1] == 3 else von_neumann_entropy(P)

@@ -136,7 +136,8 @@ def _start(kernel: GasKernel, P0, key, n_realizations: int, shards: int, mesh: M
     and the initial observables."""
     n, R = kernel.n, n_realizations
     M = n // shards
-    P = jnp.broadcast_to(P0, (R, n, 3)).reshape(R, shards, M, 3)
+    D = P0.shape[-1]
+    P = jnp.broadcast_to(P0, (R, n, D)).reshape(R, shards, M, D)
     index = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (R, n)).reshape(R, shards, M)
     slots = jax.vmap(jax.vmap(kernel.enter))(Slots.restore(P, index))
     n_devices = mesh.shape[AXIS]
@@ -264,7 +265,7 @@ class ShardedEngine(AbstractGasEngine):
 
     @property
     def shape(self):
-        return (self.n_realizations, self.gas.n, 3)
+        return (self.n_realizations, self.gas.n, self.gas.P0.shape[-1])
 
     @property
     def devices(self):
@@ -296,13 +297,13 @@ class ShardedEngine(AbstractGasEngine):
     def checkpoint(self, slots) -> dict:
         R = self.n_realizations
         return {
-            "state": to_host(slots.vectors()).reshape(R, -1, 3),
+            "state": to_host(slots.vectors()).reshape(R, -1, len(slots.P)),
             "index": to_host(slots.flat_index()).reshape(R, -1),
         }
 
     def restore(self, saved) -> Slots:
         R, S = self.n_realizations, self.shards
-        P = np.asarray(saved["state"], self.dtype).reshape(R, S, -1, 3)
+        P = np.asarray(saved["state"], self.dtype).reshape(R, S, -1, self.shape[-1])
         index = np.asarray(saved["index"], np.int32).reshape(R, S, -1)
         slots = Slots.restore(jnp.asarray(P), jnp.asarray(index))
         sharding = NamedSharding(self.mesh, _spec())

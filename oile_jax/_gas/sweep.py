@@ -118,7 +118,7 @@ def sweep_gas(
     schedule,
     key,
     mu=1.0,
-    B=(0.0, 0.0, -1.0),
+    B=None,
     angles="isotropic",
     n_steps: int | None = None,
     t_max: float | None = None,
@@ -133,7 +133,7 @@ def sweep_gas(
     devices=None,
     ordering: str = "normal",
     matter=None,
-    L=(0.0, 0.0, 1.0),
+    L=None,
 ) -> list[GasSolution]:
     """`simulate_gas` at every point of a parameter sweep, in one vmapped call per chunk.
 
@@ -192,6 +192,7 @@ def sweep_gas(
             state=state[k] if save_state else None,
             velocities=velocities[k] if velocities is not None else None,
             counts=gas.counts,
+            antineutrino=gas.antineutrino,
             **{name: values[k] for name, values in series.items()},
         )
         for k, (_, point) in enumerate(runs)

@@ -1,0 +1,324 @@
+"""Three flavours (physics.md section 11): the algebra against the textbook, the gas against the
+independent NumPy loops of `tests/reference_flavours.py` (3x3 matrices, 9x9 pair unitaries,
+explicit partial traces, antineutrinos in their ordinary flavour states), closed-form vacuum
+oscillations, conservation laws, positivity, and the gamma -> 0 limit against the
+three-flavour mean field."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import oile_jax as oj
+
+from . import reference_flavours as ref
+from .conftest import assert_allclose
+
+ENGINES = {"dense": {}, "sharded": {"shards": 1}}
+# A flavour-basis vacuum with every angle and the phase away from special values.
+ANGLES = dict(theta12=0.59, theta13=0.15, theta23=0.84, delta=3.7)
+
+
+def vacuum(ordering="normal", **angles):
+    B = oj.pmns_vacuum(ordering, **(angles or ANGLES))
+    fit = oj.NUFIT_6_0[ordering]
+    r = fit["dm2_21"] / abs(fit["dm2_3l"])
+    m2 = np.array([0.0, r, 1.0]) if ordering == "normal" else np.array([1 - r, 1.0, 0.0])
+    a = angles or ANGLES
+    U = ref.pmns(a["theta12"], a["theta13"], a["theta23"], a["delta"])
+    return B, U, m2, U @ np.diag(m2) @ U.conj().T
+
+
+def random_state(rng, pure=False):
+    z = rng.normal(size=(3, 3 if not pure else 1)) + 1j * rng.normal(size=(3, 3 if not pure else 1))
+    r = z @ z.conj().T
+    return ref.bloch(r / np.trace(r).real)
+
+
+@pytest.fixture(params=list(ENGINES))
+def engine(request):
+    return ENGINES[request.param]
+
+
+def test_structure_constants_are_the_textbook_ones():
+    """The nonzero `f_abc` and `d_abc` of SU(3) (1-based indices, Gell-Mann's table), and
+    every other entry zero; for two flavours `f = epsilon` and `d = 0`."""
+    f, d = oj.structure_constants(3)
+    s3 = np.sqrt(3)
+    f_table = {
+        (1, 2, 3): 1,
+        (1, 4, 7): 0.5,
+        (1, 5, 6): -0.5,
+        (2, 4, 6): 0.5,
+        (2, 5, 7): 0.5,
+        (3, 4, 5): 0.5,
+        (3, 6, 7): -0.5,
+        (4, 5, 8): s3 / 2,
+        (6, 7, 8): s3 / 2,
+    }
+    d_table = {(1, 1, 8): 1 / s3, (2, 2, 8): 1 / s3, (3, 3, 8): 1 / s3, (8, 8, 8): -1 / s3,
+               (4, 4, 8): -1 / (2 * s3), (5, 5, 8): -1 / (2 * s3), (6, 6, 8): -1 / (2 * s3),
+               (7, 7, 8): -1 / (2 * s3), (1, 4, 6): 0.5, (1, 5, 7): 0.5, (2, 5, 6): 0.5,
+               (3, 4, 4): 0.5, (3, 5, 5): 0.5, (2, 4, 7): -0.5, (3, 6, 6): -0.5,
+               (3, 7, 7): -0.5}  # fmt: skip
+    import itertools
+
+    f_ref, d_ref = np.zeros((8, 8, 8)), np.zeros((8, 8, 8))
+    for (a, b, c), v in f_table.items():
+        signs = (1, -1, -1, 1, 1, -1)
+        for p, sign in zip(itertools.permutations((a, b, c)), signs, strict=True):
+            f_ref[tuple(i - 1 for i in p)] = sign * v
+    for (a, b, c), v in d_table.items():
+        for p in itertools.permutations((a, b, c)):
+            d_ref[tuple(i - 1 for i in p)] = v
+    assert_allclose(f, f_ref, rtol=0, atol=1e-15)
+    assert_allclose(d, d_ref, rtol=0, atol=1e-15)
+    f2, d2 = oj.structure_constants(2)
+    assert f2[0, 1, 2] == 1 and f2[1, 0, 2] == -1 and np.abs(d2).max() < 1e-15
+    assert_allclose(oj.gell_mann(3), ref.GELL_MANN, rtol=0, atol=1e-15)
+
+
+def test_states_matrices_eigenvalues_and_entropy():
+    rng = np.random.default_rng(0)
+    P = np.stack([random_state(rng) for _ in range(20)] + [random_state(rng, pure=True)])
+    rhos = np.stack([ref.rho(p) for p in P])
+    assert_allclose(oj.density_matrix(jnp.asarray(P)), rhos, rtol=0, atol=1e-14)
+    assert_allclose(oj.bloch_vector(jnp.asarray(rhos)), P, rtol=0, atol=1e-14)
+    lam = np.linalg.eigvalsh(rhos)
+    assert_allclose(np.sort(oj.eigenvalues(jnp.asarray(P)), axis=-1), lam, rtol=0, atol=1e-12)
+    S = -np.sum(np.where(lam > 1e-300, lam * np.log(np.maximum(lam, 1e-300)), 0), axis=-1)
+    assert_allclose(oj.von_neumann_entropy(jnp.asarray(P)), S, rtol=0, atol=1e-7)
+    assert abs(float(oj.von_neumann_entropy(jnp.zeros(8))) - np.log(3)) < 1e-14
+    assert_allclose(
+        oj.occupations(jnp.asarray(P)), np.real(np.einsum("nii->ni", rhos)), rtol=0, atol=1e-14
+    )
+    for k, name in enumerate(("e", "mu", "tau")):
+        assert_allclose(ref.rho(oj.flavour_state(name)), np.diag(np.eye(3)[k]), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("ordering", ["normal", "inverted"])
+def test_the_vacuum_vector_is_the_pmns_mass_matrix(ordering):
+    """`pmns_vacuum` against `M = U diag(m^2) U^dag` from the element-by-element PDG matrix,
+    and its NuFIT 6.0 defaults (degrees) against the same angles given in radians."""
+    B, _, _, M = vacuum(ordering)
+    assert_allclose(ref.rho(B) - np.eye(3) / 3, M - np.trace(M) / 3 * np.eye(3), rtol=0, atol=1e-14)
+    fit = oj.NUFIT_6_0[ordering]
+    angles = {k: np.radians(fit[k]) for k in ("theta12", "theta13", "theta23", "delta")}
+    assert_allclose(
+        oj.pmns_vacuum(ordering), oj.pmns_vacuum(ordering, **angles), rtol=0, atol=1e-15
+    )
+    assert_allclose(oj.flavour_axis(3), ref.bloch(np.diag([1.0, 0, 0])), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("ordering", ["normal", "inverted"])
+@pytest.mark.parametrize("antineutrino", [False, True])
+def test_vacuum_oscillation_probabilities(ordering, antineutrino):
+    """A group of identical particles does not change in its encounters, so each oscillates
+    alone: `P(nu_alpha -> nu_beta)` (or the antineutrinos') at every save against the textbook
+    formula with the PMNS matrix and a CP phase (which makes nu and nubar differ)."""
+    B, U, m2, _ = vacuum(ordering)
+    omega, dt, n = 1.3, 0.05, 400
+    for alpha in range(3):
+        P0 = oj.flavour_state(("e", "mu", "tau")[alpha])
+        gas = oj.Gas((2,), (omega,), P0[None], antineutrino=antineutrino)
+        sol = oj.simulate_gas(
+            gas, gamma=0.1, schedule=oj.Stochastic(dt=dt), key=jax.random.key(0), n_steps=n,
+            save_every=20, B=B, dtype=jnp.float64,
+        )  # fmt: skip
+        occupations = np.asarray(oj.occupations(sol.group_mean[0, :, 0]))
+        expected = np.array([
+            [ref.vacuum_probability(U, m2, omega * t, alpha, b, antineutrino) for b in range(3)]
+            for t in sol.ts
+        ])  # fmt: skip
+        assert_allclose(occupations, expected, rtol=0, atol=1e-11)
+        assert expected.min() < 0.9  # the flavours did oscillate
+    # CP violation: the e -> mu probabilities of nu and nubar differ at the delta used.
+    t = 2.0
+    assert (
+        abs(ref.vacuum_probability(U, m2, t, 0, 1) - ref.vacuum_probability(U, m2, t, 0, 1, True))
+        > 1e-3
+    )
+
+
+PAIRS = {"nu-nu": (False, False), "nu-nubar": (False, True), "nubar-nubar": (True, True)}
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+@pytest.mark.parametrize("schedule", ["deterministic", "stochastic"])
+def test_a_pair_matches_the_matrix_loop(engine, pair, schedule):
+    """Two particles meet at every step (deterministic rounds, or the stochastic schedule at
+    `p = 1`), so OILE is deterministic: the gas's Bloch-vector map (with the nu-nubar map of
+    physics.md section 11) against 9x9 unitaries and partial traces, with PMNS vacuum and
+    matter, to rounding. 10 steps: the map amplifies rounding by about 2 per step."""
+    anti = PAIRS[pair]
+    rng = np.random.default_rng(5)
+    P0 = np.stack([random_state(rng, pure=True), random_state(rng)])
+    omegas, gamma, mu, matter, n = (0.7, 1.3), 0.3, 1.5, 0.9, 10
+    B, _, _, M = vacuum()
+    gas = oj.Gas((1, 1), jnp.array(omegas), jnp.array(P0), antineutrino=anti)
+    sched = oj.Deterministic() if schedule == "deterministic" else oj.Stochastic(dt=gamma / mu)
+    sol = oj.simulate_gas(
+        gas, **engine, gamma=gamma, mu=mu, schedule=sched, angles="fixed-angle", B=B,
+        matter=matter, key=jax.random.key(0), n_steps=n, save_every=5, dtype=jnp.float64,
+    )  # fmt: skip
+    loop = ref.pair_run(P0, anti, omegas, gamma=gamma, mu=mu, M=M, matter=matter, x=1.0, n_steps=n)
+    assert_allclose(sol.group_mean[0], loop[::5], rtol=0, atol=1e-11)
+    assert np.abs(loop[-1] - loop[0]).max() > 0.3
+
+
+def test_a_mixed_gas_against_the_matrix_loop(engine):
+    """Three neutrinos and three antineutrinos in random pairs with isotropic angles, PMNS
+    vacuum and matter: group means of the gas (500 realizations) against the matrix loop
+    (300), within 4 combined standard errors, after the means moved."""
+    rng = np.random.default_rng(1)
+    P0 = np.stack([random_state(rng, pure=True), random_state(rng)])
+    anti = (False,) * 3 + (True,) * 3
+    gamma, mu, matter, n = 0.5, 1.0, 0.7, 12
+    B, _, _, M = vacuum()
+    gas = oj.Gas((3, 3), jnp.array([0.6, 1.1]), jnp.array(P0), antineutrino=(False, True))
+    sol = oj.simulate_gas(
+        gas, **engine, gamma=gamma, mu=mu, schedule=oj.Deterministic(), B=B, matter=matter,
+        key=jax.random.key(11), n_steps=n, save_every=n, n_realizations=500, dtype=jnp.float64,
+    )  # fmt: skip
+    starts, omegas = np.repeat(P0, 3, axis=0), np.repeat([0.6, 1.1], 3)
+    runs = np.stack([
+        ref.gas_run(starts, anti, omegas, gamma=gamma, mu=mu, M=M, matter=matter, n_steps=n,
+                    rng=rng)
+        for _ in range(300)
+    ])  # fmt: skip
+    loop = np.stack([runs[:, :3].mean(1), runs[:, 3:].mean(1)], axis=1)
+    gas_means = sol.group_mean[:, -1]
+    se = np.sqrt(gas_means.var(0, ddof=1) / 500 + loop.var(0, ddof=1) / 300)
+    assert np.all(np.abs(gas_means.mean(0) - loop.mean(0)) < 4 * se)
+    assert np.abs(loop.mean(0) - P0).max() > 10 * se.max()
+
+
+def embed(P2):
+    """A two-flavour Bloch vector as the three-flavour state in the e-mu block (no tau)."""
+    P2 = np.asarray(P2)
+    out = np.zeros(P2.shape[:-1] + (8,))
+    out[..., :3] = P2
+    out[..., 7] = 1 / np.sqrt(3)
+    return out
+
+
+@pytest.mark.parametrize(
+    "schedule,angles",
+    [("stochastic", "isotropic"), ("deterministic", "fixed-velocities")],
+)
+def test_two_flavours_inside_three(schedule, angles):
+    """A three-flavour neutrino gas that lives in the e-mu block (a vacuum vector and matter
+    without tau parts) is the two-flavour gas with the same key: the same numbers to rounding
+    (not bit-identical: the programs differ). The tau components stay where they were."""
+    P2 = np.array([[0.6, 0.0, 0.7], [-0.2, 0.5, -0.6]])
+    B2 = np.asarray(oj.mixing_vector(0.4))
+    sched = oj.Stochastic(dt=0.1) if schedule == "stochastic" else oj.Deterministic()
+    kw = dict(
+        gamma=0.3, mu=1.2, schedule=sched, angles=angles, key=jax.random.key(4), n_steps=30,
+        save_every=10, n_realizations=3, dtype=jnp.float64, matter=0.8,
+    )  # fmt: skip
+    two = oj.simulate_gas(oj.Gas((4, 6), (0.3, -0.5), P2), B=B2, **kw)
+    B3, L3 = embed(B2), np.zeros(8)
+    B3[7], L3[2] = 0.0, 1.0
+    three = oj.simulate_gas(oj.Gas((4, 6), (0.3, -0.5), embed(P2)), B=B3, L=L3, **kw)
+    assert_allclose(three.group_mean[..., :3], two.group_mean, rtol=0, atol=1e-12)
+    assert_allclose(three.group_mean[..., 3:7], 0.0, rtol=0, atol=1e-12)
+    assert_allclose(three.group_mean[..., 7], 1 / np.sqrt(3), rtol=0, atol=1e-12)
+    assert_allclose(three.group_entropy, two.group_entropy, rtol=0, atol=1e-7)
+    assert np.abs(two.group_mean[:, -1] - two.group_mean[:, 0]).max() > 0.1
+
+
+def test_a_third_flavour_opens_the_pair_channel():
+    """With antineutrinos the e-mu block is not closed: a nu_e nubar_e pair annihilates into
+    nu_tau nubar_tau (`-x S^{T_B}` couples `|ee>` to `|tau tau>`), a channel two flavours do not
+    have. Without vacuum the gas keeps `sum rho - sum rhobar` exactly, so the tau populations of
+    the two species grow equally."""
+    P0 = np.stack([np.asarray(oj.flavour_state("e"))] * 2)
+    gas = oj.Gas((8, 8), (0.0, 0.0), P0, antineutrino=(False, True))
+    sol = oj.simulate_gas(
+        gas, gamma=0.5, schedule=oj.Deterministic(), key=jax.random.key(0), n_steps=20,
+        save_every=20, B=oj.pmns_vacuum(**ANGLES), dtype=jnp.float64,
+    )  # fmt: skip
+    tau = sol.occupations[0, -1, :, 2]
+    assert tau.min() > 0.05
+    assert_allclose(tau[0], tau[1], rtol=0, atol=1e-12)
+    assert_allclose(sol.flavour_numbers[0, -1], sol.flavour_numbers[0, 0], rtol=0, atol=1e-12)
+
+
+def test_conserved_totals():
+    """Both species, every encounter: `sum s = sum_nu P - sum_nubar Pbar` is conserved (no
+    vacuum). With matter and a vacuum without mixing (every angle zero) the flavour lepton
+    numbers `sum_nu rho_aa - sum_nubar rhobar_aa` are conserved, while the states move."""
+    rng = np.random.default_rng(2)
+    P0 = np.stack([random_state(rng, pure=True), random_state(rng), random_state(rng)])
+    gas = oj.Gas((4, 4, 6), (0.0, 0.0, 0.0), P0, antineutrino=(False, True, False))
+    kw = dict(gamma=0.4, key=jax.random.key(1), n_steps=60, save_every=20, dtype=jnp.float64)
+    sol = oj.simulate_gas(gas, schedule=oj.Stochastic(dt=0.2), B=oj.pmns_vacuum(**ANGLES), **kw)
+    assert_allclose(sol.total[0], np.broadcast_to(sol.total[0, 0], sol.total[0].shape),
+                    rtol=0, atol=1e-12)  # fmt: skip
+    assert np.abs(sol.group_mean[0, -1] - sol.group_mean[0, 0]).max() > 0.1
+    gas = oj.Gas((4, 4, 6), (0.7, 1.3, 0.4), P0, antineutrino=(False, True, False))
+    flat = oj.pmns_vacuum(theta12=0.0, theta13=0.0, theta23=0.0, delta=0.0)
+    sol = oj.simulate_gas(gas, schedule=oj.Deterministic(), B=flat, matter=2.0, **kw)
+    numbers = sol.flavour_numbers[0]
+    assert_allclose(numbers, np.broadcast_to(numbers[0], numbers.shape), rtol=0, atol=1e-12)
+    assert np.abs(sol.group_mean[0, -1] - sol.group_mean[0, 0]).max() > 0.1
+
+
+@pytest.mark.parametrize("antineutrino", [False, True])
+@pytest.mark.parametrize(
+    "dtype,det_bound,purity_bound", [(jnp.float32, 2e-7, 3e-4), (jnp.float64, 1e-15, 5e-12)]
+)
+def test_positivity_over_a_long_run(antineutrino, dtype, det_bound, purity_bound):
+    """Trace 1 and Hermiticity hold by construction (`rho = 1/3 + P.lambda/2`); positivity is
+    what rounding could break, and it is most at risk for pure states. A group of one pure
+    state (its encounters change nothing but rounding) turns in PMNS vacuum and matter (the
+    per-group turn matrices) for 4000 steps: every saved state keeps `det rho >= -det_bound`
+    and `Tr rho^2 <= 1 + purity_bound`. Measured worst on one x86_64 CPU: float32 det -2.0e-8,
+    purity 1 + 5.8e-5; float64 det -1.4e-17, purity 1 + 5.7e-13 (rounding, so the bounds
+    leave a margin for other CPUs)."""
+    rng = np.random.default_rng(3)
+    gas = oj.Gas((64,), (0.8,), random_state(rng, pure=True)[None], antineutrino=antineutrino)
+    sol = oj.simulate_gas(
+        gas, gamma=0.2, schedule=oj.Stochastic(dt=0.1), key=jax.random.key(2), n_steps=4000,
+        save_every=400, B=oj.pmns_vacuum(**ANGLES), matter=1.5, dtype=dtype, save_state=True,
+    )  # fmt: skip
+    from oile_jax._flavours import invariants
+
+    purity, det = (np.asarray(x) for x in invariants(jnp.asarray(sol.state, jnp.float64)))
+    assert det.min() > -det_bound and purity.max() < 1 + purity_bound
+    # The states did move (vacuum and matter), so the turns were exercised.
+    assert np.abs(sol.state[0, -1, 0] - sol.state[0, 0, 0]).max() > 0.1
+
+
+def test_gamma_to_zero_is_the_three_flavour_mean_field():
+    """The poster's two-group gas with a third flavour and antineutrinos: OILE's group means
+    against the three-flavour mean field converge at first order in gamma (the error halves
+    with gamma), and the mean field plus the collision term (with its nu-nubar `d` part and the
+    schedule's step term) lies within 4 standard errors of OILE."""
+    P0 = np.stack([np.asarray(oj.flavour_state("e")), np.asarray(oj.flavour_state("mu"))])
+    P0 = 0.98 * P0 + 0.02 * np.asarray(oj.flavour_state("tau"))
+    fractions, omegas, anti = np.array([0.5, 0.5]), np.array([0.5, 1.0]), (False, True)
+    B, mu, t_max, R, N = oj.pmns_vacuum(**ANGLES), 1.0, 2.0, 64, 400
+    errors = []
+    for gamma in (0.04, 0.02):
+        gas = oj.Gas((N // 2, N // 2), omegas, P0, antineutrino=anti)
+        dt = gamma / 2
+        sol = oj.simulate_gas(
+            gas, gamma=gamma, mu=mu, schedule=oj.Stochastic(dt=dt), key=jax.random.key(5),
+            t_max=t_max, save_every=int(round(t_max / dt)), n_realizations=R, B=B,
+            dtype=jnp.float64,
+        )  # fmt: skip
+        means = sol.group_mean[:, -1]
+        field = lambda collision: oj.GroupField(
+            fractions, jnp.asarray(omegas), mu, gamma, B, collision=collision, n=N,
+            antineutrino=jnp.asarray(anti), dt=dt if collision != "none" else None,
+        )  # fmt: skip
+        ts = jnp.asarray([0.0, t_max])
+        mf = oj.solve_meanfield(field("none"), jnp.asarray(P0), ts).P[-1]
+        mfc = oj.solve_meanfield(field("stochastic"), jnp.asarray(P0), ts).P[-1]
+        se = means.std(0, ddof=1) / np.sqrt(R)
+        assert np.all(np.abs(means.mean(0) - mfc) < 4 * se + 1e-4)
+        errors.append(np.abs(means.mean(0) - mf).max())
+    ratio = errors[0] / errors[1]
+    assert 1.6 < ratio < 2.5, errors
