@@ -310,7 +310,7 @@ def test_gamma_to_zero_is_the_three_flavour_mean_field():
             dtype=jnp.float64,
         )  # fmt: skip
         means = sol.group_mean[:, -1]
-        field = lambda collision: oj.GroupField(
+        field = lambda collision, gamma=gamma, dt=dt: oj.GroupField(
             fractions, jnp.asarray(omegas), mu, gamma, B, collision=collision, n=N,
             antineutrino=jnp.asarray(anti), dt=dt if collision != "none" else None,
         )  # fmt: skip
