@@ -15,6 +15,7 @@ from ._angles import (
 from ._cache import use_compilation_cache as use_compilation_cache
 from ._encounter import (
     encounter as encounter,
+    encounter_antineutrino as encounter_antineutrino,
     encounter_rho as encounter_rho,
     encounter_vacuum as encounter_vacuum,
     pair_unitary as pair_unitary,

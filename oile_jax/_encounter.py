@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float
 
 from ._checks import check_physical_if_concrete
+from ._flavours import check_state_if_concrete, dstar_array, flavour_count, star_array
 from ._state import bloch_to_rho, complex_dtype, pauli, rho_to_bloch
 
 
@@ -24,28 +25,60 @@ def _angle(c, dtype):
     return c.astype(dtype)
 
 
+def _pair(P_i, P_j, names=("P_i", "P_j")):
+    P_i = jnp.asarray(P_i)
+    P_j = jnp.asarray(P_j)
+    if P_i.shape[-1:] not in ((3,), (8,)) or P_j.shape[-1:] != P_i.shape[-1:]:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have shape (..., 3) (two flavours) or both "
+            f"(..., 8) (three flavours), got {P_i.shape} and {P_j.shape}"
+        )
+    check = check_physical_if_concrete if P_i.shape[-1] == 3 else check_state_if_concrete
+    check(P_i, names[0])
+    check(P_j, names[1])
+    return P_i, P_j, flavour_count(P_i.shape[-1]), jnp.result_type(P_i, P_j)
+
+
 def encounter(
-    P_i: Float[Array, "... 3"], P_j: Float[Array, "... 3"], c: Float[ArrayLike, "..."]
-) -> tuple[Float[Array, "... 3"], Float[Array, "... 3"]]:
-    """One once-in-a-lifetime encounter in Bloch form.
+    P_i: Float[Array, "... D"], P_j: Float[Array, "... D"], c: Float[ArrayLike, "..."]
+) -> tuple[Float[Array, "... D"], Float[Array, "... D"]]:
+    """One once-in-a-lifetime encounter in Bloch form, of two neutrinos (or two antineutrinos).
 
     **Arguments:**
-    - `P_i`, `P_j`: Bloch vectors of the two neutrinos, shapes broadcastable to `(..., 3)`.
+    - `P_i`, `P_j`: Bloch vectors of the two neutrinos, shapes broadcastable to `(..., 3)` (two
+      flavours) or `(..., 8)` (three flavours, `P^a = Tr(rho lambda^a)`).
     - `c`: the encounter angle `gamma (1 - v_i.v_j)` (dimensionless), broadcastable to `(...)`.
 
     **Returns:** `(P_i', P_j')`, the one-body Bloch vectors after the encounter, with the
-    pair's correlations traced out. Exact; `P_i' + P_j' = P_i + P_j`.
+    pair's correlations traced out: `P_i' = cos^2 c P_i + sin^2 c P_j + sin c cos c (P_j * P_i)`
+    (`*` the cross product for two flavours, `f_abc` for three; physics.md sections 2 and 11).
+    Exact; `P_i' + P_j' = P_i + P_j`.
     """
-    P_i = jnp.asarray(P_i)
-    P_j = jnp.asarray(P_j)
-    if P_i.shape[-1:] != (3,) or P_j.shape[-1:] != (3,):
-        raise ValueError(f"P_i and P_j must have shape (..., 3), got {P_i.shape} and {P_j.shape}")
-    check_physical_if_concrete(P_i, "P_i")
-    check_physical_if_concrete(P_j, "P_j")
-    dtype = jnp.result_type(P_i, P_j)
+    P_i, P_j, n, dtype = _pair(P_i, P_j)
     c = _angle(c, dtype)[..., None]
-    d = jnp.sin(c) ** 2 * (P_j - P_i) + (jnp.sin(2 * c) / 2) * jnp.cross(P_j, P_i)
+    d = jnp.sin(c) ** 2 * (P_j - P_i) + (jnp.sin(2 * c) / 2) * star_array(P_j, P_i, n)
     return P_i + d, P_j - d
+
+
+def encounter_antineutrino(
+    P: Float[Array, "... D"], Pbar: Float[Array, "... D"], c: Float[ArrayLike, "..."]
+) -> tuple[Float[Array, "... D"], Float[Array, "... D"]]:
+    """One encounter of a neutrino `P` and an antineutrino `Pbar` (its Bloch vector in the
+    convention of physics.md section 10), two or three flavours.
+
+    The pair evolves by `1 + (e^{i n c} - 1) |Phi+><Phi+|` and both partial traces change by the
+    same amount (physics.md section 11): with `theta = n c`,
+    `dP = dPbar = -A (P + Pbar) - E d(P, Pbar) - C (Pbar * P)`, `A = 2 (1 - cos theta)/n^2`,
+    `C = sin(theta)/n`, `E = (1 - cos theta)/n`. **Returns** `(P', Pbar')`; `P - Pbar` is conserved.
+    For two flavours this is `encounter` on the isospins `P`, `-Pbar`.
+    """
+    P, Pbar, n, dtype = _pair(P, Pbar, ("P", "Pbar"))
+    theta = n * _angle(c, dtype)[..., None]
+    one_minus = 2 * jnp.sin(theta / 2) ** 2
+    d = -(2 * one_minus / n**2) * (P + Pbar) - (jnp.sin(theta) / n) * star_array(Pbar, P, n)
+    if n > 2:
+        d = d - (one_minus / n) * dstar_array(P, Pbar, n)
+    return P + d, Pbar + d
 
 
 def encounter_rho(

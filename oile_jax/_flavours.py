@@ -52,6 +52,17 @@ def flavour_count(size: int, name: str = "P") -> int:
     )
 
 
+def flavours_of(P, name: str) -> int:
+    """The flavour count of Bloch vectors `P` (any array-like) from their last axis, 3 or 8."""
+    shape = np.shape(P)
+    if not shape or shape[-1] not in (3, 8):
+        raise ValueError(
+            f"{name} must have shape (..., 3) (two flavours) or (..., 8) (three flavours), got "
+            f"shape {shape}"
+        )
+    return flavour_count(shape[-1], name)
+
+
 def check_flavours(n_flavours, name: str = "n_flavours") -> int:
     if isinstance(n_flavours, bool) or n_flavours not in FLAVOUR_COUNTS:
         raise ValueError(f"{name} must be 2 or 3, got {n_flavours!r}")
@@ -346,6 +357,15 @@ def check_state(P, name: str):
         bad,
         f"{name} is unphysical: its density matrices must have no negative eigenvalue{shown}",
     )
+
+
+def check_state_if_concrete(P, name: str):
+    """`check_state` where `P` is concrete; nothing is attached to traced values."""
+    from ._checks import concrete
+
+    value = concrete(P)
+    if value is not None and value.size:
+        check_state(jnp.asarray(value), name)
 
 
 def mass_frame(B) -> tuple[Array, Array, tuple]:

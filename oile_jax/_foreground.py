@@ -13,13 +13,13 @@ from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from ._angles import AbstractAngleModel, AbstractFreshAngleModel, fresh_angle_model
 from ._checks import (
-    check_bloch,
     check_dtype,
     check_finite,
     check_scalar,
     check_vector,
 )
-from ._encounter import encounter, encounter_vacuum, vacuum_rotation
+from ._encounter import encounter, encounter_antineutrino, encounter_vacuum, vacuum_rotation
+from ._flavours import check_state, dimension, field_turns, flavours_of
 from ._profile import AbstractProfile
 from ._random import realization_keys
 from ._schedule import AbstractSchedule
@@ -30,43 +30,61 @@ class ForegroundSolution(eqx.Module):
     """Result of `simulate_foreground`.
 
     - `ts`: save times, shape `(n_saves,)`, units of `1/mu` when `mu = 1`.
-    - `P`: Bloch vectors, shape `(n_realizations, n_saves, *batch, 3)`.
+    - `P`: Bloch vectors, shape `(n_realizations, n_saves, *batch, D)` (`D = 3` for two
+      flavours, 8 for three).
     - `mean`, `stderr`: ensemble mean and its standard error (sample standard deviation over
-      realizations / sqrt(n_realizations); zero for one realization), shape `(n_saves, *batch, 3)`.
+      realizations / sqrt(n_realizations); zero for one realization), shape `(n_saves, *batch, D)`.
     - `encounters`: encounters each foreground neutrino had, shape `(n_realizations, *batch)`.
     """
 
     ts: Float[Array, " n_saves"]
-    P: Float[Array, "n_realizations n_saves *batch 3"]
-    mean: Float[Array, "n_saves *batch 3"]
-    stderr: Float[Array, "n_saves *batch 3"]
+    P: Float[Array, "n_realizations n_saves *batch D"]
+    mean: Float[Array, "n_saves *batch D"]
+    stderr: Float[Array, "n_saves *batch D"]
     encounters: Int[Array, " n_realizations *batch"]
 
 
 class Foreground(eqx.Module):
     """The foreground step's physics: background state, coupling, vacuum, angles, schedule;
     with antineutrinos (physics.md section 10) `P_b` and the states are flavour isospins and
-    `omega` is signed; matter turns the foreground about `omega B + lambda(t) L`."""
+    `omega` is signed; matter turns the foreground about `omega B + lambda(t) L`. Three
+    flavours: `D = 8` vectors, and `mixed` (static) says whether the foreground meets the
+    other species (`+1`: a neutrino meeting antineutrinos, `-1` the reverse, 0 its own), whose
+    encounter is not the SWAP (physics.md section 11)."""
 
-    P_b: Float[Array, "3"]
+    P_b: Float[Array, " D"]
     gamma: Float[Array, ""]
     mu: Float[Array, ""]
     omega: Float[Array, ""]
-    B: Float[Array, "3"]
+    B: Float[Array, " D"]
     angles: AbstractFreshAngleModel
     schedule: AbstractSchedule
     matter: AbstractProfile | None = None
-    L: Float[Array, "3"] | None = None
+    L: Float[Array, " D"] | None = None
     density: AbstractProfile | None = None
+    mixed: int = eqx.field(static=True, default=0)
 
     def _turn(self, P, t, tau):
         """Half a step of vacuum (and matter, at the step's midpoint `t`)."""
+        if P.shape[-1] > 3:
+            h = self.omega * self.B
+            if self.matter is not None:
+                h = h + self.matter(t).astype(P.dtype) * self.L
+            return P @ field_turns(h, tau / 2).T
         if self.matter is None:
             return vacuum_rotation(P, self.omega * tau / 2, self.B)
         h = self.omega * self.B + self.matter(t).astype(P.dtype) * self.L
         norm = jnp.sqrt(jnp.sum(h * h))
         axis = h / jnp.where(norm > 0, norm, 1)
         return vacuum_rotation(P, norm * tau / 2, axis)
+
+    def _meet(self, s, c):
+        """The foreground isospins `s` after meeting the background (`c = 0`: no meeting)."""
+        if self.mixed == 0:
+            return encounter(s, self.P_b, c)[0]
+        if self.mixed == 1:  # P = s meets Pbar_b = -s_b
+            return encounter_antineutrino(s, -self.P_b, c)[0]
+        return -encounter_antineutrino(self.P_b, -s, c)[1]  # Pbar = -s meets P_b = s_b
 
     def step(self, P, key, s):
         """Step `s` of the schedule for foreground neutrinos `P` (shape `(*batch, 3)`)."""
@@ -85,7 +103,7 @@ class Foreground(eqx.Module):
             )
         else:
             P = self._turn(P, t, tau)
-            P, _ = encounter(P, self.P_b, c)
+            P = self._meet(P, c)
             P = self._turn(P, t, tau)
         return P, met
 
@@ -117,15 +135,15 @@ def _run(model: Foreground, P0, spec: RunSpec):
 
 
 def simulate_foreground(
-    P0: Float[ArrayLike, "*batch 3"],
-    P_b: Float[ArrayLike, "3"],
+    P0: Float[ArrayLike, "*batch D"],
+    P_b: Float[ArrayLike, " D"],
     *,
     gamma: Float[ArrayLike, ""],
     schedule: AbstractSchedule,
     key: PRNGKeyArray,
     mu: Float[ArrayLike, ""] = 1.0,
     omega: Float[ArrayLike, ""] = 0.0,
-    B: Float[ArrayLike, "3"] = (0.0, 0.0, -1.0),
+    B: "Float[ArrayLike, ' D'] | None" = None,
     angles: "str | AbstractAngleModel" = "isotropic",
     n_steps: int | None = None,
     t_max: float | None = None,
@@ -136,17 +154,19 @@ def simulate_foreground(
     background_antineutrino: bool = False,
     ordering: str = "normal",
     matter=None,
-    L: Float[ArrayLike, "3"] = (0.0, 0.0, 1.0),
+    L: "Float[ArrayLike, ' D'] | None" = None,
 ) -> ForegroundSolution:
     """Foreground neutrino(s) meeting fresh background neutrinos in the fixed state `P_b`.
 
     **Arguments:**
     - `P0`: initial Bloch vector(s) of the foreground neutrino(s), shape `(*batch, 3)`; each
-      batch member is an independent foreground neutrino.
-    - `P_b`: Bloch vector of every background neutrino, shape `(3,)`.
+      batch member is an independent foreground neutrino. Three flavours: `(*batch, 8)`
+      (`P^a = Tr(rho lambda^a)`, physics.md section 11; e.g. `flavour_state("e")`).
+    - `P_b`: Bloch vector of every background neutrino, shape `(3,)` (or `(8,)`).
     - `gamma`: impact parameter `mu t_int` (> 0). `mu`: coupling (> 0). `omega`: vacuum
       frequency of the foreground. `B`: unit vacuum direction in the basis `P0`, `P_b` are written
-      in (default mass basis `(0, 0, -1)`; see `mixing_vector`).
+      in (default mass basis `(0, 0, -1)`; see `mixing_vector`); three flavours: the vacuum
+      vector `pmns_vacuum(ordering, basis)` (default `pmns_vacuum("normal", "mass")`).
     - `schedule`: `Stochastic(dt)` (meeting probability `mu dt / gamma` per step) or
       `Deterministic(vacuum="split" | "inside")` (an encounter every `gamma / mu`).
     - `angles`: `"isotropic"`, `"fixed-angle"` (`x = 1`), or an `Isotropic()` / `FixedAngle(theta)`.
@@ -160,8 +180,10 @@ def simulate_foreground(
       are antineutrinos (their `P0`, `P_b` and the result are then the physical `Pbar`;
       physics.md section 10). `ordering`: `"normal"` or `"inverted"` (`omega -> -omega`).
     - `matter`: the matter potential `lambda` (a number or a profile of time; None: none) along
-      the flavour axis `L`; not with `Deterministic(vacuum="inside")`. `mu` may be a profile of
-      time with `Stochastic(dt)` (meeting probability `mu(t) dt / gamma <= 1`).
+      the flavour axis `L` (default `flavour_axis(n)`, the electron flavour); not with
+      `Deterministic(vacuum="inside")`. `mu` may be a profile of time with `Stochastic(dt)`
+      (meeting probability `mu(t) dt / gamma <= 1`). Three flavours: `ordering` stays
+      `"normal"` (the ordering is in `B`) and the schedule's vacuum is `"split"`.
 
     Parameters `gamma`, `mu`, `omega`, `B`, `P_b`, `P0` and `dt` are traced: changing them does
     not recompile. Differentiable in them (pathwise, at a fixed encounter sequence).
@@ -175,11 +197,13 @@ def simulate_foreground(
         )
     dtype = check_dtype(dtype)
     angles = fresh_angle_model(angles)
-    P0 = check_bloch(check_vector(P0, "P0", dtype), "P0")
-    P_b = check_vector(P_b, "P_b", dtype)
+    n = flavours_of(P0, "P0")
+    D = dimension(n)
+    P0 = check_state(check_vector(P0, "P0", dtype, size=D), "P0")
+    P_b = check_vector(P_b, "P_b", dtype, size=D, what=f"a Bloch vector like P0's ({D},)")
     if P_b.ndim != 1:
-        raise ValueError(f"P_b must have shape (3,), got {P_b.shape}")
-    P_b = check_bloch(P_b, "P_b")
+        raise ValueError(f"P_b must have shape ({D},), got {P_b.shape}")
+    P_b = check_state(P_b, "P_b")
     omega = check_finite(check_scalar(omega, "omega", dtype), "omega")
     for flag, name in (
         (antineutrino, "antineutrino"),
@@ -202,6 +226,7 @@ def simulate_foreground(
         ordering=ordering,
         matter=matter,
         L=L,
+        n_flavours=n,
     )
     sign = -1.0 if antineutrino else 1.0  # isospin s = sign P (physics.md section 10)
     frequency = sign * (-1.0 if spec.ordering == "inverted" else 1.0)
@@ -216,6 +241,7 @@ def simulate_foreground(
         matter=spec.matter,
         L=spec.L,
         density=spec.density,
+        mixed=0 if n == 2 or antineutrino == background_antineutrino else int(sign),
     )
     solution = _run(model, P0 if sign == 1.0 else sign * P0, spec)
     if sign == 1.0:

@@ -15,7 +15,6 @@ from jax.scipy.linalg import expm
 from jaxtyping import Array, ArrayLike, Float
 
 from ._checks import (
-    check_bloch,
     check_finite,
     check_nonnegative,
     check_positive,
@@ -23,6 +22,14 @@ from ._checks import (
     check_unit,
     check_vector,
     fail_if,
+)
+from ._flavours import (
+    check_state,
+    dimension,
+    field_turns,
+    flavours_of,
+    pmns_vacuum,
+    structure_constants,
 )
 
 # Below this gamma the Taylor series replace the direct formulas, which lose digits to
@@ -96,10 +103,29 @@ def _rotation_matrix(B, angle):
     return eye + jnp.sin(angle) * K + (1 - jnp.cos(angle)) * (K @ K)
 
 
+def _star_matrix(h, n: int):
+    """The matrix of `P -> h * P` (`h x P` for two flavours; physics.md section 11)."""
+    if n == 2:
+        return _skew(h)
+    f = jnp.asarray(structure_constants(n)[0], h.dtype)
+    return jnp.einsum("a,abc->cb", h, f)
+
+
+def _turn_matrix(B, angle, n: int):
+    """The matrix of the turn `exp(angle B *)`."""
+    return _rotation_matrix(B, angle) if n == 2 else field_turns(B, angle)
+
+
 def _affine(linear, offset):
-    dtype = linear.dtype
+    dtype, D = linear.dtype, linear.shape[-1]
     return (
-        jnp.zeros((4, 4), dtype=dtype).at[:3, :3].set(linear).at[:3, 3].set(offset).at[3, 3].set(1)
+        jnp.zeros((D + 1, D + 1), dtype=dtype)
+        .at[:D, :D]
+        .set(linear)
+        .at[:D, D]
+        .set(offset)
+        .at[D, D]
+        .set(1)
     )
 
 
@@ -117,16 +143,16 @@ def _matrix_power(M, n):
 
 
 def foreground_mean(
-    P0: Float[ArrayLike, "... 3"],
-    P_b: Float[ArrayLike, "3"],
+    P0: Float[ArrayLike, "... D"],
+    P_b: Float[ArrayLike, " D"],
     t: Float[ArrayLike, " T"],
     *,
     gamma: Float[ArrayLike, ""],
     mu: Float[ArrayLike, ""] = 1.0,
     omega: Float[ArrayLike, ""] = 0.0,
-    B: Float[ArrayLike, "3"] = (0.0, 0.0, -1.0),
+    B: "Float[ArrayLike, ' D'] | None" = None,
     dt: Float[ArrayLike, ""] | None = None,
-) -> Float[Array, "T ... 3"]:
+) -> Float[Array, "T ... D"]:
     """Ensemble-mean Bloch vector of a foreground neutrino at times `t` (physics.md section 5),
     isotropic angles.
 
@@ -140,14 +166,22 @@ def foreground_mean(
     from the master equation by `O(mu^2 t dt)`, the time discretization of the schedule.
 
     `B` is the unit vacuum direction in the basis `P0`, `P_b` are written in (default: mass basis,
-    `(0, 0, -1)`). Times in units of `1/mu` when `mu = 1`. Returns shape `t.shape + P0.shape`.
+    `(0, 0, -1)`). Three flavours (`P0`, `P_b` of 8 components, physics.md section 11): the same
+    equations with `h * P` for `h x P` and the vacuum vector `B` of `pmns_vacuum` (default
+    `pmns_vacuum("normal", "mass")`); the averages of an encounter are those of two flavours.
+    Times in units of `1/mu` when `mu = 1`. Returns shape `t.shape + P0.shape`.
     """
     dtype = jnp.result_type(float)
-    P0 = check_bloch(check_vector(P0, "P0", dtype), "P0")
-    P_b = check_bloch(check_vector(P_b, "P_b", dtype), "P_b")
+    n = flavours_of(P0, "P0")
+    D = dimension(n)
+    P0 = check_state(check_vector(P0, "P0", dtype, size=D), "P0")
+    P_b = check_state(check_vector(P_b, "P_b", dtype, size=D), "P_b")
     if P_b.ndim != 1:
-        raise ValueError(f"P_b must have shape (3,), got {P_b.shape}")
-    B = check_unit(check_vector(B, "B", dtype), "B")
+        raise ValueError(f"P_b must have shape ({D},), got {P_b.shape}")
+    if B is None:
+        B = (0.0, 0.0, -1.0) if n == 2 else pmns_vacuum("normal", "mass")
+    B = check_vector(B, "B", dtype, size=D)
+    B = check_unit(B, "B") if n == 2 else check_finite(B, "B")
     gamma = check_nonnegative(check_scalar(gamma, "gamma", dtype), "gamma")
     mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
     omega = check_finite(check_scalar(omega, "omega", dtype), "omega")
@@ -155,8 +189,8 @@ def foreground_mean(
 
     if dt is None:
         mu_R, Gamma = master_rates(gamma, mu)
-        A = _skew(omega * B + mu_R * P_b) - Gamma * jnp.eye(3, dtype=dtype)
-        generator = _affine(A, Gamma * P_b).at[3, 3].set(0)
+        A = _star_matrix(omega * B + mu_R * P_b, n) - Gamma * jnp.eye(D, dtype=dtype)
+        generator = _affine(A, Gamma * P_b).at[D, D].set(0)
         propagators = jax.vmap(lambda s: expm(s * generator))(t.reshape(-1))
     else:
         dt = check_positive(check_scalar(dt, "dt", dtype), "dt")
@@ -169,14 +203,15 @@ def foreground_mean(
         )
         _, sin2, sincos = encounter_averages(gamma)
         meet = _affine(
-            (1 - p * sin2) * jnp.eye(3, dtype=dtype) + p * sincos * _skew(P_b), p * sin2 * P_b
+            (1 - p * sin2) * jnp.eye(D, dtype=dtype) + p * sincos * _star_matrix(P_b, n),
+            p * sin2 * P_b,
         )
-        half = _affine(_rotation_matrix(B, omega * dt / 2), jnp.zeros(3, dtype=dtype))
+        half = _affine(_turn_matrix(B, omega * dt / 2, n), jnp.zeros(D, dtype=dtype))
         step = half @ meet @ half
         n_steps = jnp.round(t.reshape(-1) / dt).astype(
             jnp.int64 if dtype == jnp.float64 else jnp.int32
         )
         propagators = jax.vmap(lambda n: _matrix_power(step, n))(n_steps)
     affine = jnp.concatenate([P0, jnp.ones(P0.shape[:-1] + (1,), dtype=dtype)], axis=-1)
-    P = jnp.einsum("tij,...j->t...i", propagators[:, :3, :], affine)
+    P = jnp.einsum("tij,...j->t...i", propagators[:, :D, :], affine)
     return P.reshape(t.shape + P0.shape)

@@ -94,24 +94,31 @@ class ForegroundField(eqx.Module):
 
     `collision="none"`: `dP/dt = (omega B + mu P_b) x P` (mean field). `collision="stochastic"`:
     the master equation `dP/dt = (omega B + mu_R P_b) x P - Gamma (P - P_b)` with the exact
-    isotropic rates of `master_rates`.
+    isotropic rates of `master_rates`. Three flavours: `P_b`, `B` and the state of 8
+    components, `h * P` for `h x P` (physics.md section 11).
     """
 
-    P_b: Float[Array, "3"]
+    P_b: Float[Array, " D"]
     mu: Float[Array, ""]
     omega: Float[Array, ""]
-    B: Float[Array, "3"]
+    B: Float[Array, " D"]
     gamma: Float[Array, ""]
     collision: str = eqx.field(static=True, default="none")
 
     def __check_init__(self):
         check_option(self.collision, "collision", ("none", "stochastic"))
+        if jnp.shape(self.B)[-1:] != jnp.shape(self.P_b)[-1:]:
+            raise ValueError(
+                f"B and P_b must have the same length, 3 (two flavours) or 8 (three), got "
+                f"{jnp.shape(self.B)} and {jnp.shape(self.P_b)}"
+            )
 
     def __call__(self, t, P, args=None):
+        n = flavour_count(P.shape[-1], "P")
         if self.collision == "none":
-            return jnp.cross(self.omega * self.B + self.mu * self.P_b, P)
+            return star_array(self.omega * self.B + self.mu * self.P_b, P, n)
         mu_R, Gamma = master_rates(self.gamma, self.mu)
-        return jnp.cross(self.omega * self.B + mu_R * self.P_b, P) - Gamma * (P - self.P_b)
+        return star_array(self.omega * self.B + mu_R * self.P_b, P, n) - Gamma * (P - self.P_b)
 
 
 class GroupField(eqx.Module):

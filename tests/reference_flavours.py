@@ -111,6 +111,23 @@ def pair_run(P0, anti, omegas, *, gamma, mu, M, matter, x, n_steps):
     return np.asarray(out)
 
 
+def foreground_run(P0, P_b, anti, omega, *, gamma, mu, M, matter, x, n_steps):
+    """A foreground particle (physical `P0`) meeting at every step, for `t = gamma / mu`, a fresh
+    background particle in the physical state `P_b` (which has no vacuum of its own); `anti`
+    `(foreground, background)`. Physical foreground vectors after each step, `(n_steps + 1, 8)`."""
+    t = gamma / mu
+    half = expm_hermitian(one_body(omega, M, matter, anti[0]), t / 2)
+    U = expm_hermitian(pair_hamiltonian(anti[0], anti[1], x), gamma)
+    r, r_b = from_physical(P0, anti[0]), from_physical(P_b, anti[1])
+    out = [to_physical(r, anti[0])]
+    for _ in range(n_steps):
+        r = half @ r @ half.conj().T
+        r = partial_traces(U @ np.kron(r, r_b) @ U.conj().T)[0]
+        r = half @ r @ half.conj().T
+        out.append(to_physical(r, anti[0]))
+    return np.asarray(out)
+
+
 def gas_run(P0, anti, omegas, *, gamma, mu, M, matter, n_steps, rng):
     """One realization of deterministic rounds (`gamma / mu` each, a fresh uniformly random
     perfect matching, isotropic `x ~ U[0, 2]`), vacuum and matter split around the encounters.
