@@ -1,0 +1,102 @@
+"""Three flavours through the gas's machinery (physics.md section 11): checkpoints and exact
+resume (dense and sharded), sweeps, sharded conservation, the observables, and bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import oile_jax as oj
+
+from .conftest import assert_allclose, assert_same_to_rounding, interrupt_after_checkpoints
+
+E, MU, TAU = (oj.flavour_state(f, 3) for f in ("e", "mu", "tau"))
+# A nu_e group, a nubar_e group and a nu_mu group, PMNS vacuum in the flavour basis and matter.
+GAS = oj.Gas(
+    (24, 16, 24), (0.4, 0.4, 0.9), jnp.stack([E, E, 0.8 * MU]), antineutrino=(False, True, False)
+)
+B = oj.pmns_vacuum("normal", "flavour")
+NAMES = ("group_mean", "group_std", "group_entropy", "total", "encounters", "final_state")
+
+
+@pytest.mark.parametrize("engine", [{}, {"shards": 2}], ids=["dense", "sharded"])
+def test_checkpoint_and_exact_resume(engine, tmp_path, monkeypatch):
+    kw = dict(
+        gamma=0.2, schedule=oj.Stochastic(dt=0.1), key=jax.random.key(4), n_steps=20,
+        save_every=4, n_realizations=2, chunk_saves=1, B=B, matter=0.5, **engine,
+    )  # fmt: skip
+    full = oj.simulate_gas(GAS, **kw)
+    path = tmp_path / "run.ckpt.h5"
+    restore = interrupt_after_checkpoints(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        oj.simulate_gas(GAS, checkpoint=path, **kw)
+    restore()
+    data, _ = oj.read_h5(path)
+    assert int(data["step"]) == 8
+    assert data["state"].shape[-1] == 8
+    resumed = oj.simulate_gas(GAS, checkpoint=path, resume=True, **kw)
+    # Resuming runs the very same compiled chunks on the saved state: exact on any machine.
+    for name in NAMES:
+        assert np.array_equal(getattr(resumed, name), getattr(full, name)), name
+    assert full.final_state.shape == (2, GAS.n, 8)
+    assert np.abs(full.group_mean[:, -1] - full.group_mean[:, 0]).max() > 0.05
+
+
+def test_every_sweep_point_is_the_single_run():
+    kw = dict(
+        schedule=oj.Stochastic(dt=0.02), key=jax.random.key(2), angles="fixed-velocities",
+        n_steps=40, save_every=10, n_realizations=2, B=B,
+    )  # fmt: skip
+    gammas = [0.05, 0.2]
+    sols = oj.sweep_gas(GAS, gamma=gammas, **kw)
+    for gamma, sol in zip(gammas, sols, strict=True):
+        single = oj.simulate_gas(GAS, gamma=gamma, **kw)
+        for name in NAMES:
+            # The sweep is another XLA program: the same encounters, the same numbers to rounding.
+            assert_same_to_rounding(getattr(sol, name), getattr(single, name), f"{gamma} {name}")
+    assert not np.allclose(sols[0].group_mean[:, -1], sols[1].group_mean[:, -1])
+
+
+def test_sharded_conservation_and_observables():
+    """Four shards, float64: every encounter conserves `sum_nu P - sum_nubar Pbar` (with matter
+    alone and no vacuum mixing, the total is conserved and so are the flavour numbers); the
+    saved group means, occupations and entropies are those of the final state."""
+    sol = oj.simulate_gas(
+        GAS, gamma=0.3, schedule=oj.Deterministic(), key=jax.random.key(1), n_steps=30,
+        save_every=10, shards=4, B=oj.pmns_vacuum("normal", "flavour", theta12=0.0,
+        theta13=0.0, theta23=0.0), matter=0.7, dtype=jnp.float64,
+    )  # fmt: skip
+    for series in (sol.total[0], sol.flavour_numbers[0]):
+        assert_allclose(series - series[0], np.zeros(series.shape), rtol=0, atol=1e-12)
+    final = np.asarray(sol.final_state[0])
+    starts = np.cumsum((0,) + GAS.counts)
+    for g in range(3):
+        members = final[starts[g] : starts[g + 1]]
+        assert_allclose(sol.group_mean[0, -1, g], members.mean(axis=0), rtol=0, atol=1e-13)
+        occ = np.asarray(oj.occupations(jnp.asarray(members))).mean(axis=0)
+        assert_allclose(sol.occupations[0, -1, g], occ, rtol=0, atol=1e-13)
+        entropy = np.asarray(oj.von_neumann_entropy(jnp.asarray(members))).mean()
+        assert_allclose(sol.group_entropy[0, -1, g], entropy, rtol=0, atol=1e-6)
+    # The nu_e and nubar_e groups exchange flavour with the nu_mu group: something happened.
+    assert np.abs(sol.occupations[0, -1, 0] - sol.occupations[0, 0, 0]).max() > 0.05
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(gas=lambda: oj.Gas((4, 4), (0.1, 0.2), np.zeros((2, 5)))), "P0 must have shape"),
+        (
+            dict(gas=lambda: oj.Gas((4, 4), (0.1, 0.2), jnp.stack([1.2 * E, MU]))),
+            "P0 is unphysical",
+        ),
+        (dict(B=(0.0, 0.0, -1.0)), "B must be the vacuum vector .* of shape \\(\\.\\.\\., 8\\)"),
+        (dict(ordering="inverted"), "pmns_vacuum\\('inverted'"),
+        (dict(schedule=oj.Deterministic(vacuum="inside")), "two-flavour only"),
+        (dict(matter=0.3, L=(0.0, 0.0, 1.0)), "L must have shape \\(\\.\\.\\., 8\\)"),
+    ],
+)
+def test_bad_three_flavour_input_names_the_argument(change, message):
+    kw = dict(gas=lambda: GAS, gamma=0.1, schedule=oj.Stochastic(dt=0.05), key=jax.random.key(0))
+    kw.update(change)
+    with pytest.raises(ValueError, match=message):
+        oj.simulate_gas(kw.pop("gas")(), n_steps=4, **kw)
