@@ -8,16 +8,17 @@ the best of `--repeats` timed runs.
     python experiments/benchmark_species.py --sizes 1000000 10000000 --json species.json
 """
 
-import argparse
-import json
-import platform
 import sys
+from pathlib import Path
 
 import jax
 import numpy as np
 
 import oile_jax as oj
 from oile_jax.bench import default_steps, gas_rate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 
 VARIANTS = {
     "neutrinos, vacuum": {},
@@ -32,24 +33,8 @@ VARIANTS = {
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000])
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of all variants (default 3)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per entry (default 3)")
-    parser.add_argument("--json", help="also write the results to this JSON file")
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.repeats < 1:
-        parser.error("--rounds and --repeats must be at least 1")
-    device = jax.devices()[0]
-    result = {
-        "machine": platform.processor() or platform.machine(),
-        "device": f"{device.platform}:{device.device_kind}",
-        "jax": jax.__version__,
-        "rounds": args.rounds,
-        "repeats": args.repeats,
-        "rows": [],
-    }
-    print(f"# {result['machine']} | {result['device']} | jax {result['jax']}")
+    args = common.rounds_arguments(__doc__, argv)
+    result = common.benchmark_record(args)
     print(f"{'N':>10}  {'variant':<32}{'encounters/s':>14}{'x vacuum nu':>13}{'compile s':>11}")
     for n in args.sizes:
         steps = default_steps(n)
@@ -67,9 +52,7 @@ def main(argv=None) -> int:
                    "rounds": rates[name], "compile_s": compile_s[name]}  # fmt: skip
             result["rows"].append(row)
             print(f"{n:>10}  {name:<32}{rate:>14.3e}{rate / base:>13.2f}{compile_s[name]:>11.1f}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    common.write_json(args.json, result)
     return 0
 
 

@@ -1,6 +1,8 @@
 """What every experiment script shares: its command line and the no-overwrite rule."""
 
 import argparse
+import json
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +49,41 @@ def group_means(P, counts):
     return np.stack(
         [P[..., bounds[g] : bounds[g + 1], :].mean(-2) for g in range(len(counts))], axis=-2
     )
+
+
+def rounds_arguments(doc: str, argv=None) -> argparse.Namespace:
+    """The command line of the benchmarks that alternate their variants in rounds: `--sizes`,
+    `--rounds`, `--repeats`, `--json`."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[1_000_000])
+    p.add_argument("--rounds", type=int, default=3, help="rounds of all variants (default 3)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per entry (default 3)")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    args = p.parse_args(argv)
+    if args.rounds < 1 or args.repeats < 1:
+        p.error("--rounds and --repeats must be at least 1")
+    return args
+
+
+def benchmark_record(args) -> dict:
+    """The machine, device and JAX version a benchmark ran on, with its rounds and repeats (and
+    an empty `rows`); printed as the table's first line."""
+    import jax
+
+    device = jax.devices()[0]
+    result = {
+        "machine": platform.processor() or platform.machine(),
+        "device": f"{device.platform}:{device.device_kind}",
+        "jax": jax.__version__,
+        "rounds": args.rounds,
+        "repeats": args.repeats,
+        "rows": [],
+    }
+    print(f"# {result['machine']} | {result['device']} | jax {result['jax']}")
+    return result
+
+
+def write_json(path, result: dict):
+    if path:
+        with open(path, "w") as f:
+            json.dump(result, f, indent=2)

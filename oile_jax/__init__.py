@@ -84,7 +84,11 @@ from ._path import (
     miscidynamic_path as miscidynamic_path,
     path_from_gas as path_from_gas,
 )
-from ._plot import plot_foreground as plot_foreground, plot_two_groups as plot_two_groups
+from ._plot import (
+    plot_flavours as plot_flavours,
+    plot_foreground as plot_foreground,
+    plot_two_groups as plot_two_groups,
+)
 from ._profile import (
     AbstractProfile as AbstractProfile,
     Constant as Constant,

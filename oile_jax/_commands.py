@@ -121,10 +121,12 @@ def _summary(config: dict, data: dict) -> str:
     mean = data["group_mean"] if model == "meanfield" else data["group_mean"].mean(0)
     lepton = np.asarray(data["lepton"], dtype=np.float64)
     drift = np.max(np.abs(lepton - lepton[..., :1])) / max(np.abs(lepton).max(), 1e-300)
-    return (
-        f"final group P_z = {np.array2string(mean[-1, :, 2], precision=4)}; "
-        f"lepton number drift {drift:.1e} (relative)"
-    )
+    if mean.shape[-1] == 8:
+        occupations = data["occupations"] if model == "meanfield" else data["occupations"].mean(0)
+        final = f"final group flavour occupations = {np.array2string(occupations[-1], precision=4)}"
+    else:
+        final = f"final group P_z = {np.array2string(mean[-1, :, 2], precision=4)}"
+    return f"{final}; lepton number drift {drift:.1e} (relative)"
 
 
 def cmd_run(args) -> int:

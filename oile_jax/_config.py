@@ -60,7 +60,7 @@ def _value(key: str, spec: Key, value):
             _fail(key, f"must be a non-empty list of true/false (one per group), got {value!r}")
         return value
     elif kind == "vector":
-        values = _vector(key, value)
+        return _vector(key, value)
     else:  # vectors
         if not isinstance(value, list) or not value:
             _fail(key, f"must be a non-empty list of [x, y, z] vectors, got {value!r}")
@@ -74,10 +74,20 @@ def _value(key: str, spec: Key, value):
     return values[0] if kind in ("int", "float") else values
 
 
-def _vector(key: str, value) -> list[float]:
-    if not isinstance(value, list) or len(value) != 3:
-        _fail(key, f"must be a Bloch vector [x, y, z], got {value!r}")
+def _vector(key: str, value) -> "list[float] | str":
+    """A Bloch vector: 3 numbers (two flavours), 8 (three; checked with the flavour count in
+    `_states`), or a flavour name (resolved in `_states`)."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list) or len(value) not in (3, 8):
+        _fail(
+            key,
+            f"must be a Bloch vector [x, y, z] (8 numbers for three flavours) or a flavour name, "
+            f"got {value!r}",
+        )
     vector = [_number(key, v) for v in value]
+    if len(vector) == 8:
+        return vector
     if math.hypot(*vector) > 1 + 1e-6:
         _fail(
             key, f"is unphysical: |P| = {math.hypot(*vector):.6g} > 1 (Bloch vectors have |P| <= 1)"
@@ -155,6 +165,73 @@ def _library(key: str, check):
         _fail(key, str(error))
 
 
+PMNS = ("physics.theta12", "physics.theta13", "physics.theta23", "physics.delta")
+THREE_FLAVOUR_KEYS = (*PMNS, "physics.dm2_21", "physics.dm2_3l")
+STATES = ("foreground.P0", "foreground.P_b", "gas.P0")
+
+
+def _flavours(c: dict, model: str, given: set):
+    """The flavour count and the keys that depend on it; flavour names in the state keys
+    become their Bloch vectors (in `c`, the resolved configuration)."""
+    from ._flavours import check_state, dimension, flavour_state
+
+    n = c.get("physics.n_flavours", 2)
+    if n not in (2, 3):
+        _fail("physics.n_flavours", f"must be 2 or 3, got {n!r}")
+    if n == 2:
+        for key in THREE_FLAVOUR_KEYS:
+            if key in given:
+                _fail(key, "is a three-flavour key; set physics.n_flavours = 3 to use it")
+    else:
+        if c["physics.theta"] != 0:
+            _fail(
+                "physics.theta",
+                "is the two-flavour angle; three flavours take physics.theta12, theta13, "
+                "theta23 and delta",
+            )
+        if c["physics.basis"] == "mass":
+            for key in PMNS:
+                if key in given:
+                    _fail(key, "mixes the flavour basis; remove it for basis 'mass'")
+        if model in SAMPLED and c["schedule.vacuum"] != "split":
+            _fail("schedule.vacuum", "'inside' is two-flavour only; use 'split'")
+        dm2 = c["physics.dm2_3l"]
+        if dm2 is not None and (dm2 > 0) != (c["physics.ordering"] == "normal"):
+            _fail(
+                "physics.dm2_3l",
+                f"is dm^2_31 > 0 for the normal ordering, dm^2_32 < 0 for the inverted one; "
+                f"got {dm2:g} with ordering {c['physics.ordering']!r}",
+            )
+    names = ("e", "mu", "tau") if n == 3 else ("e", "x")
+    D = dimension(n)
+    for key in STATES:
+        if c.get(key) is None:
+            continue
+        many = key == "gas.P0"
+        states = []
+        for state in c[key] if many else [c[key]]:
+            if isinstance(state, str):
+                if state not in names:
+                    _fail(
+                        key,
+                        f"flavour {state!r} is not one of {', '.join(map(repr, names))} "
+                        f"(physics.n_flavours = {n})",
+                    )
+                if c["physics.basis"] == "mass":
+                    _fail(key, "flavour names are flavour-basis states; use basis = 'flavour'")
+                state = [float(x) for x in flavour_state(state, n)]
+            if len(state) != D:
+                _fail(
+                    key,
+                    f"has {len(state)} components; physics.n_flavours = {n} takes {D} (or a "
+                    f"flavour name)",
+                )
+            if n == 3:
+                _library(key, lambda s=state, k=key: check_state(np.asarray(s), k))
+            states.append(state)
+        c[key] = states if many else states[0]
+
+
 def _check_together(c: dict, model: str, given: set):
     """The rules that tie keys together: each is the library's own check, its message prefixed
     with the key the user wrote."""
@@ -164,6 +241,7 @@ def _check_together(c: dict, model: str, given: set):
     from ._manybody import MAX_QUBITS, check_manybody_schedule
     from ._schedule import Deterministic, Stochastic
 
+    _flavours(c, model, given)
     if c["physics.basis"] == "mass" and c["physics.theta"] != 0:
         _fail("physics.theta", "is the flavour-basis mixing angle; remove it for basis 'mass'")
     if c["physics.matter"] != 0 and c["physics.basis"] == "mass":

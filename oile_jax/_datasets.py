@@ -5,10 +5,11 @@ names of its axes, written as the dataset's attributes `units`, `description` an
 `path/P`), then by its own name. An entry's axes may depend on the array's rank (a gas run's
 `group_mean` has a realization axis, the mean field's has none); `None` axes means "by rank".
 Units: `1` for dimensionless numbers (Bloch vectors, fractions, counts), `1/mu` for times, `mu`
-for frequencies, `nats` for entropies. Axis `xyz`: the three components of a Bloch vector.
+for frequencies, `nats` for entropies. Axis `component`: the components of a Bloch vector (3
+for two flavours, `P^a = Tr(rho lambda^a)` with 8 for three); axis `flavour`: the flavours.
 """
 
-R, S, G, N, C = "realization", "save", "group", "neutrino", "xyz"
+R, S, G, N, C, F = "realization", "save", "group", "neutrino", "component", "flavour"
 
 # name -> (units, description, {rank: axes})
 _ENTRIES: dict[str, tuple[str, str, dict[int, tuple[str, ...]]]] = {
@@ -53,6 +54,16 @@ _ENTRIES: dict[str, tuple[str, str, dict[int, tuple[str, ...]]]] = {
         "1",
         "lepton number nu - nubar along B, B . total (conserved in vacuum)",
         {1: (S,), 2: (R, S)},
+    ),
+    "occupations": (
+        "1",
+        "flavour occupations rho_aa of each group's mean state (rhobar for antineutrinos)",
+        {3: (S, G, F), 4: (R, S, G, F)},
+    ),
+    "flavour_numbers": (
+        "1",
+        "sum_nu rho_aa - sum_nubar rhobar_aa over the gas, each flavour",
+        {2: (S, F), 3: (R, S, F)},
     ),
     "final_state": ("1", "Bloch vector of every neutrino at the end", {3: (R, N, C)}),
     "state": (

@@ -178,6 +178,66 @@ def plot_two_groups(data: Mapping, *, title: str | None = None):
     return fig
 
 
+def _occupations(P):
+    """Flavour occupations `rho_aa = 1/n + (P . lambda_aa) / 2` of Bloch vectors `(..., D)`."""
+    from ._flavours import flavour_count, gell_mann
+
+    P = np.asarray(P)
+    n = flavour_count(P.shape[-1])
+    diagonals = np.real(np.einsum("akk->ak", gell_mann(n)))
+    return 1.0 / n + P @ diagonals / 2
+
+
+def plot_flavours(data: Mapping, *, title: str | None = None):
+    """The figure of a three-flavour run: `data` has `ts` `(S,)`, `group_mean` `(S, G, 8)` and
+    optionally `group_length` `(S, G)`, `entropy` `(S,)`, `antineutrino` `(G,)`, `basis`, and
+    `reference` `(S, G, 8)` (a closed form, drawn dashed). Panels: each group's flavour
+    occupations `rho_aa`; the mean length `|P_i|` over that of a pure state, `sqrt(4/3)`; the
+    entropy of one neutrino against `ln 3`."""
+    plt = _pyplot()
+    ts = np.asarray(data["ts"])
+    occ = _occupations(data["group_mean"])
+    G, n = occ.shape[-2], occ.shape[-1]
+    mass = data.get("basis", "flavour") == "mass"
+    names = ("1", "2", "3") if mass else ("e", r"\mu", r"\tau")
+    anti = np.asarray(data.get("antineutrino", np.zeros(G, bool)), bool)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), constrained_layout=True)
+    colours = plt.cm.tab10(np.arange(G) % 10)
+    styles = ("-", "--", ":")
+    for g in range(G):
+        bar = r"\bar\nu" if anti[g] else r"\nu"
+        for a in range(n):
+            label = rf"group {g + 1} (${bar}$): $\rho_{{{names[a]}{names[a]}}}$"
+            axes[0].plot(ts, occ[:, g, a], color=colours[g], ls=styles[a], lw=1.3, label=label)
+        if "reference" in data:
+            ref = _occupations(data["reference"])
+            for a in range(n):
+                axes[0].plot(ts, ref[:, g, a], color="k", lw=0.7, ls=styles[a], alpha=0.6)
+        if "group_length" in data:
+            length = np.asarray(data["group_length"])[:, g] / np.sqrt(2 * (n - 1) / n)
+            axes[1].plot(ts, length, color=colours[g], lw=1.3, label=f"group {g + 1}")
+    if "reference" in data:
+        axes[0].plot([], [], color="k", lw=0.7, alpha=0.6, label="closed form")
+    axes[0].set(xlabel=r"$\mu t$", ylabel="occupation", ylim=(0, 1))
+    axes[0].set_title("flavour occupations" + (" (mass basis)" if mass else ""))
+    axes[0].legend(fontsize=7, ncol=max(1, G // 2))
+    ylabel = r"$\langle|\mathbf{P}_i|\rangle / \sqrt{4/3}$"
+    axes[1].set(xlabel=r"$\mu t$", ylabel=ylabel, ylim=(0, 1.05))
+    axes[1].set_title("coherence of one neutrino")
+    if "group_length" in data:
+        axes[1].legend(fontsize=7)
+    if "entropy" in data:
+        axes[2].plot(ts, np.asarray(data["entropy"]), color="k", lw=1.5, label="gas mean")
+    axes[2].axhline(np.log(n), color="crimson", lw=0.8, ls="-.", label=rf"$\ln {n}$")
+    ylabel = r"$-\mathrm{Tr}\,\rho\ln\rho$"
+    axes[2].set(xlabel=r"$\mu t$", ylabel=ylabel, ylim=(0, 1.15 * np.log(n)))
+    axes[2].set_title("entropy of one neutrino")
+    axes[2].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def _realization_mean(x):
     x = np.asarray(x)
     return x.mean(0)
@@ -200,6 +260,8 @@ def default_title(config: Mapping) -> str:
     elif schedule:
         parts.append(f"{schedule['kind']}{step}")
     parts.append(f"{physics['angles']} angles")
+    if physics.get("n_flavours", 2) == 3:
+        parts.append("three flavours")
     if config["run"].get("n_realizations", 1) > 1:
         parts.append(f"{config['run']['n_realizations']} realizations")
     names = {"foreground": "Foreground neutrino", "gas": "Gas", "meanfield": "Mean field"}
@@ -228,6 +290,12 @@ def plot_run(data: Mapping, attrs: Mapping):
             "experiments/ draws it"
         )
     model = attrs["model"]
+    if model == "foreground" and np.shape(data["mean"])[-1] == 8:
+        view = {"ts": data["ts"], "group_mean": np.asarray(data["mean"])[:, None]}
+        if "master_equation" in data:
+            view["reference"] = np.asarray(data["master_equation"])[:, None]
+        view["basis"] = config.get("physics", {}).get("basis", "mass")
+        return plot_flavours(view, title=title)
     if model == "foreground":
         run = {
             "gamma": config["physics"]["gamma"],
@@ -253,6 +321,8 @@ def plot_run(data: Mapping, attrs: Mapping):
             view["antineutrino"] = data["groups"]["antineutrino"]
         basis = config.get("physics", {}).get("basis", "mass")
         view["basis"] = "flavour" if basis == "flavor" else basis
+        if np.shape(view["group_mean"])[-1] == 8:
+            return plot_flavours(view, title=title)
         return plot_two_groups(view, title=title)
     if model == "manybody":
         return _plot_manybody(data, title)

@@ -10,6 +10,7 @@ import numpy as np
 from ._angles import Beams
 from ._checks import check_dtype
 from ._config import ConfigError
+from ._flavours import pmns_vacuum
 from ._gas import Gas
 from ._profile import Exponential
 from ._schedule import Deterministic, Stochastic
@@ -20,8 +21,20 @@ def run_dtype(config):
     return check_dtype(config["precision"], "precision")
 
 
+def n_flavours(config) -> int:
+    return config["physics"].get("n_flavours", 2)
+
+
 def vacuum_direction(config, dtype):
+    """`B`: the two-flavour unit vector of `physics.theta`, or for three flavours the PMNS
+    vacuum vector of the ordering, angles and splittings (physics.md section 11)."""
     physics = config["physics"]
+    if n_flavours(config) == 3:
+        names = ("theta12", "theta13", "theta23", "delta", "dm2_21", "dm2_3l")
+        basis = "mass" if physics["basis"] == "mass" else "flavour"
+        return pmns_vacuum(
+            physics["ordering"], basis, **{k: physics[k] for k in names}, dtype=dtype
+        )
     return mixing_vector(physics["theta"], physics["basis"], dtype=dtype)
 
 
@@ -80,8 +93,8 @@ def history(config) -> dict:
     as the keyword arguments of the simulators (none for defaults)."""
     physics = config["physics"]
     options = {"mu": coupling_profile(physics["mu"], physics["mu_scale"])}
-    if physics["ordering"] != "normal":
-        options["ordering"] = physics["ordering"]
+    if physics["ordering"] != "normal" and n_flavours(config) == 2:
+        options["ordering"] = physics["ordering"]  # three flavours: it is in `B`
     if physics["matter"] != 0:
         options["matter"] = coupling_profile(physics["matter"], physics["matter_scale"])
     return options

@@ -17,6 +17,7 @@ import numpy as np
 
 from ._angles import FixedVelocities, Isotropic
 from ._config import dumps
+from ._flavours import occupations
 from ._gas import observe
 from ._gas.checkpoint import CheckpointMismatch, read_checkpoint
 from ._gas.model import realization_velocities
@@ -63,8 +64,10 @@ def run_foreground(config, key, progress):
     }
     # The closed forms are those of a neutrino in a neutrino background, in vacuum, normal
     # ordering, at a constant coupling.
+    # (Three flavours: the ordering is in `B`, which the closed forms take.)
+    ordering = physics["ordering"] == "normal" or physics.get("n_flavours", 2) == 3
     plain = not (fg["antineutrino"] or fg["background_antineutrino"]) and (
-        physics["ordering"] == "normal" and physics["matter"] == 0 and physics["mu_scale"] is None
+        ordering and physics["matter"] == 0 and physics["mu_scale"] is None
     )
     if physics["angles"] == "isotropic" and plain:
         exact = dict(P0=fg["P0"], P_b=fg["P_b"], gamma=physics["gamma"], mu=physics["mu"])
@@ -106,6 +109,8 @@ def run_gas(config, key, progress, checkpoint, resume, devices=None):
             "entropy",
             "total",
             "lepton",
+            "occupations",
+            "flavour_numbers",
             "encounters",
             "final_state",
         )
@@ -178,11 +183,17 @@ def run_meanfield(config, key, progress):
         states = sol.P
     # The observables of the gas's isospins (`total`, `lepton`: nu - nubar), group means physical.
     isospins = gas.physical(states)
-    obs = jax.vmap(lambda P: observe(P, ids, gas.counts, B, ids_sorted=True))(isospins)
+    # Three flavours: the entropy of an antineutrino is that of its `Pbar = -s`, not of `s`.
+    signs = None
+    if gas.n_flavours > 2 and any(gas.antineutrino):
+        signs = jnp.where(anti, -1.0, 1.0).astype(dtype)
+    observed = lambda P: observe(P, ids, gas.counts, B, ids_sorted=True, signs=signs)
+    obs = jax.vmap(observed)(isospins)
     obs = eqx.tree_at(lambda o: o.group_mean, obs, gas.physical(obs.group_mean))
     data = {"ts": sol.ts, "groups": group_tables(gas)}
     for name in ("group_mean", "group_std", "group_length", "group_entropy", "total", "lepton"):
         data[name] = getattr(obs, name)
+    data["occupations"] = occupations(obs.group_mean)
     data["entropy"] = obs.group_entropy @ jnp.asarray(gas.fractions, dtype)
     if physics["angles"] == "fixed-velocities":
         data["velocities"] = velocities
@@ -221,7 +232,18 @@ _RUN_KEYS = {
     "ordering": ("physics.ordering",),
     "matter": ("physics.matter", "physics.matter_scale"),
     "L": ("physics.basis",),
-    "B": ("physics.basis", "physics.theta"),
+    "B": (
+        "physics.basis",
+        "physics.theta",
+        "physics.n_flavours",
+        "physics.ordering",
+        "physics.theta12",
+        "physics.theta13",
+        "physics.theta23",
+        "physics.delta",
+        "physics.dm2_21",
+        "physics.dm2_3l",
+    ),  # fmt: skip
     "angles": ("physics.angles",),
     "schedule": ("schedule.kind", "schedule.dt", "schedule.vacuum"),
     "key": ("seed",),

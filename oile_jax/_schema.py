@@ -37,6 +37,14 @@ SCHEMA: dict[str, Key] = {
         positive=True,
     ),
     "physics.mu": Key("float", 1.0, "neutrino-neutrino coupling", "frequency", positive=True),
+    "physics.n_flavours": Key(
+        "int",
+        2,
+        "flavours: 2, or 3 (Bloch vectors of 8 components `Tr(rho lambda^a)`, PMNS vacuum; "
+        "physics.md section 11); not with the many-body model",
+        minimum=2,
+        models=ALL - {"manybody"},
+    ),
     "physics.basis": Key(
         "str",
         "mass",
@@ -44,11 +52,47 @@ SCHEMA: dict[str, Key] = {
         "`(sin 2theta, 0, -cos 2theta)` (flavour)",
         allowed=("mass", "flavour", "flavor"),
     ),
-    "physics.theta": Key("float", 0.0, "vacuum mixing angle (flavour basis only)", "rad"),
+    "physics.theta": Key(
+        "float", 0.0, "vacuum mixing angle (two flavours, flavour basis only)", "rad"
+    ),
+    **{
+        f"physics.{name}": Key(
+            "float",
+            None,
+            f"three flavours: {what} (flavour basis only; default: the NuFIT 6.0 best fit of "
+            "physics.ordering)",
+            "rad",
+            models=ALL - {"manybody"},
+        )
+        for name, what in (
+            ("theta12", "PMNS mixing angle theta_12"),
+            ("theta13", "PMNS mixing angle theta_13"),
+            ("theta23", "PMNS mixing angle theta_23"),
+            ("delta", "Dirac CP phase delta"),
+        )
+    },
+    "physics.dm2_21": Key(
+        "float",
+        None,
+        "three flavours: the solar splitting `dm^2_21` (default: NuFIT 6.0); only its ratio to "
+        "`|dm^2_3l|` enters, frequencies being `omega = |dm^2_3l| / 2E`",
+        "eV^2",
+        positive=True,
+        models=ALL - {"manybody"},
+    ),
+    "physics.dm2_3l": Key(
+        "float",
+        None,
+        "three flavours: the atmospheric splitting `dm^2_31` (normal, > 0) or `dm^2_32` "
+        "(inverted, < 0) (default: NuFIT 6.0 for physics.ordering)",
+        "eV^2",
+        models=ALL - {"manybody"},
+    ),
     "physics.ordering": Key(
         "str",
         "normal",
-        "mass ordering: inverted flips the sign of every vacuum frequency",
+        "mass ordering: inverted flips the sign of every vacuum frequency (two flavours) or "
+        "takes the inverted mass spectrum and its NuFIT 6.0 fit (three flavours)",
         allowed=("normal", "inverted"),
     ),
     "physics.matter": Key(
@@ -128,19 +172,20 @@ SCHEMA: dict[str, Key] = {
     "run.save_state": Key(
         "bool",
         False,
-        "also save every neutrino's Bloch vector at every save (`R S N 3` numbers)",
+        "also save every neutrino's Bloch vector at every save (`R S N D` numbers, D = 3 or 8)",
         models=frozenset({"gas"}),
     ),
     "foreground.P0": Key(
         "vector",
         REQUIRED,
-        "initial Bloch vector of the foreground neutrino",
+        "initial Bloch vector of the foreground neutrino, or a flavour name (e, x; e, mu, "
+        "tau for three flavours; flavour basis)",
         models=frozenset({"foreground"}),
     ),
     "foreground.P_b": Key(
         "vector",
         REQUIRED,
-        "Bloch vector of every background neutrino",
+        "Bloch vector of every background neutrino, or a flavour name",
         models=frozenset({"foreground"}),
     ),
     "foreground.omega": Key(
@@ -167,7 +212,8 @@ SCHEMA: dict[str, Key] = {
     "gas.P0": Key(
         "vectors",
         REQUIRED,
-        "initial Bloch vector of each group (`Pbar` for an antineutrino group)",
+        "initial Bloch vector of each group (`Pbar` for an antineutrino group), or a flavour "
+        "name (e, x; e, mu, tau for three flavours; flavour basis)",
         models=GROUPS,
     ),
     "gas.antineutrino": Key(
@@ -243,10 +289,10 @@ def reference() -> str:
         "int": "integer",
         "float": "number",
         "bool": "boolean",
-        "vector": "[x, y, z]",
+        "vector": "[x, y, z] (8 numbers for three flavours) or a name",
         "ints": "list of integers",
         "floats": "list of numbers",
-        "vectors": "list of [x, y, z]",
+        "vectors": "list of vectors or names",
         "bools": "list of booleans",
     }
     rows = ["| key | type | unit | default | models | meaning |", "|---|---|---|---|---|---|"]

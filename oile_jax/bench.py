@@ -51,21 +51,24 @@ def gas_rate(
     antineutrino: bool = False,
     matter=None,
     mu=1.0,
+    n_flavours: int = 2,
 ) -> tuple[float, float]:
     """`(encounters per second, compile seconds)` of `simulate_gas` for `steps` steps: two groups
     (60% / 40%, omega = 0.1, 0.2), gamma = 0.01, `dt = p gamma`, vacuum on, fixed
     velocities, float32; `shards`, `exchange_every`, `devices`, `matter`, `mu` as in
-    `simulate_gas`; `antineutrino`: the second group is antineutrinos. The best of `repeats`
-    timed calls after the first, each with another gamma (no recompilation)."""
+    `simulate_gas`; `antineutrino`: the second group is antineutrinos. `n_flavours=3`: the
+    groups start as `nu_e` and `nu_mu` (`Pbar`: `nubar_mu`) with the default three-flavour
+    vacuum. The best of `repeats` timed calls after the first, each with another gamma (no
+    recompilation)."""
+    from ._flavours import flavour_state
     from ._gas import Gas, simulate_gas
     from ._schedule import Stochastic
 
-    gas = Gas(
-        (6 * n // 10, n - 6 * n // 10),
-        (0.1, 0.2),
-        [[1e-3, 0.0, np.sqrt(1 - 1e-6)], [-1e-3, 0.0, -np.sqrt(1 - 1e-6)]],
-        antineutrino=(False, antineutrino),
-    )
+    if n_flavours == 3:
+        P0 = jnp.stack([flavour_state("e", 3), flavour_state("mu", 3)])
+    else:
+        P0 = [[1e-3, 0.0, np.sqrt(1 - 1e-6)], [-1e-3, 0.0, -np.sqrt(1 - 1e-6)]]
+    gas = Gas((6 * n // 10, n - 6 * n // 10), (0.1, 0.2), P0, antineutrino=(False, antineutrino))
     run = lambda gamma: simulate_gas(
         gas,
         gamma=gamma,

@@ -76,6 +76,34 @@ def test_two_groups_experiment(tmp_path):
     assert np.max(np.abs(path["P"][..., 2] - data["group_mean"][k, :, 2])) < 0.05
 
 
+def test_three_flavours_experiment(tmp_path):
+    experiment = load("three_flavours")
+    assert experiment.main(["--size", "smoke", "--out", str(tmp_path)]) == 0
+    h5 = tmp_path / "three_flavours.h5"
+    data, attrs = oj.read_h5(h5)
+    assert_described(h5)
+    assert (tmp_path / "three_flavours.png").stat().st_size > 20_000
+    assert '"N": 1000' in attrs["config"]
+    three, two = data["three_flavours"], data["two_flavours"]
+    S = len(data["ts"])
+    assert three["occupations"].shape == (S, 2, 3) and two["occupations"].shape == (S, 2, 2)
+    # B . sum P is conserved by the vacuum and by every encounter (float32: 1e-5 relative).
+    for run in (three, two):
+        lepton = run["lepton"].astype(np.float64)
+        assert np.allclose(lepton, lepton[:, :1], rtol=1e-5, atol=0)
+    # Two flavours cannot pass ln 2; three do by mu t = 300 (measured 0.715: about 7 standard
+    # errors of a mean over 1000 neutrinos above ln 2), and the mean field plus collision
+    # follows OILE (measured difference 8e-4; 0.01 allows the O(gamma) corrections and noise).
+    assert np.all(two["entropy"] <= np.log(2) + 1e-5)
+    assert three["entropy"][-1] > np.log(2) + 0.01
+    mfc = data["meanfield_collision"]["group_entropy"][-1] @ data["fractions"]
+    assert abs(mfc - three["entropy"][-1]) < 0.01
+    # The third flavour, empty at the start (float32: rho_tautau = 1/3 + ... rounds to about
+    # 1e-6), is populated.
+    assert np.abs(three["occupations"][0, :, 2]).max() < 1e-5
+    assert three["occupations"][:, :, 2].max() > 0.2
+
+
 def test_meanfield_limit_experiment(tmp_path):
     """Small version of the OILE -> mean-field limit: over a fixed window the mean field's distance
     to OILE shrinks as gamma falls; over mu t <= 1/(mu gamma) it does not, while the mean field
@@ -207,3 +235,24 @@ def test_standard_problems_experiment(tmp_path):
     for g in data["split_gammas"]:
         split = row[f"split_oile_{g:g}"]
         assert abs(split / row[f"split_mean_field_collision_{g:g}"] - 1) < 0.01, g
+
+
+@pytest.mark.parametrize("name", ["benchmark_flavours", "benchmark_species"])
+def test_round_benchmarks_run_and_record(tmp_path, name):
+    """The benchmarks run end to end on a small gas and record every variant (their numbers
+    are measured by running them, never asserted here)."""
+    table = tmp_path / "bench.json"
+    argv = ["--sizes", "1000", "--rounds", "1", "--repeats", "1", "--json", str(table)]
+    assert load(name).main(argv) == 0
+    import json
+
+    result = json.loads(table.read_text())
+    assert result["rounds"] == 1 and result["repeats"] == 1
+    rows = result["rows"]
+    if name == "benchmark_flavours":
+        assert [r["physics"] for r in rows] == ["neutrinos, vacuum", "nu + nubar, constant matter"]
+        for r in rows:
+            assert r["rate_2"] > 0 and r["rate_3"] > 0
+            assert np.isclose(r["cost_ratio"], r["rate_2"] / r["rate_3"])
+    else:
+        assert len(rows) == 4 and rows[0]["ratio"] == 1.0

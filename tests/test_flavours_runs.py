@@ -100,3 +100,94 @@ def test_bad_three_flavour_input_names_the_argument(change, message):
     kw.update(change)
     with pytest.raises(ValueError, match=message):
         oj.simulate_gas(kw.pop("gas")(), n_steps=4, **kw)
+
+
+def oile(*argv) -> int:
+    from oile_jax import _cli
+
+    return _cli.main([str(a) for a in argv])
+
+
+SMALL = ["--set", "gas.counts=[60, 40]", "--set", "run.t_max=20", "--set", "run.n_saves=5"]
+
+
+def test_the_three_flavour_preset_is_the_library_run(tmp_path):
+    """`oile run three-flavours` (small) writes what `simulate_gas` gives for the same gas,
+    vacuum and schedule (another program: equal to rounding), with the occupations and flavour
+    numbers; its figure is drawn."""
+    from oile_jax import _config
+
+    out = tmp_path / "tf.h5"
+    assert oile("run", "three-flavours", "--out", out, *SMALL) == 0
+    data, attrs = oj.read_h5(out)
+    assert data["group_mean"].shape == (1, 5, 2, 8)
+    assert data["occupations"].shape == (1, 5, 2, 3)
+    assert data["flavour_numbers"].shape == (1, 5, 3)
+    config = _config.resolve(_config.load("three-flavours")[0])
+    assert config["gas"]["P0"] == [list(map(float, E)), list(map(float, MU))]
+    gas = oj.Gas((60, 40), (0.1, 0.2), jnp.stack([E, MU]))
+    sol = oj.simulate_gas(
+        gas, gamma=0.01, schedule=oj.Stochastic(dt=0.01), key=jax.random.key(0),
+        angles="isotropic", B=oj.pmns_vacuum("normal", "flavour", dtype=jnp.float32),
+        n_steps=2000, save_every=500, dtype=jnp.float32,
+    )  # fmt: skip
+    for name in ("group_mean", "occupations", "group_entropy", "encounters"):
+        assert_same_to_rounding(data[name], getattr(sol, name), name)
+    assert oile("plot", out, "--out", tmp_path / "tf.png") == 0
+    assert (tmp_path / "tf.png").stat().st_size > 20_000
+
+
+def test_a_three_flavour_mean_field_run_file(tmp_path):
+    """A mean-field run file with three flavours, an antineutrino group and the inverted
+    ordering: the run's group means are `GroupField`'s with `pmns_vacuum("inverted")`."""
+    config = tmp_path / "mf.toml"
+    config.write_text(
+        'model = "meanfield"\nprecision = "float64"\n[physics]\nn_flavours = 3\n'
+        'basis = "flavour"\nordering = "inverted"\ntheta23 = 0.7\n[run]\nt_max = 10.0\n'
+        'n_saves = 6\n[gas]\ncounts = [30, 20]\nomegas = [0.3, 0.3]\nP0 = ["e", "e"]\n'
+        "antineutrino = [false, true]\n"
+    )
+    out = tmp_path / "mf.h5"
+    assert oile("run", config, "--out", out) == 0
+    data, _ = oj.read_h5(out)
+    B = oj.pmns_vacuum("inverted", "flavour", theta23=0.7)
+    field = oj.GroupField(
+        jnp.asarray([0.6, 0.4]), jnp.asarray([0.3, 0.3]), jnp.asarray(1.0), jnp.asarray(0.0),
+        B, n=50, antineutrino=jnp.asarray([False, True]),
+    )  # fmt: skip
+    sol = oj.solve_meanfield(field, jnp.stack([E, E]), jnp.linspace(0.0, 10.0, 6))
+    np.testing.assert_allclose(data["group_mean"], sol.P, rtol=0, atol=1e-9)
+    assert_allclose(data["occupations"], oj.occupations(sol.P), rtol=0, atol=1e-9)
+    assert np.abs(data["occupations"][-1] - data["occupations"][0]).max() > 0.05
+
+
+@pytest.mark.parametrize(
+    "setting, key, allowed",
+    [
+        ("physics.n_flavours=4", "physics.n_flavours", "2 or 3"),
+        ("physics.theta=0.3", "physics.theta", "theta12, theta13"),
+        ("gas.P0=[[0.0, 0.0, 1.0], 'mu']", "gas.P0", "takes 8"),
+        ("gas.P0=['e', 'x']", "gas.P0", "'tau'"),
+        ("physics.basis=mass", "gas.P0", "flavour-basis states"),
+        ("physics.dm2_3l=-2.5e-3", "physics.dm2_3l", "normal ordering"),
+        ("schedule.kind=deterministic", None, None),
+        ("gas.P0=[[0, 0, 1.2, 0, 0, 0, 0, 0.577], 'mu']", "gas.P0", "unphysical"),
+    ],
+)
+def test_bad_three_flavour_run_files_name_the_key(tmp_path, capsys, setting, key, allowed):
+    out = tmp_path / "out.h5"
+    argv = ["run", "three-flavours", "--out", out, *SMALL, "--set", setting]
+    if key is None:  # a valid change: the deterministic schedule, with vacuum inside refused
+        argv += ["--set", "schedule.vacuum=inside"]
+        key, allowed = "schedule.vacuum", "two-flavour only"
+    assert oile(*argv) == 2
+    err = capsys.readouterr().err
+    assert f"'{key}'" in err and allowed in err, err
+    assert not out.exists()
+
+
+def test_three_flavour_keys_need_three_flavours(tmp_path, capsys):
+    out = tmp_path / "out.h5"
+    assert oile("run", "two-groups", "--out", out, "--set", "physics.theta13=0.15") == 2
+    err = capsys.readouterr().err
+    assert "'physics.theta13'" in err and "physics.n_flavours = 3" in err

@@ -16,3 +16,4 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     assert namespace["sol"].group_mean.shape == (2, 101, 2, 3)  # saves every mu t = 1
     assert (tmp_path / "results" / "run.ckpt.h5").exists()
     assert namespace["mf"].P.shape == (101, 1000, 3)
+    assert namespace["sol3"].occupations.shape == (1, 101, 2, 3)
