@@ -118,7 +118,8 @@ _PATHS: dict[str, tuple[str, str, dict[int, tuple[str, ...]]]] = {
     "equilibrium/Q": ("1", "|Pbar_perp| of each branch", {1: ("branch",)}),
     "gas-checkpoint/state": (
         "1",
-        "the gas in its carried form (frame of B, half a vacuum step ahead), pairing order",
+        "the gas in its carried form (frame of B, half a vacuum step ahead; with constant "
+        "matter half a turn ahead), pairing order",
         {3: (R, N, C), 4: ("point", R, N, C)},
     ),
 }

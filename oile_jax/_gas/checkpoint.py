@@ -12,7 +12,7 @@ from .._sharding import is_main_process
 
 # The random streams and the engine's state: a checkpoint of another format is refused. The
 # history of the format is in CHANGELOG.md.
-FORMAT = 5
+FORMAT = 6
 
 
 def fingerprint(gas, spec, options: dict) -> str:

@@ -16,7 +16,10 @@ The kernel works on flavour isospins (`model.py`): antineutrino groups and the i
 enter only through the signs of `omegas`. With matter, each group turns about its own axis
 `omega_g B + lambda(t) L`: a step is then half a turn (the field at the step's midpoint),
 the encounters and the other half, each turn a per-group rotation matrix (exact for constant
-matter, second order in the step for `lambda(t)`); the vectors are carried as they are.
+matter, second order in the step for `lambda(t)`). With constant matter the two half turns of
+consecutive steps are one: the vectors are carried half a turn ahead, and a step is the
+encounters and one full turn (for three flavours an 8 x 8 matrix per neutrino: half the work).
+With `lambda(t)` the vectors are carried as they are.
 """
 
 import equinox as eqx
@@ -241,6 +244,12 @@ class GasKernel(eqx.Module):
         """Whether the vectors are carried in the frame of `B`, half a step ahead (`enter`)."""
         return not self.vacuum_inside and self.matter is None
 
+    @property
+    def carried_in_matter(self) -> bool:
+        """Whether the vectors are carried half a turn about `omega_g B + lambda L` ahead, with
+        a constant `lambda` (`enter`)."""
+        return self.matter is not None and self.matter.constant and not self.vacuum_inside
+
     def midpoint(self, step, dtype):
         """The time at the middle of step `step` (an int32 index)."""
         tau = self.schedule.step_length(self.gamma, self.mu).astype(dtype)
@@ -250,14 +259,17 @@ class GasKernel(eqx.Module):
         """`mu(t)`."""
         return self.mu if self.density is None else self.mu * self.density(t)
 
-    def half_turns(self, index, t, dtype):
-        """The rotation of each neutrino `index` about `omega_g B + lambda(t) L` over half a
-        step, as a `D x D` nest of per-neutrino entries."""
+    def half_turns(self, index, t, dtype, steps: float = 0.5, transpose: bool = False):
+        """The rotation of each neutrino `index` about `omega_g B + lambda(t) L` over `steps`
+        steps (half a step by default; `transpose`: its inverse), as a `D x D` nest of
+        per-neutrino entries."""
         h = self.omegas.astype(dtype)[:, None] * self.B.astype(dtype) + self.matter(t).astype(
             dtype
         ) * self.L.astype(dtype)
         tau = self.schedule.step_length(self.gamma, self.mu).astype(dtype)
-        R = _rotations(h, tau / 2)
+        R = _rotations(h, tau * steps)
+        if transpose:
+            R = jnp.swapaxes(R, -1, -2)
         D = h.shape[-1]
         return [[group_values(self.counts, R[:, i, k], index) for k in range(D)] for i in range(D)]
 
@@ -288,8 +300,13 @@ class GasKernel(eqx.Module):
         encounters), so `n` steps are `R E (R^2 E)^(n - 1) R`: the gas is carried half a step of
         vacuum ahead (`Q = R P`), and in the frame `(e1, e2, B)`, where `R^2` turns `x` and `y`
         only. A step is then `E` and one full turn, a third of the work of two half turns about
-        a general `B`; `B . P` is the third component and untouched by the vacuum. With the
-        vacuum inside the encounters, or with matter, the Bloch vectors themselves."""
+        a general `B`; `B . P` is the third component and untouched by the vacuum. With
+        constant matter, half a turn ahead (`R P`, `R` each group's half turn), so that a step
+        is `E` and one full turn. With the vacuum inside the encounters, or with `lambda(t)`,
+        the Bloch vectors themselves."""
+        if self.carried_in_matter:
+            R = self.half_turns(slots.index, 0.0, slots.P[0].dtype)
+            return Slots(P=_turned(R, slots.P), index=slots.index)
         if not self.carried:
             return slots
         M = mass_frame(self.B.astype(slots.P[0].dtype))[0]
@@ -298,6 +315,9 @@ class GasKernel(eqx.Module):
 
     def leave(self, slots: Slots) -> Slots:
         """Slots holding the Bloch vectors, from the carried form (`enter`)."""
+        if self.carried_in_matter:
+            R = self.half_turns(slots.index, 0.0, slots.P[0].dtype, transpose=True)
+            return Slots(P=_turned(R, slots.P), index=slots.index)
         if not self.carried:
             return slots
         M = mass_frame(self.B.astype(slots.P[0].dtype))[0]
@@ -341,7 +361,7 @@ class GasKernel(eqx.Module):
         # The encounter is symmetric (`Pb` changes by `_exchange(Pb, Pa)`), so each plane is one
         # elementwise pass over all slots, the partner read from the other row.
         sin2, sin_cos = materialize(live, _coefficients, c)
-        if self.carried:
+        if self.carried or self.carried_in_matter:
             P = slots.P
         else:  # the same half turn before and after the encounters (the step's midpoint)
             R = self.half_turns(slots.index, t, slots.P[0].dtype)
@@ -355,6 +375,8 @@ class GasKernel(eqx.Module):
         P = tuple(p + x for p, x in zip(P, d, strict=True))
         if self.carried:
             return Slots(P=self._precess(P, slots.index, 1.0), index=slots.index)
+        if self.carried_in_matter:  # this step's second half turn and the next step's first
+            R = self.half_turns(slots.index, t, slots.P[0].dtype, steps=1.0)
         return Slots(P=_turned(R, P), index=slots.index)
 
     def step(self, slots: Slots, words, velocity_words, live, step):
