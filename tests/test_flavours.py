@@ -430,3 +430,47 @@ def test_encounter_functions_in_three_flavours():
     P2, Qbar2 = oj.encounter_antineutrino(jnp.asarray(p), jnp.asarray(q), c)
     s_i, s_j = oj.encounter(jnp.asarray(p), jnp.asarray(-q), c)
     assert_allclose(np.stack([P2, -Qbar2]), np.stack([s_i, s_j]), rtol=0, atol=1e-15)
+
+
+def test_the_three_flavour_multi_angle_field_against_matrices():
+    """`MultiAngleField` in three flavours with both species, against density matrices: the mean
+    field from the ordinary-state Hamiltonians (`omega M` or `omega M^*`, `x SWAP` within a
+    species and `-x S^{T_B}` between species, traced over the partner), and the collision term
+    as `mu gamma/(N-1) sum_j x_ij^2 K_ij`, `K_ij` the second-order coefficient of the exact 9x9
+    pair map (`(d(c) + d(-c)) / 2c^2` at small `c`; physics.md sections 6 and 11)."""
+    rng = np.random.default_rng(21)
+    N, mu, gamma = 6, 1.3, 0.05
+    anti = np.array([False, True, False, True, True, False])
+    v = rng.normal(size=(N, 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    w = rng.uniform(0.2, 1.0, N)
+    P = np.stack([random_state(rng) for _ in range(N)])
+    B, _, _, M = vacuum()
+    X = 1 - v @ v.T
+    rhos = [ref.from_physical(P[i], anti[i]) for i in range(N)]
+    mean_field, collision = np.zeros((N, 8)), np.zeros((N, 8))
+    for i in range(N):
+        H = ref.one_body(w[i], M, 0.0, anti[i])
+        for j in range(N):
+            if j == i:
+                continue
+            # The partner's partial trace of the pair Hamiltonian: rho_j itself, or its transpose.
+            same = anti[i] == anti[j]
+            H = H + mu / (N - 1) * X[i, j] * (rhos[j] if same else -rhos[j].T)
+            c = 1e-4
+            U = [
+                ref.expm_hermitian(ref.pair_hamiltonian(anti[i], anti[j], 1.0), s) for s in (c, -c)
+            ]
+            after = [ref.partial_traces(u @ np.kron(rhos[i], rhos[j]) @ u.conj().T)[0] for u in U]
+            K = (ref.to_physical(after[0] + after[1] - 2 * rhos[i], anti[i])) / (2 * c**2)
+            collision[i] += mu * gamma / (N - 1) * X[i, j] ** 2 * K
+        mean_field[i] = ref.to_physical(-1j * (H @ rhos[i] - rhos[i] @ H), anti[i])
+    # The mean field is exact; the collision's reference has the O(c^2) error of its difference.
+    cases = (("none", mean_field, 1e-12), ("stochastic", mean_field + collision, 1e-6))
+    for option, expected, atol in cases:
+        field = oj.MultiAngleField(
+            omegas=jnp.asarray(w), velocities=jnp.asarray(v), mu=jnp.asarray(mu),
+            gamma=jnp.asarray(gamma), B=B, collision=option, antineutrino=jnp.asarray(anti),
+        )  # fmt: skip
+        assert_allclose(field(0.0, jnp.asarray(P)), expected, rtol=0, atol=atol, err_msg=option)
+    assert np.abs(collision).max() > 1e-3

@@ -191,3 +191,23 @@ def test_three_flavour_keys_need_three_flavours(tmp_path, capsys):
     assert oile("run", "two-groups", "--out", out, "--set", "physics.theta13=0.15") == 2
     err = capsys.readouterr().err
     assert "'physics.theta13'" in err and "physics.n_flavours = 3" in err
+
+
+@pytest.mark.parametrize(
+    "angles",
+    ["isotropic", "fixed-velocities", "fixed-angle", "beams"],
+)
+@pytest.mark.parametrize("schedule", [oj.Stochastic(dt=0.1), oj.Deterministic()], ids=str)
+def test_every_angle_model_and_schedule_conserves_the_total(angles, schedule):
+    """Without vacuum (omega = 0) every encounter conserves `sum_nu P - sum_nubar Pbar`, for every
+    angle model and both schedules, in three flavours with both species (float64)."""
+    gas = oj.Gas((24, 16, 24), (0.0, 0.0, 0.0), GAS.P0, antineutrino=GAS.antineutrino)
+    if angles == "beams":
+        angles = oj.Beams(jnp.asarray([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]]))
+    sol = oj.simulate_gas(
+        gas, gamma=0.2, schedule=schedule, key=jax.random.key(3), angles=angles, n_steps=20,
+        save_every=10, B=B, dtype=jnp.float64,
+    )  # fmt: skip
+    total = sol.total[0]
+    assert_allclose(total - total[0], np.zeros(total.shape), rtol=0, atol=1e-12)
+    assert np.abs(sol.group_mean[0, -1] - sol.group_mean[0, 0]).max() > 0.05
