@@ -100,6 +100,10 @@ from ._schedule import (
     Deterministic as Deterministic,
     Stochastic as Stochastic,
 )
+from ._stability import (
+    LinearStability as LinearStability,
+    linear_stability as linear_stability,
+)
 from ._state import (
     bloch_to_rho as bloch_to_rho,
     entropy as entropy,

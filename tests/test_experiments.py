@@ -256,3 +256,16 @@ def test_round_benchmarks_run_and_record(tmp_path, name):
             assert np.isclose(r["cost_ratio"], r["rate_2"] / r["rate_3"])
     else:
         assert len(rows) == 4 and rows[0]["ratio"] == 1.0
+
+
+def test_stability_benchmark_runs_and_records(tmp_path):
+    """The stability benchmark end to end on small systems (its times are measured by running
+    it, never asserted here); the rates it records are the ones `linear_stability` gives."""
+    import json
+
+    table = tmp_path / "stability.json"
+    argv = ["--sizes", "10", "20", "--repeats", "1", "--grid", "3", "--json", str(table)]
+    assert load("benchmark_stability").main(argv) == 0
+    result = json.loads(table.read_text())
+    assert [r["n"] for r in result["rows"]] == [10, 20]
+    assert all(r["growth_rate"] > 0 for r in result["rows"]) and result["map"]["points"] == 9
