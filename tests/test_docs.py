@@ -28,3 +28,16 @@ def test_cited_physics_sections_exist():
         for group in re.findall(r"physics\.md sections? ([\d, and-]+)", path.read_text()):
             cited |= {int(n) for n in re.findall(r"\d+", group)}
     assert cited and cited <= sections, cited - sections
+
+
+def test_the_citation_file_names_this_version_and_the_papers():
+    """`CITATION.cff` (Citation File Format 1.2) carries the version of `pyproject.toml`, the one
+    place it is set, and the OILE papers the README cites."""
+    import tomllib
+
+    text = (ROOT / "CITATION.cff").read_text()
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert "cff-version: 1.2.0" in text and f'version: "{version}"' in text
+    readme = (ROOT / "README.md").read_text()
+    for arxiv in re.findall(r"arXiv:(\d{4}\.\d{5})", readme.split("## Cite")[1]):
+        assert f"arXiv:{arxiv}" in text, arxiv
