@@ -28,6 +28,7 @@ figures: $(STAMP)
 	$(PY) experiments/meanfield_limit.py --out $(OUT) --force
 	$(PY) experiments/standard_problems.py --out $(OUT) --force
 	$(PY) experiments/three_flavours.py --out $(OUT) --force
+	$(PY) experiments/fit_gamma.py --out $(OUT) --force
 
 ## The default test suite (excludes tests marked slow), on every core (pytest-xdist).
 test: $(STAMP)

@@ -1,9 +1,10 @@
 """Time of `linear_stability` on multi-angle fields: N fixed isotropic velocities (half `nu_e`,
 half `nubar_e`, inverted ordering, omega = 1, mu = 10), about the flavour state, float64. Each
 entry: the best of `--repeats` calls after a first one (compilation), with its largest growth
-rate; and a growth-rate map of two groups over a (mu, omega) grid in one vmapped call.
+rate, by the dense method (up to `MAX_DENSE` components) and the matrix-free one (`modes=2`);
+and a growth-rate map of two groups over a (mu, omega) grid in one vmapped call.
 
-    python experiments/benchmark_stability.py                 # N = 100, 300, 1000
+    python experiments/benchmark_stability.py                 # N = 100, 1000, 10000
     python experiments/benchmark_stability.py --sizes 100 1000 --json stability.json
 """
 
@@ -51,7 +52,8 @@ def timed(call, repeats: int) -> tuple[float, float, object]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("--modes", type=int, default=2, help="modes of the matrix-free method")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per entry")
     parser.add_argument("--grid", type=int, default=32, help="points per axis of the map")
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -60,13 +62,19 @@ def main(argv=None) -> int:
         parser.error("--repeats and --grid must be at least 1")
     args.rounds = 1
     result = common.benchmark_record(args)
-    print(f"{'N angles':>10}{'first s':>10}{'best s':>10}{'growth rate':>14}")
+    print(f"{'N angles':>10} {'method':<14}{'first s':>10}{'best s':>10}{'growth rate':>14}")
     for n in args.sizes:
         field, state = angles_field(n)
-        first, best, out = timed(lambda f=field, s=state: oj.linear_stability(f, s), args.repeats)
-        rate = float(out.growth_rate)
-        result["rows"].append({"n": n, "first_s": first, "best_s": best, "growth_rate": rate})
-        print(f"{n:>10}{first:>10.2f}{best:>10.3f}{rate:>14.5f}")
+        methods = {"matrix-free": dict(modes=args.modes)}
+        if 3 * n <= oj.MAX_DENSE:
+            methods = {"dense": {}, **methods}
+        for method, options in methods.items():
+            call = lambda f=field, s=state, o=options: oj.linear_stability(f, s, **o)
+            first, best, out = timed(call, args.repeats)
+            rate = float(out.growth_rate)
+            row = {"n": n, "method": method, "first_s": first, "best_s": best}
+            result["rows"].append({**row, "growth_rate": rate})
+            print(f"{n:>10} {method:<14}{first:>10.2f}{best:>10.3f}{rate:>14.5f}")
     mus, omegas = jnp.linspace(1.0, 20.0, args.grid), jnp.linspace(0.1, 12.0, args.grid)
     flavour_state = jnp.stack([Z, Z])  # concrete: the tangent spaces are fixed before tracing
 

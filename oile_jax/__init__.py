@@ -50,7 +50,9 @@ from ._foreground import (
 from ._gas import (
     Gas as Gas,
     GasSolution as GasSolution,
+    GasTrajectory as GasTrajectory,
     Observables as Observables,
+    evolve_gas as evolve_gas,
     simulate_gas as simulate_gas,
     sweep_gas as sweep_gas,
 )
@@ -101,6 +103,7 @@ from ._schedule import (
     Stochastic as Stochastic,
 )
 from ._stability import (
+    MAX_DENSE as MAX_DENSE,
     LinearStability as LinearStability,
     linear_stability as linear_stability,
 )

@@ -17,11 +17,12 @@ two flavours this is the unit `B` of section 1. Matter is `lambda(t) L` with
 import functools
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._checks import check_option
+from ._checks import check_option, concrete
 
 FLAVOUR_COUNTS = (2, 3)
 
@@ -216,14 +217,21 @@ def von_neumann_entropy(P: Float[ArrayLike, "... D"]) -> Array:
 
 def pmns(theta12, theta13, theta23, delta=0.0) -> np.ndarray:
     """The PMNS matrix `U = R23 U13(delta) R12` (angles in radians;
-    `nu_alpha = sum_k U_ak nu_k`)."""
-    c12, s12 = math.cos(theta12), math.sin(theta12)
-    c13, s13 = math.cos(theta13), math.sin(theta13)
-    c23, s23 = math.cos(theta23), math.sin(theta23)
-    e = np.exp(-1j * delta)
-    R23 = np.array([[1, 0, 0], [0, c23, s23], [0, -s23, c23]], complex)
-    U13 = np.array([[c13, 0, s13 * e], [0, 1, 0], [-s13 * np.conj(e), 0, c13]], complex)
-    R12 = np.array([[c12, s12, 0], [-s12, c12, 0], [0, 0, 1]], complex)
+    `nu_alpha = sum_k U_ak nu_k`); a JAX array where an angle is traced (under `jit` or a
+    derivative), else NumPy complex128."""
+    angles = (theta12, theta13, theta23, delta)
+    xp = np if all(concrete(a) is not None for a in angles) else jnp
+    cdtype = np.complex128 if xp is np else jnp.result_type(complex)
+    z = lambda x: xp.asarray(x).astype(cdtype)
+    (c12, s12), (c13, s13), (c23, s23) = ((z(xp.cos(a)), z(xp.sin(a))) for a in angles[:3])
+    e = xp.exp(-1j * z(delta))
+    one, zero = xp.ones_like(c12), xp.zeros_like(c12)
+    R23 = xp.stack([xp.stack([one, zero, zero]), xp.stack([zero, c23, s23]),
+                    xp.stack([zero, -s23, c23])])  # fmt: skip
+    U13 = xp.stack([xp.stack([c13, zero, s13 * e]), xp.stack([zero, one, zero]),
+                    xp.stack([-s13 * xp.conj(e), zero, c13])])  # fmt: skip
+    R12 = xp.stack([xp.stack([c12, s12, zero]), xp.stack([-s12, c12, zero]),
+                    xp.stack([zero, zero, one])])  # fmt: skip
     return R23 @ U13 @ R12
 
 
@@ -261,7 +269,7 @@ def pmns_vacuum(
     `basis="mass"`: the mass basis (then only the splittings matter)."""
     check_option(basis, "basis", ("flavour", "flavor", "mass"))
     fit = NUFIT_6_0[check_option(ordering, "ordering", ("normal", "inverted"))]
-    pick = lambda value, key: math.radians(fit[key]) if value is None else float(value)
+    pick = lambda value, key: math.radians(fit[key]) if value is None else value
     m2 = mass_squares(ordering, dm2_21, dm2_3l)
     if basis == "mass":
         M = np.diag(m2).astype(complex)
@@ -270,8 +278,8 @@ def pmns_vacuum(
             pick(theta12, "theta12"), pick(theta13, "theta13"), pick(theta23, "theta23"),
             pick(delta, "delta"),
         )  # fmt: skip
-        M = U @ np.diag(m2) @ U.conj().T
-    B = np.real(np.einsum("ij,aji->a", M, gell_mann(3)))
+        M = (U * m2.astype(complex)) @ U.conj().T
+    B = (jnp if isinstance(M, jax.Array) else np).einsum("ij,aji->a", M, gell_mann(3)).real
     return jnp.asarray(B, dtype=dtype or jnp.result_type(float))
 
 

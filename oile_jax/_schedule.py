@@ -46,6 +46,13 @@ class AbstractSchedule(eqx.Module):
         """Whether the schedule can follow a coupling `mu(t)` (its steps not set by `mu`)."""
         return False
 
+    @property
+    def meets_at_random(self) -> bool:
+        """Whether a draw against the parameters decides which pairs meet (then a pathwise
+        derivative with respect to those parameters is not the derivative of the expected
+        result)."""
+        return False
+
 
 class Stochastic(AbstractSchedule):
     """OILE II: steps of length `dt`; in each step a neutrino has an encounter with probability
@@ -68,6 +75,10 @@ class Stochastic(AbstractSchedule):
 
     @property
     def follows_density(self) -> bool:
+        return True
+
+    @property
+    def meets_at_random(self) -> bool:
         return True
 
     def meet_probability(self, gamma, mu) -> Array:

@@ -267,5 +267,30 @@ def test_stability_benchmark_runs_and_records(tmp_path):
     argv = ["--sizes", "10", "20", "--repeats", "1", "--grid", "3", "--json", str(table)]
     assert load("benchmark_stability").main(argv) == 0
     result = json.loads(table.read_text())
-    assert [r["n"] for r in result["rows"]] == [10, 20]
+    rows = [(r["n"], r["method"]) for r in result["rows"]]
+    assert rows == [(10, "dense"), (10, "matrix-free"), (20, "dense"), (20, "matrix-free")]
     assert all(r["growth_rate"] > 0 for r in result["rows"]) and result["map"]["points"] == 9
+    for dense, free in zip(result["rows"][::2], result["rows"][1::2], strict=True):
+        assert abs(dense["growth_rate"] - free["growth_rate"]) < 1e-8
+
+
+@pytest.mark.slow  # 35 s on 2 cores, compilation of the L-BFGS step (its line search and gradient)
+def test_fit_gamma_experiment(tmp_path):
+    """Gradient descent on log gamma through `evolve_gas` (8 L-BFGS steps at the smoke size, N =
+    200: noisy observations) lowers every fit's loss, and on the first observation reaches a
+    loss no larger than the best point of the forward loss scan, between that point's grid
+    neighbours."""
+    experiment = load("fit_gamma")
+    assert experiment.main(["--size", "smoke", "--out", str(tmp_path)]) == 0
+    h5 = tmp_path / "fit_gamma.h5"
+    data, attrs = oj.read_h5(h5)
+    assert_described(h5)
+    assert (tmp_path / "fit_gamma.png").stat().st_size > 20_000
+    loss = data["history_loss"]
+    # The observations' noise (N = 200) keeps the best loss at about a tenth of the start's.
+    assert loss.shape == (2, 8) and np.all(loss[:, -1] < 0.5 * loss[:, 0])
+    grid, scan = data["grid_gamma"], data["grid_loss"]
+    best = int(np.argmin(scan))
+    assert 0 < best < len(grid) - 1 and np.isclose(grid[best], 0.1, rtol=1e-9)
+    assert loss[0, -1] <= scan[best]
+    assert grid[best - 1] < data["gamma_fitted"][0] < grid[best + 1]

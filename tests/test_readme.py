@@ -17,3 +17,4 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     assert (tmp_path / "results" / "run.ckpt.h5").exists()
     assert namespace["mf"].P.shape == (101, 1000, 3)
     assert namespace["sol3"].occupations.shape == (1, 101, 2, 3)
+    assert namespace["dloss"].shape == () and abs(float(namespace["dloss"])) > 0

@@ -192,5 +192,66 @@ def test_bad_input_is_refused():
         oj.linear_stability(field, jnp.stack([Z, -Z]), rotation=(0.1, jnp.zeros(8)))
     big = oj.MultiAngleField(jnp.zeros(1400), jnp.tile(Z, (1400, 1)), jnp.asarray(1.0),
                              jnp.asarray(0.0), -Z)  # fmt: skip
-    with pytest.raises(ValueError, match="4200 components: .* GiB"):
+    with pytest.raises(ValueError, match="4200 components: .* GiB.*modes=k"):
         oj.linear_stability(big, jnp.tile(Z, (1400, 1)))
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="modes must be an integer >= 1"):
+            oj.linear_stability(field, jnp.stack([Z, -Z]), modes=bad)
+    with pytest.raises(ValueError, match="krylov=1 must be at least modes=2"):
+        oj.linear_stability(field, jnp.stack([Z, -Z]), modes=2, krylov=1)
+
+
+def multi_angle_bipolar(n: int, seed: int = 0):
+    """N fixed isotropic velocities, half `nu_e`, half `nubar_e`, omega = 1, mu = 10, inverted
+    ordering, about the flavour state: the multi-angle bipolar system (rate -> 3 as the angles
+    average out)."""
+    v = np.random.default_rng(seed).normal(size=(n, 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    field = oj.MultiAngleField(
+        jnp.ones(n), jnp.asarray(v), jnp.asarray(10.0), jnp.asarray(0.0), -Z,
+        antineutrino=jnp.asarray(np.arange(n) >= n // 2), ordering="inverted",
+    )  # fmt: skip
+    return field, jnp.tile(Z, (n, 1))
+
+
+def test_matrix_free_modes_are_the_dense_leading_modes():
+    """`modes=k` (Arnoldi on the linearized flow's propagator, Rayleigh quotients of J) against
+    the dense spectrum: N = 150 angles, the unstable pair to 1e-9 with residual |J v - lambda v|
+    < 1e-8 and its mode parallel to the dense one; two groups (4 tangent components, the Krylov
+    space the whole space) against the bipolar closed form, and the collision field on the full
+    space."""
+    field, state = multi_angle_bipolar(150)
+    dense = oj.linear_stability(field, state)
+    free = oj.linear_stability(field, state, modes=2)
+    assert free.eigenvalues.shape == (2,) and free.vectors.shape == (2, 150, 3)
+    assert float(free.growth_rate) > 2.5
+    leading = np.sort_complex(np.asarray(dense.eigenvalues[:2]))
+    assert_allclose(np.sort_complex(np.asarray(free.eigenvalues)), leading, rtol=0, atol=1e-9)
+    assert float(np.max(free.mode_residuals)) < 1e-8
+    overlap = abs(
+        np.vdot(np.asarray(dense.vectors[0]).ravel(), np.asarray(free.vectors[0]).ravel())
+    )
+    overlap = max(overlap, abs(np.vdot(np.asarray(dense.vectors[1]).ravel(),
+                                       np.asarray(free.vectors[0]).ravel())))  # fmt: skip
+    assert overlap > 1 - 1e-8
+    mu, f1, omega = 10.0, 0.7, 2.0
+    bipolar = bipolar_field(omega, mu, f1)
+    result = oj.linear_stability(bipolar, jnp.stack([Z, Z]), modes=1)
+    assert_allclose(
+        result.growth_rate, kappa(omega, mu * (1 - f1), mu * f1, -1), rtol=0, atol=1e-10
+    )
+    collided = two_groups("stochastic")
+    state = jnp.stack([Z, -Z])
+    dense = oj.linear_stability(collided, state, stationary=False)
+    free = oj.linear_stability(collided, state, stationary=False, modes=1)
+    assert_allclose(free.growth_rate, dense.growth_rate, rtol=0, atol=1e-9)
+
+
+def test_matrix_free_modes_of_many_angles():
+    """N = 3000 angles (9000 components, beyond the dense method): the multi-angle bipolar rate
+    approaches the single-angle 3 (measured 3.0017 at N = 1e3 by the dense method, 3.0003 at
+    1e4 matrix-free) and every returned mode has converged."""
+    field, state = multi_angle_bipolar(3000)
+    result = oj.linear_stability(field, state, modes=2)
+    assert abs(float(result.growth_rate) - 3.0) < 0.005
+    assert float(np.max(result.mode_residuals)) < 1e-8

@@ -16,9 +16,12 @@ The package, one part a module, data flowing down the list:
 - `engine`: `AbstractGasEngine`, the interface the driver runs;
 - `dense`, `sharded`: the final engines (the sharded one runs the kernel in every shard);
 - `checkpoint`: one format, one fingerprint;
-- `driver`: `drive`, `simulate_gas`; `sweep`: `sweep_gas`, a dense engine vmapped over points.
+- `driver`: `drive`, `simulate_gas`; `sweep`: `sweep_gas`, a dense engine vmapped over points;
+- `differentiable`: `evolve_gas`, the dense engine as one pure function (no host loop) for
+  `jax.grad` and `jax.jit`.
 """
 
+from .differentiable import GasTrajectory as GasTrajectory, evolve_gas as evolve_gas
 from .driver import GasSolution as GasSolution, simulate_gas as simulate_gas
 from .model import Gas as Gas
 from .observe import Observables as Observables, observe as observe

@@ -1,6 +1,8 @@
 """The dense engine: every realization's gas in `Slots` (leading axis `R`) on one device, or
 with the realizations sharded across devices."""
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -21,10 +23,24 @@ def initial(kernel: GasKernel, P):
 
 
 def advance(
-    kernel: GasKernel, slots: Slots, key, step0, n_intervals: int, save_every: int, save_state: bool
+    kernel: GasKernel,
+    slots: Slots,
+    key,
+    step0,
+    n_intervals: int,
+    save_every: int,
+    save_state: bool,
+    remat: bool = False,
+    sequential: bool = False,
 ):
     """`n_intervals * save_every` steps from global step `step0` for every realization:
-    `(slots, (observables, encounters, states))` per save interval."""
+    `(slots, (observables, encounters, states))` per save interval. `remat`: both scans (over
+    save intervals, over the steps of one) checkpointed in blocks (`remat_scan`), so that
+    reverse-mode differentiation keeps about `2 (sqrt(n_intervals) + sqrt(save_every))` gas
+    states instead of every step's. `sequential`: the realizations one after another
+    (`lax.map`) instead of vmapped, so that each gather (and its transpose) is one-dimensional
+    (XLA's batched gathers and scatters are several times slower on the CPU)."""
+    scan = remat_scan if remat else jax.lax.scan
 
     def one(slots, key_r):
         velocity_key, steps_key = realization_streams(key_r)
@@ -40,14 +56,41 @@ def advance(
                 return slots, met
 
             steps = step0 + k * save_every + jnp.arange(save_every, dtype=jnp.int32)
-            slots, met = jax.lax.scan(step, slots, steps)
+            slots, met = scan(step, slots, steps)
             state = kernel.in_gas_order(slots) if save_state else None
             return slots, (kernel.observe_sums(slots), jnp.sum(met), state)
 
-        return jax.lax.scan(interval, slots, jnp.arange(n_intervals, dtype=jnp.int32))
+        return scan(interval, slots, jnp.arange(n_intervals, dtype=jnp.int32))
 
     keys = realization_keys(key, slots.index.shape[0])
-    return jax.vmap(one)(slots, keys)
+    if not sequential:
+        return jax.vmap(one)(slots, keys)
+    if keys.shape[0] == 1:
+        out = one(jax.tree.map(lambda x: x[0], slots), keys[0])
+        return jax.tree.map(lambda x: x[None], out)
+    # Each realization under `jax.checkpoint`: reverse mode through the map keeps the
+    # realizations' inputs only (the blocks' states inside one would otherwise be kept for all).
+    return jax.lax.map(jax.checkpoint(lambda args: one(*args)), (slots, keys))
+
+
+def remat_scan(f, carry, xs):
+    """`jax.lax.scan(f, carry, xs)` (`xs` an array) with its steps in blocks of
+    `b = ceil(sqrt(L))`, each block's scan under `jax.checkpoint`: reverse mode then stores the
+    carry at each block's start and, while it runs back through one block, that block's steps,
+    about `2 sqrt(L)` carries instead of `L`, for one more forward pass. Short scans (`L < 4`)
+    are plain."""
+    n = xs.shape[0]
+    if n < 4:
+        return jax.lax.scan(f, carry, xs)
+    b = math.isqrt(n - 1) + 1
+    q, r = divmod(n, b)
+    block = jax.checkpoint(lambda c, x: jax.lax.scan(f, c, x))
+    carry, ys = jax.lax.scan(block, carry, xs[: q * b].reshape((q, b) + xs.shape[1:]))
+    ys = jax.tree.map(lambda y: y.reshape((q * b,) + y.shape[2:]), ys)
+    if r:
+        carry, tail = block(carry, xs[q * b :])
+        ys = jax.tree.map(lambda y, t: jnp.concatenate([y, t]), ys, tail)
+    return carry, ys
 
 
 def in_gas_order(kernel: GasKernel, slots: Slots):

@@ -50,14 +50,28 @@ def materialize(live, f, *args):
     return jax.lax.cond(live, f, zeros, *args)
 
 
-@jax.custom_batching.custom_vmap
+@jax.custom_jvp
 def take(x: Array, index: Int[Array, " n"]) -> Array:
-    """`x[index]` for 1-d `x`. Under `vmap`, one gather from the flattened batch instead of
-    XLA's batched gather, which builds and reads an index pair per element."""
+    """`x[index]` for 1-d `x` and a permutation `index`. Under `vmap`, one gather from the
+    flattened batch instead of XLA's batched gather, which builds and reads an index pair per
+    element. Differentiable: the tangent is gathered by plain indexing (unique indices), which
+    JAX transposes into a scatter-add in every transformation (a `custom_vmap` function alone
+    has no transpose)."""
+    return _take(x, index)
+
+
+@take.defjvp
+def _take_jvp(primals, tangents):
+    x, index = primals
+    return _take(x, index), tangents[0].at[index].get(unique_indices=True)
+
+
+@jax.custom_batching.custom_vmap
+def _take(x, index):
     return x[index]
 
 
-@take.def_vmap
+@_take.def_vmap
 def _take_vmap(axis_size, in_batched, x, index):
     x_batched, index_batched = in_batched
     if not x_batched:
@@ -67,7 +81,7 @@ def _take_vmap(axis_size, in_batched, x, index):
     if x.size >= 2**31:  # flat positions would overflow int32
         return jax.vmap(lambda x, i: x[i])(x, index), True
     offsets = (x.shape[1] * jnp.arange(axis_size, dtype=index.dtype))[:, None]
-    flat = take(x.reshape(-1), (index + offsets).reshape(-1))
+    flat = _take(x.reshape(-1), (index + offsets).reshape(-1))
     return flat.reshape(index.shape), True
 
 

@@ -93,7 +93,12 @@ class Gas(eqx.Module):
         P0 = self.P0.astype(dtype)
         if P0.shape[0] == self.n and self.n != self.n_groups:
             return P0
-        return jnp.repeat(P0, np.asarray(self.counts), axis=0, total_repeat_length=self.n)
+        # Broadcasts (a few groups) or a gather by constant group indices: `jnp.repeat` builds
+        # its indices by a cumulative sum of N elements that XLA constant-folds for seconds.
+        if self.n_groups <= 16:
+            pieces = [jnp.broadcast_to(P0[g], (c, P0.shape[-1])) for g, c in enumerate(self.counts)]
+            return jnp.concatenate(pieces)
+        return P0[self.group_ids()]
 
     def neutrino_signs(self, dtype) -> np.ndarray:
         """`signs` of every neutrino `(N, 1)`, gas order."""
