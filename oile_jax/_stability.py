@@ -150,14 +150,8 @@ def linear_stability(
         if axis.shape != (D,):
             raise ValueError(f"rotation axis must have shape ({D},), got {axis.shape}")
 
-    def rotating(P):
-        F = field(t, P)
-        if rotation is not None:
-            F = F - Omega * star_array(jnp.broadcast_to(axis, P.shape), P, n)
-        return F
-
     shape = state.shape
-    flat = lambda P: rotating(P.reshape(shape)).reshape(-1)
+    flat = _Flat(field, jnp.asarray(t, dtype), None if rotation is None else (Omega, axis), shape)
     residual = jnp.max(jnp.abs(flat(state.reshape(-1))))
     if tol is None:
         tol = 1e-6 if dtype == jnp.float64 else 1e-3
@@ -197,6 +191,37 @@ def linear_stability(
 def _show(x) -> str:
     value = concrete(x)
     return "a traced value" if value is None else f"{float(value):.3g}"
+
+
+class _Flat(eqx.Module):
+    """The field in the co-rotating frame, `F'(P) = F(P) - Omega a * P`, on flat states (a
+    Module, so that the matrix-free method's jitted solves are reused across calls)."""
+
+    field: eqx.Module
+    t: Array
+    rotation: tuple | None
+    shape: tuple[int, ...] = eqx.field(static=True)
+
+    def __call__(self, x):
+        P = x.reshape(self.shape)
+        F = self.field(self.t, P)
+        if self.rotation is not None:
+            Omega, axis = self.rotation
+            n = flavour_count(P.shape[-1], "state")
+            F = F - Omega * star_array(jnp.broadcast_to(axis, P.shape), P, n)
+        return F.reshape(-1)
+
+
+class _Projector(eqx.Module):
+    """Each particle's tangent-space projector `Q` `(N, D, D)` (None: the identity)."""
+
+    Q: Array | None
+
+    def __call__(self, v):
+        if self.Q is None:
+            return v
+        D = self.Q.shape[-1]
+        return jnp.einsum("nab,nb->na", self.Q, v.reshape(-1, D)).reshape(-1)
 
 
 def _count(value, name: str) -> int:
@@ -253,15 +278,13 @@ def _leading_modes(flat, state, n, tangent, residual, modes, krylov, horizon):
     so that the frequencies carry no `2 pi / T` ambiguity."""
     shape, dtype = state.shape, state.dtype
     x0 = state.reshape(-1)
+    project = _Projector(None)
     if tangent:
         value = concrete(state)
         if value is None:
             raise ValueError("modes= with tangent=True needs a concrete state")
-        Q = jnp.asarray(_tangent_projectors(np.asarray(value, np.float64), 1e-9), dtype)
-        D = shape[-1]
-        project = lambda v: jnp.einsum("nab,nb->na", Q, v.reshape(-1, D)).reshape(-1)
-    else:
-        project = lambda v: v
+        Q = _tangent_projectors(np.asarray(value, np.float64), 1e-9)
+        project = _Projector(jnp.asarray(Q, dtype))
     rng = np.random.default_rng(0)
     start = np.asarray(project(jnp.asarray(rng.normal(size=x0.size), dtype)), np.float64)
     if horizon is None:

@@ -264,11 +264,11 @@ def test_stability_benchmark_runs_and_records(tmp_path):
     import json
 
     table = tmp_path / "stability.json"
-    argv = ["--sizes", "10", "20", "--repeats", "1", "--grid", "3", "--json", str(table)]
+    argv = ["--sizes", "10", "--repeats", "1", "--grid", "3", "--json", str(table)]
     assert load("benchmark_stability").main(argv) == 0
     result = json.loads(table.read_text())
     rows = [(r["n"], r["method"]) for r in result["rows"]]
-    assert rows == [(10, "dense"), (10, "matrix-free"), (20, "dense"), (20, "matrix-free")]
+    assert rows == [(10, "dense"), (10, "matrix-free")]
     assert all(r["growth_rate"] > 0 for r in result["rows"]) and result["map"]["points"] == 9
     for dense, free in zip(result["rows"][::2], result["rows"][1::2], strict=True):
         assert abs(dense["growth_rate"] - free["growth_rate"]) < 1e-8

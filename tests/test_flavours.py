@@ -143,6 +143,14 @@ def test_vacuum_oscillation_probabilities(ordering, antineutrino):
 PAIRS = {"nu-nu": (False, False), "nu-nubar": (False, True), "nubar-nubar": (True, True)}
 
 
+# The sharded engine runs the same kernel (its three-flavour pairs are checked by the mixed gas
+# below and tests/test_flavours_runs.py); its six pair runs are in the slow suite, for the
+# default suite's time budget.
+@pytest.mark.parametrize(
+    "engine",
+    [ENGINES["dense"], pytest.param(ENGINES["sharded"], marks=pytest.mark.slow)],
+    ids=["dense", "sharded"],
+)
 @pytest.mark.parametrize("pair", list(PAIRS))
 @pytest.mark.parametrize("schedule", ["deterministic", "stochastic"])
 def test_a_pair_matches_the_matrix_loop(engine, pair, schedule):

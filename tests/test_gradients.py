@@ -156,6 +156,7 @@ def test_deterministic_gradients_against_central_differences():
     check_against_differences(loss, params, argnums=(0, 1, 2, 3, 4, 5), forward_mode=True)
 
 
+@pytest.mark.slow  # the default suite's time budget; the Deterministic test covers both modes
 def test_stochastic_gradients_against_central_differences():
     """With `Stochastic(dt)`, the parameters the meeting decisions do not depend on."""
     loss, params = gradient_case(oj.Stochastic(0.1), n_steps=20, save_every=4)

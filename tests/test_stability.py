@@ -255,3 +255,31 @@ def test_matrix_free_modes_of_many_angles():
     result = oj.linear_stability(field, state, modes=2)
     assert abs(float(result.growth_rate) - 3.0) < 0.005
     assert float(np.max(result.mode_residuals)) < 1e-8
+
+
+def test_the_oile_gas_grows_at_the_collision_linearization_rate():
+    """The OILE gas itself (N = 1e4, gamma = 0.01, stochastic schedule, fresh isotropic angles,
+    the 1e-3 seed of the poster): the growth of its group means' `|P_perp|` over mu t = 10 .. 30
+    (from 0.005 to 0.1, where the growth has begun to slow) against the integral of the
+    mean-field-plus-collision linearization along the decohering background (measured: 0.15242
+    against 0.15568, 2.1% low, the realizations' standard error 1e-5; the mean field alone
+    grows at 0.1936)."""
+    field = two_groups("stochastic")
+    ts = np.linspace(0.0, 30.0, 301)
+    background = np.asarray(oj.solve_meanfield(field, jnp.stack([Z, -Z]), jnp.asarray(ts),
+                                               rtol=1e-12, atol=1e-14).P)  # fmt: skip
+    sample = np.arange(100, 301, 10)
+    rates = [float(oj.linear_stability(field, jnp.asarray(background[k]), stationary=False)
+                   .growth_rate) for k in sample]  # fmt: skip
+    predicted = np.trapezoid(rates, ts[sample]) / 20.0
+    seed = 1e-3
+    up = [seed, 0.0, np.sqrt(1 - seed**2)]
+    gas = oj.Gas((6000, 4000), (0.1, 0.2), [up, [-x for x in up]])
+    sol = oj.simulate_gas(gas, gamma=0.01, schedule=oj.Stochastic(dt=0.01), key=jax.random.key(1),
+                          B=oj.mixing_vector(basis="mass"), t_max=30.0, save_every=1000,
+                          n_realizations=2, dtype=jnp.float64)  # fmt: skip
+    perp = np.linalg.norm(sol.group_mean[..., :2].reshape(2, len(sol.ts), -1), axis=-1)
+    assert np.all(perp[:, -1] < 0.12)
+    measured = (np.log(perp[:, 3]) - np.log(perp[:, 1])) / 20.0
+    assert np.all(np.abs(measured / predicted - 1) < 0.03), (measured, predicted)
+    assert predicted < 0.85 * 0.1936
