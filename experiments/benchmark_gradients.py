@@ -60,17 +60,7 @@ def problem(n: int, n_steps: int):
 
 
 def main(argv=None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--steps", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", help="also write the results to this JSON file")
-    args = parser.parse_args(argv)
-    if min(args.rounds, args.repeats, args.steps) < 1 or min(args.sizes) < 2:
-        parser.error("--rounds, --repeats, --steps must be >= 1 and every size >= 2")
+    args = common.rounds_arguments(__doc__, argv, sizes=(10_000, 100_000), steps=256)
     result = common.benchmark_record(args)
     result["steps"] = args.steps
     print(

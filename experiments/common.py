@@ -51,17 +51,25 @@ def group_means(P, counts):
     )
 
 
-def rounds_arguments(doc: str, argv=None) -> argparse.Namespace:
+def rounds_arguments(
+    doc: str, argv=None, *, sizes=(1_000_000,), steps: int | None = None
+) -> argparse.Namespace:
     """The command line of the benchmarks that alternate their variants in rounds: `--sizes`,
-    `--rounds`, `--repeats`, `--json`."""
+    `--rounds`, `--repeats`, `--json`, and `--steps` where `steps` gives its default."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[1_000_000])
+    p.add_argument("--sizes", type=int, nargs="+", default=list(sizes))
+    if steps is not None:
+        p.add_argument("--steps", type=int, default=steps, help=f"steps (default {steps})")
     p.add_argument("--rounds", type=int, default=3, help="rounds of all variants (default 3)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per entry (default 3)")
     p.add_argument("--json", help="also write the results to this JSON file")
     args = p.parse_args(argv)
     if args.rounds < 1 or args.repeats < 1:
         p.error("--rounds and --repeats must be at least 1")
+    if steps is not None and args.steps < 1:
+        p.error("--steps must be at least 1")
+    if min(args.sizes) < 2:
+        p.error("every size must be at least 2")
     return args
 
 

@@ -19,6 +19,7 @@ from jaxtyping import Array, ArrayLike, Complex, Float
 
 from ._checks import concrete, fail_if
 from ._flavours import flavour_count, star_array, structure_constants
+from ._spec import check_count
 
 # A dense Jacobian of more than this many state components is refused (its eigenvectors take
 # M^2 complex numbers); larger systems need a matrix-free method.
@@ -58,19 +59,27 @@ class LinearStability(eqx.Module):
         return jnp.real(self.eigenvalues[0])
 
 
+def _orbit_directions(P: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """`(U, keep)`: for every particle `(N, D, D)` left singular vectors of `X -> X * P_i` and
+    `(N, D)` which of them span its range (singular value above `tol`, relative to the state's
+    largest component when that exceeds 1)."""
+    D = P.shape[-1]
+    f = structure_constants(flavour_count(D, "state"))[0]
+    flat = P.reshape(-1, D)
+    A = np.einsum("abc,nb->nca", f, flat)  # (X * p)_c = f_abc X_a p_b
+    U, S, _ = np.linalg.svd(A)
+    scale = np.maximum(1.0, np.abs(flat).max(axis=1))
+    return U, S > tol * scale[:, None]
+
+
 def _tangent_basis(P: np.ndarray, tol: float) -> np.ndarray:
     """`(M, K)` orthonormal columns spanning, for every particle, the range of `X -> X * P_i`."""
-    D = P.shape[-1]
-    n = flavour_count(D, "state")
-    f = structure_constants(n)[0]
-    flat = P.reshape(-1, D)
+    U, keep = _orbit_directions(P, tol)
+    N, D = keep.shape
     blocks = []
-    for i, p in enumerate(flat):
-        A = np.einsum("abc,b->ca", f, p)  # (X * p)_c = f_abc X_a p_b
-        U, S, _ = np.linalg.svd(A)
-        keep = U[:, S > tol * max(1.0, float(np.abs(p).max()))]
-        block = np.zeros((flat.size, keep.shape[1]))
-        block[i * D : (i + 1) * D] = keep
+    for i in range(N):
+        block = np.zeros((N * D, int(keep[i].sum())))
+        block[i * D : (i + 1) * D] = U[i][:, keep[i]]
         blocks.append(block)
     return np.concatenate(blocks, axis=1)
 
@@ -126,7 +135,6 @@ def linear_stability(
             f"state must have shape (..., 3) (two flavours) or (..., 8) (three flavours), got "
             f"{state.shape}"
         )
-    n = flavour_count(D, "state")
     M = state.size
     if M > MAX_DENSE and modes is None:
         raise ValueError(
@@ -135,8 +143,8 @@ def linear_stability(
             "modes=k for the k leading modes, matrix-free"
         )
     if modes is not None:
-        modes = _count(modes, "modes")
-        krylov = min(M, 2 * modes + 10) if krylov is None else _count(krylov, "krylov")
+        modes = check_count(modes, "modes")
+        krylov = 2 * modes + 10 if krylov is None else check_count(krylov, "krylov")
         if krylov < modes:
             raise ValueError(f"krylov={krylov} must be at least modes={modes}")
         krylov = min(krylov, M)
@@ -164,9 +172,7 @@ def linear_stability(
         "for one that precesses uniformly",
     )
     if modes is not None:
-        return _leading_modes(
-            flat, state, n, tangent, residual, min(modes, krylov), krylov, horizon
-        )
+        return _leading_modes(flat, state, tangent, residual, min(modes, krylov), krylov, horizon)
     J = jax.jacfwd(flat)(state.reshape(-1))
     if tangent:
         value = concrete(state)
@@ -224,23 +230,19 @@ class _Projector(eqx.Module):
         return jnp.einsum("nab,nb->na", self.Q, v.reshape(-1, D)).reshape(-1)
 
 
-def _count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
 def _tangent_projectors(P: np.ndarray, tol: float) -> np.ndarray:
     """`(N, D, D)`: each particle's orthogonal projector onto the range of `X -> X * P_i` (the
     blocks of `_tangent_basis`, without building its `(M, K)` matrix)."""
-    D = P.shape[-1]
-    f = structure_constants(flavour_count(D, "state"))[0]
-    flat = P.reshape(-1, D)
-    A = np.einsum("abc,nb->nca", f, flat)
-    U, S, _ = np.linalg.svd(A)
-    scale = np.maximum(1.0, np.abs(flat).max(axis=1))
-    keep = (S > tol * scale[:, None]).astype(float)
-    return np.einsum("nak,nk,nbk->nab", U, keep, U)
+    U, keep = _orbit_directions(P, tol)
+    return np.einsum("nak,nk,nbk->nab", U, keep.astype(float), U)
+
+
+def _jacobian_product(flat, state, project, v):
+    """`J v`: the linearization of `flat` at `state`, restricted by `project`, on `v` (a JVP)."""
+    return project(jax.jvp(flat, (state,), (project(v),))[1])
+
+
+_apply = eqx.filter_jit(_jacobian_product)
 
 
 @eqx.filter_jit
@@ -249,10 +251,9 @@ def _propagate(flat, state, project, v, horizon):
     the linearized flow `dv/dt = J v` solved by Tsit5 to `T = horizon`."""
     import diffrax
 
-    apply = lambda v: project(jax.jvp(flat, (state,), (project(v),))[1])
     f64 = v.dtype == jnp.float64
     solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(lambda t, v, args: apply(v)),
+        diffrax.ODETerm(lambda t, v, args: _jacobian_product(flat, state, project, v)),
         diffrax.Tsit5(),
         t0=0.0,
         t1=horizon,
@@ -266,12 +267,7 @@ def _propagate(flat, state, project, v, horizon):
     return solution.ys[-1]
 
 
-@eqx.filter_jit
-def _apply(flat, state, project, v):
-    return project(jax.jvp(flat, (state,), (project(v),))[1])
-
-
-def _leading_modes(flat, state, n, tangent, residual, modes, krylov, horizon):
+def _leading_modes(flat, state, tangent, residual, modes, krylov, horizon):
     """The `modes` leading modes, matrix-free: Arnoldi (Gram-Schmidt twice, on the host in
     float64) on `exp(J T)`, whose eigenvalues `exp(lambda T)` are largest in modulus where `Re
     lambda` is largest; each Ritz vector's eigenvalue is its Rayleigh quotient with `J` itself,

@@ -159,8 +159,9 @@ def evolve_gas(
     n_intervals = spec.n_saves - 1
     step0 = jnp.zeros((), jnp.int32)
     slots, (obs, met, states) = dense.advance(
-        kernel, slots, spec.key, step0, n_intervals, save_every, save_state, remat, True
-    )
+        kernel, slots, spec.key, step0, n_intervals, save_every, save_state,
+        remat=remat, sequential=True,
+    )  # fmt: skip
     series = lambda first, rest: jnp.concatenate([first[:, None], rest], axis=1)
     out = jax.tree.map(series, obs0, obs)
     zero = jnp.zeros((R, 1), met.dtype)
