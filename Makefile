@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 OUT    ?= results
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-all lint bench figures gpu-check gpu-check-deps clean
+.PHONY: install run test test-all lint bench figures gpu-check gpu-check-deps clean docs docs-serve docs-check dist-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,26 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
+
+## The documentation site, built offline into site/ (the tutorials are executed: a few minutes).
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+## The built site in the system's headless Chromium: pages render, links hold (tests/test_site.py).
+docs-check: docs
+	$(PY) -m pytest -p no:xdist -m docs tests/test_site.py
+
+## python -m build: the sdist and the wheel, each installed into a clean virtual environment.
+dist-check: $(STAMP)
+	$(PY) -m pytest -p no:xdist -m dist tests/test_dist.py
 
 ## The main job: the foreground-neutrino experiment at its small default size (figure + HDF5).
 run: $(STAMP)
@@ -35,7 +55,7 @@ test: $(STAMP)
 	$(PY) -m pytest -n auto
 
 test-all: $(STAMP)
-	$(PY) -m pytest -n auto -m ''
+	$(PY) -m pytest -n auto -m 'not docs and not dist'
 
 lint: $(STAMP)
 	$(PY) -m ruff check oile_jax tests experiments
@@ -56,4 +76,4 @@ gpu-check-deps:
 	$(PYTHON) -m pip install --quiet --target .gpu-check-deps 'pytest>=8'
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache site site-screenshots dist .dist-check

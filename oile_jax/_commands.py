@@ -175,9 +175,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    for name, path in sorted(_config.presets().items()):
-        lines = [line[2:] for line in path.read_text().splitlines() if line.startswith("# ")]
-        print(f"{name:<22} {' '.join(lines)}")
+    for name, summary in _config.preset_summaries().items():
+        print(f"{name:<22} {summary}")
     return 0
 
 

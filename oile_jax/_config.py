@@ -348,6 +348,15 @@ def presets() -> dict[str, Path]:
     return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
 
 
+def preset_summaries() -> dict[str, str]:
+    """The named presets, sorted, with what each reproduces: the comment lines (`# ...`) at
+    the head of its file, joined."""
+    return {
+        name: " ".join(line[2:] for line in path.read_text().splitlines() if line.startswith("# "))
+        for name, path in sorted(presets().items())
+    }
+
+
 def load(source: str) -> tuple[dict, str]:
     """Parse a TOML file or a preset name: `(document, the source's name)`."""
     path = Path(source)

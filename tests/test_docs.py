@@ -11,6 +11,8 @@ USER_FACING = [
     *sorted((ROOT / "experiments").glob("*.py")),
     ROOT / "README.md",
     ROOT / "experiments" / "README.md",
+    *sorted(p for p in (ROOT / "docs").rglob("*.md") if p.name != "physics.md"),
+    *sorted((ROOT / "docs").glob("*.py")),
 ]
 
 

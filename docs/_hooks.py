@@ -1,0 +1,220 @@
+"""MkDocs hooks of the documentation site: the pages made from the code, never kept by hand.
+
+- The API reference: one page per area, one `::: oile_jax.NAME` entry (mkdocstrings) for every
+  public name re-exported by `oile_jax/__init__.py`, read from that file's imports.
+- The command line: every `oile` command's options, from the argparse parsers of `oile_jax._cli`.
+- The run-file keys: the table made by `oile_jax._schema.reference()` from the TOML schema.
+- The gallery figures of `experiments/figures/` are served under `figures/`.
+
+The tutorials run in this process (markdown-exec). One of them spreads a gas over several
+devices: JAX must see 4 CPU devices from its start, so the flag is set here, before anything
+imports JAX (a flag already given by the caller is kept).
+"""
+
+import ast
+import os
+from pathlib import Path
+
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+    ).strip()
+# The tutorials must not write into the reader's compilation cache.
+os.environ.setdefault("OILE_NO_COMPILE_CACHE", "1")
+
+from mkdocs.structure.files import File  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Areas of the API reference: the private module a name comes from -> (page, title, summary).
+AREAS = {
+    "_state": ("states", "States and flavours", "Bloch vectors, density matrices, flavours."),
+    "_flavours": ("states", "States and flavours", ""),
+    "_encounter": ("encounters", "Encounters", "The encounter map and vacuum propagation."),
+    "_schedule": (
+        "run-description",
+        "Schedules, angles, profiles",
+        "What describes a run besides the states: when neutrinos meet, at which angles, and "
+        "how the coupling and the matter potential change in time.",
+    ),
+    "_angles": ("run-description", "", ""),
+    "_profile": ("run-description", "", ""),
+    "_foreground": (
+        "foreground",
+        "Foreground model",
+        "One neutrino in a uniform background, and its exact ensemble mean.",
+    ),
+    "_master": ("foreground", "", ""),
+    "_gas": ("gas", "Gas", "The gas of neutrino groups: simulation, sweeps, gradients."),
+    "_meanfield": (
+        "meanfield",
+        "Mean field and linear stability",
+        "Mean-field and mean-field-plus-collision vector fields solved by diffrax, and their "
+        "linearizations.",
+    ),
+    "_stability": ("meanfield", "", ""),
+    "_equilibrium": (
+        "equilibria",
+        "Equilibria and miscidynamics",
+        "Collective precession equilibria and the path along them.",
+    ),
+    "_path": ("equilibria", "", ""),
+    "_manybody": ("manybody", "Many-body reference", "The exact state vector beside OILE."),
+    "_io": (
+        "output",
+        "Output and utilities",
+        "HDF5 files, figures, the compilation cache, the version.",
+    ),
+    "_plot": ("output", "", ""),
+    "_cache": ("output", "", ""),
+    "_version": ("output", "", ""),
+}
+
+
+def public_names() -> dict[str, list[str]]:
+    """Page -> the public names on it, in the order of `oile_jax/__init__.py`."""
+    tree = ast.parse((ROOT / "oile_jax" / "__init__.py").read_text())
+    pages: dict[str, list[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            module = node.module.split(".")[0]
+            if module not in AREAS:
+                raise KeyError(f"docs/_hooks.py: no API area for oile_jax.{module}")
+            page = AREAS[module][0]
+            pages.setdefault(page, []).extend(a.asname or a.name for a in node.names)
+    return pages
+
+
+def _titles() -> dict[str, tuple[str, str]]:
+    titles = {}
+    for page, title, summary in AREAS.values():
+        if title:
+            titles[page] = (title, summary)
+    return titles
+
+
+def api_pages() -> dict[str, str]:
+    """Path under docs/ -> Markdown of each API page (and the index)."""
+    titles = _titles()
+    pages = {}
+    index = [
+        "# API reference",
+        "",
+        "Every public name of `oile_jax`, generated from the docstrings. Conventions (units "
+        "`mu = 1`, `dP/dt = H x P`, the sign of `B`) are those of the "
+        "[physics reference](../physics.md).",
+        "",
+    ]
+    for page, names in public_names().items():
+        title, summary = titles[page]
+        body = [f"# {title}", "", summary, ""]
+        body += [f"::: oile_jax.{name}\n" for name in names if name != "__version__"]
+        if "__version__" in names:
+            body += ["## `oile_jax.__version__`", "", "The package version, a string.", ""]
+        pages[f"api/{page}.md"] = "\n".join(body)
+        index.append(f"- [{title}]({page}.md): " + ", ".join(f"`{n}`" for n in names))
+    index += [
+        "",
+        "Besides these, `oile_jax.bench` (the throughput table of `oile bench`):",
+        "",
+        "::: oile_jax.bench",
+        "    options:",
+        "      show_root_heading: true",
+        "      heading_level: 2",
+        "",
+    ]
+    pages["api/index.md"] = "\n".join(index)
+    return pages
+
+
+def cli_reference() -> str:
+    """Every `oile` command with its options, from the parsers themselves."""
+    import argparse
+
+    from oile_jax._cli import parser
+
+    top = parser()
+    out = []
+    globals_ = [a for a in top._actions if a.option_strings and a.dest != "help"]
+    out += ["### `oile`", "", top.description or "", "", _options_table(globals_), ""]
+    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        out += [f"### `oile {name}`", "", p.description or "", ""]
+        usage = p.format_usage().strip().removeprefix("usage: ")
+        out += ["```text", usage, "```", ""]
+        actions = [a for a in p._actions if a.dest != "help"]
+        if actions:
+            out += [_options_table(actions), ""]
+    return "\n".join(out)
+
+
+def _options_table(actions) -> str:
+    rows = ["| argument | meaning | default |", "|---|---|---|"]
+    for a in actions:
+        if a.option_strings:
+            flag = ", ".join(f"`{s}`" for s in a.option_strings)
+            if a.nargs != 0:
+                flag += f" `{a.metavar or a.dest.upper()}`"
+        else:
+            flag = f"`{a.metavar or a.dest}`"
+        help_ = (a.help or "").replace("|", "\\|")
+        if a.choices:
+            help_ += " (" + " / ".join(f"`{c}`" for c in a.choices) + ")"
+        default = (
+            ""
+            if a.default in (None, False, argparse_suppress())
+            else f"`{' '.join(map(str, a.default)) if isinstance(a.default, list) else a.default}`"
+        )
+        rows.append(f"| {flag} | {help_} | {default} |")
+    return "\n".join(rows)
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def presets_table() -> str:
+    from oile_jax._config import preset_summaries
+
+    rows = ["| preset | what it reproduces |", "|---|---|"]
+    for name, summary in preset_summaries().items():
+        rows.append(f"| `{name}` | {summary} |")
+    return "\n".join(rows)
+
+
+MARKERS = {
+    "<!-- oile:cli-reference -->": cli_reference,
+    "<!-- oile:run-file-keys -->": lambda: __import__(
+        "oile_jax._schema", fromlist=["reference"]
+    ).reference(),
+    "<!-- oile:presets -->": presets_table,
+}
+
+
+def on_config(config):
+    """Put the generated API pages into the navigation where it says `api/`."""
+    entries = [{"Overview": "api/index.md"}]
+    titles = _titles()
+    for page in public_names():
+        entries.append({titles[page][0]: f"api/{page}.md"})
+    config["nav"] = [
+        {k: entries} if v == "api/" else {k: v} for item in config["nav"] for k, v in item.items()
+    ]
+    return config
+
+
+def on_files(files, config):
+    for path, text in api_pages().items():
+        files.append(File.generated(config, path, content=text))
+    for png in sorted((ROOT / "experiments" / "figures").glob("*.png")):
+        files.append(File.generated(config, f"figures/{png.name}", abs_src_path=str(png)))
+    return files
+
+
+def on_page_markdown(markdown, page, config, files):
+    for marker, make in MARKERS.items():
+        if marker in markdown:
+            markdown = markdown.replace(marker, make())
+    return markdown
