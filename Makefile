@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 OUT    ?= results
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-all lint bench figures gpu-check gpu-check-deps clean docs docs-serve docs-check dist-check
+.PHONY: install run test test-all test-long lint bench figures gpu-check gpu-check-deps clean docs docs-serve docs-check dist-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ figures: $(STAMP)
 ## The default test suite (excludes tests marked slow), on every core (pytest-xdist).
 test: $(STAMP)
 	$(PY) -m pytest -n auto
+
+## The tests marked long (the experiment scripts at smoke size, multi-device runs): a CI step.
+test-long: $(STAMP)
+	$(PY) -m pytest -n auto -m 'long and not slow'
 
 test-all: $(STAMP)
 	$(PY) -m pytest -n auto -m 'not docs and not dist'

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import xla_flags
 
 RUN = ["run", "foreground", "--set", "run.t_max=2.0", "--set", "run.n_saves=3", "--force"]
@@ -26,6 +28,7 @@ def oile(tmp_path, cache, *args, env=None):
     return sorted(p.name for p in cache.rglob("*") if p.is_file())
 
 
+@pytest.mark.long  # subprocesses, 12 s: make test-long, in CI
 def test_the_cache_is_written_and_reused(tmp_path):
     cache = tmp_path / "cache"
     first = oile(tmp_path, cache)
@@ -34,6 +37,7 @@ def test_the_cache_is_written_and_reused(tmp_path):
     assert oile(tmp_path, cache) == first
 
 
+@pytest.mark.long  # subprocesses, 14 s: make test-long, in CI
 def test_the_cache_can_be_turned_off(tmp_path):
     assert oile(tmp_path, tmp_path / "flag", "--no-compile-cache") == []
     assert not (tmp_path / "flag").exists()

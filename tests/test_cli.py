@@ -304,6 +304,7 @@ def test_equilibrium_command(tmp_path, capsys):
     assert "sum to 1" in capsys.readouterr().err
 
 
+@pytest.mark.long  # 17 s on 2 cores: make test-long, in CI
 def test_path_command_from_lengths_and_from_a_gas_run(tmp_path, capsys):
     out = tmp_path / "path.h5"
     args = ["--fractions", 0.6, 0.4, "--omegas", 0.1, 0.2, "--lengths", 0.9, -0.9, "--Pz", 0.2]

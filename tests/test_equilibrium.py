@@ -225,6 +225,7 @@ GRID_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.long  # 48 s on 2 cores: make test-long, in CI
 def test_float32_finds_the_float64_equilibria():
     """The branch search and the miscidynamic path work in JAX's default float32 (a fresh
     process without x64) wherever float64 finds an equilibrium, on a grid of 72 inputs: the

@@ -1,4 +1,6 @@
-"""The experiment scripts run end to end at their smoke size."""
+"""The experiment scripts run end to end at their smoke size (marker `long`: `make test-long`, a
+step of CI of its own, which keeps the default suite under its 10 minutes; the slow ones need
+`make test-all`)."""
 
 import importlib.util
 import sys
@@ -12,6 +14,7 @@ import oile_jax as oj
 from .conftest import assert_described
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+pytestmark = pytest.mark.long
 
 
 def load(name):

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from .conftest import assert_same_to_rounding, xla_flags
 
@@ -107,6 +108,7 @@ def _same_to_rounding(diffs: dict) -> bool:
     return diffs["encounters"] == 0.0 and all(v <= ROUNDING for v in diffs.values())
 
 
+@pytest.mark.long  # 54 s on 2 cores: make test-long, in CI
 def test_sharded_realizations_give_the_unsharded_numbers():
     env = dict(
         os.environ,
@@ -145,6 +147,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.long  # 35 s: two processes; make test-long, in CI
 def test_two_processes_give_the_one_process_numbers(tmp_path):
     """Multi-host use as documented in the README: two processes (4 CPU devices each) started
     with --coordinator/--num-processes/--process-id, one gas in 8 neutrino shards across all 8
