@@ -11,7 +11,9 @@ devices: JAX must see 4 CPU devices from its start, so the flag is set here, bef
 imports JAX (a flag already given by the caller is kept).
 """
 
+import argparse
 import ast
+import functools
 import os
 from pathlib import Path
 
@@ -26,76 +28,73 @@ from mkdocs.structure.files import File  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Areas of the API reference: the private module a name comes from -> (page, title, summary).
-AREAS = {
-    "_state": ("states", "States and flavours", "Bloch vectors, density matrices, flavours."),
-    "_flavours": ("states", "States and flavours", ""),
-    "_encounter": ("encounters", "Encounters", "The encounter map and vacuum propagation."),
-    "_schedule": (
-        "run-description",
+# The pages of the API reference: page -> (title, summary), in the navigation's order of first
+# appearance in `oile_jax/__init__.py`; and the page of each private module a name comes from.
+PAGES = {
+    "states": ("States and flavours", "Bloch vectors, density matrices, flavours."),
+    "encounters": ("Encounters", "The encounter map and vacuum propagation."),
+    "run-description": (
         "Schedules, angles, profiles",
         "What describes a run besides the states: when neutrinos meet, at which angles, and "
         "how the coupling and the matter potential change in time.",
     ),
-    "_angles": ("run-description", "", ""),
-    "_profile": ("run-description", "", ""),
-    "_foreground": (
-        "foreground",
+    "foreground": (
         "Foreground model",
         "One neutrino in a uniform background, and its exact ensemble mean.",
     ),
-    "_master": ("foreground", "", ""),
-    "_gas": ("gas", "Gas", "The gas of neutrino groups: simulation, sweeps, gradients."),
-    "_meanfield": (
-        "meanfield",
+    "gas": ("Gas", "The gas of neutrino groups: simulation, sweeps, gradients."),
+    "meanfield": (
         "Mean field and linear stability",
         "Mean-field and mean-field-plus-collision vector fields solved by diffrax, and their "
         "linearizations.",
     ),
-    "_stability": ("meanfield", "", ""),
-    "_equilibrium": (
-        "equilibria",
+    "equilibria": (
         "Equilibria and miscidynamics",
         "Collective precession equilibria and the path along them.",
     ),
-    "_path": ("equilibria", "", ""),
-    "_manybody": ("manybody", "Many-body reference", "The exact state vector beside OILE."),
-    "_io": (
-        "output",
-        "Output and utilities",
-        "HDF5 files, figures, the compilation cache, the version.",
-    ),
-    "_plot": ("output", "", ""),
-    "_cache": ("output", "", ""),
-    "_version": ("output", "", ""),
+    "manybody": ("Many-body reference", "The exact state vector beside OILE."),
+    "output": ("Output and utilities", "HDF5 files, figures, the compilation cache, the version."),
+}
+MODULE_PAGE = {
+    "_state": "states",
+    "_flavours": "states",
+    "_encounter": "encounters",
+    "_schedule": "run-description",
+    "_angles": "run-description",
+    "_profile": "run-description",
+    "_foreground": "foreground",
+    "_master": "foreground",
+    "_gas": "gas",
+    "_meanfield": "meanfield",
+    "_stability": "meanfield",
+    "_equilibrium": "equilibria",
+    "_path": "equilibria",
+    "_manybody": "manybody",
+    "_io": "output",
+    "_plot": "output",
+    "_cache": "output",
+    "_version": "output",
 }
 
 
+@functools.cache
 def public_names() -> dict[str, list[str]]:
-    """Page -> the public names on it, in the order of `oile_jax/__init__.py`."""
+    """Page -> the public names on it, in the order of `oile_jax/__init__.py` (read once per
+    build, `on_config` clearing it: the navigation and the pages both use it)."""
     tree = ast.parse((ROOT / "oile_jax" / "__init__.py").read_text())
     pages: dict[str, list[str]] = {}
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.level == 1:
             module = node.module.split(".")[0]
-            if module not in AREAS:
-                raise KeyError(f"docs/_hooks.py: no API area for oile_jax.{module}")
-            page = AREAS[module][0]
+            if module not in MODULE_PAGE:
+                raise KeyError(f"docs/_hooks.py: no API page for oile_jax.{module}")
+            page = MODULE_PAGE[module]
             pages.setdefault(page, []).extend(a.asname or a.name for a in node.names)
     return pages
 
 
-def _titles() -> dict[str, tuple[str, str]]:
-    titles = {}
-    for page, title, summary in AREAS.values():
-        if title:
-            titles[page] = (title, summary)
-    return titles
-
-
 def api_pages() -> dict[str, str]:
     """Path under docs/ -> Markdown of each API page (and the index)."""
-    titles = _titles()
     pages = {}
     index = [
         "# API reference",
@@ -106,7 +105,7 @@ def api_pages() -> dict[str, str]:
         "",
     ]
     for page, names in public_names().items():
-        title, summary = titles[page]
+        title, summary = PAGES[page]
         body = [f"# {title}", "", summary, ""]
         body += [f"::: oile_jax.{name}\n" for name in names if name != "__version__"]
         if "__version__" in names:
@@ -129,8 +128,6 @@ def api_pages() -> dict[str, str]:
 
 def cli_reference() -> str:
     """Every `oile` command with its options, from the parsers themselves."""
-    import argparse
-
     from oile_jax._cli import parser
 
     top = parser()
@@ -162,17 +159,11 @@ def _options_table(actions) -> str:
             help_ += " (" + " / ".join(f"`{c}`" for c in a.choices) + ")"
         default = (
             ""
-            if a.default in (None, False, argparse_suppress())
+            if a.default in (None, False, argparse.SUPPRESS)
             else f"`{' '.join(map(str, a.default)) if isinstance(a.default, list) else a.default}`"
         )
         rows.append(f"| {flag} | {help_} | {default} |")
     return "\n".join(rows)
-
-
-def argparse_suppress():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def presets_table() -> str:
@@ -184,21 +175,25 @@ def presets_table() -> str:
     return "\n".join(rows)
 
 
+def run_file_keys() -> str:
+    from oile_jax._schema import reference
+
+    return reference()
+
+
 MARKERS = {
     "<!-- oile:cli-reference -->": cli_reference,
-    "<!-- oile:run-file-keys -->": lambda: __import__(
-        "oile_jax._schema", fromlist=["reference"]
-    ).reference(),
+    "<!-- oile:run-file-keys -->": run_file_keys,
     "<!-- oile:presets -->": presets_table,
 }
 
 
 def on_config(config):
     """Put the generated API pages into the navigation where it says `api/`."""
+    public_names.cache_clear()  # a new build (make docs-serve rebuilds): read the package anew
     entries = [{"Overview": "api/index.md"}]
-    titles = _titles()
     for page in public_names():
-        entries.append({titles[page][0]: f"api/{page}.md"})
+        entries.append({PAGES[page][0]: f"api/{page}.md"})
     config["nav"] = [
         {k: entries} if v == "api/" else {k: v} for item in config["nav"] for k, v in item.items()
     ]

@@ -171,8 +171,7 @@ def browser():
 
 
 def _open(browser, url: str, screenshot: str):
-    browser.get(url)
-    browser.execute_script("return document.readyState")  # the load event has fired
+    browser.get(url)  # returns once the page's load event has fired (selenium's default)
     shots = Path(os.environ.get("OILE_SCREENSHOTS", ROOT / "site-screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     height = browser.execute_script("return document.body.scrollHeight")
