@@ -6,8 +6,10 @@ The library never turns it on by itself (it changes JAX's global configuration);
 command does (`oile --no-compile-cache ...` to opt out), the experiment scripts do
 (`--no-compile-cache`), and so can a user's script, with `use_compilation_cache()`. The
 environment variable `OILE_NO_COMPILE_CACHE=1` turns it off everywhere; `OILE_COMPILE_CACHE_DIR`
-chooses the directory. The cache is not size-limited (JAX's limit needs the `filelock`
-package, which the project does not depend on): delete the directory to clear it.
+chooses the directory. Its `programs/` holds the library's top-level programs compiled whole
+(`_programs`), which a second process loads without tracing them. The cache is not
+size-limited (JAX's limit needs the `filelock` package, which the project does not depend on):
+delete the directory to clear it.
 """
 
 import os
@@ -52,4 +54,7 @@ def use_compilation_cache(path: "str | os.PathLike | None" = None) -> Path | Non
         return None
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+    from ._programs import store_programs_in
+
+    store_programs_in(path)
     return path

@@ -163,7 +163,7 @@ def cmd_path(args) -> int:
             jnp.asarray(fractions),
             jnp.asarray(omegas),
             Pz,
-            jnp.linspace(0.0, args.t_max, args.n_saves),
+            np.linspace(0.0, args.t_max, args.n_saves),
             gamma=gamma,
             mu=mu,
             guess=None if args.guess is None else tuple(args.guess),

@@ -22,13 +22,16 @@ from jaxtyping import Array, ArrayLike, Float
 
 from ._checks import (
     _show,
+    as_dtype,
     bloch_tolerance,
     check_finite,
     check_nonnegative,
     check_positive,
     check_scalar,
-    fail_if,
+    concrete,
+    refuse,
 )
+from ._programs import stored_program
 
 
 class Equilibrium(eqx.Module):
@@ -98,8 +101,10 @@ def _state(Omega, Q, lengths, omegas, Pz, mu):
 
 
 def _params(lengths, fractions, omegas, Pz, mu):
-    dtype = jnp.result_type(float)
-    lengths, fractions, omegas = (jnp.asarray(x, dtype=dtype) for x in (lengths, fractions, omegas))
+    dtype = jnp.dtype(jnp.result_type(float))
+    lengths, fractions, omegas = (
+        as_dtype(jnp.asarray(x), dtype) for x in (lengths, fractions, omegas)
+    )
     if lengths.ndim != 1 or lengths.shape != fractions.shape or lengths.shape != omegas.shape:
         raise ValueError(
             "lengths, fractions and omegas must be 1-D of one length (one entry per group), got "
@@ -112,34 +117,36 @@ def _params(lengths, fractions, omegas, Pz, mu):
         for x, name in ((lengths, "lengths"), (fractions, "fractions"), (omegas, "omegas"))
     )
     slack = bloch_tolerance(dtype)
-    lengths = fail_if(
+    lengths = refuse(
         lengths,
-        jnp.any(jnp.abs(lengths) > 1 + slack),
+        lambda xp, x: xp.abs(x) > 1 + slack,
         f"lengths are signed |P_g| and must lie in [-1, 1], got {_show(lengths)}",
     )
     fractions = check_nonnegative(fractions, "fractions")
-    fractions = fail_if(
+    fractions = refuse(
         fractions,
-        jnp.abs(jnp.sum(fractions) - 1) > 1e3 * float(jnp.finfo(dtype).eps),
+        lambda xp, x: xp.abs(xp.sum(x) - 1) > 1e3 * float(jnp.finfo(dtype).eps),
         f"fractions are the groups' shares of the gas and must sum to 1, got {_show(fractions)}",
     )
-    Pz = fail_if(
-        check_finite(Pz, "Pz"), jnp.abs(Pz) > 1 + slack, f"Pz must lie in [-1, 1], got {_show(Pz)}"
+    Pz = refuse(
+        check_finite(Pz, "Pz"),
+        lambda xp, x: xp.abs(x) > 1 + slack,
+        f"Pz must lie in [-1, 1], got {_show(Pz)}",
     )
     return lengths, fractions, omegas, Pz, check_positive(mu, "mu")
 
 
 def _check_times(ts, dtype):
     """Save times: at least two, finite and strictly increasing."""
-    ts = jnp.asarray(ts, dtype=dtype)
+    ts = as_dtype(jnp.asarray(ts), jnp.dtype(dtype))
     if ts.ndim != 1 or ts.shape[0] < 2:
         raise ValueError(
             f"ts must be a 1-D array of at least 2 save times (the start first), got shape "
             f"{ts.shape}"
         )
     ts = check_finite(ts, "ts")
-    return fail_if(
-        ts, jnp.any(jnp.diff(ts) <= 0), f"ts must be strictly increasing, got {_show(ts)}"
+    return refuse(
+        ts, lambda xp, x: xp.diff(x) <= 0, f"ts must be strictly increasing, got {_show(ts)}"
     )
 
 
@@ -167,11 +174,23 @@ def precession_equilibrium(
     if guess is None:
         found = equilibrium_branches(*params[:4], mu=params[4])
         guess = (found.Omega[0], found.Q[0])
-    y0 = jnp.asarray(guess, dtype=params[0].dtype).reshape(2)
-    default_rtol, default_atol = _tolerances(y0.dtype)
+    dtype = params[0].dtype
+    value = concrete(guess)
+    y0 = jnp.asarray(guess, dtype) if value is None else jnp.asarray(value.astype(dtype))
+    default_rtol, default_atol = _tolerances(dtype)
+    return solve_equilibrium(
+        params, y0.reshape(2), rtol or default_rtol, atol or default_atol, max_steps
+    )
+
+
+@stored_program
+def solve_equilibrium(params, y0, rtol: float, atol: float, max_steps: int) -> Equilibrium:
+    """`precession_equilibrium` from checked `params = (lengths, fractions, omegas, Pz, mu)` and
+    a start `y0 = (Omega, Q)`: one program, with no runtime check of its own (so that it can sit
+    inside other programs, and in the compilation cache)."""
     solution = optx.root_find(
         _residual,
-        optx.Newton(rtol=rtol or default_rtol, atol=atol or default_atol),
+        optx.Newton(rtol=rtol, atol=atol),
         y0,
         args=params,
         max_steps=max_steps,
@@ -207,37 +226,26 @@ def equilibrium_branches(
     `tol`: the largest accepted residual (default 1e-8 in float64, 1e-4 in float32). Runs
     eagerly (the number of branches is data-dependent)."""
     params = _params(lengths, fractions, omegas, Pz, mu)
-    lengths_, fractions_, omegas_, Pz_, mu_ = params
-    dtype = lengths_.dtype
+    values = [concrete(x) for x in params]
+    if any(v is None for v in values):
+        raise ValueError(
+            "equilibrium_branches runs eagerly (the number of branches depends on the values); "
+            "call it outside jit/vmap, or use precession_equilibrium with a guess there"
+        )
+    lengths_, fractions_, omegas_, Pz_, mu_ = values
+    dtype = params[0].dtype
     tol = _residual_limit(dtype) if tol is None else tol
-    scale = float(jnp.max(jnp.abs(omegas_)) + jnp.abs(mu_) * (jnp.abs(Pz_) + 1))
-    grid_O = jnp.linspace(-2 * scale, 2 * scale, int(np.sqrt(n_starts)) + 1)
-    grid_Q = jnp.linspace(0.05, 1.0, int(np.sqrt(n_starts)) + 1)
-    starts = jnp.stack(jnp.meshgrid(grid_O, grid_Q), axis=-1).reshape(-1, 2)
-    optimizer = optax.adam(1e-2 * scale)
-
-    def descend(y):
-        loss = lambda y: jnp.sum(_residual(y, params) ** 2)
-
-        def step(carry, _):
-            y, state = carry
-            grads = jax.grad(loss)(y)
-            updates, state = optimizer.update(grads, state)
-            return (optax.apply_updates(y, updates), state), None
-
-        (y, _), _ = jax.lax.scan(step, (y, optimizer.init(y)), None, length=steps)
-        return y
-
-    # optax's Adam mixes its int32 step count with floats; allow that even where a caller runs
-    # with strict dtype promotion.
-    with jax.numpy_dtype_promotion("standard"):
-        rough = jax.jit(jax.vmap(descend))(starts)
-    polished = jax.vmap(lambda y: precession_equilibrium(*params[:4], mu=mu_, guess=y))(rough)
-    res = np.asarray(jnp.max(jnp.abs(polished.residual), axis=-1))
+    scale = float(np.max(np.abs(omegas_)) + np.abs(mu_) * (np.abs(Pz_) + 1))
+    grid_O = np.linspace(-2 * scale, 2 * scale, int(np.sqrt(n_starts)) + 1)
+    grid_Q = np.linspace(0.05, 1.0, int(np.sqrt(n_starts)) + 1)
+    starts = np.stack(np.meshgrid(grid_O, grid_Q), axis=-1).reshape(-1, 2).astype(dtype)
+    polished = _candidates(params, jnp.asarray(starts), jnp.asarray(scale, dtype), steps)
+    polished = jax.tree_util.tree_map(np.asarray, polished)
+    res = np.max(np.abs(polished.residual), axis=-1)
     # Near Q = 0 the conditions depend on Q through (mu Q / a_g)^2 only, so a root with Q below
     # sqrt(eps) of the frequency scale is the Q = 0 state to working precision, not a branch.
     Q_min = float(np.sqrt(jnp.finfo(dtype).eps)) * scale
-    ok = np.asarray(polished.converged) & (res < tol) & (np.asarray(polished.Q) > Q_min)
+    ok = polished.converged & (res < tol) & (polished.Q > Q_min)
     order = [int(k) for k in np.argsort(res) if ok[k]]
     keep: list[int] = []
     for k in order:
@@ -253,8 +261,32 @@ def equilibrium_branches(
             "no precession equilibrium with Q > 0 was found for these lengths and Pbar_z"
             + ("" if _double(dtype) else _FLOAT64_HINT)
         )
-    index = jnp.asarray(keep)
-    return jax.tree_util.tree_map(lambda x: x[index], polished)
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(x[np.asarray(keep)]), polished)
+
+
+@stored_program
+def _candidates(params, starts, scale, steps: int) -> Equilibrium:
+    """Every start's Adam descent of `|residual|^2`, polished by Newton: one program."""
+    # optax's Adam mixes its int32 step count with floats; allow that even where a caller runs
+    # with strict dtype promotion.
+    with jax.numpy_dtype_promotion("standard"):
+        optimizer = optax.adam(1e-2 * scale)
+
+        def descend(y):
+            loss = lambda y: jnp.sum(_residual(y, params) ** 2)
+
+            def step(carry, _):
+                y, state = carry
+                grads = jax.grad(loss)(y)
+                updates, state = optimizer.update(grads, state)
+                return (optax.apply_updates(y, updates), state), None
+
+            (y, _), _ = jax.lax.scan(step, (y, optimizer.init(y)), None, length=steps)
+            return y
+
+        rough = jax.vmap(descend)(starts)
+    rtol, atol = _tolerances(starts.dtype)
+    return jax.vmap(lambda y: solve_equilibrium(params, y, rtol, atol, 256))(rough)
 
 
 def endpoint_frequency(fractions, omegas, Pz, *, guess: float, mu=1.0) -> Array:

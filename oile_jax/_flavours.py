@@ -180,10 +180,14 @@ def bloch_vector(rho) -> Array:
 def occupations(P: Float[ArrayLike, "... D"]) -> Array:
     """The diagonal of `rho` (`(..., n)`, real): the probability of each basis state (each flavour
     in the flavour basis)."""
-    P = jnp.asarray(P)
+    from ._checks import concrete
+
+    value = concrete(P)
+    xp = jnp if value is None else np  # host values on the host: no program of their own
+    P = jnp.asarray(P) if value is None else value
     n = flavour_count(P.shape[-1])
-    diag = jnp.asarray(np.real(np.einsum("aii->ai", gell_mann(n))), P.dtype)
-    return 1.0 / n + P @ diag / 2
+    diag = xp.asarray(np.real(np.einsum("aii->ai", gell_mann(n))), P.dtype)
+    return xp.asarray(1.0 / n + P @ diag / 2)
 
 
 def eigenvalues(P: Float[ArrayLike, "... D"]) -> Array:

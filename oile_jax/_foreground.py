@@ -21,6 +21,7 @@ from ._checks import (
 from ._encounter import encounter, encounter_antineutrino, encounter_vacuum, vacuum_rotation
 from ._flavours import check_state, dimension, field_turns, flavours_of
 from ._profile import AbstractProfile
+from ._programs import stored_program
 from ._random import realization_keys
 from ._schedule import AbstractSchedule
 from ._spec import RunSpec, make_spec
@@ -108,7 +109,7 @@ class Foreground(eqx.Module):
         return P, met
 
 
-@eqx.filter_jit
+@stored_program
 def _run(model: Foreground, P0, spec: RunSpec):
     n_saves, save_every = spec.n_saves, spec.save_every
 

@@ -15,13 +15,13 @@ from jax.scipy.linalg import expm
 from jaxtyping import Array, ArrayLike, Float
 
 from ._checks import (
+    as_dtype,
     check_finite,
     check_nonnegative,
     check_positive,
     check_scalar,
     check_unit,
     check_vector,
-    fail_if,
 )
 from ._flavours import (
     check_state,
@@ -31,6 +31,8 @@ from ._flavours import (
     pmns_vacuum,
     structure_constants,
 )
+from ._programs import stored_program
+from ._schedule import checked_dt
 
 # Below this gamma the Taylor series replace the direct formulas, which lose digits to
 # cancellation there; the series are cut after the g^8 term, whose successor is below float64
@@ -185,22 +187,26 @@ def foreground_mean(
     gamma = check_nonnegative(check_scalar(gamma, "gamma", dtype), "gamma")
     mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
     omega = check_finite(check_scalar(omega, "omega", dtype), "omega")
-    t = check_finite(jnp.asarray(t, dtype=dtype), "t")
+    t = check_finite(as_dtype(jnp.asarray(t), dtype), "t")
+    if dt is not None:
+        dt = check_positive(check_scalar(dt, "dt", dtype), "dt")
+        gamma = check_positive(gamma, "gamma")
+        dt = checked_dt(dt, gamma, mu)
+    return _foreground_mean(P0, P_b, t, gamma, mu, omega, B, dt)
 
+
+@stored_program
+def _foreground_mean(P0, P_b, t, gamma, mu, omega, B, dt):
+    """`foreground_mean` on checked arrays: one program (not one per operation)."""
+    dtype, D = P0.dtype, P0.shape[-1]
+    n = flavours_of(P0, "P0")
     if dt is None:
         mu_R, Gamma = master_rates(gamma, mu)
         A = _star_matrix(omega * B + mu_R * P_b, n) - Gamma * jnp.eye(D, dtype=dtype)
         generator = _affine(A, Gamma * P_b).at[D, D].set(0)
         propagators = jax.vmap(lambda s: expm(s * generator))(t.reshape(-1))
     else:
-        dt = check_positive(check_scalar(dt, "dt", dtype), "dt")
-        gamma = check_positive(gamma, "gamma")
         p = mu * dt / gamma
-        p = fail_if(
-            p,
-            p > 1 + 1e-6,
-            "dt is too large for gamma: the meeting probability p = mu*dt/gamma must be <= 1",
-        )
         _, sin2, sincos = encounter_averages(gamma)
         meet = _affine(
             (1 - p * sin2) * jnp.eye(D, dtype=dtype) + p * sincos * _star_matrix(P_b, n),

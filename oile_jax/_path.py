@@ -11,9 +11,11 @@ from jaxtyping import Array, ArrayLike, Float
 
 from ._angles import angle_model
 from ._checks import (
+    as_dtype,
     check_nonnegative,
     check_positive,
     check_scalar,
+    concrete,
 )
 from ._equilibrium import (
     _FLOAT64_HINT,
@@ -22,10 +24,16 @@ from ._equilibrium import (
     _double,
     _ode_tolerances,
     _params,
+    _residual,
     _residual_limit,
+    equilibrium_branches,
     precession_equilibrium,
+    solve_equilibrium,
 )
+from ._programs import stored_program
 from ._spec import check_count
+
+_MAX_STEPS = 100_000
 
 
 def _path_rate(rate, gamma, mu, angles, dtype):
@@ -34,7 +42,11 @@ def _path_rate(rate, gamma, mu, angles, dtype):
     if rate is not None:
         return check_nonnegative(check_scalar(rate, "rate", dtype), "rate")
     gamma = check_positive(check_scalar(gamma, "gamma", dtype), "gamma")
-    return angle_model(angles).mean_x2().astype(dtype) * mu * gamma
+    x2 = as_dtype(jnp.asarray(angle_model(angles).mean_x2()), jnp.dtype(dtype))
+    values = [concrete(v) for v in (x2, mu, gamma)]
+    if any(v is None for v in values):
+        return x2 * mu * gamma
+    return jnp.asarray(values[0] * values[1] * values[2])  # on the host: no program
 
 
 class PathSolution(eqx.Module):
@@ -56,6 +68,29 @@ def _target(eq: Equilibrium, omegas, Pz, mu):
     return (mu * eq.Q**2 + a * Pz) / h
 
 
+_NEWTON_STEPS = 256
+# The path program's verdicts (`status`), and what a failure tells the user.
+_LOST = (
+    "miscidynamic_path lost its equilibrium branch{where}: Newton did not converge from the "
+    "previous (Omega, Q) (a fold of the branch, or its end at Q -> 0); shorten the path or "
+    "re-seed it"
+)
+_NO_START = (
+    "miscidynamic_path: no precession equilibrium at the starting lengths from this guess "
+    "(check that |Pz| <= sum_g f_g |p_g| and seed the branch with guess=(Omega, Q))"
+)
+_STEPS = (
+    "miscidynamic_path: the ODE solver reached its limit of {max_steps} steps in one save "
+    "interval{where}; add save times (ts) or loosen rtol/atol"
+)
+
+
+def _newton_tolerances(dtype):
+    from ._equilibrium import _tolerances
+
+    return _tolerances(dtype)
+
+
 class _PathField(eqx.Module):
     fractions: Array
     omegas: Array
@@ -66,27 +101,97 @@ class _PathField(eqx.Module):
     def __call__(self, t, y, args=None):
         G = self.fractions.shape[0]
         lengths, guess = y[:G], y[G:]
+        rtol, atol = _newton_tolerances(lengths.dtype)
 
-        def solve(lengths):
-            return precession_equilibrium(
-                lengths, self.fractions, self.omegas, self.Pz, mu=self.mu, guess=guess
-            )
-
-        eq = solve(lengths)
+        params = (lengths, self.fractions, self.omegas, self.Pz, self.mu)
+        eq = solve_equilibrium(params, guess, rtol, atol, _NEWTON_STEPS)
         dp = -self.rate * (lengths - _target(eq, self.omegas, self.Pz, self.mu))
-        # jvp re-traces the solve; XLA merges the two (linearize was slower).
-        _, tangent = jax.jvp(
-            lambda l: (lambda e: jnp.stack([e.Omega, e.Q]))(solve(l)), (lengths,), (dp,)
-        )
+        # (Omega, Q) follow the branch by the implicit function theorem: dy = -J_y^-1 dr/dp dp,
+        # with J_y the 2x2 Jacobian of SC1-SC2 at the root (which depend on Q through Q^2).
+        y = jnp.stack([eq.Omega, eq.Q])
+        J_y = jax.jacfwd(_residual)(y, params)
+        _, r_p = jax.jvp(lambda p: _residual(y, (p, *params[1:])), (lengths,), (dp,))
+        tangent = -jnp.linalg.solve(J_y, r_p)
+        # Off the branch the derivative is NaN: the solver rejects the step and shrinks it
+        # until it stops at its smallest step (dt_min_reached), which the path reports as a
+        # lost branch. (A runtime check here would be a host callback in every stage.)
         bad = ~eq.converged | (jnp.max(jnp.abs(eq.residual)) > _residual_limit(lengths.dtype))
-        dp = eqx.error_if(
-            dp,
-            bad,
-            "miscidynamic_path lost its equilibrium branch: Newton did not converge from the "
-            "previous (Omega, Q) (a fold of the branch, or its end at Q -> 0); shorten the path "
-            "or re-seed it",
+        return jnp.where(bad, jnp.nan, jnp.concatenate([dp, tangent]))
+
+
+@stored_program
+def _path_program(params, rate, guess, ts, rtol: float, atol: float, max_steps: int):
+    """The whole path as one program without runtime checks: the start's equilibrium, then one
+    adaptive solve per save interval (each starts where the last one ended). Returns
+    `(start, ys, status, t_stop)`: `status` 0 (done), 1 (no equilibrium at the start), 2 (the
+    branch was lost), 3 (the step limit); `t_stop`, the time the solve stopped at."""
+    lengths, fractions, omegas, Pz, mu = params
+    dtype = lengths.dtype
+    newton_rtol, newton_atol = _newton_tolerances(dtype)
+    start = solve_equilibrium(params, guess, newton_rtol, newton_atol, _NEWTON_STEPS)
+    start_bad = ~start.converged | (jnp.max(jnp.abs(start.residual)) > _residual_limit(dtype))
+    term = diffrax.ODETerm(_PathField(fractions, omegas, Pz, mu, rate))
+    # A step below 100 ulps of the time cannot advance it: the solver stops there (a NaN
+    # derivative, i.e. a lost branch, drives it down at once).
+    dtmin = 100 * jnp.finfo(dtype).eps * jnp.maximum(jnp.max(jnp.abs(ts)), ts[-1] - ts[0])
+    controller = diffrax.PIDController(rtol=rtol, atol=atol, dtmin=dtmin, force_dtmin=False)
+
+    def interval(carry, times):
+        y, status, t_stop = carry
+
+        def solve(y):
+            solution = diffrax.diffeqsolve(
+                term,
+                diffrax.Tsit5(),
+                t0=times[0],
+                t1=times[1],
+                dt0=None,
+                y0=y,
+                saveat=diffrax.SaveAt(t1=True),
+                stepsize_controller=controller,
+                max_steps=max_steps,
+                throw=False,
+            )
+            result = solution.result
+            failed = jnp.where(result == diffrax.RESULTS.dt_min_reached, 2, 3)
+            code = jnp.where(result == diffrax.RESULTS.successful, 0, failed)
+            return solution.ys[0], code.astype(jnp.int32), solution.ts[0]
+
+        y, status, t_stop = jax.lax.cond(status == 0, solve, lambda y: (y, status, t_stop), y)
+        return (y, status, t_stop), y
+
+    y0 = jnp.concatenate([lengths, jnp.stack([start.Omega, start.Q])])
+    status = jnp.where(start_bad, 1, 0).astype(jnp.int32)
+    (_, status, t_stop), ys = jax.lax.scan(
+        interval, (y0, status, ts[0]), jnp.stack([ts[:-1], ts[1:]], axis=-1)
+    )
+    ys = jnp.concatenate([y0[None], ys])
+    G = fractions.shape[0]
+    eqs = jax.vmap(
+        lambda p, g: solve_equilibrium(
+            (p, fractions, omegas, Pz, mu), g, newton_rtol, newton_atol, _NEWTON_STEPS
         )
-        return jnp.concatenate([dp, tangent])
+    )(ys[:, :G], ys[:, G:])
+    return ys[:, :G], eqs, status, t_stop
+
+
+def _verdict(x, status, t_stop, dtype, max_steps: int):
+    """`x`, or the path's failure as an `EquinoxRuntimeError`: raised now when `status` is
+    concrete, else attached to `x` as a runtime check."""
+    hint = "" if _double(dtype) else _FLOAT64_HINT
+    value, t = concrete(status), concrete(t_stop)
+    where = "" if t is None else f" at t = {float(t):.6g}"
+    messages = [
+        "",
+        _NO_START + hint,
+        _LOST.format(where=where) + hint,
+        _STEPS.format(max_steps=max_steps, where=where),
+    ]
+    if value is None:
+        return eqx.branched_error_if(x, status > 0, status, messages)
+    if int(value) > 0:
+        raise eqx.EquinoxRuntimeError(messages[int(value)])
+    return x
 
 
 def miscidynamic_path(
@@ -118,36 +223,20 @@ def miscidynamic_path(
     """
     params = _params(lengths, fractions, omegas, Pz, mu)
     lengths, fractions, omegas, Pz, mu = params
-    rate = _path_rate(rate, gamma, mu, angles, lengths.dtype)
-    default_rtol, default_atol = _ode_tolerances(lengths.dtype)
+    dtype = lengths.dtype
+    rate = _path_rate(rate, gamma, mu, angles, dtype)
+    default_rtol, default_atol = _ode_tolerances(dtype)
     rtol, atol = rtol or default_rtol, atol or default_atol
-    start = precession_equilibrium(lengths, fractions, omegas, Pz, mu=mu, guess=guess)
-    start_Omega = eqx.error_if(
-        start.Omega,
-        ~start.converged | (jnp.max(jnp.abs(start.residual)) > _residual_limit(lengths.dtype)),
-        "miscidynamic_path: no precession equilibrium at the starting lengths from this guess "
-        "(check that |Pz| <= sum_g f_g |p_g| and seed the branch with guess=(Omega, Q))"
-        + ("" if _double(lengths.dtype) else _FLOAT64_HINT),
+    ts = _check_times(ts, dtype)
+    if guess is None:
+        found = equilibrium_branches(*params[:4], mu=mu)
+        guess = (found.Omega[0], found.Q[0])
+    value = concrete(guess)
+    guess = jnp.asarray(guess, dtype) if value is None else jnp.asarray(value.astype(dtype))
+    path_lengths, eqs, status, t_stop = _path_program(
+        params, rate, guess.reshape(2), ts, rtol, atol, _MAX_STEPS
     )
-    ts = _check_times(ts, lengths.dtype)
-    y0 = jnp.concatenate([lengths, jnp.stack([start_Omega, start.Q])])
-
-    solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(_PathField(fractions, omegas, Pz, mu, rate)),
-        diffrax.Tsit5(),
-        t0=ts[0],
-        t1=ts[-1],
-        dt0=None,
-        y0=y0,
-        saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=100_000,
-    )
-    G = fractions.shape[0]
-    path_lengths = solution.ys[:, :G]
-    eqs = jax.vmap(lambda l, g: precession_equilibrium(l, fractions, omegas, Pz, mu=mu, guess=g))(
-        path_lengths, solution.ys[:, G:]
-    )
+    path_lengths = _verdict(path_lengths, status, t_stop, dtype, _MAX_STEPS)
     return PathSolution(ts=ts, lengths=path_lengths, Omega=eqs.Omega, Q=eqs.Q, P=eqs.P)
 
 

@@ -85,15 +85,15 @@ class Stochastic(AbstractSchedule):
         return mu * self.dt / gamma
 
     def meetings(self, u, c, gamma, mu):
-        met = u < meet_probability(self, gamma, mu).astype(u.dtype)
+        # No check here: `checked` did it where the run starts (a check inside the step would
+        # be a host callback in every step, and keep the program out of the compilation cache).
+        met = u < self.meet_probability(gamma, mu).astype(u.dtype)
         return jnp.where(met, c, 0.0), met
 
     def checked(self, gamma, mu, dtype):
         from ._checks import check_scalar
 
-        schedule = Stochastic(dt=check_scalar(self.dt, "dt", dtype))
-        meet_probability(schedule, gamma, mu)  # raises now if concrete
-        return schedule
+        return Stochastic(dt=checked_dt(check_scalar(self.dt, "dt", dtype), gamma, mu))
 
 
 class Deterministic(AbstractSchedule):
@@ -124,22 +124,19 @@ class Deterministic(AbstractSchedule):
         return self.vacuum == "inside"
 
 
-def meet_probability(schedule: Stochastic, gamma, mu) -> Array:
-    """`p = mu dt / gamma`, with a clear error when `dt` is too large for `gamma` (`p > 1`)."""
-    p = schedule.meet_probability(gamma, mu)
-    values = [concrete(v) for v in (schedule.dt, gamma, mu)]
-    if all(v is not None for v in values):
-        dt, g, m = (float(v) for v in values)
-        detail = (
-            f"dt={dt:g} with gamma={g:g}, mu={m:g} gives p = {m * dt / g:g}; "
-            f"need dt <= gamma / mu = {g / m:g}"
-        )
-    else:
-        detail = "need dt <= gamma / mu"
+def checked_dt(dt, gamma, mu) -> Array:
+    """`dt`, refused when too large for `gamma` (`p = mu dt / gamma > 1`): now if the values are
+    concrete, else by a runtime check attached to `dt` (once, where the run starts)."""
+    message = "dt is too large for gamma: the meeting probability p = mu*dt/gamma must be <= 1"
     # A little slack so that dt = gamma/mu (p = 1) survives rounding.
-    return fail_if(
-        p,
-        p > 1 + 1e-6,
-        "dt is too large for gamma: the meeting probability p = mu*dt/gamma must be <= 1 "
-        f"({detail})",
-    )
+    slack = 1 + 1e-6
+    values = [concrete(v) for v in (dt, gamma, mu)]
+    if any(v is None for v in values):
+        return fail_if(dt, mu * dt / gamma > slack, f"{message} (need dt <= gamma / mu)")
+    d, g, m = (float(v) for v in values)
+    if m * d / g > slack:
+        raise ValueError(
+            f"{message} (dt={d:g} with gamma={g:g}, mu={m:g} gives p = {m * d / g:g}; need "
+            f"dt <= gamma / mu = {g / m:g})"
+        )
+    return dt

@@ -19,6 +19,7 @@ from ._checks import (
     check_unit,
     check_vector,
     concrete,
+    fail_if,
 )
 from ._flavours import check_flavours, dimension, flavour_axis, pmns_vacuum
 from ._profile import AbstractProfile, check_range, profile
@@ -188,7 +189,7 @@ def make_spec(
     n_realizations = check_count(n_realizations, "n_realizations")
     n_steps = run_length(schedule, gamma, mu, n_steps, t_max, save_every)
     if density is not None:
-        check_density(schedule, gamma, density, n_steps)
+        schedule = check_density(schedule, gamma, density, n_steps)
     return RunSpec(
         gamma=gamma,
         mu=mu,
@@ -208,18 +209,39 @@ def make_spec(
 
 
 def check_density(schedule, gamma, density: AbstractProfile, n_steps: int):
-    """Refuse a concrete `mu(t)` that is negative at a step's midpoint, or makes the meeting
-    probability `mu(t) dt / gamma` exceed 1 there."""
+    """The schedule, refused if `mu(t)` is negative at a step's midpoint or makes the meeting
+    probability `mu(t) dt / gamma` exceed 1 there: now where the values are concrete, else by a
+    runtime check attached to `dt` (evaluated once, where the run starts, not in every step)."""
     tau, g = concrete(schedule.step_length(gamma, 1.0)), concrete(gamma)
-    if tau is None or g is None:
-        return
-    times = (np.arange(n_steps) + 0.5) * float(tau)
-    check_range(density, times, "mu(t)", lower=0.0)
-    check_range(
-        density,
-        times,
-        "mu(t)",
-        upper=float(g) / float(tau),
-        what=f" (the meeting probability mu(t) dt / gamma <= 1 needs mu(t) <= gamma / dt = "
-        f"{float(g) / float(tau):g})",
+    if tau is not None and g is not None and concrete(density(0.0)) is not None:
+        times = (np.arange(n_steps) + 0.5) * float(tau)
+        check_range(density, times, "mu(t)", lower=0.0)
+        check_range(
+            density,
+            times,
+            "mu(t)",
+            upper=float(g) / float(tau),
+            what=f" (the meeting probability mu(t) dt / gamma <= 1 needs mu(t) <= gamma / dt = "
+            f"{float(g) / float(tau):g})",
+        )
+        return schedule
+    # Traced: the extremes over the steps, a block of steps at a time (bounded memory).
+    block = min(n_steps, 65536)
+    tau = schedule.step_length(gamma, 1.0)
+    starts = jnp.arange(0, n_steps, block)
+
+    def extremes(start):
+        k = start + jnp.arange(block)
+        values = density((k.astype(tau.dtype) + 0.5) * tau)
+        valid = k < n_steps
+        return jnp.min(jnp.where(valid, values, jnp.inf)), jnp.max(jnp.where(valid, values, 0))
+
+    lowest, highest = jax.lax.map(extremes, starts)
+    bad = (jnp.min(lowest) < 0) | (jnp.max(highest) * tau / gamma > 1 + 1e-6)
+    dt = fail_if(
+        schedule.dt,
+        bad,
+        "mu(t) must be >= 0 at every step, and the meeting probability mu(t) dt / gamma <= 1 "
+        "(mu(t) <= gamma / dt)",
     )
+    return eqx.tree_at(lambda s: s.dt, schedule, dt)

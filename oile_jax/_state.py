@@ -6,9 +6,10 @@ the mass basis; a pure nu_e is `(0, 0, 1)` in the flavour basis.
 """
 
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Complex, Float
 
-from ._checks import check_option, check_physical_if_concrete, check_vector
+from ._checks import check_option, check_physical_if_concrete, check_vector, concrete
 
 BASES = ("flavour", "flavor", "mass")
 
@@ -56,9 +57,13 @@ def mixing_vector(
     """
     check_option(basis, "basis", BASES)
     dtype = dtype or jnp.result_type(float)
-    theta = jnp.asarray(theta, dtype=dtype)
     if basis == "mass":
-        return jnp.asarray([0.0, 0.0, -1.0], dtype=dtype)
+        return jnp.asarray(np.array([0.0, 0.0, -1.0], dtype=dtype))
+    value = concrete(theta)
+    if value is not None:  # on the host: no program for a constant
+        angle = 2 * value.astype(np.float64)
+        return jnp.asarray(np.stack([np.sin(angle), 0 * angle, -np.cos(angle)]).astype(dtype))
+    theta = jnp.asarray(theta, dtype=dtype)
     return jnp.stack([jnp.sin(2 * theta), jnp.zeros_like(theta), -jnp.cos(2 * theta)])
 
 

@@ -829,19 +829,6 @@ CLI = [
         ],
         r"earlier.h5 exists; pass --force",
     ),
-    (
-        "cli-path-lost-branch",
-        [
-            "path",
-            *(
-                (
-                    f"{TWO} --lengths 0.5 0.3 --Pz 0.2 --gamma 0.1"
-                    " --t-max 10000 --n-saves 2 --out p.h5"
-                ).split()
-            ),
-        ],
-        r"lost its equilibrium branch",
-    ),
     ("cli-plot-missing", ["plot", "results/none.h5"], r"none.h5 does not exist"),
     ("cli-plot-no-figure", ["plot", "results/earlier.h5", "--out", "e.png"], r"no standard figure"),
     ("cli-plot-not-h5", ["plot", "bad.toml"], r"corrupt or not an HDF5 file"),

@@ -42,3 +42,90 @@ def test_the_cache_can_be_turned_off(tmp_path):
     assert oile(tmp_path, tmp_path / "flag", "--no-compile-cache") == []
     assert not (tmp_path / "flag").exists()
     assert oile(tmp_path, tmp_path / "env", env={"OILE_NO_COMPILE_CACHE": "1"}) == []
+
+
+# Stored programs (`_programs.py`), in this process.
+
+
+def _store(monkeypatch, path):
+    from oile_jax import _programs
+
+    monkeypatch.setattr(_programs, "_directory", path)
+    monkeypatch.setattr(_programs, "_loaded", {})
+    monkeypatch.setattr(_programs, "_unstorable", set())
+    return _programs
+
+
+def _foreground(**options):
+    import jax
+    import jax.numpy as jnp
+
+    import oile_jax as oj
+
+    return oj.simulate_foreground(
+        jnp.asarray([0.0, 0.0, 1.0]),
+        jnp.asarray([0.6, 0.0, 0.8]),
+        gamma=0.3,
+        schedule=oj.Stochastic(dt=0.1),
+        key=jax.random.key(3),
+        n_steps=40,
+        n_realizations=8,
+        **options,
+    ).mean
+
+
+def test_stored_programs_are_written_loaded_and_agree(tmp_path, monkeypatch):
+    import numpy as np
+
+    reference = np.asarray(_foreground())  # eqx.filter_jit, nothing stored
+    programs = _store(monkeypatch, tmp_path)
+    stored = np.asarray(_foreground())
+    files = sorted((tmp_path / "programs").iterdir())
+    assert len(files) == 1, files
+    # Another compile of the same computation: equal up to rounding, not bit for bit (XLA does
+    # not promise one program's fusion choices to another).
+    np.testing.assert_allclose(stored, reference, rtol=1e-6, atol=1e-7)
+    # As a new process does: read from the file, never compiled.
+    monkeypatch.setattr(programs, "_loaded", {})
+    compile_ = programs._compile
+    monkeypatch.setattr(programs, "_compile", lambda *a: pytest.fail("compiled again"))
+    loaded = np.asarray(_foreground())
+    # The same executable on the same inputs: identical by construction.
+    np.testing.assert_array_equal(loaded, stored)
+    # Other shapes or static options are other programs.
+    monkeypatch.setattr(programs, "_compile", compile_)
+    _foreground(save_every=2)
+    assert len(list((tmp_path / "programs").iterdir())) == 2
+
+
+def test_unreadable_stored_programs_are_compiled_again(tmp_path, monkeypatch):
+    import numpy as np
+
+    programs = _store(monkeypatch, tmp_path)
+    first = np.asarray(_foreground())
+    (path,) = (tmp_path / "programs").iterdir()
+    path.write_bytes(b"not a program")
+    monkeypatch.setattr(programs, "_loaded", {})
+    np.testing.assert_array_equal(np.asarray(_foreground()), first)
+    assert path.read_bytes() != b"not a program"  # replaced, whole
+
+
+def test_what_cannot_be_stored_runs_as_filter_jit(tmp_path, monkeypatch):
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    programs = _store(monkeypatch, tmp_path)
+
+    def checked(x):  # a runtime check: a host callback, which cannot be serialized
+        return eqx.error_if(x, x < 0, "x must be >= 0") * 2
+
+    stored = programs.stored_program(checked)
+    assert float(stored(jnp.asarray(1.5))) == 3.0
+    with pytest.raises(eqx.EquinoxRuntimeError, match="x must be >= 0"):
+        stored(jnp.asarray(-1.0))
+    # A static value shown by its address, and arguments traced by an outer jit: not stored.
+    scaled = programs.stored_program(lambda f, x: f(x))
+    assert float(scaled(lambda x: 3 * x, jnp.asarray(2.0))) == 6.0
+    assert float(jax.jit(lambda x: stored(x))(jnp.asarray(2.0))) == 4.0
+    assert not (tmp_path / "programs").exists() or not any((tmp_path / "programs").iterdir())

@@ -174,10 +174,14 @@ def test_foreground_miscidynamics_is_exact_for_the_master_equation():
     )
 
 
-def test_lost_branches_raise_clear_errors():
-    """No equilibrium can carry Pbar_z = 0.2 with lengths 0.05: the start is refused; and a path
-    driven to the end of its branch stops with the branch message."""
+def test_lost_branches_raise_clear_errors(monkeypatch):
+    """No equilibrium can carry Pbar_z = 0.2 with lengths 0.05: the start is refused. A path
+    whose lengths are driven out of the region where equilibria exist (here: relaxed to 0, by
+    a replaced target, so that sum_g f_g |p_g| < |Pbar_z| from t = ln(0.5 / 0.2) / Gamma on)
+    stops there with the branch message, naming that time."""
     import equinox as eqx
+
+    import oile_jax._path as path_module
 
     with pytest.raises(
         eqx.EquinoxRuntimeError, match="no precession equilibrium at the starting lengths"
@@ -191,9 +195,26 @@ def test_lost_branches_raise_clear_errors():
             gamma=0.01,
             guess=(-0.13, 0.3),
         )
-    with pytest.raises(eqx.EquinoxRuntimeError, match="lost its equilibrium branch"):
-        # Run far past flavour equilibration (Q = 5e-4 at t = 1e3): the branch ends at Q -> 0.
-        oj.miscidynamic_path(jnp.asarray([0.5, 0.3]), F, W, PZ, jnp.asarray([0.0, 1e4]), gamma=0.1)
+    monkeypatch.setattr(path_module, "_target", lambda eq, omegas, Pz, mu: 0 * omegas)
+    with pytest.raises(eqx.EquinoxRuntimeError, match="lost its equilibrium branch at t = ") as e:
+        oj.miscidynamic_path(
+            jnp.asarray([0.5, 0.5]), F, W, PZ, jnp.asarray([0.0, 20.0]), gamma=1.0, rate=0.1
+        )
+    t_lost = float(str(e.value).split("at t = ")[1].split(":")[0])
+    assert abs(t_lost - np.log(0.5 / 0.2) / 0.1) < 0.05, t_lost
+
+
+def test_path_reaches_the_end_of_its_branch():
+    """Run far past flavour equilibration: the path follows its branch to the end, Q -> 0 with
+    every length at Pbar_z (P_g -> Pbar_z z), precessing at the endpoint frequency (the root of
+    mu Pbar_z sum_g f_g / (mu Pbar_z - omega_g - Omega) = 1 continuing the path)."""
+    path = oj.miscidynamic_path(
+        jnp.asarray([0.5, 0.3]), F, W, PZ, jnp.asarray([0.0, 1e4]), gamma=0.1
+    )
+    assert float(path.Q[-1]) < 1e-6
+    assert_allclose(path.lengths[-1], [PZ, PZ], rtol=0, atol=1e-6)
+    end = oj.endpoint_frequency(F, W, PZ, guess=float(path.Omega[0]))
+    assert_allclose(path.Omega[-1], end, rtol=0, atol=1e-7)
 
 
 # Two groups in the mass basis, 72 inputs: lengths, fractions, Pbar_z and mu varied.

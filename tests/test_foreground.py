@@ -399,3 +399,21 @@ def test_traced_bad_input_raises_at_run_time(key):
     )
     with pytest.raises(eqx.EquinoxRuntimeError, match="dt is too large for gamma"):
         run_dt(0.5)
+    # A traced mu(t) profile is checked once where the run starts (not in every step).
+    run_profile = eqx.filter_jit(
+        lambda value: (
+            oj.simulate_foreground(
+                P0,
+                P_B,
+                gamma=0.1,
+                schedule=oj.Stochastic(dt=0.05),
+                key=key,
+                n_steps=4,
+                mu=oj.Exponential(value, 1.0),
+            ).mean
+        )
+    )
+    assert np.all(np.isfinite(run_profile(1.0)))
+    for value in (3.0, -1.0):  # p = 1.5 at t = 0; mu < 0
+        with pytest.raises(eqx.EquinoxRuntimeError, match=r"mu\(t\) must be >= 0 at every"):
+            run_profile(value)

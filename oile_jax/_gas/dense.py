@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from .._programs import stored_program
 from .._random import realization_keys, realization_streams, step_words
 from .._sharding import placement, realization_sharding, shard, to_host
 from .engine import AbstractGasEngine
@@ -98,7 +99,7 @@ def in_gas_order(kernel: GasKernel, slots: Slots):
     return jax.vmap(kernel.in_gas_order)(slots)
 
 
-_initial, _advance, _in_gas_order = (eqx.filter_jit(f) for f in (initial, advance, in_gas_order))
+_initial, _advance, _in_gas_order = (stored_program(f) for f in (initial, advance, in_gas_order))
 
 
 class DenseEngine(AbstractGasEngine):
@@ -126,7 +127,9 @@ class DenseEngine(AbstractGasEngine):
         return placement(self.sharding)
 
     def start(self):
-        P = jnp.broadcast_to(self.gas.initial_isospins(self.dtype), self.shape)
+        P = self.gas.initial_isospins(self.dtype)
+        xp = np if isinstance(P, np.ndarray) else jnp  # host values stay on the host
+        P = xp.broadcast_to(P, self.shape)
         return _initial(self.kernel, shard(P, self.sharding))
 
     def advance(self, slots, step0: int, size: int, save_every: int, save_state: bool):

@@ -11,6 +11,7 @@ import equinox as eqx
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from .._programs import stored_program
 from .._sharding import to_host
 from .kernel import GasKernel
 from .model import Gas, realization_velocities
@@ -69,4 +70,4 @@ class AbstractGasEngine(eqx.Module):
         return np.broadcast_to(v, tuple(lead) + v.shape)
 
 
-_velocities = eqx.filter_jit(realization_velocities)
+_velocities = stored_program(realization_velocities)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._checks import check_finite, check_vector
+from .._checks import check_finite, check_vector, concrete
 from .._flavours import check_state, flavour_count
 from .._random import realization_keys, realization_streams
 
@@ -90,6 +90,12 @@ class Gas(eqx.Module):
         return np.repeat(np.arange(self.n_groups, dtype=np.int32), self.counts)
 
     def initial_state(self, dtype) -> Float[Array, "N D"]:
+        value = concrete(self.P0)
+        if value is not None:  # a NumPy array, made on the host: no program of its own
+            P0 = value.astype(dtype)
+            if P0.shape[0] == self.n and self.n != self.n_groups:
+                return P0
+            return np.repeat(P0, self.counts, axis=0)
         P0 = self.P0.astype(dtype)
         if P0.shape[0] == self.n and self.n != self.n_groups:
             return P0
@@ -123,7 +129,7 @@ class Gas(eqx.Module):
         """This gas with its arrays in `dtype`, finite and physical (density matrices)."""
         P0 = check_vector(self.P0, "P0", dtype, size=self.P0.shape[-1])
         P0 = check_state(check_finite(P0, "P0"), "P0")
-        omegas = check_vector(self.omegas[:, None], "omegas", dtype, size=1)[:, 0]
+        omegas = check_vector(self.omegas, "omegas", dtype, size=self.n_groups)
         return Gas(self.counts, check_finite(omegas, "omegas"), P0, self.antineutrino)
 
 
