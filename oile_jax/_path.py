@@ -26,6 +26,7 @@ from ._equilibrium import (
     _params,
     _residual,
     _residual_limit,
+    _tolerances,
     equilibrium_branches,
     precession_equilibrium,
     solve_equilibrium,
@@ -85,10 +86,10 @@ _STEPS = (
 )
 
 
-def _newton_tolerances(dtype):
-    from ._equilibrium import _tolerances
-
-    return _tolerances(dtype)
+def _off_branch(eq: Equilibrium, dtype):
+    """Whether Newton failed to find the equilibrium (no convergence, or a residual above the
+    accepted one)."""
+    return ~eq.converged | (jnp.max(jnp.abs(eq.residual)) > _residual_limit(dtype))
 
 
 class _PathField(eqx.Module):
@@ -101,7 +102,7 @@ class _PathField(eqx.Module):
     def __call__(self, t, y, args=None):
         G = self.fractions.shape[0]
         lengths, guess = y[:G], y[G:]
-        rtol, atol = _newton_tolerances(lengths.dtype)
+        rtol, atol = _tolerances(lengths.dtype)
 
         params = (lengths, self.fractions, self.omegas, self.Pz, self.mu)
         eq = solve_equilibrium(params, guess, rtol, atol, _NEWTON_STEPS)
@@ -115,21 +116,21 @@ class _PathField(eqx.Module):
         # Off the branch the derivative is NaN: the solver rejects the step and shrinks it
         # until it stops at its smallest step (dt_min_reached), which the path reports as a
         # lost branch. (A runtime check here would be a host callback in every stage.)
-        bad = ~eq.converged | (jnp.max(jnp.abs(eq.residual)) > _residual_limit(lengths.dtype))
-        return jnp.where(bad, jnp.nan, jnp.concatenate([dp, tangent]))
+        return jnp.where(_off_branch(eq, lengths.dtype), jnp.nan, jnp.concatenate([dp, tangent]))
 
 
 @stored_program
 def _path_program(params, rate, guess, ts, rtol: float, atol: float, max_steps: int):
     """The whole path as one program without runtime checks: the start's equilibrium, then one
     adaptive solve per save interval (each starts where the last one ended). Returns
-    `(start, ys, status, t_stop)`: `status` 0 (done), 1 (no equilibrium at the start), 2 (the
-    branch was lost), 3 (the step limit); `t_stop`, the time the solve stopped at."""
+    `(lengths, equilibria, status, t_stop)` at the save times: `status` 0 (done), 1 (no
+    equilibrium at the start), 2 (the branch was lost), 3 (the step limit); `t_stop`, the time
+    the solve stopped at."""
     lengths, fractions, omegas, Pz, mu = params
     dtype = lengths.dtype
-    newton_rtol, newton_atol = _newton_tolerances(dtype)
+    newton_rtol, newton_atol = _tolerances(dtype)
     start = solve_equilibrium(params, guess, newton_rtol, newton_atol, _NEWTON_STEPS)
-    start_bad = ~start.converged | (jnp.max(jnp.abs(start.residual)) > _residual_limit(dtype))
+    start_bad = _off_branch(start, dtype)
     term = diffrax.ODETerm(_PathField(fractions, omegas, Pz, mu, rate))
     # A step below 100 ulps of the time cannot advance it: the solver stops there (a NaN
     # derivative, i.e. a lost branch, drives it down at once).
