@@ -29,8 +29,10 @@ class AbstractSchedule(eqx.Module):
 
     @abc.abstractmethod
     def meetings(self, u: Float[Array, "..."], c: Float[Array, "..."], gamma, mu):
-        """`(c, met)`: the encounter angles `c` of a step's pairs with 0 where a pair does not
-        meet, and which pairs meet (bool), from one uniform `[0, 1)` draw `u` per pair."""
+        """`(c, met)`: the values `c` of a step's pairs (their encounter angles, or the
+        encounter variables the angles are proportional to) with 0 where a pair does not meet,
+        and which pairs meet (bool), from one uniform `[0, 1)` draw `u` per pair. Linear in
+        `c`: the gas scales the encounter variables by `gamma` afterwards."""
 
     @abc.abstractmethod
     def checked(self, gamma, mu, dtype) -> "AbstractSchedule":

@@ -9,6 +9,7 @@ The polynomials have enough terms for the dtype: the truncation error on
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -41,9 +42,12 @@ def _sin_cos_reduced(r, quadrant):
     return jnp.where(q >= 2, -s, s), jnp.where((q == 1) | (q == 2), -c, c)
 
 
+@jax.custom_jvp
 def sin_cos(theta: Float[Array, "..."]) -> tuple[Array, Array]:
     """`(sin theta, cos theta)` (radians), to the dtype's rounding for `|theta|` up to about
-    `1e3` (float32) and `1e6` (float64); the reduction's error grows slowly beyond."""
+    `1e3` (float32) and `1e6` (float64); the reduction's error grows slowly beyond.
+    Differentiable: the derivative is `(cos, -sin)` of the values (not the polynomial's own,
+    whose reverse mode would keep every term of it)."""
     dtype = theta.dtype
     quadrant = jnp.round(theta * jnp.asarray(2 / np.pi, dtype))
     hi, lo = _split(np.pi / 2, dtype, 12 if dtype == jnp.float32 else 26)
@@ -51,8 +55,23 @@ def sin_cos(theta: Float[Array, "..."]) -> tuple[Array, Array]:
     return _sin_cos_reduced(r, quadrant)
 
 
+@sin_cos.defjvp
+def _sin_cos_jvp(primals, tangents):
+    sin, cos = sin_cos(*primals)
+    (d,) = tangents
+    return (sin, cos), (cos * d, -sin * d)
+
+
+@jax.custom_jvp
 def sin_cos_turns(t: Float[Array, "..."]) -> tuple[Array, Array]:
     """`(sin 2 pi t, cos 2 pi t)`: the angle in turns, whose reduction is exact."""
     quadrant = jnp.round(4 * t)
     r = (t - quadrant / 4) * jnp.asarray(2 * np.pi, t.dtype)
     return _sin_cos_reduced(r, quadrant)
+
+
+@sin_cos_turns.defjvp
+def _sin_cos_turns_jvp(primals, tangents):
+    sin, cos = sin_cos_turns(*primals)
+    d = tangents[0] * jnp.asarray(2 * np.pi, sin.dtype)
+    return (sin, cos), (cos * d, -sin * d)

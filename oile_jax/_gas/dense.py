@@ -37,8 +37,9 @@ def advance(
     """`n_intervals * save_every` steps from global step `step0` for every realization:
     `(slots, (observables, encounters, states))` per save interval. `remat`: both scans (over
     save intervals, over the steps of one) checkpointed in blocks (`remat_scan`), so that
-    reverse-mode differentiation keeps about `2 (sqrt(n_intervals) + sqrt(save_every))` gas
-    states instead of every step's. `sequential`: the realizations one after another
+    reverse-mode differentiation keeps about `2 (sqrt(n_intervals) + sqrt(save_every))`
+    steps instead of every one; a kept step is its input, permutation and encounter variables
+    (`GasKernel.differentiable_step`). `sequential`: the realizations one after another
     (`lax.map`) instead of vmapped, so that each gather (and its transpose) is one-dimensional
     (XLA's batched gathers and scatters are several times slower on the CPU)."""
     scan = remat_scan if remat else jax.lax.scan
@@ -51,7 +52,7 @@ def advance(
             def step(slots, s):
                 # `s >= 0`: true, but not known to the compiler (see `kernel.materialize`).
                 live = s >= 0
-                slots, _, met = kernel.step(
+                slots, _, met = kernel.differentiable_step(
                     slots, step_words(steps_key, s), velocity_words, live, s
                 )
                 return slots, met

@@ -5,7 +5,7 @@ It runs the dense engine's own functions (`dense.initial`, `dense.advance`) with
 loop: the same kernel and the same random streams as `simulate_gas`, so at the same options it
 makes the same encounters and gives the same numbers to rounding (one XLA program against
 another: no bit-identity is promised). The scans are checkpointed (`dense.remat_scan`), so
-reverse mode keeps about `2 (sqrt(saves) + sqrt(save_every))` gas states, not one per step.
+reverse mode keeps about `2 (sqrt(saves) + sqrt(save_every))` steps, not every one.
 
 Gradients are pathwise: the encounter sequence (permutations, meeting decisions, encounter
 variables `x`, velocities) is fixed by the key, and the derivative is that of the final state
@@ -104,8 +104,9 @@ def evolve_gas(
     - `n_steps` (an int; `t_max` is not taken: a run length computed from `gamma` would move
       with it), `save_every` (default `n_steps`: the initial and the final save only).
     - `remat`: checkpoint the scans in blocks, so that reverse mode stores about
-      `2 (sqrt(n_steps / save_every) + sqrt(save_every))` gas states (default True; False
-      stores every step's, for one forward pass less).
+      `2 (sqrt(n_steps / save_every) + sqrt(save_every))` steps (default True; False keeps
+      every step, for one forward pass less). A kept step is its input state, its
+      permutation and its pairs' encounter variables (about 1.4 gas states in float64).
 
     Gradients (`jax.grad`, `jax.jvp`, `jax.jacfwd`) are exact for `P0`, `omegas`, `B`, `L`,
     `matter` and, with `Deterministic` rounds, `gamma` and `mu`. With `Stochastic(dt)`,

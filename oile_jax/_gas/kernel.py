@@ -22,9 +22,12 @@ encounters and one full turn (for three flavours an 8 x 8 matrix per neutrino: h
 With `lambda(t)` the vectors are carried as they are.
 """
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 from jaxtyping import Array, Float, Int
 
 from .._angles import AbstractAngleModel
@@ -42,12 +45,33 @@ def materialize(live, f, *args):
     """`f(*args)`, computed once and stored. XLA's CPU fusion would otherwise recompute `f`
     inside each of its consumers (the permutation in every gathered plane, the hashed angles in
     every updated component). A `lax.cond` on `live` (true at run time, unknown to the compiler)
-    is a fusion boundary; on other backends `f` is inlined."""
+    is a fusion boundary; on other backends `f` is inlined. Differentiable: the tangents are
+    computed outside the `cond` (a `cond` differentiated as such would carry every residual of
+    `f` out of both of its branches, each step, in reverse mode)."""
     if jax.default_backend() != "cpu":
         return f(*args)
-    shapes = jax.eval_shape(f, *args)
+    g, consts = jax.closure_convert(f, *args)
+    return _stored(g, live, tuple(consts), args)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _stored(g, live, consts, args):
+    shapes = jax.eval_shape(g, *args, *consts)
     zeros = lambda *_: jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
-    return jax.lax.cond(live, f, zeros, *args)
+    return jax.lax.cond(live, lambda c, a: g(*a, *c), zeros, consts, args)
+
+
+@_stored.defjvp
+def _stored_jvp(g, primals, tangents):
+    live, consts, args = primals
+    _, d_consts, d_args = tangents
+    _, d_out = jax.jvp(lambda c, a: g(*a, *c), (consts, args), (d_consts, d_args))
+    return _stored(g, live, consts, args), d_out
+
+
+# What reverse mode keeps of a step besides its input (`GasKernel.differentiable_step`): the
+# parts computed by hashing, its permutation and its pairs' encounter variables.
+_PERMUTATION, _ENCOUNTER_X = "gas_step_permutation", "gas_step_encounter_x"
 
 
 @jax.custom_jvp
@@ -342,6 +366,7 @@ class GasKernel(eqx.Module):
         """The neutrinos moved to new slots by this step's permutation (of the slots' size)."""
         n = slots.index.size
         perm = materialize(live, lambda w: permutation(w, n), words)
+        perm = checkpoint_name(perm, _PERMUTATION)
         move = lambda x, perm: take(x.reshape(-1), perm).reshape(x.shape)
         return materialize(live, lambda s, p: jax.tree.map(lambda x: move(x, p), s), slots, perm)
 
@@ -352,12 +377,13 @@ class GasKernel(eqx.Module):
         def angles(index, words, velocity_words, t):
             u_meet, u_x = pair_uniforms(words, index.shape[-1], dtype)
             x = self.angles.pair_x(u_x, velocity_words, index[0], index[1], dtype)
-            c, met = self.schedule.meetings(
-                u_meet, self.gamma.astype(dtype) * x, self.gamma, self.coupling(t)
-            )
-            return c, jnp.sum(met, dtype=jnp.int32)
+            x, met = self.schedule.meetings(u_meet, x, self.gamma, self.coupling(t))
+            return x, jnp.sum(met, dtype=jnp.int32)
 
-        return materialize(live, angles, index, words, velocity_words, t)
+        x, n_met = materialize(live, angles, index, words, velocity_words, t)
+        # `gamma` applied outside the stored part: its derivative is the stored `x`.
+        x = checkpoint_name(x, _ENCOUNTER_X)
+        return self.gamma.astype(dtype) * x, n_met
 
     def encounters(self, slots: Slots, c, live, t) -> Slots:
         """The pairs `(0, k)`, `(1, k)` of slots in the carried form (`enter`) meet at angles
@@ -374,7 +400,11 @@ class GasKernel(eqx.Module):
             return Slots(P=_components(jnp.stack([Pa, Pb])), index=slots.index)
         # The encounter is symmetric (`Pb` changes by `_exchange(Pb, Pa)`), so each plane is one
         # elementwise pass over all slots, the partner read from the other row.
-        sin2, sin_cos = materialize(live, _coefficients, c)
+        # The pair's coefficients on both of its rows, stacked rather than broadcast: the
+        # transpose of a broadcast over the rows is a reduction, which XLA's CPU backend runs
+        # many times slower than the sum of two slices a stack transposes to.
+        c = jnp.stack([c, c])
+        sin2, sin_cos = (jnp.stack([x, x]) for x in materialize(live, _coefficients, c[0]))
         if self.carried or self.carried_in_matter:
             P = slots.P
         else:  # the same half turn before and after the encounters (the step's midpoint)
@@ -403,6 +433,20 @@ class GasKernel(eqx.Module):
         slots = self.shuffle(slots, words, live)
         c, n_met = self.encounter_angles(slots.index, words, velocity_words, live, dtype, t)
         return self.encounters(slots, c, live, t), c, n_met
+
+    def differentiable_step(self, slots: Slots, words, velocity_words, live, step):
+        """`step` under `jax.checkpoint`, for reverse mode: it keeps the step's input slots, its
+        permutation and its pairs' encounter variables, and recomputes the rest (elementwise)
+        while it runs back through the step, instead of storing every intermediate value of
+        it (a dozen gas-sized arrays). The same numbers as `step`; without differentiation
+        the same program."""
+        policy = jax.checkpoint_policies.save_only_these_names(_PERMUTATION, _ENCOUNTER_X)
+        # `prevent_cse=False`: the step runs inside scans, which already keep XLA from merging
+        # the recomputation with the forward pass (JAX's advice for `checkpoint` in a scan).
+        run = jax.checkpoint(
+            lambda kernel, *args: kernel.step(*args), prevent_cse=False, policy=policy
+        )
+        return run(self, slots, words, velocity_words, live, step)
 
     def observe_sums(self, slots: Slots, combine=None) -> Observables:
         """Observables of slots in the carried form (`enter`); `combine`, if given, adds the
