@@ -114,7 +114,8 @@ def _exchange(Pa, Pb, sin2, sin_cos, n: int, mixed=None):
     `sin^2 c (Pb - Pa) + sin c cos c (Pb * Pa)`, vectors as component tuples (`*` the product
     of `_flavours.star`, the cross product for two flavours). `mixed`, for three flavours with
     antineutrinos: the coefficient of the nu-nubar pairs' extra term `d(Pa, Pb)` (zero for a pair
-    of one species), with `sin2`, `sin_cos` that pair's coefficients (physics.md section 11)."""
+    of one species; `Pb`'s coefficient is its negative, `d` symmetric), with `sin2`, `sin_cos`
+    that pair's coefficients (physics.md section 11)."""
     d = tuple(sin2 * (b - a) + sin_cos * x for a, b, x in zip(Pa, Pb, star(Pb, Pa, n), strict=True))
     if mixed is None:
         return d
@@ -125,24 +126,23 @@ def _components(P):
     return tuple(P[..., a] for a in range(P.shape[-1]))
 
 
-def _coefficients(c):
-    """`(sin^2 c, sin c cos c)` of encounter angles `c`."""
+def _coefficients(c, anti=None, n: int = 2):
+    """The coefficients `(sin^2 c, sin c cos c, mixed)` of `_exchange` for pairs meeting at
+    angles `c` `(n/2,)`, `mixed` None. With `anti` `(2, n/2)` (whether each slot of a pair
+    holds an antineutrino) for `n` flavours: a nu-nubar pair meets by
+    `1 + (e^{i n c} - 1) |Phi+><Phi+|`, on isospins `2 (1 - cos nc) / n^2`, `sin(nc) / n` and
+    `+/- (1 - cos nc) / n` on `d(Pa, Pb)` (`+` where `Pa` is the neutrino's); a pair of one
+    species keeps `(sin^2 c, sin c cos c, 0)`."""
     sin, cos = sin_cos(c)
-    return sin * sin, sin * cos
-
-
-def _mixed_coefficients(c, sin2, sincos, anti, n: int):
-    """The coefficients of every pair, `anti` `(2, n/2)` whether each slot holds an
-    antineutrino. A nu-nubar pair meets by `1 + (e^{i n c} - 1) |Phi+><Phi+|`: on isospins
-    `A = 2 (1 - cos nc) / n^2`, `C = sin(nc) / n` and `+/- (1 - cos nc) / n` (the neutrino's
-    row `+`) on `d(Pa, Pb)`; a pair of one species keeps `(sin^2 c, sin c cos c, 0)`."""
+    sin2, sincos = sin * sin, sin * cos
+    if anti is None:
+        return sin2, sincos, None
     mixed = anti[0] != anti[1]
     s = sin_cos(n * c)[0]
     one_minus = 2 * sin_cos(n * c / 2)[0] ** 2
     A = jnp.where(mixed, 2 * one_minus / n**2, sin2)
     C = jnp.where(mixed, s / n, sincos)
-    sign = jnp.where(anti, -1.0, 1.0).astype(c.dtype)
-    D = jnp.where(mixed, sign * one_minus / n, 0.0)
+    D = jnp.where(mixed, jnp.where(anti[0], -one_minus, one_minus) / n, 0.0)
     return A, C, D
 
 
@@ -273,6 +273,10 @@ class GasKernel(eqx.Module):
         """Whether nu-nubar pairs need their own map: three flavours with both species."""
         return self.n_flavours > 2 and any(self.antineutrino) and not all(self.antineutrino)
 
+    def antineutrinos(self, index):
+        """Whether the neutrinos `index` are antineutrinos (their groups')."""
+        return group_values(self.counts, jnp.asarray(self.antineutrino), index)
+
     @property
     def vacuum_inside(self) -> bool:
         return self.schedule.vacuum_inside
@@ -398,25 +402,21 @@ class GasKernel(eqx.Module):
                 Pa, Pb, c, phase_i=phase[0], phase_j=phase[1], B=self.B.astype(dtype)
             )
             return Slots(P=_components(jnp.stack([Pa, Pb])), index=slots.index)
-        # The encounter is symmetric (`Pb` changes by `_exchange(Pb, Pa)`), so each plane is one
-        # elementwise pass over all slots, the partner read from the other row.
-        # The pair's coefficients on both of its rows, stacked rather than broadcast: the
-        # transpose of a broadcast over the rows is a reduction, which XLA's CPU backend runs
-        # many times slower than the sum of two slices a stack transposes to.
-        c = jnp.stack([c, c])
-        sin2, sin_cos = (jnp.stack([x, x]) for x in materialize(live, _coefficients, c[0]))
         if self.carried or self.carried_in_matter:
             P = slots.P
         else:  # the same half turn before and after the encounters (the step's midpoint)
             R = self.half_turns(slots.index, t, slots.P[0].dtype)
             P = _turned(R, slots.P)
-        partner = tuple(x[::-1] for x in P)
-        mixed = None
-        if self.mixed_species:
-            anti = group_values(self.counts, jnp.asarray(self.antineutrino), slots.index)
-            sin2, sin_cos, mixed = _mixed_coefficients(c, sin2, sin_cos, anti, self.n_flavours)
-        d = _exchange(P, partner, sin2, sin_cos, self.n_flavours, mixed)
-        P = tuple(p + x for p, x in zip(P, d, strict=True))
+        # One change `d` per pair, added to one row and taken from the other: half the
+        # arithmetic of updating each row from its partner, and in reverse mode no row
+        # reversal of computed values (which XLA's fusion recomputes at the reversed indices).
+        coefficients = lambda c, index: _coefficients(
+            c, self.antineutrinos(index) if self.mixed_species else None, self.n_flavours
+        )
+        sin2, sin_cos, mixed = materialize(live, coefficients, c, slots.index)
+        Pa, Pb = tuple(x[0] for x in P), tuple(x[1] for x in P)
+        d = _exchange(Pa, Pb, sin2, sin_cos, self.n_flavours, mixed)
+        P = tuple(jnp.stack([a + x, b - x]) for a, b, x in zip(Pa, Pb, d, strict=True))
         if self.carried:
             return Slots(P=self._precess(P, slots.index, 1.0), index=slots.index)
         if self.carried_in_matter:  # this step's second half turn and the next step's first
