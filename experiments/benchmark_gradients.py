@@ -6,7 +6,9 @@ fixed numbers. Variants, alternated in rounds: the forward run (`jit` of the los
 `jax.value_and_grad` with respect to the initial states P0 with the checkpointed scans
 (`remat=True`, the default) and without; and with respect to every parameter (P0, omegas,
 gamma, mu), checkpointed. Each entry: the best of `--repeats` calls over all rounds; the
-ratio is that best time over the forward run's best. Memory: the
+ratio is that best time over the forward run's best; "median" and "max": of the ratios of
+each round's best to the forward run's best in the same round (the spread on a shared
+machine). Memory: the
 temporary bytes of each compiled program (XLA's buffer assignment, `memory_analysis()`), in gas
 states of `N x 3` floats.
 
@@ -64,8 +66,8 @@ def main(argv=None) -> int:
     result = common.benchmark_record(args)
     result["steps"] = args.steps
     print(
-        f"{'N':>8} {'variant':<22}{'s':>9}{'enc/s':>11}{'x forward':>11}"
-        f"{'temp MiB':>10}{'states':>8}"
+        f"{'N':>8} {'variant':<22}{'s':>9}{'enc/s':>11}{'x forward':>11}{'median':>8}"
+        f"{'max':>8}{'temp MiB':>10}{'states':>8}"
     )
     for n in args.sizes:
         variants, params = problem(n, args.steps)
@@ -75,28 +77,35 @@ def main(argv=None) -> int:
             compiled = f.lower(*params).compile()
             memory[name] = compiled.memory_analysis().temp_size_in_bytes
             jax.block_until_ready(f(*params))  # compile and run once
-        best = {name: np.inf for name in variants}
+        per_round = {name: [] for name in variants}  # the best of each round
         for _ in range(args.rounds):
             for name, f in variants.items():
+                times = []
                 for _ in range(args.repeats):
                     start = time.perf_counter()
                     jax.block_until_ready(f(*params))
-                    best[name] = min(best[name], time.perf_counter() - start)
-        ratios = {name: best[name] / best["forward"] for name in variants}
+                    times.append(time.perf_counter() - start)
+                per_round[name].append(min(times))
+        best = {name: min(t) for name, t in per_round.items()}
+        forward = np.asarray(per_round["forward"])
         for name in variants:
             rate = n / 2 * args.steps / best[name]
+            round_ratios = np.asarray(per_round[name]) / forward
             row = {
                 "n": n,
                 "variant": name,
                 "best_s": best[name],
                 "encounters_per_s": rate,
-                "ratio_to_forward": ratios[name],
+                "ratio_to_forward": best[name] / best["forward"],
+                "round_ratio_median": float(np.median(round_ratios)),
+                "round_ratio_max": float(round_ratios.max()),
                 "temp_bytes": memory[name],
                 "temp_states": memory[name] / state_bytes,
             }
             result["rows"].append(row)
             print(
-                f"{n:>8} {name:<22}{best[name]:>9.3f}{rate:>11.3e}{ratios[name]:>11.2f}"
+                f"{n:>8} {name:<22}{best[name]:>9.3f}{rate:>11.3e}{row['ratio_to_forward']:>11.2f}"
+                f"{row['round_ratio_median']:>8.2f}{row['round_ratio_max']:>8.2f}"
                 f"{memory[name] / 2**20:>10.1f}{memory[name] / state_bytes:>8.0f}"
             )
     common.write_json(args.json, result)
