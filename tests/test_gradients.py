@@ -166,14 +166,15 @@ def test_stochastic_gradients_against_central_differences():
 @pytest.mark.slow
 def test_three_flavour_gradients_against_central_differences():
     """Three flavours with neutrinos and antineutrinos: the initial states, `theta_12`
-    (through `pmns_vacuum`, the other angles at their defaults) and constant matter."""
+    (through `pmns_vacuum`, the other angles at their defaults), constant matter and gamma
+    (through the nu-nubar pairs' own coefficients too)."""
 
-    def loss(P0, theta12, matter):
+    def loss(P0, theta12, matter, gamma):
         gas = oj.Gas((6, 6), jnp.asarray([1.0, 0.6]), P0, antineutrino=(False, True))
         B = oj.pmns_vacuum("normal", "flavour", theta12=theta12)
         run = oj.evolve_gas(
             gas,
-            gamma=0.3,
+            gamma=gamma,
             schedule=oj.Deterministic(),
             key=jax.random.key(5),
             n_steps=10,
@@ -185,8 +186,8 @@ def test_three_flavour_gradients_against_central_differences():
         return jnp.sum(run.group_mean[:, -1] * w)
 
     P0 = three_flavours().P0
-    params = (P0, jnp.asarray(0.58), jnp.asarray(0.7))
-    check_against_differences(loss, params, argnums=(0, 1, 2))
+    params = (P0, jnp.asarray(0.58), jnp.asarray(0.7), jnp.asarray(0.3))
+    check_against_differences(loss, params, argnums=(0, 1, 2, 3))
 
 
 @pytest.mark.parametrize("name", ["gamma", "mu", "dt", "density"])

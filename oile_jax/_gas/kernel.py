@@ -126,23 +126,38 @@ def _components(P):
     return tuple(P[..., a] for a in range(P.shape[-1]))
 
 
-def _coefficients(c, anti=None, n: int = 2):
-    """The coefficients `(sin^2 c, sin c cos c, mixed)` of `_exchange` for pairs meeting at
-    angles `c` `(n/2,)`, `mixed` None. With `anti` `(2, n/2)` (whether each slot of a pair
-    holds an antineutrino) for `n` flavours: a nu-nubar pair meets by
-    `1 + (e^{i n c} - 1) |Phi+><Phi+|`, on isospins `2 (1 - cos nc) / n^2`, `sin(nc) / n` and
-    `+/- (1 - cos nc) / n` on `d(Pa, Pb)` (`+` where `Pa` is the neutrino's); a pair of one
-    species keeps `(sin^2 c, sin c cos c, 0)`."""
+def _coefficients(c):
+    """`(sin^2 c, sin c cos c)` of encounter angles `c`."""
     sin, cos = sin_cos(c)
-    sin2, sincos = sin * sin, sin * cos
-    if anti is None:
-        return sin2, sincos, None
+    return sin * sin, sin * cos
+
+
+@jax.custom_jvp
+def _on_rows(x):
+    """`x` `(n/2,)`, one number per pair, on both rows `(2, n/2)` of the pairs: a broadcast, whose
+    tangent is a stack, so that reverse mode adds two slices (the transpose of a broadcast over
+    the rows is a reduction, many times slower on the CPU)."""
+    return jnp.broadcast_to(x, (2,) + x.shape)
+
+
+@_on_rows.defjvp
+def _on_rows_jvp(primals, tangents):
+    return _on_rows(*primals), jnp.stack([tangents[0], tangents[0]])
+
+
+def _mixed_coefficients(c, sin2, sincos, anti, n: int):
+    """The coefficients of every pair on both of its rows, `anti` `(2, n/2)` whether each slot
+    holds an antineutrino, `c`, `sin2`, `sincos` `(2, n/2)`. A nu-nubar pair meets by
+    `1 + (e^{i n c} - 1) |Phi+><Phi+|`: on isospins `A = 2 (1 - cos nc) / n^2`,
+    `C = sin(nc) / n` and `+/- (1 - cos nc) / n` (the neutrino's row `+`) on `d(Pa, Pb)`; a pair
+    of one species keeps `(sin^2 c, sin c cos c, 0)`."""
     mixed = anti[0] != anti[1]
     s = sin_cos(n * c)[0]
     one_minus = 2 * sin_cos(n * c / 2)[0] ** 2
     A = jnp.where(mixed, 2 * one_minus / n**2, sin2)
     C = jnp.where(mixed, s / n, sincos)
-    D = jnp.where(mixed, jnp.where(anti[0], -one_minus, one_minus) / n, 0.0)
+    sign = jnp.where(anti, -1.0, 1.0).astype(c.dtype)
+    D = jnp.where(mixed, sign * one_minus / n, 0.0)
     return A, C, D
 
 
@@ -407,10 +422,7 @@ class GasKernel(eqx.Module):
         else:  # the same half turn before and after the encounters (the step's midpoint)
             R = self.half_turns(slots.index, t, slots.P[0].dtype)
             P = _turned(R, slots.P)
-        coefficients = lambda c, index: _coefficients(
-            c, self.antineutrinos(index) if self.mixed_species else None, self.n_flavours
-        )
-        sin2, sin_cos, mixed = materialize(live, coefficients, c, slots.index)
+        sin2, sin_cos = materialize(live, _coefficients, c)
         if self.n_flavours == 2:
             # One change `d` per pair, added to one row and taken from the other: in reverse
             # mode no row reversal of computed values (which XLA's fusion recomputes at the
@@ -419,13 +431,17 @@ class GasKernel(eqx.Module):
             d = _exchange(Pa, Pb, sin2, sin_cos, 2)
             P = tuple(jnp.stack([a + x, b - x]) for a, b, x in zip(Pa, Pb, d, strict=True))
         else:
-            # Each row from its partner's, in one elementwise pass over both rows (with the
-            # two rows joined as above, XLA's CPU code ran the three-flavour forward step about
-            # 10% slower at N = 1e6). The coefficients stacked on both rows (the transpose of a
-            # broadcast over the rows is a reduction, many times slower on the CPU).
-            rows = lambda x, sign=1: None if x is None else jnp.stack([x, sign * x])
+            # Each row from its partner's, in one elementwise pass over both rows, the pair
+            # coefficients broadcast in it: with the rows joined as above, or the coefficients
+            # stored on both rows, the three-flavour forward step ran 10-40% slower at N = 1e6.
+            sin2, sin_cos, mixed = _on_rows(sin2), _on_rows(sin_cos), None
+            if self.mixed_species:
+                anti = self.antineutrinos(slots.index)
+                sin2, sin_cos, mixed = _mixed_coefficients(
+                    _on_rows(c), sin2, sin_cos, anti, self.n_flavours
+                )
             partner = tuple(x[::-1] for x in P)
-            d = _exchange(P, partner, rows(sin2), rows(sin_cos), self.n_flavours, rows(mixed, -1))
+            d = _exchange(P, partner, sin2, sin_cos, self.n_flavours, mixed)
             P = tuple(p + x for p, x in zip(P, d, strict=True))
         if self.carried:
             return Slots(P=self._precess(P, slots.index, 1.0), index=slots.index)
