@@ -106,7 +106,7 @@ def evolve_gas(
     - `remat`: checkpoint the scans in blocks, so that reverse mode stores about
       `2 (sqrt(n_steps / save_every) + sqrt(save_every))` steps (default True; False keeps
       every step, for one forward pass less). A kept step is its input state, its
-      permutation and its pairs' encounter variables (about 1.4 gas states in float64).
+      permutation and its pairs' encounter variables (about 1.5 gas states in float64).
 
     Gradients (`jax.grad`, `jax.jvp`, `jax.jacfwd`) are exact for `P0`, `omegas`, `B`, `L`,
     `matter` and, with `Deterministic` rounds, `gamma` and `mu`. With `Stochastic(dt)`,
