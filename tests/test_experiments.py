@@ -240,19 +240,33 @@ def test_standard_problems_experiment(tmp_path):
         assert abs(split / row[f"split_mean_field_collision_{g:g}"] - 1) < 0.01, g
 
 
-@pytest.mark.parametrize("name", ["benchmark_flavours", "benchmark_species"])
+@pytest.mark.parametrize("name", ["benchmark_flavours", "benchmark_species", "benchmark_gradients"])
 def test_round_benchmarks_run_and_record(tmp_path, name):
     """The benchmarks run end to end on a small gas and record every variant (their numbers
     are measured by running them, never asserted here)."""
     table = tmp_path / "bench.json"
-    argv = ["--sizes", "1000", "--rounds", "1", "--repeats", "1", "--json", str(table)]
+    argv = ["--sizes", "1000", "--rounds", "2", "--repeats", "1", "--json", str(table)]
+    if name == "benchmark_gradients":
+        argv += ["--steps", "16"]
     assert load(name).main(argv) == 0
     import json
 
     result = json.loads(table.read_text())
-    assert result["rounds"] == 1 and result["repeats"] == 1
+    assert result["rounds"] == 2 and result["repeats"] == 1
     rows = result["rows"]
-    if name == "benchmark_flavours":
+    if name == "benchmark_gradients":
+        assert [r["variant"] for r in rows] == [
+            "forward",
+            "grad P0 (remat)",
+            "grad P0 (no remat)",
+            "grad all (remat)",
+        ]
+        forward = rows[0]
+        assert forward["ratio_to_forward"] == 1.0 and forward["round_ratio_max"] == 1.0
+        for r in rows:
+            assert np.isclose(r["ratio_to_forward"], r["best_s"] / forward["best_s"])
+            assert 0 < r["round_ratio_median"] <= r["round_ratio_max"] and r["temp_bytes"] > 0
+    elif name == "benchmark_flavours":
         assert [r["physics"] for r in rows] == ["neutrinos, vacuum", "nu + nubar, constant matter"]
         for r in rows:
             assert r["rate_2"] > 0 and r["rate_3"] > 0
