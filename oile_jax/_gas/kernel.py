@@ -426,14 +426,14 @@ class GasKernel(eqx.Module):
         if self.n_flavours == 2:
             # One change `d` per pair, added to one row and taken from the other: in reverse
             # mode no row reversal of computed values (which XLA's fusion recomputes at the
-            # reversed indices; the full gradient at N = 1e4 is 15% faster).
+            # reversed indices).
             Pa, Pb = tuple(x[0] for x in P), tuple(x[1] for x in P)
             d = _exchange(Pa, Pb, sin2, sin_cos, 2)
             P = tuple(jnp.stack([a + x, b - x]) for a, b, x in zip(Pa, Pb, d, strict=True))
         else:
             # Each row from its partner's, in one elementwise pass over both rows, the pair
             # coefficients broadcast in it: with the rows joined as above, or the coefficients
-            # stored on both rows, the three-flavour forward step ran 10-40% slower at N = 1e6.
+            # stored on both rows, the three-flavour forward step ran slower.
             sin2, sin_cos, mixed = _on_rows(sin2), _on_rows(sin_cos), None
             if self.mixed_species:
                 anti = self.antineutrinos(slots.index)
