@@ -11,9 +11,16 @@ JAX and its family, the device), and a later process loads it from there and run
 What cannot be stored runs as `eqx.filter_jit` does, in the same process: a program with host
 callbacks (a runtime check inside a program), arguments traced by an outer transformation
 (`jit`, `grad`, `vmap`), arrays on several devices, a static value whose text changes between
-processes (an object shown by its address), outputs that are not all arrays. A stored file that
-cannot be read is compiled again and replaced; files are written whole (a temporary file, then a
-rename), so an interrupted write leaves nothing half-written.
+processes (an object shown by its address), outputs that are not all arrays.
+
+The cache can never make a run fail. A stored file carries a checksum of its contents and is
+trusted only once it has run: a file that is truncated, damaged or of another build is compiled
+afresh and replaced; a loaded program's first call waits for its results, and should it fail
+(an executable stored without its code, say) the call is compiled afresh, the file replaced,
+and a one-line warning names the cache directory. Programs are stored only from a compile made
+here (never an executable taken from JAX's persistent cache, which on the CPU serializes without
+its code), and files are written whole (a temporary file, then a rename), so an interrupted
+write, a full disk or two processes filling one cache leave only complete files.
 """
 
 import functools
@@ -32,6 +39,8 @@ import jax
 _directory: Path | None = None
 _loaded: dict[str, tuple] = {}
 _unstorable: set[str] = set()
+_unverified: set[str] = set()  # loaded from a file, not yet run here
+_MAGIC = b"oile_jax stored program 1\n"
 _FAMILY = ("jax", "jaxlib", "equinox", "diffrax", "optimistix", "lineax", "optax", "numpy")
 
 
@@ -137,15 +146,24 @@ def _compile(fn, leaves, treedef, static):
         return out_leaves
 
     lowered = jax.jit(flat).lower(*leaves)
-    # Compiled afresh, not taken from JAX's persistent cache: an executable loaded from there
-    # (on the CPU) serializes without its code, and would fail in the next process.
+    return _compile_afresh(lowered), shapes[0]
+
+
+def _compile_afresh(lowered):
+    """`lowered.compile()` by XLA itself, never an executable read from JAX's persistent cache:
+    one read from there (on the CPU) serializes without its code, and the process that loads it
+    fails ("Function ... not found"). JAX decides once per process whether it uses its cache,
+    so turning the option off is not enough: its state is reset around the compile."""
+    from jax.experimental.compilation_cache import compilation_cache
+
     enabled = jax.config.jax_enable_compilation_cache
     jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()
     try:
-        compiled = lowered.compile()
+        return lowered.compile()
     finally:
         jax.config.update("jax_enable_compilation_cache", enabled)
-    return compiled, shapes[0]
+        compilation_cache.reset_cache()
 
 
 def _save(path: Path, compiled, out_tree) -> None:
@@ -155,7 +173,8 @@ def _save(path: Path, compiled, out_tree) -> None:
     # The output's structure travels as an instance with 0 for each array (its classes are
     # pickled by name; a tree structure itself does not survive pickling).
     skeleton = jax.tree_util.tree_unflatten(out_tree, [0] * out_tree.num_leaves)
-    data = pickle.dumps((payload, in_tree, flat_out_tree, skeleton))
+    body = pickle.dumps((payload, in_tree, flat_out_tree, skeleton))
+    data = _MAGIC + hashlib.sha256(body).digest() + body
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
     try:
@@ -174,7 +193,15 @@ def _load(path: Path):
     # JAX binds its LAPACK kernels (linear algebra on the CPU) while lowering a program that
     # uses them; a program loaded without lowering needs them bound first, or it crashes.
     linalg.initialize_lapack()
-    payload, in_tree, flat_out_tree, skeleton = pickle.loads(path.read_bytes())
+    data = path.read_bytes()
+    head, digest, body = (
+        data[: len(_MAGIC)],
+        data[len(_MAGIC) : len(_MAGIC) + 32],
+        data[len(_MAGIC) + 32 :],
+    )
+    if head != _MAGIC or hashlib.sha256(body).digest() != digest:
+        raise ValueError("not a complete stored program (truncated, damaged or another format)")
+    payload, in_tree, flat_out_tree, skeleton = pickle.loads(body)
     compiled = serialize_executable.deserialize_and_load(payload, in_tree, flat_out_tree)
     return compiled, jax.tree_util.tree_structure(skeleton)
 
@@ -201,22 +228,41 @@ def _program(fn, args, kwargs):
     if path.exists():
         try:
             program = _load(path)
-        except Exception:  # unreadable, or from another build: compile it again
+            _unverified.add(key)
+        except Exception:  # truncated, damaged, or from another build: compile it afresh
             program = None
     if program is None:
-        try:
-            program = _compile(fn, leaves, treedef, static)
-        except _NotStorable:
-            _unstorable.add(key)
+        program = _compile_and_store(fn, leaves, treedef, static, key, path)
+        if program is None:
             return None, leaves
-        try:
-            _save(path, *program)
-        except Exception:
-            # A program with host callbacks cannot be serialized (it still runs here); a full
-            # disk or a read-only cache directory is no reason to fail a run.
-            pass
     _loaded[key] = program
     return program, leaves
+
+
+def _compile_and_store(fn, leaves, treedef, static, key, path):
+    """A fresh compile of the call, stored in `path` (when it can be), or None when the program
+    cannot be stored (then the caller runs `filter_jit`)."""
+    try:
+        program = _compile(fn, leaves, treedef, static)
+    except _NotStorable:
+        _unstorable.add(key)
+        return None
+    try:
+        _save(path, *program)
+    except Exception:
+        # A program with host callbacks cannot be serialized (it still runs here); a full
+        # disk or a read-only cache directory is no reason to fail a run.
+        pass
+    return program
+
+
+def _warn(path: Path, error: BaseException) -> None:
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    print(
+        f"oile_jax: a stored program in the compilation cache {path.parent.parent} failed "
+        f"({first}); compiled afresh and replaced",
+        file=sys.stderr,
+    )
 
 
 def stored_program(fn):
@@ -231,13 +277,32 @@ def stored_program(fn):
         if program is None:
             return jitted(*args, **kwargs)
         compiled, out_tree = program
+        key = _key(fn, *_parts(args, kwargs))
         try:
             out = compiled(*leaves)
-        except Exception:
-            # Should a stored program fail, the same call compiled here decides: it runs, or
-            # raises its own error.
-            key = _key(fn, *_parts(args, kwargs))
+            if key in _unverified:
+                # A loaded program's errors surface when its results are read: its first call
+                # waits for them, so that a failure falls back here, not in the caller.
+                jax.block_until_ready(out)
+                _unverified.discard(key)
+        except Exception as error:
+            # A stored program that fails is compiled afresh and its file replaced; should that
+            # fail too, the same call under `filter_jit` decides: it runs, or raises its own
+            # error.
             _loaded.pop(key, None)
+            path = _directory / "programs" / f"{key}.pkl"
+            if key in _unverified:
+                _unverified.discard(key)
+                _warn(path, error)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:
+                    pass
+                leaves, treedef, static = _parts(args, kwargs)
+                program = _compile_and_store(fn, leaves, treedef, static, key, path)
+                if program is not None:
+                    _loaded[key] = program
+                    return jax.tree_util.tree_unflatten(program[1], program[0](*leaves))
             _unstorable.add(key)
             return jitted(*args, **kwargs)
         return jax.tree_util.tree_unflatten(out_tree, out)

@@ -14,18 +14,28 @@ from .conftest import xla_flags
 RUN = ["run", "foreground", "--set", "run.t_max=2.0", "--set", "run.n_saves=3", "--force"]
 
 
-def oile(tmp_path, cache, *args, env=None):
+def _command(tmp_path, cache, *args, env=None, prelude="", out="fg.h5"):
     environment = {**os.environ, "OILE_COMPILE_CACHE_DIR": str(cache), "XLA_FLAGS": xla_flags()}
     environment.pop("OILE_NO_COMPILE_CACHE", None)
     environment.update(env or {})
-    code = "import sys; from oile_jax._cli import main; sys.exit(main(sys.argv[1:]))"
-    out = tmp_path / "fg.h5"
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args, *RUN, "--out", str(out)],
-        env=environment, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    code = f"{prelude}\nimport sys; from oile_jax._cli import main; sys.exit(main(sys.argv[1:]))"
+    return [sys.executable, "-c", code, *args, *RUN, "--out", str(tmp_path / out)], environment
+
+
+def oile(tmp_path, cache, *args, env=None, prelude="", out="fg.h5"):
+    command, environment = _command(tmp_path, cache, *args, env=env, prelude=prelude, out=out)
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
     return sorted(p.name for p in cache.rglob("*") if p.is_file())
+
+
+def _final_mean(path):
+    import h5py
+    import numpy as np
+
+    with h5py.File(path, "r") as file:
+        return np.asarray(file["mean"][-1])
 
 
 @pytest.mark.long  # subprocesses, 12 s: make test-long, in CI
@@ -129,3 +139,123 @@ def test_what_cannot_be_stored_runs_as_filter_jit(tmp_path, monkeypatch):
     assert float(scaled(lambda x: 3 * x, jnp.asarray(2.0))) == 6.0
     assert float(jax.jit(lambda x: stored(x))(jnp.asarray(2.0))) == 4.0
     assert not (tmp_path / "programs").exists() or not any((tmp_path / "programs").iterdir())
+
+
+# Faults of the cache, each in fresh processes: none can make a run fail or change its result.
+
+
+def _programs_of(cache):
+    return sorted((cache / "programs").iterdir())
+
+
+@pytest.mark.long  # subprocesses, about 40 s: make test-long, in CI
+def test_damaged_or_deleted_stored_programs_never_fail_a_run(tmp_path):
+    import numpy as np
+
+    cache = tmp_path / "cache"
+    oile(tmp_path, cache, out="ref.h5")
+    reference = _final_mean(tmp_path / "ref.h5")
+    # Deleted: JAX's own cache still holds the executables, which must not be stored (they
+    # serialize without their code); then two more runs, the second loading what was stored.
+    for program in _programs_of(cache):
+        program.unlink()
+    oile(tmp_path, cache, out="a.h5")
+    oile(tmp_path, cache, out="b.h5")
+    np.testing.assert_array_equal(_final_mean(tmp_path / "b.h5"), reference)
+    # Truncated, then garbage: each run compiles afresh and replaces the file.
+    for damage in (lambda data: data[: len(data) // 2], lambda data: b"\x00garbage" * 100):
+        for program in _programs_of(cache):
+            program.write_bytes(damage(program.read_bytes()))
+        damaged = {p: p.read_bytes() for p in _programs_of(cache)}
+        oile(tmp_path, cache, out="c.h5")
+        np.testing.assert_allclose(_final_mean(tmp_path / "c.h5"), reference, rtol=1e-6)
+        assert all(p.read_bytes() != data for p, data in damaged.items())
+
+
+@pytest.mark.long  # subprocesses, about 20 s: make test-long, in CI
+def test_a_stored_program_without_its_code_falls_back_with_a_warning(tmp_path):
+    import numpy as np
+
+    cache = tmp_path / "cache"
+    # As the library did before: compile through JAX's persistent cache (which then holds the
+    # programs) and, once the stored files are gone, store the executables that cache hands
+    # back, which on the CPU serialize without their code.
+    careless = (
+        "import oile_jax._programs as p; p._compile_afresh = lambda lowered: lowered.compile()"
+    )
+    oile(tmp_path, cache, prelude=careless, out="ref.h5")
+    for program in _programs_of(cache):
+        program.unlink()
+    oile(tmp_path, cache, prelude=careless, out="a.h5")
+    command, environment = _command(tmp_path, cache, out="b.h5")
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "stored program" in line]
+    assert warnings and str(cache) in warnings[0], result.stderr
+    np.testing.assert_allclose(
+        _final_mean(tmp_path / "b.h5"), _final_mean(tmp_path / "ref.h5"), rtol=1e-6
+    )
+    # Replaced: the next process loads them without a word.
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "stored program" not in result.stderr, result.stderr
+
+
+@pytest.mark.long  # subprocesses, about 15 s: make test-long, in CI
+def test_a_full_disk_never_fails_a_run_nor_leaves_partial_files(tmp_path):
+    # Files larger than 64 KiB cannot be written (RLIMIT_FSIZE: the write fails as on a full
+    # disk): stored programs and JAX's cache entries fail to be written, the run goes on.
+    cache = tmp_path / "cache"
+    full = (
+        "import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))"
+    )
+    oile(tmp_path, cache, prelude=full, out="a.h5")
+    files = [p for p in cache.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.name.startswith(".partial-")], files
+    # What was written is whole: a later run without the limit runs and agrees.
+    oile(tmp_path, cache, out="b.h5")
+
+
+@pytest.mark.long  # subprocesses, about 20 s: make test-long, in CI
+def test_two_processes_filling_one_cache(tmp_path):
+    import numpy as np
+
+    cache = tmp_path / "cache"
+    started = []
+    for name in ("a.h5", "b.h5"):
+        command, environment = _command(tmp_path, cache, out=name)
+        started.append(subprocess.Popen(command, env=environment, stderr=subprocess.PIPE))
+    for process in started:
+        assert process.wait(timeout=300) == 0, process.stderr.read().decode()
+    reference = _final_mean(tmp_path / "a.h5")
+    np.testing.assert_allclose(_final_mean(tmp_path / "b.h5"), reference, rtol=1e-6)
+    for _ in range(2):  # every stored file loads and runs
+        command, environment = _command(tmp_path, cache, out="c.h5")
+        result = subprocess.run(command, env=environment, capture_output=True, text=True)
+        assert result.returncode == 0 and "stored program" not in result.stderr, result.stderr
+    np.testing.assert_allclose(_final_mean(tmp_path / "c.h5"), reference, rtol=1e-6)
+
+
+def test_a_loaded_program_that_fails_is_compiled_afresh(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    programs = _store(monkeypatch, tmp_path)
+    monkeypatch.setattr(programs, "_unverified", set())
+    first = np.asarray(_foreground())
+    (path,) = (tmp_path / "programs").iterdir()
+    before = path.stat().st_mtime_ns
+    monkeypatch.setattr(programs, "_loaded", {})
+    load = programs._load
+
+    def broken(path):
+        compiled, tree = load(path)
+
+        def run(*leaves):
+            raise RuntimeError("NOT_FOUND: Function fusion not found")
+
+        return run, tree
+
+    monkeypatch.setattr(programs, "_load", broken)
+    np.testing.assert_allclose(np.asarray(_foreground()), first, rtol=1e-6)
+    assert "compiled afresh and replaced" in capsys.readouterr().err
+    assert path.stat().st_mtime_ns != before  # replaced
