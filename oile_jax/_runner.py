@@ -231,6 +231,8 @@ _RUN_KEYS = {
     "density": ("physics.mu", "physics.mu_scale"),
     "ordering": ("physics.ordering",),
     "matter": ("physics.matter", "physics.matter_scale"),
+    "matter.": ("physics.matter", "physics.matter_scale"),
+    "density.": ("physics.mu", "physics.mu_scale"),
     "L": ("physics.basis",),
     "B": (
         "physics.basis",
@@ -244,8 +246,12 @@ _RUN_KEYS = {
         "physics.dm2_21",
         "physics.dm2_3l",
     ),  # fmt: skip
-    "angles": ("physics.angles",),
-    "schedule": ("schedule.kind", "schedule.dt", "schedule.vacuum"),
+    "angles.kind": ("physics.angles",),
+    "angles.directions": ("gas.directions",),
+    "angles.": ("physics.angles",),
+    "schedule.kind": ("schedule.kind",),
+    "schedule.dt": ("schedule.dt",),
+    "schedule.vacuum": ("schedule.vacuum",),
     "key": ("seed",),
     "n_realizations": ("run.n_realizations",),
     "n_steps": ("run.t_max", "run.n_saves"),
@@ -255,6 +261,20 @@ _RUN_KEYS = {
     "shards": ("gas.shards",),
     "exchange_every": ("gas.exchange_every",),
 }
+
+
+def run_file_keys(differ: list[str]) -> list[str]:
+    """The run-file keys behind the arguments of `simulate_gas` in which two runs differ. The
+    number of steps follows from `run.t_max` and the step's length: it is blamed on the run's
+    length only when nothing that sets the step's length differs."""
+    steps = {"n_steps", "save_every"}
+    if any(name.startswith(("schedule.", "density")) or name in ("gamma", "mu") for name in differ):
+        differ = [name for name in differ if name not in steps]
+    keys = set()
+    for name in differ:
+        prefix = name.split(".")[0] + "." if "." in name else None
+        keys.update(_RUN_KEYS.get(name) or _RUN_KEYS.get(prefix) or (name,))
+    return sorted(keys)
 
 
 def run(
@@ -294,7 +314,7 @@ def run(
         try:
             data = run_gas(config, key, progress, checkpoint, resume, devices)
         except CheckpointMismatch as error:
-            keys = sorted({k for name in error.differ for k in _RUN_KEYS.get(name, (name,))})
+            keys = run_file_keys(error.differ)
             raise ValueError(
                 f"{checkpoint} holds a different run: it differs in {', '.join(keys)}; restore "
                 "those settings to --resume it, or delete it to start this run afresh"

@@ -412,3 +412,42 @@ def test_bipolar_meanfield_run_file_grows_at_the_pendulum_rate(tmp_path):
     mu_prime = 10.0 * 500 / 999
     assert abs(rate / np.sqrt(2 * mu_prime - 1) - 1) < 0.02
     assert abs(rate / 3 - 1) > 1e-3  # it sees N - 1: not a value of N = infinity
+
+
+@pytest.mark.parametrize(
+    "change,keys",
+    [
+        (["--set", "gas.directions=[[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]"], "gas.directions"),
+        (["--set", "gas.omegas=[1.0, 1.01]"], "gas.omegas"),
+        (["--set", "physics.gamma=0.005"], "physics.gamma"),
+    ],
+)
+def test_resume_names_the_run_file_keys_that_differ(tmp_path, monkeypatch, capsys, change, keys):
+    """`--resume` with another beam direction (the fingerprint once held `f32[2,3]`, so this
+    resumed and mixed two runs) or another parameter: refused, naming the run-file key."""
+    small = ["--set", "gas.counts=[8, 8]", "--set", "run.t_max=0.4", "--set", "run.n_saves=5"]
+    out = tmp_path / "tb.h5"
+    restore = interrupt_after_checkpoints(monkeypatch, 1)
+    assert oile("run", "two-beams", *small, "--set", "run.chunk_saves=1", "--out", out) == 130
+    restore()
+    checkpoint = tmp_path / "tb.checkpoint.h5"
+    before = checkpoint.read_bytes()
+    capsys.readouterr()
+    assert oile("run", "two-beams", *small, *change, "--out", out, "--resume") == 2
+    err = capsys.readouterr().err
+    assert f"it differs in {keys};" in err and "Traceback" not in err, err
+    assert checkpoint.read_bytes() == before and not out.exists()
+
+
+def test_resume_with_another_step_names_the_step(tmp_path, monkeypatch, capsys):
+    """A changed `schedule.dt` at the same `run.t_max` changes the number of steps too: the
+    message names `schedule.dt`, not the run's length."""
+    config = write(tmp_path / "gas.toml", SMALL_GAS)
+    out = tmp_path / "gas.h5"
+    restore = interrupt_after_checkpoints(monkeypatch, 1)
+    assert oile("run", config, "--out", out) == 130
+    restore()
+    capsys.readouterr()
+    assert oile("run", config, "--out", out, "--resume", "--set", "schedule.dt=0.005") == 2
+    err = capsys.readouterr().err
+    assert "it differs in schedule.dt;" in err, err

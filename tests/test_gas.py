@@ -349,10 +349,75 @@ def test_checkpoint_of_another_format_is_refused(key, tmp_path):
     data, attrs = oj.read_h5(path)
     fingerprint = json.loads(attrs["fingerprint"])
     del fingerprint["format"]
-    attrs = {"kind": "gas-checkpoint", "fingerprint": json.dumps(fingerprint, sort_keys=True)}
+    attrs = {**attrs, "fingerprint": json.dumps(fingerprint, sort_keys=True)}
     oj.write_h5(path, data, attrs=attrs, force=True)
-    with pytest.raises(ValueError, match="differs in format"):
+    with pytest.raises(ValueError, match="written by another version.*delete it"):
         oj.simulate_gas(TWO_GROUPS, checkpoint=path, resume=True, **kw)
+
+
+def _interrupted(path, monkeypatch, gas=TWO_GROUPS, **kw):
+    restore = interrupt_after_checkpoints(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        oj.simulate_gas(gas, checkpoint=path, chunk_saves=1, **kw)
+    restore()
+
+
+@pytest.mark.parametrize(
+    "change,differs",
+    [
+        # Values a repr() shows as f32[] or f32[2,3]: the fingerprint holds their hashes.
+        (dict(angles=oj.FixedAngle(1.0)), "angles.theta"),
+        (dict(schedule=oj.Stochastic(dt=0.11)), "schedule.dt"),
+        (dict(schedule=oj.Deterministic()), "schedule.dt, schedule.kind, schedule.vacuum"),
+        (dict(angles=oj.Beams([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])), "angles.directions"),
+        (dict(matter=oj.Exponential(1.0, 2.0)), "matter.scale"),
+        (dict(B=oj.mixing_vector(0.31)), "B"),
+        # Every number is then rounded to float32: the message names them with dtype.
+        (
+            dict(dtype=jnp.float32),
+            "B, L, P0, dtype, gamma, matter.scale, matter.value, omegas, schedule.dt",
+        ),
+    ],
+)
+def test_a_checkpoint_resumes_only_its_own_run(key, tmp_path, monkeypatch, change, differs):
+    """A checkpoint identifies its run by the values that shape it: a changed angle, step,
+    direction, profile or vector at the same number of steps is refused, naming it."""
+    kw = dict(
+        gamma=0.2,
+        schedule=oj.Stochastic(dt=0.1),
+        key=key,
+        n_steps=8,
+        save_every=4,
+        angles=oj.FixedAngle(0.9),
+        matter=oj.Exponential(1.0, 3.0),
+        B=oj.mixing_vector(0.3),
+        L=oj.nu_e("mass", 0.3),
+    )
+    if "directions" in differs:
+        kw["angles"] = oj.Beams([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    path = tmp_path / "run.ckpt.h5"
+    _interrupted(path, monkeypatch, **kw)
+    with pytest.raises(ValueError, match=f"differs in {differs}$"):
+        oj.simulate_gas(TWO_GROUPS, checkpoint=path, resume=True, chunk_saves=1, **{**kw, **change})
+    # The unchanged run resumes.
+    oj.simulate_gas(TWO_GROUPS, checkpoint=path, resume=True, chunk_saves=1, **kw)
+
+
+def test_a_damaged_checkpoint_is_refused(key, tmp_path, monkeypatch):
+    """64 bytes overwritten inside the stored state: the checksum refuses it, naming the
+    file, where it would have resumed into NaN."""
+    import h5py
+
+    kw = dict(gamma=0.2, schedule=oj.Stochastic(dt=0.1), key=key, n_steps=8, save_every=4)
+    path = tmp_path / "run.ckpt.h5"
+    _interrupted(path, monkeypatch, **kw)
+    with h5py.File(path, "r") as file:
+        offset = file["state"].id.get_offset()
+    data = bytearray(path.read_bytes())
+    data[offset + 8 : offset + 72] = b"\xff" * 64
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"checkpoint='{path}' is damaged"):
+        oj.simulate_gas(TWO_GROUPS, checkpoint=path, resume=True, chunk_saves=1, **kw)
 
 
 def test_changing_parameters_does_not_recompile(key, monkeypatch):

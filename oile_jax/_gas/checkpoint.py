@@ -1,6 +1,14 @@
 """Gas checkpoints: one format for every engine (`engine.AbstractGasEngine`), one fingerprint
-of the run, written atomically after every chunk and read back on resume."""
+of the run, written atomically after every chunk and read back on resume.
 
+The fingerprint identifies a run by the values that shape it, never by their text: every array
+and number (the gas, the coupling, B, L, the angle model's and the schedule's fields, the
+profiles) enters by a hash of its bytes, shape and dtype, each module field under its own name
+(`schedule.dt`, `angles.directions`), so a mismatch names what differs. A checksum of the
+stored arrays and the fingerprint guards against a damaged file."""
+
+import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,7 +20,35 @@ from .._sharding import is_main_process
 
 # The random streams and the engine's state: a checkpoint of another format is refused. The
 # history of the format is in CHANGELOG.md.
-FORMAT = 6
+FORMAT = 7
+
+
+def by_value(value) -> str:
+    """A hash of `value`'s numbers (their bytes, shapes and dtypes) and structure (classes and
+    static fields, never an object's address)."""
+    from .._programs import _describe
+
+    leaves, treedef = jax.tree_util.tree_flatten(value)
+    digest = hashlib.sha256(_describe(treedef).encode())
+    for leaf in leaves:
+        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        if isinstance(leaf, (jax.Array, np.ndarray, np.generic, int, float, complex, bool)):
+            array = np.ascontiguousarray(np.asarray(leaf))
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(array.tobytes())
+        else:
+            digest.update(repr(leaf).encode())
+    return digest.hexdigest()
+
+
+def _fields(name: str, module) -> dict:
+    """`{name.kind: class, name.field: by_value(field), ...}` for a module (the angle model,
+    the schedule, a profile), so that a mismatch names the field."""
+    values = {f"{name}.kind": f"{type(module).__module__}.{type(module).__qualname__}"}
+    for field in dataclasses.fields(module):
+        values[f"{name}.{field.name}"] = by_value(getattr(module, field.name, None))
+    return values
 
 
 def fingerprint(gas, spec, options: dict) -> str:
@@ -26,8 +62,8 @@ def fingerprint(gas, spec, options: dict) -> str:
         "gamma": np.asarray(spec.gamma, dtype=float).tolist(),
         "mu": np.asarray(spec.mu, dtype=float).tolist(),
         "B": np.asarray(spec.B, dtype=float).tolist(),
-        "angles": repr(spec.angles),
-        "schedule": repr(spec.schedule),
+        **_fields("angles", spec.angles),
+        **_fields("schedule", spec.schedule),
         "key": np.asarray(jax.random.key_data(spec.key)).tolist(),
         "n_realizations": spec.n_realizations,
         "n_steps": spec.n_steps,
@@ -38,23 +74,26 @@ def fingerprint(gas, spec, options: dict) -> str:
         "exchange_every": None,
         **options,
     }
-    # Options added since format 5, recorded only where they differ from their defaults, so
-    # that a checkpoint of a neutrino gas in vacuum written before them still resumes.
-    if any(gas.antineutrino):
-        values["antineutrino"] = list(gas.antineutrino)
-    if spec.ordering != "normal":
-        values["ordering"] = spec.ordering
+    values["antineutrino"] = [bool(a) for a in gas.antineutrino]
+    values["ordering"] = spec.ordering
     for name in ("matter", "density"):
-        if getattr(spec, name) is not None:
-            values[name] = _describe(getattr(spec, name))
-    if spec.matter is not None:
-        values["L"] = np.asarray(spec.L, dtype=float).tolist()
+        profile = getattr(spec, name)
+        values[name] = None if profile is None else profile.__class__.__qualname__
+        if profile is not None:
+            values.update(_fields(name, profile))
+    values["L"] = None if spec.L is None else np.asarray(spec.L, dtype=float).tolist()
     return json.dumps(values, sort_keys=True)
 
 
-def _describe(profile) -> str:
-    leaves = [np.asarray(x, dtype=float).tolist() for x in jax.tree.leaves(profile)]
-    return f"{type(profile).__name__}{leaves}"
+def _checksum(data: dict, stamp: str) -> str:
+    digest = hashlib.sha256(stamp.encode())
+    for name in sorted(data):
+        array = np.ascontiguousarray(np.asarray(data[name]))
+        if array.dtype.kind in "iu":  # as the file stores it (`write_h5`)
+            array = array.astype(np.int64)
+        digest.update(f"{name}|{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def write_checkpoint(path: Path, stamp: str, step: int, state: dict, pieces: dict, axis: int):
@@ -68,7 +107,8 @@ def write_checkpoint(path: Path, stamp: str, step: int, state: dict, pieces: dic
     for name, values in pieces.items():
         if values:
             data[name] = np.concatenate(values, axis=axis)
-    write_h5(path, data, attrs={"kind": "gas-checkpoint", "fingerprint": stamp}, force=True)
+    attrs = {"kind": "gas-checkpoint", "fingerprint": stamp, "checksum": _checksum(data, stamp)}
+    write_h5(path, data, attrs=attrs, force=True)
 
 
 class CheckpointMismatch(ValueError):
@@ -98,7 +138,31 @@ def read_checkpoint(path: Path, stamp: str | None = None):
         ) from None
     if attrs.get("kind") != "gas-checkpoint":
         raise ValueError(f"checkpoint={str(path)!r} is not a gas checkpoint")
+    saved = json.loads(attrs["fingerprint"])
+    if saved.get("format") != FORMAT:
+        raise ValueError(
+            f"checkpoint={str(path)!r} was written by another version of oile_jax (checkpoint "
+            f"format {saved.get('format')}, this version reads {FORMAT}); delete it to start "
+            "the run again"
+        )
+    flat = {k: v for k, v in _flat(data).items()}
+    if attrs.get("checksum") != _checksum(flat, attrs["fingerprint"]):
+        raise ValueError(
+            f"checkpoint={str(path)!r} is damaged (its checksum does not match what it holds); "
+            "delete it to start the run again"
+        )
     if stamp is not None and attrs["fingerprint"] != stamp:
-        saved, wanted = json.loads(attrs["fingerprint"]), json.loads(stamp)
-        raise CheckpointMismatch(path, sorted(k for k in wanted if saved.get(k) != wanted[k]))
+        wanted = json.loads(stamp)
+        keys = set(saved) | set(wanted)
+        raise CheckpointMismatch(path, sorted(k for k in keys if saved.get(k) != wanted.get(k)))
     return data
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for name, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{name}/"))
+        else:
+            out[f"{prefix}{name}"] = value
+    return out
