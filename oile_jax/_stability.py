@@ -17,13 +17,41 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Complex, Float
 
-from ._checks import concrete, fail_if
+from ._checks import check_finite, concrete, fail_if, refuse
 from ._flavours import flavour_count, star_array, structure_constants
 from ._spec import check_count
 
 # A dense Jacobian of more than this many state components is refused (its eigenvectors take
 # M^2 complex numbers); larger systems need a matrix-free method.
 MAX_DENSE = 4096
+# The matrix-free method's Krylov space: each vector is one ODE solve of the linearized flow and
+# `M` numbers on the host; more than this would take longer than the dense method it replaces.
+MAX_KRYLOV = 512
+
+
+def _field_shape(field, D: int) -> tuple | None:
+    """The state shape `field` takes: `(G, D)` or `(N, D)` for fields with per-group or
+    per-angle frequencies, `(D,)` for the foreground field; None when it does not say."""
+    omegas = getattr(field, "omegas", None)
+    if omegas is not None:
+        return (int(np.shape(omegas)[0]), D)
+    if getattr(field, "P_b", None) is not None:
+        return (D,)
+    return None
+
+
+def _finite_scalar(x, name: str, dtype, positive: bool = False):
+    """A real scalar, refused (naming `name`) if NaN or inf, or if not > 0 with `positive`."""
+    x = jnp.asarray(x)
+    if x.ndim != 0 or not (
+        jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)
+    ):
+        raise ValueError(f"{name} must be a real number, got {x!r}")
+    what = "a finite number > 0" if positive else "a finite number"
+    x = refuse(x, lambda xp, v: ~xp.isfinite(v), f"{name} must be {what}, got NaN or inf")
+    if positive:
+        x = refuse(x, lambda xp, v: v <= 0, f"{name} must be {what}")
+    return x.astype(dtype)
 
 
 class LinearStability(eqx.Module):
@@ -135,6 +163,13 @@ def linear_stability(
             f"state must have shape (..., 3) (two flavours) or (..., 8) (three flavours), got "
             f"{state.shape}"
         )
+    expected = _field_shape(field, D)
+    if expected is not None and state.shape != expected:
+        raise ValueError(
+            f"state must have the field's shape {expected} (one Bloch vector per group or angle "
+            f"of {type(field).__name__}), got {state.shape}"
+        )
+    state = check_finite(state, "state")
     M = state.size
     if M > MAX_DENSE and modes is None:
         raise ValueError(
@@ -147,26 +182,45 @@ def linear_stability(
         krylov = 2 * modes + 10 if krylov is None else check_count(krylov, "krylov")
         if krylov < modes:
             raise ValueError(f"krylov={krylov} must be at least modes={modes}")
+        if krylov > MAX_KRYLOV:
+            raise ValueError(
+                f"modes={modes} needs a Krylov space of krylov={krylov} vectors, each one ODE "
+                f"solve of the linearized flow: at most {MAX_KRYLOV} (modes <= "
+                f"{(MAX_KRYLOV - 10) // 2} with the default krylov = 2 modes + 10); for more "
+                f"modes of a state of up to {MAX_DENSE} components use the dense method "
+                "(modes=None)"
+            )
+        if horizon is not None:
+            horizon = _finite_scalar(horizon, "horizon", state.dtype, positive=True)
         krylov = min(krylov, M)
+    elif horizon is not None or krylov is not None:
+        raise ValueError(
+            "horizon and krylov are options of the matrix-free method: pass modes=k with them "
+            "(the dense method, modes=None, takes neither)"
+        )
     collision = getattr(field, "collision", "none")
     tangent = collision == "none" if tangent is None else bool(tangent)
     dtype = state.dtype
     if rotation is not None:
         Omega, axis = rotation
-        Omega = jnp.asarray(Omega, dtype)
+        Omega = _finite_scalar(Omega, "rotation's Omega", dtype)
         axis = jnp.asarray(axis, dtype)
         if axis.shape != (D,):
             raise ValueError(f"rotation axis must have shape ({D},), got {axis.shape}")
+        axis = check_finite(axis, "rotation axis")
+    t = _finite_scalar(t, "t", dtype)
 
     shape = state.shape
-    flat = _Flat(field, jnp.asarray(t, dtype), None if rotation is None else (Omega, axis), shape)
+    flat = _Flat(field, t, None if rotation is None else (Omega, axis), shape)
     residual = jnp.max(jnp.abs(flat(state.reshape(-1))))
     if tol is None:
         tol = 1e-6 if dtype == jnp.float64 else 1e-3
+    elif not (isinstance(tol, (int, float, np.floating)) and np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
     scale = jnp.maximum(jnp.max(jnp.abs(state)), 1.0)
     residual = fail_if(
         residual,
-        (residual > tol * scale) & stationary,
+        ~(residual <= tol * scale) & stationary,  # a NaN residual is not stationary
         f"state is not stationary: max |F'(state)| = "
         f"{_show(residual)} > tol = {tol:g}; give a stationary state, or rotation=(Omega, axis) "
         "for one that precesses uniformly",

@@ -201,6 +201,50 @@ def test_bad_input_is_refused():
         oj.linear_stability(field, jnp.stack([Z, -Z]), modes=2, krylov=1)
 
 
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        # horizon -5 gave the decaying pair as leading (growth -0.194 for +0.194)
+        (dict(modes=2, horizon=-5.0), r"horizon must be a finite number > 0"),
+        (dict(modes=2, horizon=0.0), r"horizon must be a finite number > 0"),
+        (dict(modes=2, horizon=np.nan), r"horizon must be a finite number > 0, got NaN"),
+        (dict(horizon=1.0), r"horizon and krylov are options of the matrix-free method"),
+        (dict(t=np.nan), r"t must be a finite number, got NaN"),
+        (dict(rotation=(np.nan, -Z)), r"rotation's Omega must be a finite number"),
+        (dict(rotation=(0.1, jnp.asarray([0.0, np.nan, 1.0]))), r"rotation axis contains NaN"),
+        (dict(tol=-1.0), r"tol must be a finite number > 0"),
+        (dict(modes=5000), r"modes=5000 needs .*krylov=10010.*at most 512 \(modes <= 251"),
+        (dict(modes=300, krylov=600), r"at most 512"),
+    ],
+)
+def test_options_that_would_give_wrong_modes_are_refused(options, message):
+    field = bipolar_field(2.0, 10.0, 0.7)
+    with pytest.raises(ValueError, match=message):
+        oj.linear_stability(field, jnp.stack([Z, Z]), **options)
+
+
+def test_bad_states_are_refused_naming_the_state():
+    field = bipolar_field(2.0, 10.0, 0.7)
+    with pytest.raises(ValueError, match=r"state contains NaN"):
+        oj.linear_stability(field, jnp.stack([Z, jnp.asarray([0.0, np.nan, 1.0])]))
+    with pytest.raises(ValueError, match=r"state must have the field's shape \(2, 3\).*\(3, 3\)"):
+        oj.linear_stability(field, jnp.stack([Z, Z, Z]))
+    # A field with NaN parameters: its residual is NaN, which is no stationary state.
+    nan_field = bipolar_field(np.nan, 10.0, 0.7)
+    with pytest.raises(ValueError, match=r"state is not stationary: max \|F'\(state\)\| = nan"):
+        oj.linear_stability(nan_field, jnp.stack([Z, Z]))
+
+
+def test_a_positive_horizon_finds_the_growing_pair():
+    """The issue's case with the horizon positive: the matrix-free leading pair is the dense
+    one, growing (+kappa), not the decaying one."""
+    field = bipolar_field(2.0, 10.0, 0.7)
+    dense = oj.linear_stability(field, jnp.stack([Z, Z]))
+    free = oj.linear_stability(field, jnp.stack([Z, Z]), modes=2, horizon=5.0)
+    assert float(dense.growth_rate) > 1.0
+    assert_allclose(free.growth_rate, dense.growth_rate, rtol=0, atol=1e-9)
+
+
 def multi_angle_bipolar(n: int, seed: int = 0):
     """N fixed isotropic velocities, half `nu_e`, half `nubar_e`, omega = 1, mu = 10, inverted
     ordering, about the flavour state: the multi-angle bipolar system (rate -> 3 as the angles
