@@ -253,6 +253,22 @@ def _check_together(c: dict, model: str, given: set):
     for key in ("physics.matter_scale", "physics.mu_scale"):
         if c[key] is not None and c[key] == 0:
             _fail(key, "must be nonzero (an e-folding time; leave it out for a constant)")
+    for key, base in (
+        ("physics.matter_scale", "physics.matter"),
+        ("physics.mu_scale", "physics.mu"),
+    ):
+        scale, t_max = c[key], c.get("run.t_max")
+        if scale is not None and scale < 0 and t_max is not None:
+            dtype = np.float32 if c.get("precision") == "float32" else np.float64
+            with np.errstate(all="ignore"):
+                end = dtype(c[base]) * np.exp(dtype(t_max) / dtype(-scale))
+            if not np.isfinite(end):
+                _fail(
+                    key,
+                    f"= {scale:g} makes {base} grow by e every {-scale:g}: by run.t_max = "
+                    f"{t_max:g} it overflows {np.dtype(dtype).name}; give a larger |{key}| or a "
+                    "shorter run.t_max",
+                )
     if c["physics.mu_scale"] is not None and model in SAMPLED:
         if c["schedule.kind"] == "deterministic":
             _fail(

@@ -213,7 +213,11 @@ def eigenvalues(P: Float[ArrayLike, "... D"]) -> Array:
 
 
 def von_neumann_entropy(P: Float[ArrayLike, "... D"]) -> Array:
-    """`-Tr rho ln rho` (nats) of `n`-flavour Bloch vectors."""
+    """`-Tr rho ln rho` (nats) of `n`-flavour Bloch vectors of density matrices (a concrete `P`
+    with a negative eigenvalue, beyond rounding, is refused: its entropy is not defined)."""
+    P = jnp.asarray(P)
+    flavour_count(P.shape[-1] if P.ndim else 0, "P")
+    check_state_if_concrete(P, "P")
     lam = jnp.clip(eigenvalues(P), 0.0, 1.0)
     safe = jnp.where(lam > 0, lam, 1.0)
     return -jnp.sum(jnp.where(lam > 0, lam * jnp.log(safe), 0.0), axis=-1)
@@ -272,6 +276,17 @@ def pmns_vacuum(
     the NuFIT 6.0 best fit of `ordering` (`NUFIT_6_0`, which lists the angles in degrees).
     `basis="mass"`: the mass basis (then only the splittings matter)."""
     check_option(basis, "basis", ("flavour", "flavor", "mass"))
+    given = dict(theta12=theta12, theta13=theta13, theta23=theta23, delta=delta)
+    given = {name: value for name, value in given.items() if value is not None}
+    if basis == "mass" and given:
+        raise ValueError(
+            f"pmns_vacuum(basis='mass') has no mixing angles, so {', '.join(given)} would be "
+            "ignored: drop them, or give basis='flavour'"
+        )
+    for name, value in {**given, "dm2_21": dm2_21, "dm2_3l": dm2_3l}.items():
+        number = concrete(value)
+        if number is not None and value is not None and not np.all(np.isfinite(number)):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
     fit = NUFIT_6_0[check_option(ordering, "ordering", ("normal", "inverted"))]
     pick = lambda value, key: math.radians(fit[key]) if value is None else value
     m2 = mass_squares(ordering, dm2_21, dm2_3l)
@@ -293,6 +308,27 @@ def flavour_axis(n: int = 3, *, dtype=None) -> Float[Array, " D"]:
     n = check_flavours(n)
     L = np.real(gell_mann(n)[:, 0, 0])
     return jnp.asarray(L, dtype=dtype or jnp.result_type(float))
+
+
+def default_matter_axis(B, n: int, argument: str = "matter"):
+    """`flavour_axis(n)`, the matter axis used when no `L` is given, refused when it commutes
+    with a concrete `B` (`B` in the mass basis): matter along it would then only shift the vacuum
+    frequencies of the mass states, and change no flavour, without a word."""
+    L = flavour_axis(n)
+    value = concrete(B)
+    if value is not None:
+        f = structure_constants(n)[0]
+        commutator = np.einsum("abc,a,b->c", f, np.asarray(value, float), np.asarray(L, float))
+        if np.max(np.abs(commutator)) <= 1e-9 * max(1.0, float(np.max(np.abs(value)))):
+            example = "nu_e('mass', theta)" if n == 2 else "the electron flavour in B's basis"
+            raise ValueError(
+                f"{argument} acts along L, whose default is the electron flavour in the flavour "
+                f"basis (flavour_axis({n})); B = {np.round(np.asarray(value, float), 6).tolist()} "
+                f"commutes with it (B in the mass basis, or no mixing), so the matter potential "
+                f"would change no flavour: pass L, the electron flavour in B's basis "
+                f"(L={example}), or B in the flavour basis (L=flavour_axis({n}) keeps this axis)"
+            )
+    return L
 
 
 FLAVOURS = ("e", "mu", "tau")

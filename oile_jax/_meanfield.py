@@ -24,7 +24,13 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 
 from ._angles import AbstractAngleModel, Isotropic
 from ._checks import check_option
-from ._flavours import dstar_array, flavour_axis, flavour_count, star_array
+from ._flavours import (
+    default_matter_axis,
+    dstar_array,
+    flavour_axis,
+    flavour_count,
+    star_array,
+)
 from ._master import master_rates
 from ._profile import AbstractProfile
 
@@ -82,6 +88,8 @@ def _flavours(field, P) -> int:
 def _check_options(field):
     check_option(field.collision, "collision", COLLISIONS)
     check_option(field.ordering, "ordering", ORDERINGS)
+    if field.matter is not None and field.L is None:
+        default_matter_axis(field.B, flavour_count(jnp.shape(field.B)[-1], "B"))
     if field.collision == "deterministic" and isinstance(field.mu, AbstractProfile):
         raise ValueError(
             "collision='deterministic' needs mu as a number: a deterministic round lasts "

@@ -127,3 +127,24 @@ def check_range(prof: AbstractProfile, times, name: str, lower=None, upper=None,
             f"{name} must be {' and '.join(b for b in bounds if b)} at every step; at "
             f"t = {float(np.asarray(times)[k]):g} it is {float(values[k]):g}"
         )
+
+
+def check_overflow(prof: AbstractProfile, t_end, name: str, dtype) -> None:
+    """Refuse a concrete profile that is not finite in `dtype` somewhere on `[0, t_end]` (a
+    growing `Exponential` overflows): before a run starts, not as NaN in its results. The
+    profiles here are monotone (`Exponential`) or bounded by their samples (`Samples`), so the
+    ends and 1025 points between them decide."""
+    end = concrete(t_end)
+    if end is None or concrete(prof(0.0)) is None:
+        return
+    times = np.linspace(0.0, float(end), 1025).astype(dtype)
+    with np.errstate(all="ignore"):
+        values = np.asarray(prof(jnp.asarray(times, dtype)))
+    if not np.all(np.isfinite(values)):
+        k = int(np.argmax(~np.isfinite(values)))
+        raise ValueError(
+            f"{name} is not finite in {np.dtype(dtype).name} during the run: at t = "
+            f"{float(times[k]):g} (the run ends at t = {float(end):g}) it is {values[k]}; give a "
+            "profile that stays finite (a growing Exponential overflows: a larger scale or a "
+            "shorter run)"
+        )

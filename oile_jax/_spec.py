@@ -21,8 +21,8 @@ from ._checks import (
     concrete,
     fail_if,
 )
-from ._flavours import check_flavours, dimension, flavour_axis, pmns_vacuum
-from ._profile import AbstractProfile, check_range, profile
+from ._flavours import check_flavours, default_matter_axis, dimension, pmns_vacuum
+from ._profile import AbstractProfile, check_overflow, check_range, profile
 from ._schedule import AbstractSchedule
 
 ORDERINGS = ("normal", "inverted")
@@ -140,8 +140,6 @@ def make_spec(
         )
     if B is None:
         B = (0.0, 0.0, -1.0) if n == 2 else pmns_vacuum("normal", "mass")
-    if L is None:
-        L = flavour_axis(n)
     angles = angle_model(angles)
     if not isinstance(schedule, AbstractSchedule):
         raise ValueError(
@@ -172,22 +170,28 @@ def make_spec(
     if B.ndim != 1:
         raise ValueError(f"B must have shape ({D},), got {B.shape}")
     if matter is not None:
-        matter = profile(matter, "matter", dtype)
-        L = check_vector(L, "L", dtype, size=D)
-        L = check_unit(L, "L") if n == 2 else check_finite(L, "L")
-        if L.ndim != 1:
-            raise ValueError(f"L must have shape ({D},), got {L.shape}")
         if schedule.vacuum_inside:
             raise ValueError(
                 "matter with Deterministic(vacuum='inside') is not available (the pair's "
                 "vacuum-inside unitary turns both about B); use vacuum='split'"
             )
+        matter = profile(matter, "matter", dtype)
+        if L is None:
+            L = default_matter_axis(B, n)
+        L = check_vector(L, "L", dtype, size=D)
+        L = check_unit(L, "L") if n == 2 else check_finite(L, "L")
+        if L.ndim != 1:
+            raise ValueError(f"L must have shape ({D},), got {L.shape}")
     else:
         L = None
     schedule = schedule.checked(gamma, mu, dtype)
     save_every = check_count(save_every, "save_every")
     n_realizations = check_count(n_realizations, "n_realizations")
     n_steps = run_length(schedule, gamma, mu, n_steps, t_max, save_every)
+    tau = concrete(schedule.step_length(gamma, mu))
+    for name, prof in (("matter", matter), ("mu", density)):
+        if prof is not None and tau is not None:
+            check_overflow(prof, float(tau) * n_steps, name, dtype)
     if density is not None:
         schedule = check_density(schedule, gamma, density, n_steps)
     return RunSpec(

@@ -566,7 +566,7 @@ CLI = [
     ),
     (
         "cli-mu-scale-growing",
-        ["run", "spectral-split", "--set", "physics.mu_scale=-1"],
+        ["run", "spectral-split", "--set", "physics.mu_scale=-1", "--set", "run.t_max=60"],
         r"mu\(t\) must be <= 20",
     ),
     (

@@ -64,7 +64,7 @@ def test_sharded_conservation_and_observables():
     sol = oj.simulate_gas(
         GAS, gamma=0.3, schedule=oj.Deterministic(), key=jax.random.key(1), n_steps=30,
         save_every=10, shards=4, B=oj.pmns_vacuum("normal", "flavour", theta12=0.0,
-        theta13=0.0, theta23=0.0), matter=0.7, dtype=jnp.float64,
+        theta13=0.0, theta23=0.0), matter=0.7, L=oj.flavour_axis(3), dtype=jnp.float64,
     )  # fmt: skip
     for series in (sol.total[0], sol.flavour_numbers[0]):
         assert_allclose(series - series[0], np.zeros(series.shape), rtol=0, atol=1e-12)

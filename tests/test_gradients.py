@@ -50,6 +50,7 @@ CASES = {
     "three flavours, nu and nubar, matter(t)": dict(
         gas=three_flavours(),
         schedule=oj.Deterministic(),
+        B=oj.pmns_vacuum(),  # the flavour basis, where matter turns flavours
         matter=oj.Exponential(1.5, 2.0),
         n_steps=14,
         save_every=7,

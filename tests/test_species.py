@@ -429,7 +429,8 @@ def test_profiles_are_traced(monkeypatch):
     monkeypatch.setattr(GasKernel, "step", counting)
     gas = oj.Gas((2, 2), jnp.array([0.5, 1.0]), jnp.array([[0.0, 0.0, 1.0], [0.0, 0.6, 0.8]]),
                  antineutrino=(False, True))  # fmt: skip
-    kw = dict(schedule=oj.Stochastic(dt=0.05), key=jax.random.key(0), n_steps=4, gamma=0.2)
+    kw = dict(schedule=oj.Stochastic(dt=0.05), key=jax.random.key(0), n_steps=4, gamma=0.2,
+              L=oj.nu_e("mass", 0.3))  # fmt: skip
     oj.simulate_gas(gas, mu=oj.Exponential(2.0, 3.0), matter=oj.Exponential(1.0, 2.0), **kw)
     start = len(traces)
     oj.simulate_gas(gas, mu=oj.Exponential(3.0, -5.0), matter=oj.Exponential(0.2, 7.0), **kw)

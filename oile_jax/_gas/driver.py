@@ -275,7 +275,8 @@ def simulate_gas(
       vacuum frequency flips sign; three: give it to `pmns_vacuum`).
     - `matter`: the matter potential `lambda` (a number or a profile of time; None: none)
       along the flavour axis `L` (default: the electron flavour in the flavour basis,
-      `(0, 0, 1)`, or `flavour_axis(3)`; in the mass basis `nu_e("mass", theta)`). Every
+      `(0, 0, 1)`, or `flavour_axis(3)`; in the mass basis `nu_e("mass", theta)`: the default
+      is refused where it commutes with `B`, whose matter would change no flavour). Every
       particle turns about `omega_g B + lambda(t) L`
       exactly over each half step (the field at the step's midpoint); not with
       `Deterministic(vacuum="inside")`.
