@@ -5,6 +5,21 @@ The library never changes JAX's global configuration: enable float64 yourself wi
 `jax.config.update("jax_enable_x64", True)` where you need it.
 """
 
+import os as _os
+import sys as _sys
+
+if _sys.argv and _os.path.basename(_sys.argv[0]) == "oile":  # the `oile` command only
+
+    def _interrupted_while_loading(signum, frame):
+        # Ctrl-C in the second or two the library takes to load, before `oile`'s own handler
+        # (`_cli.main`) runs: one line and status 130, as anywhere later, not a traceback.
+        _os.write(2, b"\noile: interrupted\n")
+        _os._exit(130)
+
+    import signal as _signal
+
+    _signal.signal(_signal.SIGINT, _interrupted_while_loading)
+
 from ._angles import (
     AbstractAngleModel as AbstractAngleModel,
     Beams as Beams,

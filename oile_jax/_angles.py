@@ -213,6 +213,12 @@ class Beams(AbstractAngleModel):
         return counts / jnp.sum(counts)
 
     def group_weights(self, fractions):
+        G = jnp.shape(fractions)[0]
+        if self.directions.shape[0] != G:
+            raise ValueError(
+                f"Beams directions has {self.directions.shape[0]} directions for a field of {G} "
+                "groups: give one unit vector per group"
+            )
         W = 1 - self.directions @ self.directions.T
         return W, W**2
 

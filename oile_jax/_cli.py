@@ -3,6 +3,7 @@ throughput benchmark. `oile COMMAND --help` describes each command."""
 
 import argparse
 import sys
+import threading
 from pathlib import Path
 
 from ._commands import Failure, cmd_bench, cmd_config, cmd_plot, cmd_presets, cmd_run
@@ -216,7 +217,21 @@ def _first_line(error: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `oile` console script."""
+    """Entry point of the `oile` console script. Ctrl-C at any moment ends it with status 130
+    and one line, never a traceback (while the library still loads, `oile_jax/__init__.py`
+    handles it)."""
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("\noile: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
     args.argv = argv
     if args.command in CACHED and not args.no_compile_cache:

@@ -1,6 +1,7 @@
 """The `oile` commands that run and show simulations: `run`, `presets`, `config`, `plot` and
 `bench`, with the helpers every command shares (devices, precision, outputs)."""
 
+import contextlib
 import json
 import shlex
 import sys
@@ -87,11 +88,40 @@ def check_output(path: Path, option: str, force: bool):
 def write_figure(fig, path: Path, force: bool) -> Path:
     check_output(path, "--out", force)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Same rule as the HDF5 output: a complete file or none.
+    # Same rule as the HDF5 output: a complete file or none, and no temporary file left behind.
     tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=130, format=path.suffix.lstrip(".") or "png")
-    tmp.replace(path)
+    try:
+        fig.savefig(tmp, dpi=130, format=path.suffix.lstrip(".") or "png")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+@contextlib.contextmanager
+def missing_datasets(path: Path):
+    """A result file read by a command that lacks a dataset (or group) it needs: refused,
+    naming the file and the dataset, instead of a KeyError traceback."""
+    try:
+        yield
+    except KeyError as error:
+        name = error.args[0] if error.args else "?"
+        raise Failure(
+            f"{path} lacks {name!r}, a dataset (or a setting of its config) this command needs: "
+            "it is not a complete oile result (oile run, oile path or an experiment's output)"
+        ) from None
+
+
+def json_attribute(path: Path, attrs: dict, name: str) -> dict:
+    """A result file's JSON attribute `name` (`{}` when absent), refused by name if broken."""
+    try:
+        value = json.loads(attrs.get(name, "{}"))
+    except (TypeError, ValueError) as error:
+        raise Failure(f"{path}: its attribute {name!r} is not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise Failure(f"{path}: its attribute {name!r} is not a JSON object")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +227,10 @@ def cmd_plot(args) -> int:
     out = args.out or args.result.with_suffix(".png")
     check_output(out, "--out", args.force)
     data, attrs = read_h5(args.result)
-    path = write_figure(plot_run(data, attrs), out, args.force)
+    json_attribute(args.result, attrs, "config")  # a broken one named, not a JSON message
+    with missing_datasets(args.result):
+        figure = plot_run(data, attrs)
+    path = write_figure(figure, out, args.force)
     print(f"wrote {path}")
     return 0
 

@@ -1,12 +1,19 @@
 """The `oile` commands of the group equations: `equilibrium` (precession equilibria) and `path`
 (the miscidynamic path, from groups or from a gas result)."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ._commands import Failure, check_output, command_line, write_figure
+from ._commands import (
+    Failure,
+    check_output,
+    command_line,
+    json_attribute,
+    missing_datasets,
+    write_figure,
+)
+from ._equilibrium import MAX_SAVES
 
 
 def _groups_args(args):
@@ -90,7 +97,7 @@ def _from_result(path: Path, start: float):
     from ._io import read_h5
 
     data, attrs = read_h5(path)
-    config = json.loads(attrs.get("config", "{}"))
+    config = json_attribute(path, attrs, "config")
     if attrs.get("kind") == "run" and attrs.get("model") in ("gas", "meanfield"):
         fractions, omegas = data["groups"]["fractions"], data["groups"]["omegas"]
         gamma, mu = config["physics"]["gamma"], config["physics"]["mu"]
@@ -109,6 +116,12 @@ def _from_result(path: Path, start: float):
     names = ("group_mean", "group_std", "group_length", "entropy")
     several = np.ndim(data["group_mean"]) == 4  # realizations first: average them
     gas = {k: np.asarray(data[k], dtype=float) for k in names}
+    for name, values in gas.items():
+        if not np.all(np.isfinite(values)):
+            raise Failure(
+                f"{path}: dataset {name!r} holds NaN or inf (a run that went wrong); a path "
+                "cannot start from it"
+            )
     gas = {k: v.mean(0) if several else v for k, v in gas.items()}
     gas.update(ts=ts, fractions=np.asarray(fractions), omegas=np.asarray(omegas))
     return gas, float(gamma), float(mu)
@@ -129,8 +142,11 @@ def cmd_path(args) -> int:
     for path in (out, figure):
         check_output(path, "--out", args.force)
     gas = None
-    if args.n_saves < 2:
-        raise Failure(f"--n-saves must be at least 2 (the start and the end), got {args.n_saves}")
+    if not 2 <= args.n_saves <= MAX_SAVES:
+        raise Failure(
+            f"--n-saves must be at least 2 (the start and the end) and at most {MAX_SAVES} "
+            f"(each save interval is one integration of the path), got {args.n_saves}"
+        )
     if args.source is not None:
         # Everything else comes from the run: refuse what would be ignored.
         given = [
@@ -143,7 +159,8 @@ def cmd_path(args) -> int:
                 f"{', '.join(given)}: not used with --from, which takes the groups, gamma, mu "
                 "and the times from the run (drop them, or drop --from to give the groups)"
             )
-        gas, gamma, mu = _from_result(args.source, args.start)
+        with missing_datasets(args.source):
+            gas, gamma, mu = _from_result(args.source, args.start)
         fractions, omegas = gas["fractions"], gas["omegas"]
         state, solution = path_from_gas(
             gas["ts"], gas["group_mean"], fractions, omegas, start=args.start, gamma=gamma, mu=mu

@@ -71,6 +71,8 @@ def _value(key: str, spec: Key, value):
             _fail(key, f"must be > 0, got {v!r}")
         if spec.minimum is not None and v < spec.minimum:
             _fail(key, f"must be >= {spec.minimum:g}, got {v!r}")
+        if spec.maximum is not None and v > spec.maximum:
+            _fail(key, f"must be <= {spec.maximum}, got {v!r}")
     return values[0] if kind in ("int", "float") else values
 
 

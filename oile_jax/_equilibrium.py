@@ -136,8 +136,19 @@ def _params(lengths, fractions, omegas, Pz, mu):
     return lengths, fractions, omegas, Pz, check_positive(mu, "mu")
 
 
+# Save times of a path: each interval is one integration and its equilibria come back to the
+# host; a million saves take about a minute and 100 MB for two groups.
+MAX_SAVES = 1_000_000
+
+
 def _check_times(ts, dtype):
-    """Save times: at least two, finite and strictly increasing."""
+    """Save times: at least two, at most `MAX_SAVES`, finite and strictly increasing."""
+    count = np.shape(ts)[0] if np.ndim(ts) else 0
+    if count > MAX_SAVES:
+        raise ValueError(
+            f"ts has {count} save times: at most {MAX_SAVES} (each save interval is one "
+            "integration of the path); save less often"
+        )
     ts = as_dtype(jnp.asarray(ts), jnp.dtype(dtype))
     if ts.ndim != 1 or ts.shape[0] < 2:
         raise ValueError(

@@ -265,7 +265,13 @@ def simulate_manybody(
     """
     from ._gas.driver import prepare
     from ._gas.kernel import GasKernel
+    from ._gas.model import Gas
 
+    if isinstance(gas, Gas) and gas.P0.shape[-1] != 3:
+        raise ValueError(
+            f"gas: the many-body model is two-flavour (each neutrino a qubit); this gas has "
+            f"{gas.P0.shape[-1]}-component states (three flavours): give P0 of 3 components"
+        )
     gas, spec = prepare(
         gas,
         gamma=gamma,

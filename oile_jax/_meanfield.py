@@ -175,6 +175,7 @@ class GroupField(eqx.Module):
                 "groups only (Isotropic(), FixedAngle(theta), Beams(directions)); for fixed "
                 "velocities use MultiAngleField"
             )
+        self.angles.group_weights(self.fractions)  # an angle model of other groups: refused
 
     def __call__(self, t, P, args=None):
         sign = _signs(self.antineutrino, P.dtype)

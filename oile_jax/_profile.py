@@ -101,6 +101,14 @@ def profile(value, name: str, dtype) -> AbstractProfile:
                 f"{name} must be a number or a profile (Constant, Exponential, Samples); for a "
                 "function of time, sample it: Samples(ts, f(ts))"
             )
+        kind = getattr(value, "dtype", None)  # arrays and tracers; else what NumPy makes of it
+        if isinstance(value, (str, bytes)) or not np.issubdtype(
+            kind if kind is not None else np.asarray(value).dtype, np.number
+        ):
+            raise ValueError(
+                f"{name} must be a number or a profile (Constant, Exponential, Samples), got "
+                f"{value!r}"
+            )
         value = Constant(value)
     return value.checked(name, dtype)
 

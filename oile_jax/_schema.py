@@ -19,13 +19,20 @@ class Key:
     unit: str = ""
     allowed: tuple = ()
     minimum: float | None = None
+    maximum: int | None = None
     positive: bool = False
     models: frozenset = ALL
 
 
 SCHEMA: dict[str, Key] = {
     "model": Key("str", REQUIRED, "what to simulate", allowed=MODELS),
-    "seed": Key("int", 0, "PRNG seed (`jax.random.key(seed)`)", minimum=0),
+    "seed": Key(
+        "int",
+        0,
+        "PRNG seed (`jax.random.key(seed)`, a 64-bit integer)",
+        minimum=0,
+        maximum=2**63 - 1,
+    ),  # fmt: skip
     "precision": Key("str", "float32", "floating-point precision", allowed=("float32", "float64")),
     "title": Key("str", "", "figure title (default: made from the configuration)"),
     "physics.gamma": Key(

@@ -43,7 +43,13 @@ class Gas(eqx.Module):
                 raise ValueError(f"counts must be positive integers, got {counts!r}")
         self.counts = tuple(int(c) for c in counts)
         self.omegas = jnp.asarray(omegas)
-        self.P0 = jnp.asarray(P0)
+        try:
+            self.P0 = jnp.asarray(P0)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "P0 must be an array of Bloch vectors, one per group (or per neutrino), all of "
+                "3 components (two flavours) or all of 8 (three flavours), of real numbers"
+            ) from None
         self.antineutrino = species(antineutrino, len(self.counts))
 
     def __check_init__(self):
