@@ -52,7 +52,7 @@ def as_dtype(x, dtype):
 def check_vector(x, name: str, dtype=None, *, size: int = 3, what: str = ""):
     """`x` as a real array (of `dtype`, if given) whose last axis has length `size`; `what`
     names the vectors in the message ("Bloch vectors (two flavours)")."""
-    x = jnp.asarray(x)
+    x = as_array(x, name, f"an array of real vectors of {size} components")
     if x.ndim == 0 or x.shape[-1] != size:
         shape = f"be {what} of shape" if what else "have shape"
         raise ValueError(f"{name} must {shape} (..., {size}), got shape {x.shape}")
@@ -61,8 +61,19 @@ def check_vector(x, name: str, dtype=None, *, size: int = 3, what: str = ""):
     return x if dtype is None else as_dtype(x, jnp.dtype(dtype))
 
 
+def as_array(x, name: str, what: str = "a number"):
+    """`jnp.asarray(x)`, with input JAX cannot take (text, a function, ragged lists) refused
+    naming `name` instead of JAX's or NumPy's own error."""
+    if isinstance(x, (str, bytes)) or (callable(x) and not isinstance(x, jax.Array)):
+        raise ValueError(f"{name} must be {what}, got {x!r}")
+    try:
+        return jnp.asarray(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {what}, got {x!r}") from None
+
+
 def check_scalar(x, name: str, dtype):
-    x = jnp.asarray(x)
+    x = as_array(x, name)
     if x.ndim != 0:
         raise ValueError(f"{name} must be a scalar, got shape {x.shape}")
     if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):

@@ -23,6 +23,7 @@ from ._flavours import check_state, dimension, field_turns, flavours_of
 from ._profile import AbstractProfile
 from ._programs import stored_program
 from ._random import realization_keys
+from ._resources import check_run_fits
 from ._schedule import AbstractSchedule
 from ._spec import RunSpec, make_spec
 
@@ -228,6 +229,18 @@ def simulate_foreground(
         matter=matter,
         L=L,
         n_flavours=n,
+    )
+    # The saved vectors of every realization, on the device and on the host (the mean and the
+    # spread beside them), and a realization's carried state.
+    R, itemsize = spec.n_realizations, np.dtype(spec.dtype).itemsize
+    saved = R * spec.n_saves * int(np.prod(P0.shape)) * itemsize
+    check_run_fits(
+        2 * saved,
+        saved,
+        f"this foreground run ({R} realizations x {spec.n_saves} saves x "
+        f"{int(np.prod(P0.shape[:-1]))} foreground neutrinos, {np.dtype(spec.dtype).name})",
+        "lower n_realizations (run.n_realizations), the number of saves (save_every, "
+        "run.n_saves) or the batch of P0",
     )
     sign = -1.0 if antineutrino else 1.0  # isospin s = sign P (physics.md section 10)
     frequency = sign * (-1.0 if spec.ordering == "inverted" else 1.0)

@@ -288,6 +288,19 @@ def simulate_manybody(
         ordering=ordering,
     )
     check_manybody_schedule(spec.schedule)
+    # Per realization: the state vector (2^N complex amplitudes, with the step's copies) and
+    # the saved one-body vectors and entropies of both evolutions.
+    from ._resources import check_run_fits
+
+    R, n, itemsize = spec.n_realizations, gas.n, np.dtype(spec.dtype).itemsize
+    saved = R * spec.n_saves * n * 8 * itemsize
+    check_run_fits(
+        R * 2**n * 2 * itemsize * 4 + 2 * saved,
+        saved,
+        f"this many-body run ({R} realizations of N = {n}, {spec.n_saves} saves, "
+        f"{np.dtype(spec.dtype).name})",
+        "lower n_realizations (run.n_realizations), N or the number of saves",
+    )
     P0 = gas.initial_isospins(spec.dtype)
     state = initial_state(P0, spec.B)
     solution = _run_manybody(GasKernel.make(gas, spec), state, P0, spec)

@@ -85,6 +85,17 @@ def _flavours(field, P) -> int:
     return n
 
 
+def state_shape(field, D: int) -> tuple | None:
+    """The state shape a mean field takes: `(G, D)` or `(N, D)` for fields with per-group or
+    per-angle frequencies, `(D,)` for the foreground field; None for another vector field."""
+    omegas = getattr(field, "omegas", None)
+    if omegas is not None:
+        return (int(jnp.shape(omegas)[0]), D)
+    if getattr(field, "P_b", None) is not None:
+        return (D,)
+    return None
+
+
 def _check_options(field):
     check_option(field.collision, "collision", COLLISIONS)
     check_option(field.ordering, "ordering", ORDERINGS)
@@ -358,6 +369,12 @@ def solve_meanfield(
     prints diffrax's text progress meter. Works under `jit`, `vmap` and `grad`.
     """
     P0 = jnp.asarray(P0)
+    expected = state_shape(field, jnp.shape(field.B)[-1]) if hasattr(field, "B") else None
+    if expected is not None and P0.shape != expected:
+        raise ValueError(
+            f"P0 must have the field's shape {expected} (one Bloch vector per group or angle of "
+            f"{type(field).__name__}), got {P0.shape}"
+        )
     ts = jnp.asarray(ts, dtype=P0.dtype)
     if ts.ndim != 1 or ts.shape[0] < 1:
         raise ValueError(f"ts must be a non-empty 1-D array of times, got shape {ts.shape}")

@@ -115,3 +115,18 @@ def check_disk(need: int, folder, what: str, advice: str):
 
 def nbytes(shape, dtype) -> int:
     return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def default_devices() -> list:
+    """The device a single-device program runs on (JAX's default device), as a list."""
+    import jax
+
+    device = jax.config.jax_default_device
+    if device is None or isinstance(device, str):
+        device = jax.devices(device)[0] if isinstance(device, str) else jax.devices()[0]
+    return [device]
+
+
+def check_run_fits(device_bytes: int, host_bytes: int, what: str, advice: str) -> None:
+    """`check_memory` on the default device: a single-device run refused before it compiles."""
+    check_memory(device_bytes, host_bytes, default_devices(), what, advice)

@@ -6,8 +6,11 @@ write a checkpoint beside the output after every chunk; an interrupted run conti
 with `resume=True` and gives exactly the numbers of an uninterrupted run.
 """
 
+import contextlib
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import equinox as eqx
@@ -23,6 +26,7 @@ from ._gas.checkpoint import CheckpointMismatch, read_checkpoint
 from ._gas.model import realization_velocities
 from ._io import write_h5
 from ._profile import AbstractProfile
+from ._resources import check_disk
 from ._run_options import (
     angle_option,
     group_tables,
@@ -296,6 +300,84 @@ def run(
         raise IsADirectoryError(f"--out {out} is a directory; give the path of an HDF5 file")
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    if not is_main_process():  # process 0 alone writes (under jax.distributed)
+        return _run(config, out, resume, force, progress, attrs, devices)
+    check_writable(out)
+    check_disk(
+        output_bytes(config),
+        out.parent,
+        f"the output {out}",
+        "free some space, choose another --out, or lower the run's size (run.n_realizations, "
+        "run.n_saves, gas.counts with run.save_state)",
+    )
+    with output_lock(out):
+        return _run(config, out, resume, force, progress, attrs, devices)
+
+
+def check_writable(out: Path) -> None:
+    """Refuse, before the run, an output whose directory cannot be written (a file is made
+    there and removed at once; the directory is made if missing, as the output would be)."""
+    folder = out.parent
+    if folder.exists() and not folder.is_dir():
+        raise OSError(f"--out {out}: {folder} is a file, not a directory; choose another --out")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise OSError(
+            f"--out {out}: its directory cannot be written ({error.strerror or error}); choose "
+            "another --out"
+        ) from None
+
+
+def output_bytes(config: dict) -> int:
+    """About the size of a run's HDF5 output: its saved series (the largest datasets)."""
+    itemsize = 4 if config["precision"] == "float32" else 8
+    model, run_ = config["model"], config["run"]
+    S, R = run_["n_saves"], run_.get("n_realizations", 1) or 1
+    D = 8 if config["physics"].get("n_flavours", 2) == 3 else 3
+    if model == "foreground":
+        batch = int(np.prod(np.shape(config["foreground"]["P0"])[:-1], dtype=np.int64))
+        return R * S * max(batch, 1) * D * itemsize
+    counts = config.get("gas", {}).get("counts") or [1]
+    N, G = int(np.sum(counts)), len(counts)
+    if model == "manybody":
+        return R * S * N * 8 * itemsize
+    series = S * G * (2 * D + 2) * itemsize + 2 * S * D * itemsize + 8 * S
+    if model == "meanfield":
+        return series
+    state = S * N * D * itemsize if run_.get("save_state") else 0
+    return R * (series + N * D * itemsize + state)
+
+
+@contextlib.contextmanager
+def output_lock(out: Path):
+    """Hold `.OUT.lock` beside the output for the run: a second run on the same `--out` is
+    refused at its start, not after computing. The lock is the operating system's (`flock`):
+    a run that dies releases it; the file is removed when the run ends."""
+    import fcntl
+
+    lock = out.with_name(f".{out.name}.lock")
+    handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise OSError(
+                f"--out {out}: another run is writing it (it holds {lock}); wait for it to "
+                "finish, or choose another --out"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+    finally:
+        os.close(handle)
+
+
+def _run(config, out, resume, force, progress, attrs, devices) -> Path:
     model = config["model"]
     key = jax.random.key(config["seed"])
     checkpoint = checkpoint_path(out)

@@ -162,6 +162,8 @@ def make_spec(
             )
     elif isinstance(mu, AbstractProfile):
         mu = mu(0.0)  # a constant profile: its value
+    elif callable(mu) and not isinstance(mu, jax.Array):
+        profile(mu, "mu", dtype)  # refused, saying how to give a function of time
     mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
     D = dimension(n)
     what = "the vacuum vector of the gas's flavours" if n > 2 else ""

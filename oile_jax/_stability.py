@@ -19,6 +19,7 @@ from jaxtyping import Array, ArrayLike, Complex, Float
 
 from ._checks import check_finite, concrete, fail_if, refuse
 from ._flavours import flavour_count, star_array, structure_constants
+from ._meanfield import state_shape
 from ._spec import check_count
 
 # A dense Jacobian of more than this many state components is refused (its eigenvectors take
@@ -27,17 +28,6 @@ MAX_DENSE = 4096
 # The matrix-free method's Krylov space: each vector is one ODE solve of the linearized flow and
 # `M` numbers on the host; more than this would take longer than the dense method it replaces.
 MAX_KRYLOV = 512
-
-
-def _field_shape(field, D: int) -> tuple | None:
-    """The state shape `field` takes: `(G, D)` or `(N, D)` for fields with per-group or
-    per-angle frequencies, `(D,)` for the foreground field; None when it does not say."""
-    omegas = getattr(field, "omegas", None)
-    if omegas is not None:
-        return (int(np.shape(omegas)[0]), D)
-    if getattr(field, "P_b", None) is not None:
-        return (D,)
-    return None
 
 
 def _finite_scalar(x, name: str, dtype, positive: bool = False):
@@ -163,7 +153,7 @@ def linear_stability(
             f"state must have shape (..., 3) (two flavours) or (..., 8) (three flavours), got "
             f"{state.shape}"
         )
-    expected = _field_shape(field, D)
+    expected = state_shape(field, D)
     if expected is not None and state.shape != expected:
         raise ValueError(
             f"state must have the field's shape {expected} (one Bloch vector per group or angle "

@@ -24,9 +24,11 @@ import functools
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 from .._angles import AbstractAngleModel
+from .._resources import check_run_fits, gas_bytes
 from .._schedule import AbstractSchedule
 from .._spec import check_count
 from . import dense
@@ -155,6 +157,24 @@ def evolve_gas(
         )
     kernel = GasKernel.make(gas, spec)
     R, D = spec.n_realizations, gas.P0.shape[-1]
+    device_bytes, host_bytes = gas_bytes(
+        n=gas.n,
+        copies=R,
+        itemsize=np.dtype(spec.dtype).itemsize,
+        n_saves=spec.n_saves,
+        chunk_saves=spec.n_saves,
+        save_state=save_state,
+        velocities=kernel.angles.keeps_velocities,
+        components=D,
+    )
+    check_run_fits(
+        device_bytes + host_bytes,  # one program: the saved states stay on the device
+        0,
+        f"evolve_gas (N = {gas.n} x {R} realizations, {np.dtype(spec.dtype).name}"
+        + (f", {spec.n_saves} saved states)" if save_state else ")"),
+        "lower N, n_realizations or (with save_state) the number of saves; a gradient needs "
+        "more (about 1.5 gas states per step kept)",
+    )
     P = jnp.broadcast_to(gas.initial_isospins(spec.dtype), (R, gas.n, D))
     slots, obs0 = dense.initial(kernel, P)
     n_intervals = spec.n_saves - 1

@@ -1,0 +1,735 @@
+"""New-user cases over the whole API and command line, newest surface first (species, matter,
+profiles, three flavours, stability, gradients, the cache, checkpoints, output): each either is
+refused with a message naming the argument (or run-file key, or option) and what is allowed, or
+answers right (checked against a closed form or an independent computation). The command-line
+cases also assert exit status 2, `error:`, no traceback, and nothing on disk changed.
+
+The faults of the compilation cache are in `tests/test_cache.py`; checkpoint identity in
+`tests/test_gas.py` and `tests/test_cli.py`; linear stability's options in
+`tests/test_stability.py`."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import oile_jax as oj
+from oile_jax import _cli
+
+from .test_bad_input import _snapshot, re_search, workdir  # noqa: F401 (a fixture)
+
+KEY = jax.random.key(0)
+Z = [0.0, 0.0, 1.0]
+STOCH = oj.Stochastic(dt=0.01)
+GAS = oj.Gas((4, 4), (0.1, 0.2), [[0.1, 0, 0.99], [-0.1, 0, -0.99]])
+GAS3 = oj.Gas((2, 2), (0.1, 0.2), [oj.flavour_state("e"), oj.flavour_state("mu")])
+FLAVOUR = oj.mixing_vector(0.3, "flavour")
+
+
+def gas(gas=GAS, **kw):
+    args = dict(gamma=0.1, schedule=STOCH, key=KEY, n_steps=4)
+    args.update(kw)
+    return oj.simulate_gas(gas, **args)
+
+
+def evolve(gas=GAS, **kw):
+    args = dict(gamma=0.1, schedule=oj.Deterministic(), key=KEY, n_steps=4)
+    args.update(kw)
+    return oj.evolve_gas(gas, **args)
+
+
+def foreground(P0=Z, P_b=(1.0, 0.0, 0.0), **kw):
+    args = dict(gamma=0.1, schedule=STOCH, key=KEY, n_steps=4)
+    args.update(kw)
+    return oj.simulate_foreground(P0, P_b, **args)
+
+
+def manybody(gas=oj.Gas((2, 2), (0.1, 0.2), [Z, [0, 0, -1.0]]), **kw):
+    args = dict(gamma=0.1, schedule=STOCH, key=KEY, n_steps=4)
+    args.update(kw)
+    return oj.simulate_manybody(gas, **args)
+
+
+def groups(**kw):
+    args = dict(
+        fractions=jnp.asarray([0.6, 0.4]),
+        omegas=jnp.asarray([0.1, 0.2]),
+        mu=jnp.asarray(1.0),
+        gamma=jnp.asarray(0.0),
+        B=jnp.asarray([0.0, 0.0, -1.0]),
+    )
+    args.update(kw)
+    return oj.GroupField(**args)
+
+
+def angles(**kw):
+    v = np.random.default_rng(0).normal(size=(4, 3))
+    args = dict(
+        omegas=jnp.ones(4),
+        velocities=jnp.asarray(v / np.linalg.norm(v, axis=1, keepdims=True)),
+        mu=jnp.asarray(1.0),
+        gamma=jnp.asarray(0.0),
+        B=jnp.asarray([0.0, 0.0, -1.0]),
+    )
+    args.update(kw)
+    return oj.MultiAngleField(**args)
+
+
+def equilibrium(**kw):
+    args = dict(lengths=[0.5, 0.3], fractions=[0.6, 0.4], omegas=[0.1, 0.2], Pz=0.2)
+    args.update(kw)
+    return oj.precession_equilibrium(**args)
+
+
+def stability(**kw):
+    field = groups(antineutrino=jnp.asarray([False, True]), ordering="inverted")
+    args = dict(state=jnp.asarray([Z, Z]))
+    args.update(kw)
+    return oj.linear_stability(field, **args)
+
+
+def nan_vector():
+    return [0.0, np.nan, 1.0]
+
+
+# (id, call, exception, pattern): refused, naming the argument and what is allowed.
+API = [
+    # species and matter
+    (
+        "matter-mass-basis-gas",
+        lambda: gas(oj.Gas(2, [1.0], oj.nu_e("mass", 0.3)[None]), matter=2.0),
+        ValueError,
+        r"matter acts along L.*commutes with it.*L=nu_e\('mass', theta\)",
+    ),
+    (
+        "matter-mass-basis-groupfield",
+        lambda: groups(matter=jnp.asarray(2.0)),
+        ValueError,
+        r"matter acts along L.*pass L",
+    ),
+    (
+        "matter-mass-basis-multiangle",
+        lambda: angles(matter=jnp.asarray(2.0)),
+        ValueError,
+        r"matter acts along L.*pass L",
+    ),
+    (
+        "matter-mass-basis-foreground",
+        lambda: foreground(matter=1.0),
+        ValueError,
+        r"matter acts along L.*commutes",
+    ),
+    (
+        "matter-three-flavours-mass-default",
+        lambda: gas(GAS3, matter=1.0),
+        ValueError,
+        r"matter acts along L.*flavour_axis\(3\)",
+    ),
+    (
+        "matter-string",
+        lambda: gas(matter="high", B=FLAVOUR),
+        ValueError,
+        r"matter must be a number",
+    ),
+    ("matter-bool", lambda: gas(matter=True, B=FLAVOUR), ValueError, r"matter must be a number"),
+    ("matter-nan", lambda: gas(matter=np.nan, B=FLAVOUR), ValueError, r"matter contains NaN"),
+    (
+        "matter-vector",
+        lambda: gas(matter=[1.0, 2.0], B=FLAVOUR),
+        ValueError,
+        r"matter must be a number",
+    ),
+    (
+        "matter-L-long",
+        lambda: gas(matter=1.0, B=FLAVOUR, L=[0.0, 0.0, 2.0]),
+        ValueError,
+        r"L must be a unit vector",
+    ),
+    (
+        "matter-L-three-flavours-shape",
+        lambda: gas(GAS3, matter=1.0, B=oj.pmns_vacuum(), L=Z),
+        ValueError,
+        r"L must .*8",
+    ),
+    (
+        "matter-inside",
+        lambda: gas(matter=1.0, B=FLAVOUR, schedule=oj.Deterministic(vacuum="inside")),
+        ValueError,
+        r"matter with Deterministic\(vacuum='inside'\)",
+    ),
+    ("mu-string", lambda: gas(mu="strong"), ValueError, r"mu must be a number"),
+    (
+        "antineutrino-length",
+        lambda: oj.Gas((4, 4), (0.1, 0.2), [Z, Z], antineutrino=(True,)),
+        ValueError,
+        r"antineutrino",
+    ),  # fmt: skip
+    (
+        "antineutrino-string",
+        lambda: oj.Gas((4, 4), (0.1, 0.2), [Z, Z], antineutrino="yes"),
+        ValueError,
+        r"antineutrino",
+    ),  # fmt: skip
+    ("ordering-typo", lambda: gas(ordering="inverse"), ValueError, r"ordering.*'normal'"),
+    (
+        "ordering-three-flavours",
+        lambda: gas(GAS3, ordering="inverted"),
+        ValueError,
+        r"ordering='inverted'.*three flavours",
+    ),
+    # profiles
+    (
+        "exponential-overflow",
+        lambda: gas(matter=oj.Exponential(0.6, -0.001), B=FLAVOUR, n_steps=100),
+        ValueError,
+        r"matter is not finite in float(32|64) during the run: at t = .*growing Exponential",
+    ),
+    (
+        "mu-exponential-overflow",
+        lambda: foreground(mu=oj.Exponential(1.0, -0.0001), n_steps=100, gamma=0.5),
+        ValueError,
+        r"mu is not finite",
+    ),
+    (
+        "exponential-zero-scale",
+        lambda: gas(matter=oj.Exponential(1.0, 0.0), B=FLAVOUR),
+        ValueError,
+        r"scale must be nonzero",
+    ),  # fmt: skip
+    (
+        "samples-decreasing",
+        lambda: gas(matter=oj.Samples([0.0, 2.0, 1.0], [1.0, 1.0, 1.0]), B=FLAVOUR),
+        ValueError,
+        r"strictly increasing",
+    ),
+    (
+        "samples-one",
+        lambda: gas(matter=oj.Samples([0.0], [1.0]), B=FLAVOUR),
+        ValueError,
+        r"K >= 2",
+    ),
+    (
+        "samples-nan",
+        lambda: gas(matter=oj.Samples([0.0, 1.0], [1.0, np.nan]), B=FLAVOUR),
+        ValueError,
+        r"matter contains NaN",
+    ),
+    (
+        "mu-profile-negative",
+        lambda: gas(mu=oj.Samples([0.0, 1.0], [1.0, -1.0]), n_steps=100),
+        ValueError,
+        r"mu\(t\) must be >= 0",
+    ),
+    (
+        "mu-function",
+        lambda: gas(mu=lambda t: 1.0),
+        ValueError,
+        r"for a function of time, sample it",
+    ),
+    # three flavours
+    (
+        "pmns-mass-angle",
+        lambda: oj.pmns_vacuum(basis="mass", theta12=0.3),
+        ValueError,
+        r"basis='mass'\) has no mixing angles, so theta12 would be ignored",
+    ),
+    ("pmns-nan", lambda: oj.pmns_vacuum(theta12=np.nan), ValueError, r"theta12 must be a finite"),
+    ("pmns-dm2-inf", lambda: oj.pmns_vacuum(dm2_21=np.inf), ValueError, r"dm2_21 must be a finite"),
+    ("pmns-basis", lambda: oj.pmns_vacuum(basis="energy"), ValueError, r"basis=.*allowed"),
+    ("pmns-ordering", lambda: oj.pmns_vacuum("inverse"), ValueError, r"ordering.*'normal'"),
+    (
+        "entropy-negative-eigenvalue",
+        lambda: oj.von_neumann_entropy([0, 0, 0, 0, 0, 0, 0, 2 / np.sqrt(3)]),
+        ValueError,
+        r"P is unphysical: .*negative eigenvalue.*-0.333",
+    ),
+    (
+        "entropy-nan",
+        lambda: oj.von_neumann_entropy([0.0] * 7 + [np.nan]),
+        ValueError,
+        r"P contains NaN",
+    ),  # fmt: skip
+    ("entropy-4-vector", lambda: oj.von_neumann_entropy([0.0] * 4), ValueError, r"3 .*8|8 .*3"),
+    (
+        "P0-mixed-widths",
+        lambda: oj.Gas((4, 4), (0.1, 0.2), [Z, [0.0] * 7 + [1.0]]),
+        ValueError,
+        r"P0 must be an array of Bloch vectors.*all of 3 .* or all of 8",
+    ),
+    (
+        "P0-strings",
+        lambda: oj.Gas((4, 4), (0.1, 0.2), [["a", "b", "c"], Z]),
+        ValueError,
+        r"P0 must be an array of Bloch vectors",
+    ),  # fmt: skip
+    (
+        "manybody-three-flavours",
+        lambda: manybody(GAS3),
+        ValueError,
+        r"many-body model is two-flavour",
+    ),
+    (
+        "flavour-state-name",
+        lambda: oj.flavour_state("sterile"),
+        ValueError,
+        r"flavour=.*allowed",
+    ),
+    ("flavour-axis-count", lambda: oj.flavour_axis(4), ValueError, r"n_flavours"),
+    (
+        "three-flavour-B-of-two",
+        lambda: gas(GAS3, B=[0.0, 0.0, -1.0]),
+        ValueError,
+        r"B must be the vacuum vector of the gas's flavours",
+    ),
+    (
+        "three-flavour-unphysical-P0",
+        lambda: oj.simulate_gas(
+            oj.Gas((2, 2), (0.1, 0.2), [[0.0] * 7 + [2.0], [0.0] * 8]),
+            gamma=0.1,
+            schedule=STOCH,
+            key=KEY,
+            n_steps=4,
+        ),
+        ValueError,
+        r"P0 is unphysical",
+    ),  # fmt: skip
+    # mean fields
+    (
+        "beams-groups",
+        lambda: groups(angles=oj.Beams(jnp.eye(3))),
+        ValueError,
+        r"Beams directions has 3 directions for a field of 2 groups",
+    ),
+    (
+        "groupfield-collision",
+        lambda: groups(collision="sometimes"),
+        ValueError,
+        r"collision=.*allowed",
+    ),
+    (
+        "groupfield-ordering",
+        lambda: groups(ordering="upside-down"),
+        ValueError,
+        r"ordering=.*allowed",
+    ),
+    (
+        "solve-meanfield-shape",
+        lambda: oj.solve_meanfield(groups(), jnp.zeros((3, 3)), jnp.linspace(0, 1, 3)),
+        ValueError,
+        r"P0|shape",
+    ),
+    # stability
+    (
+        "stability-horizon-negative",
+        lambda: stability(modes=2, horizon=-5.0),
+        ValueError,
+        r"horizon must be a finite number > 0",
+    ),
+    ("stability-t-nan", lambda: stability(t=np.nan), ValueError, r"t must be a finite number"),
+    (
+        "stability-state-nan",
+        lambda: stability(state=jnp.asarray([Z, nan_vector()])),
+        ValueError,
+        r"state contains NaN",
+    ),
+    (
+        "stability-three-groups",
+        lambda: stability(state=jnp.asarray([Z, Z, Z])),
+        ValueError,
+        r"state must have the field's shape \(2, 3\)",
+    ),
+    (
+        "stability-modes-huge",
+        lambda: stability(modes=5000),
+        ValueError,
+        r"modes=5000 needs .* at most 512",
+    ),
+    (
+        "stability-rotation-nan",
+        lambda: stability(rotation=(np.nan, jnp.asarray(Z))),
+        ValueError,
+        r"rotation's Omega must be a finite number",
+    ),
+    (
+        "stability-krylov-alone",
+        lambda: stability(krylov=20),
+        ValueError,
+        r"horizon and krylov are options of the matrix-free method",
+    ),
+    # gradients and evolve_gas
+    (
+        "evolve-huge",
+        lambda: evolve(oj.Gas((500_000_000, 500_000_000), (0.1, 0.2), [Z, [0, 0, -1.0]])),
+        MemoryError,
+        r"evolve_gas \(N = 1000000000 .* needs about .* GiB of memory.*lower N",
+    ),
+    (
+        "evolve-grad-gamma-stochastic",
+        lambda: jax.grad(lambda g: evolve(gamma=g, schedule=STOCH).group_mean.sum())(0.1),
+        ValueError,
+        r"no pathwise gradient with respect to gamma",
+    ),
+    (
+        "evolve-checkpoint",
+        lambda: evolve(checkpoint="x.h5"),
+        TypeError,
+        r"checkpoint",
+    ),
+    # sizes refused before they start
+    (
+        "foreground-realizations",
+        lambda: foreground(n_realizations=3_000_000_000, n_steps=200),
+        MemoryError,
+        r"this foreground run \(3000000000 realizations .* needs about .* GiB.*n_realizations",
+    ),
+    (
+        "manybody-realizations",
+        lambda: manybody(
+            oj.Gas((10, 10), (0.1, 0.2), [Z, [0, 0, -1.0]]), n_realizations=100_000_000
+        ),
+        MemoryError,
+        r"this many-body run \(100000000 realizations of N = 20.*GiB",
+    ),  # fmt: skip
+    (
+        "path-saves",
+        lambda: oj.miscidynamic_path(
+            [1.0, -1.0], [0.6, 0.4], [0.1, 0.2], 0.2, np.linspace(0.0, 1.0, 2_000_000), gamma=0.01
+        ),
+        ValueError,
+        r"ts has 2000000 save times: at most 1000000",
+    ),  # fmt: skip
+    # checkpoints
+    (
+        "checkpoint-directory",
+        lambda tmp: gas(checkpoint=tmp),
+        ValueError,
+        r"checkpoint=.* is a directory",
+    ),
+    (
+        "checkpoint-foreign-file",
+        lambda tmp: gas(checkpoint=_foreign_h5(tmp), resume=True),
+        ValueError,
+        r"is not a gas checkpoint",
+    ),
+    # the key
+    ("key-int", lambda: gas(key=3), ValueError, r"key must be a PRNG key"),
+    ("key-batch", lambda: gas(key=jax.random.split(KEY, 2)), ValueError, r"single PRNG key"),
+    # equilibria
+    ("equilibrium-fractions", lambda: equilibrium(fractions=[0.6, 0.6]), ValueError, r"fractions"),
+    ("equilibrium-nan-Pz", lambda: equilibrium(Pz=np.nan), ValueError, r"Pz"),
+    ("equilibrium-lengths-shape", lambda: equilibrium(lengths=[0.5]), ValueError, r"lengths"),
+    # output
+    (
+        "write-h5-object",
+        lambda tmp: oj.write_h5(tmp / "x.h5", {"a": object()}),
+        ValueError,
+        r"data\['a'\] has dtype object",
+    ),  # fmt: skip
+    (
+        "read-h5-missing",
+        lambda tmp: oj.read_h5(tmp / "none.h5"),
+        FileNotFoundError,
+        r"does not exist",
+    ),  # fmt: skip
+    ("read-h5-text", lambda tmp: oj.read_h5(_text(tmp)), ValueError, r"corrupt or not an HDF5"),
+]
+
+
+def _foreign_h5(tmp):
+    path = tmp / "foreign.h5"
+    oj.write_h5(path, {"x": np.ones(2)}, attrs={"kind": "note"})
+    return path
+
+
+def _text(tmp):
+    path = tmp / "notes.h5"
+    path.write_text("plain text")
+    return path
+
+
+@pytest.mark.parametrize("case", API, ids=[c[0] for c in API])
+def test_api_refuses(case, tmp_path):
+    _, call, error, pattern = case
+    with pytest.raises(error, match=pattern):
+        call(tmp_path) if call.__code__.co_argcount else call()
+
+
+# (id, call, check): unusual but valid input, answered right.
+def _matter_with_L_is_the_msw_value():
+    """The issue's case with L given: matter now acts (0.989956 against vacuum 0.706833)."""
+    sol = gas(oj.Gas(2, [1.0], oj.nu_e("mass", 0.3)[None]), gamma=0.02, matter=2.0,
+              L=oj.nu_e("mass", 0.3), n_steps=1000, dtype=jnp.float64)  # fmt: skip
+    flavour = oj.nu_e("mass", 0.3)
+    P_ee = 0.5 * (1 + float(np.dot(sol.group_mean[0, -1, 0], flavour)))
+    vacuum = gas(oj.Gas(2, [1.0], oj.nu_e("mass", 0.3)[None]), gamma=0.02, n_steps=1000,
+                 dtype=jnp.float64)  # fmt: skip
+    P_vac = 0.5 * (1 + float(np.dot(vacuum.group_mean[0, -1, 0], flavour)))
+    # Both neutrinos of the gas are nu_e: encounters change nothing, vacuum and matter alone
+    # (MSW: the matter-frame mixing angle; the reported figures at t = 10).
+    assert abs(P_ee - 0.989956) < 1e-5 and abs(P_vac - 0.706833) < 1e-5, (P_ee, P_vac)
+
+
+def _entropy_of_a_mixed_three_flavour_state():
+    P = np.zeros(8)
+    P[7] = 1 / np.sqrt(3)  # rho = diag(1/2, 1/2, 0)
+    assert abs(float(oj.von_neumann_entropy(P)) - np.log(2)) < 1e-12
+
+
+def _pmns_mass_basis_is_diagonal():
+    B = np.asarray(oj.pmns_vacuum(basis="mass"))
+    assert np.allclose(B[[0, 1, 3, 4, 5, 6]], 0.0) and abs(B[2]) + abs(B[7]) > 0
+
+
+def _seed_at_the_64_bit_limit(tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    status = _cli.main(["run", "foreground", "--set", "run.t_max=1", "--set", "run.n_saves=2",
+                        "--seed", str(2**63 - 1), "--out", str(out), "--no-progress"])  # fmt: skip
+    assert status == 0 and out.exists(), capsys.readouterr().err
+
+
+RIGHT = [
+    ("matter-with-L", _matter_with_L_is_the_msw_value),
+    ("entropy-mixed-three-flavours", _entropy_of_a_mixed_three_flavour_state),
+    ("pmns-mass-basis", _pmns_mass_basis_is_diagonal),
+]
+
+
+@pytest.mark.parametrize("case", RIGHT, ids=[c[0] for c in RIGHT])
+def test_api_answers_right(case):
+    case[1]()
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line: exit status 2, `error:`, no traceback, nothing on disk changed.
+
+SMALL = ["--set", "run.t_max=1", "--set", "run.n_saves=3"]
+
+CLI = [
+    (
+        "cli-seed-huge",
+        ["run", "foreground", "--seed", "99999999999999999999"],
+        r"config key 'seed': must be <= 9223372036854775807",
+    ),  # fmt: skip
+    (
+        "cli-seed-set-huge",
+        ["run", "foreground", "--set", "seed=18446744073709551616"],
+        r"config key 'seed': must be <= 9223372036854775807",
+    ),  # fmt: skip
+    ("cli-seed-negative", ["run", "foreground", "--seed", "-1"], r"'seed': must be >= 0"),
+    (
+        "cli-config-seed-huge",
+        ["config", "foreground", "--seed", "99999999999999999999"],
+        r"'seed': must be <=",
+    ),  # fmt: skip
+    (
+        "cli-matter-growing",
+        ["run", "msw", "--set", "physics.matter_scale=-0.001"],
+        r"config key 'physics.matter_scale': = -0.001 makes physics.matter grow .* overflows "
+        r"float32",
+    ),
+    (
+        "cli-mu-growing-overflow",
+        ["run", "spectral-split", "--set", "physics.mu_scale=-0.5"],
+        r"physics.mu_scale.*overflows",
+    ),
+    (
+        "cli-plot-no-group-mean",
+        ["plot", "results/partial.h5", "--out", "results/p.png"],
+        r"results/partial.h5 lacks '(model|group_mean)', a dataset",
+    ),  # fmt: skip
+    (
+        "cli-plot-broken-config",
+        ["plot", "results/broken.h5", "--out", "results/p.png"],
+        r"results/broken.h5: its attribute 'config' is not valid JSON",
+    ),  # fmt: skip
+    (
+        "cli-path-no-groups",
+        ["path", "--from", "results/partial.h5", "--out", "results/p.h5"],
+        r"results/partial.h5 lacks 'groups'",
+    ),  # fmt: skip
+    (
+        "cli-path-nan",
+        ["path", "--from", "results/nan.h5", "--start", "1", "--out", "results/p.h5"],
+        r"results/nan.h5: dataset 'group_mean' holds NaN",
+    ),  # fmt: skip
+    (
+        "cli-path-broken-config",
+        ["path", "--from", "results/broken.h5", "--out", "results/p.h5"],
+        r"its attribute 'config' is not valid JSON",
+    ),  # fmt: skip
+    (
+        "cli-path-saves",
+        [
+            "path",
+            "--fractions",
+            "0.6",
+            "0.4",
+            "--omegas",
+            "0.1",
+            "0.2",
+            "--lengths",
+            "1",
+            "-1",
+            "--Pz",
+            "0.2",
+            "--gamma",
+            "0.01",
+            "--t-max",
+            "1",
+            "--n-saves",
+            "100000000",
+            "--out",
+            "results/p.h5",
+        ],
+        r"--n-saves must be .* at most 1000000",
+    ),  # fmt: skip
+    (
+        "cli-foreground-realizations",
+        ["run", "foreground", "--set", "run.n_realizations=3000000000"],
+        r"needs about .* GiB",
+    ),
+    (
+        "cli-manybody-realizations",
+        ["run", "manybody-small", "--set", "run.n_realizations=100000000"],
+        r"needs about .* GiB",
+    ),
+    (
+        "cli-out-under-a-file",
+        ["run", "foreground", *SMALL, "--out", "results/earlier.h5/x.h5"],
+        r"results/earlier.h5 is a file, not a directory",
+    ),  # fmt: skip
+    (
+        "cli-gas-matter-mass-basis",
+        ["run", "two-groups", "--set", "physics.matter=1.0"],
+        r"physics.matter",
+    ),
+    (
+        "cli-three-flavours-pmns-nan",
+        ["run", "three-flavours", "--set", "physics.theta12=nan"],
+        r"physics.theta12",
+    ),
+    ("cli-precision", ["run", "foreground", "--precision", "float16"], r"invalid choice"),
+    ("cli-set-unknown", ["run", "foreground", "--set", "physics.gama=0.1"], r"physics.gama"),
+    ("cli-set-no-equals", ["run", "foreground", "--set", "physics.gamma"], r"KEY=VALUE|="),
+    ("cli-set-bad-value", ["run", "foreground", "--set", "physics.gamma=fast"], r"physics.gamma"),
+    ("cli-t-max-negative", ["run", "foreground", "--set", "run.t_max=-1"], r"run.t_max"),
+    ("cli-n-saves-one", ["run", "foreground", "--set", "run.n_saves=1"], r"run.n_saves"),
+    ("cli-counts-odd", ["run", "two-groups", "--set", "gas.counts=[3, 4]"], r"gas.counts|even"),
+    (
+        "cli-directions-long",
+        ["run", "two-beams", "--set", "gas.directions=[[0.0, 0.0, 2.0], [0.0, 0.0, -1.0]]"],
+        r"gas.directions",
+    ),  # fmt: skip
+    ("cli-plot-missing", ["plot", "results/none.h5"], r"does not exist"),
+    ("cli-plot-text", ["plot", "bad.toml"], r"corrupt or not an HDF5"),
+    ("cli-resume-foreground", ["run", "foreground", "--resume"], r"only gas runs"),
+    ("cli-preset-typo", ["run", "two-group"], r"two-group"),
+    ("cli-config-typo", ["config", "bipolarr"], r"bipolarr"),
+]
+
+
+@pytest.fixture
+def results(workdir):
+    """`workdir` with partial, broken and NaN result files besides the earlier ones."""
+    folder = workdir / "results"
+    config = '{"physics": {"gamma": 0.1, "mu": 1.0, "basis": "mass"}}'
+    oj.write_h5(folder / "partial.h5", {"ts": np.arange(3.0)},
+                attrs={"kind": "run", "model": "gas", "config": config})  # fmt: skip
+    oj.write_h5(folder / "broken.h5", {"ts": np.arange(3.0)},
+                attrs={"kind": "run", "model": "gas", "config": "{broken"})  # fmt: skip
+    nan = np.full((3, 2, 3), np.nan)
+    oj.write_h5(
+        folder / "nan.h5",
+        {"ts": np.arange(3.0), "group_mean": nan, "group_std": nan, "group_length": nan[..., 0],
+         "entropy": nan[..., 0], "groups": {"fractions": np.ones(2) / 2, "omegas": np.ones(2)}},
+        attrs={"kind": "run", "model": "gas", "config": config},
+    )  # fmt: skip
+    return workdir
+
+
+@pytest.mark.parametrize("case", CLI, ids=[c[0] for c in CLI])
+def test_cli_refuses(case, results, capsys):
+    _, argv, pattern = case
+    before = _snapshot(results)
+    try:
+        status = _cli.main(argv)
+    except SystemExit as exit:  # argparse's own errors
+        status = exit.code
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "error:" in err and "Traceback" not in err, err
+    assert re_search(pattern, err), err
+    assert _snapshot(results) == before
+
+
+def test_cli_seed_at_the_64_bit_limit_runs(tmp_path, capsys):
+    _seed_at_the_64_bit_limit(tmp_path, capsys)
+
+
+def test_output_without_room_is_refused_before_the_run(results, capsys, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2**30, 2**30 - 1000, 1000))
+    before = _snapshot(results)
+    status = _cli.main(["run", "foreground", *SMALL, "--out", "results/fg.h5"])
+    err = capsys.readouterr().err
+    assert status == 2 and "the output results/fg.h5 needs about" in err, err
+    assert "GiB are free" in err and _snapshot(results) == before
+
+
+def test_two_runs_on_one_output_the_second_refused_at_its_start(results, capsys):
+    from oile_jax._runner import output_lock
+
+    out = results / "results" / "fg.h5"
+    before = _snapshot(results)
+    with output_lock(out):
+        status = _cli.main(["run", "foreground", *SMALL, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert status == 2 and "another run is writing it" in err, err
+    assert _snapshot(results) == before  # the lock is gone with its holder
+
+
+def test_a_figure_that_fails_leaves_no_temporary_file(results, capsys, monkeypatch):
+    import matplotlib.figure
+
+    out = results / "results" / "fg.h5"
+    assert _cli.main(["run", "foreground", *SMALL, "--out", str(out)]) == 0
+    before = _snapshot(results)
+
+    def full_disk(self, *args, **kwargs):
+        with open(args[0], "wb") as file:
+            file.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full_disk)
+    status = _cli.main(["plot", str(out), "--out", str(results / "results" / "fg.png")])
+    assert status == 2 and "No space left" in capsys.readouterr().err
+    assert _snapshot(results) == before
+
+
+@pytest.mark.long  # subprocesses, about 30 s: make test-long, in CI
+def test_ctrl_c_at_any_moment_ends_cleanly(tmp_path):
+    """SIGINT at several moments from the start of the `oile` console script (while Python
+    starts, while the library loads, while the run compiles and runs): status 130 (or the
+    signal itself before Python has a handler) and never a traceback."""
+    import shutil
+    import signal
+    import time
+
+    script = shutil.which("oile", path=str(os.path.dirname(sys.executable)))
+    for delay in (0.2, 0.6, 1.2, 2.0, 3.5):
+        process = subprocess.Popen(
+            [script, "run", "foreground", "--out", str(tmp_path / "fg.h5"), "--force"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+        assert process.returncode in (130, -signal.SIGINT, 0), (delay, err)
+        assert "Traceback" not in err, (delay, err)
