@@ -48,7 +48,10 @@ def foreground(P0=Z, P_b=(1.0, 0.0, 0.0), **kw):
     return oj.simulate_foreground(P0, P_b, **args)
 
 
-def manybody(gas=oj.Gas((2, 2), (0.1, 0.2), [Z, [0, 0, -1.0]]), **kw):
+PAIR = oj.Gas((2, 2), (0.1, 0.2), [Z, [0, 0, -1.0]])
+
+
+def manybody(gas=PAIR, **kw):
     args = dict(gamma=0.1, schedule=STOCH, key=KEY, n_steps=4)
     args.update(kw)
     return oj.simulate_manybody(gas, **args)
@@ -633,7 +636,7 @@ CLI = [
 
 
 @pytest.fixture
-def results(workdir):
+def results(workdir):  # noqa: F811 (the fixture imported above)
     """`workdir` with partial, broken and NaN result files besides the earlier ones."""
     folder = workdir / "results"
     config = '{"physics": {"gamma": 0.1, "mu": 1.0, "basis": "mass"}}'
