@@ -159,12 +159,35 @@ def ellipk(m):
     return np.pi / (2 * a)
 
 
-def first_minimum_time(omega, mu_prime, theta):
-    """Quarter period of the pendulum released at rest from its tilt (equal densities)."""
-    w = omega / mu_prime
-    J = np.sqrt(4 - 4 * w * np.cos(2 * theta) + w**2)
-    phi0 = np.arccos((2 * np.cos(2 * theta) - w) / J)
-    return ellipk(np.cos(phi0 / 2) ** 2) / kappa(omega, mu_prime, mu_prime)
+def pendulum_minima(omega, mu_prime, theta, nodes=400):
+    """The bipolar pendulum's first minima at finite `theta` (equal densities, inverted ordering,
+    physics.md section 10): `(t_bottom, t_ee, P_ee_min)`.
+
+    `J = s_1 - s_2 + r B` (`r = omega / mu'`, `|J|^2 = 4 - 4 r cos 2theta + r^2`) is released at
+    rest at the tilt `phi_0` from its unstable top, `cos phi_0 = (2 cos 2theta - r) / |J|`, and
+    swings by `phi'' = kappa_J^2 sin phi`, `kappa_J^2 = omega mu' |J|`; energy conservation gives
+    `dphi/dt = kappa_J sqrt(2 (cos phi_0 - cos phi))`, so the time to reach `phi` is the
+    quadrature `t(phi) = int_phi0^phi dphi' / (kappa_J sqrt(2 (cos phi_0 - cos phi')))`.
+    `t_bottom = t(pi) = K(cos^2(phi_0 / 2)) / kappa_J`: `J` along `+B`, the first minimum of the
+    neutrinos' mass-basis `P_3`. The flavour-basis `P_ee` is smallest later, when `J` points
+    along `-z`, at `phi = pi + 2 theta`: `t_ee = t_bottom + t(pi -> pi + 2 theta)` (a smooth
+    integrand there: Gauss-Legendre with `nodes` points), `P_ee = (1 + (r cos 2theta - |J|)/2)
+    / 2`. The `theta -> 0` forms (`kappa = sqrt(omega (2 mu' - omega))`, the minimum at the
+    bottom) are the limits of these."""
+    r = omega / mu_prime
+    J = np.sqrt(4 - 4 * r * np.cos(2 * theta) + r**2)
+    phi0 = np.arccos((2 * np.cos(2 * theta) - r) / J)
+    rate = np.sqrt(omega * mu_prime * J)
+    if np.pi + 2 * theta >= 2 * np.pi - phi0:
+        raise ValueError(
+            f"theta={theta:g}: the pendulum turns back (at 2 pi - phi_0) before J reaches -z; "
+            "its P_ee minimum is then at the turning point, which this closed form does not give"
+        )
+    t_bottom = ellipk(np.cos(phi0 / 2) ** 2) / rate
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    phi = np.pi + theta * (x + 1)  # [pi, pi + 2 theta]
+    tail = theta * np.sum(w / np.sqrt(2 * (np.cos(phi0) - np.cos(phi)))) / rate
+    return t_bottom, t_bottom + tail, (1 + (r * np.cos(2 * theta) - J) / 2) / 2
 
 
 def growth_rate(ts, perp, low, high):
@@ -218,7 +241,7 @@ def pendulum_runs(
     row["rate_mean_field"] = growth_rate(ts, np.hypot(mf[:, 0, 0], mf[:, 0, 1]), low, high)
     row["t_min_mean_field"] = float(ts[np.argmin(mf[:, 0, 2])])
     if fractions[0] == fractions[1]:
-        row["t_min_pendulum"] = first_minimum_time(omega, mu1, theta)
+        row["t_min_pendulum"] = pendulum_minima(omega, mu1, theta)[1]
     counts = tuple(int(round(n * x)) for x in fractions)
     for gamma in gammas:
         # The mean field plus the deterministic schedule's collision terms (physics.md section

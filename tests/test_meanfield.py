@@ -321,3 +321,66 @@ def test_finite_step_term_of_the_stochastic_schedule():
     # the end; measured 0.0025 with the term and 0.037 without (2026-12-02).
     assert distance["finite"] < gamma**2 * mu * float(ts[-1]), distance
     assert distance["poisson"] > 5 * distance["finite"], distance
+
+
+def _pendulum_minima():
+    from .test_experiments import load
+
+    return load("standard_problems").pendulum_minima
+
+
+def _minimum(ts, values):
+    """The minimum of sampled `values` refined by the parabola through it and its neighbours."""
+    k = int(np.argmin(values))
+    a, b, c = values[k - 1 : k + 2]
+    h = ts[1] - ts[0]
+    shift = 0.5 * (a - c) / (a - 2 * b + c)
+    return ts[k] + shift * h, b - 0.25 * (a - c) * shift
+
+
+@pytest.mark.parametrize(
+    "theta,mu_prime,expected",
+    [
+        # omega = mu' = 1 (NuGas's example): the mass-basis P3 bottoms out at 2.983218
+        (0.1, 1.0, (2.983218, 3.083411, 0.48524106)),
+        # Emu's bipolar setup, theta = 33.8 degrees, mu' = 10 omega
+        (np.radians(33.8), 10.0, (0.458385, 0.638320, 0.01850920)),
+    ],
+)
+def test_the_bipolar_pendulum_first_minima_at_finite_theta(theta, mu_prime, expected):
+    """The exact pendulum (physics.md section 10) against the mean field of the two groups
+    (nu_e and nubar_e, equal densities, inverted ordering, mu' = mu / 2) at finite theta: the
+    mass-basis P3 minimum at K(cos^2(phi_0/2)) / kappa_J, the flavour P_ee minimum at phi = pi +
+    2 theta (later), and its depth. The theta -> 0 formula (rate sqrt(omega (2 mu' - omega)),
+    minimum at the bottom) misses by 2% and 30%: it would fail here."""
+    minima = _pendulum_minima()
+    t_bottom, t_ee, P_ee = minima(1.0, mu_prime, theta)
+    # The bottom's elliptic integral is the quadrature of the swing from phi_0 to pi.
+    r = 1.0 / mu_prime
+    J = np.sqrt(4 - 4 * r * np.cos(2 * theta) + r**2)
+    phi0 = np.arccos((2 * np.cos(2 * theta) - r) / J)
+    x, w = np.polynomial.legendre.leggauss(2000)
+    s = (x + 1) / 2
+    phi = phi0 + (np.pi - phi0) * s**2
+    swing = np.sum(w * (np.pi - phi0) * s / np.sqrt(2 * (np.cos(phi0) - np.cos(phi))))
+    assert_allclose(t_bottom, swing / np.sqrt(mu_prime * J), rtol=1e-9, atol=0)
+    assert_allclose((t_bottom, t_ee, P_ee), expected, rtol=2e-6, atol=0)
+
+    B = jnp.asarray([np.sin(2 * theta), 0.0, -np.cos(2 * theta)])
+    field = oj.GroupField(
+        jnp.asarray([0.5, 0.5]), jnp.ones(2), jnp.asarray(2 * mu_prime), jnp.asarray(0.0), B,
+        antineutrino=jnp.asarray([False, True]), ordering="inverted",
+    )  # fmt: skip
+    ts = np.linspace(0.9 * t_bottom, 1.1 * t_ee, 4001)
+    P0 = jnp.asarray([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    start = oj.solve_meanfield(field, P0, jnp.asarray([0.0, ts[0]]), rtol=1e-12, atol=1e-14)
+    P = np.asarray(
+        oj.solve_meanfield(field, start.P[-1], jnp.asarray(ts), rtol=1e-12, atol=1e-14).P
+    )[:, 0]
+    t3, _ = _minimum(ts, -(P @ np.asarray(B)))  # the mass-basis P3 of the neutrinos
+    t_z, P_z = _minimum(ts, P[:, 2])
+    assert abs(t3 - t_bottom) < 1e-6 * t_bottom, (t3, t_bottom)
+    assert abs(t_z - t_ee) < 1e-6 * t_ee, (t_z, t_ee)
+    assert abs((1 + P_z) / 2 - P_ee) < 1e-9, ((1 + P_z) / 2, P_ee)
+    # Not the bottom: the flavour minimum comes later by a measurable stretch.
+    assert t_ee - t_bottom > 0.01 * t_bottom
