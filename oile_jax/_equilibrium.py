@@ -8,8 +8,11 @@ rigidly about `z` at a common `Omega`. In the co-rotating frame each group is st
     (SC1)  1      = mu sum_g f_g p_g / h_g
     (SC2)  Pbar_z = sum_g f_g p_g a_g / h_g
 
-Given `{p_g}` and the conserved `Pbar_z`, these fix `(Omega, Q)`. Solved with optimistix's Newton
-method (Jacobian by autodiff; gradients of the solution by the implicit function theorem).
+Given `{p_g}` and the conserved `Pbar_z`, these fix `(Omega, Q)`. Solved by Newton's method with
+a backtracking line search on `|residual|^2` (the Jacobian by autodiff), which keeps a branch
+where the undamped method jumps off it (a continuous spectrum at small `mu`, where `Q` is small
+and the conditions are steep near the groups with `a_g ~ 0`), then polished by optimistix's Newton
+method, whose implicit adjoint differentiates the solution (implicit function theorem).
 """
 
 import equinox as eqx
@@ -180,6 +183,9 @@ def precession_equilibrium(
     the best start of `equilibrium_branches` is used. Any number of groups (a continuous spectrum
     is many narrow groups). vmappable; differentiable in every input through the implicit function
     theorem (optimistix's `ImplicitAdjoint`).
+
+    A solve that does not converge raises (a `ValueError` for concrete input; under `jit` or
+    `vmap` an `EquinoxRuntimeError` when the program runs): never a NaN without a word.
     """
     params = _params(lengths, fractions, omegas, Pz, mu)
     if guess is None:
@@ -188,21 +194,40 @@ def precession_equilibrium(
     dtype = params[0].dtype
     value = concrete(guess)
     y0 = jnp.asarray(guess, dtype) if value is None else jnp.asarray(value.astype(dtype))
+    if y0.size != 2:
+        raise ValueError(f"guess must be (Omega, Q), two numbers, got shape {y0.shape}")
+    y0 = check_finite(y0.reshape(2), "guess")
     default_rtol, default_atol = _tolerances(dtype)
-    return solve_equilibrium(
-        params, y0.reshape(2), rtol or default_rtol, atol or default_atol, max_steps
+    eq = solve_equilibrium(params, y0, rtol or default_rtol, atol or default_atol, max_steps)
+    message = (
+        "precession_equilibrium did not converge from guess=(Omega, Q) = {}: start nearer "
+        "the branch (in a continuation, smaller steps in mu or the lengths), raise max_steps, "
+        "or omit guess to search every branch (equilibrium_branches)"
     )
+    converged = concrete(eq.converged)
+    if converged is None:
+        return eqx.error_if(eq, ~eq.converged, message.format("(traced)"))
+    if not bool(converged):
+        shown = tuple(float(x) for x in np.asarray(value)) if value is not None else "(traced)"
+        raise ValueError(
+            message.format(shown)
+            + f" (residual {np.max(np.abs(np.asarray(eq.residual))):.2g})"
+            + ("" if _double(dtype) else _FLOAT64_HINT)
+        )
+    return eq
 
 
 @stored_program
 def solve_equilibrium(params, y0, rtol: float, atol: float, max_steps: int) -> Equilibrium:
     """`precession_equilibrium` from checked `params = (lengths, fractions, omegas, Pz, mu)` and
     a start `y0 = (Omega, Q)`: one program, with no runtime check of its own (so that it can sit
-    inside other programs, and in the compilation cache)."""
+    inside other programs, and in the compilation cache). `converged`: the damped Newton
+    iteration met its tolerance, the polish succeeded and the solution is finite."""
+    near, reached = _damped_newton(params, y0, rtol, atol, max_steps)
     solution = optx.root_find(
         _residual,
         optx.Newton(rtol=rtol, atol=atol),
-        y0,
+        jax.lax.stop_gradient(near),
         args=params,
         max_steps=max_steps,
         throw=False,
@@ -210,14 +235,58 @@ def solve_equilibrium(params, y0, rtol: float, atol: float, max_steps: int) -> E
     Omega, q = solution.value[0], solution.value[1]
     Q = jnp.abs(q)
     lengths, fractions, omegas, Pz, mu = params
+    residual = _residual(solution.value, params)
+    finite = jnp.all(jnp.isfinite(solution.value)) & jnp.all(jnp.isfinite(residual))
     return Equilibrium(
         Omega=Omega,
         Q=Q,
         P=_state(Omega, Q, lengths, omegas, Pz, mu),
-        residual=_residual(solution.value, params),
-        converged=solution.result == optx.RESULTS.successful,
+        residual=residual,
+        converged=reached & (solution.result == optx.RESULTS.successful) & finite,
         branch=jnp.sign(mu * Pz - omegas - Omega).astype(jnp.int32),
     )
+
+
+def _damped_newton(params, y0, rtol, atol, max_steps):
+    """Newton's method on SC1-SC2 with a backtracking line search (Armijo on `|residual|^2`,
+    halving from the full step): `(y, reached)`, `reached` when the residual is below `atol`
+    (times the problem's scale) and the last step below `rtol |y| + atol`. Where the Newton
+    direction is not finite (a singular Jacobian) the steepest descent direction is taken."""
+    residual = lambda y: _residual(y, params)
+
+    def merit(y):
+        r = residual(y)
+        return jnp.where(jnp.all(jnp.isfinite(r)), jnp.sum(r * r), jnp.inf)
+
+    def done(y, step):
+        small = jnp.max(jnp.abs(residual(y))) <= 10 * atol
+        return small & (step <= rtol * jnp.max(jnp.abs(y)) + atol)
+
+    def iterate(carry):
+        y, k, _ = carry
+        r, J = residual(y), jax.jacfwd(residual)(y)
+        d = -jnp.linalg.solve(J, r)
+        d = jnp.where(jnp.all(jnp.isfinite(d)), d, -J.T @ r)
+        m0 = jnp.sum(r * r)
+
+        def halve(state):
+            a, _ = state
+            return a / 2, merit(y + (a / 2) * d)
+
+        def longer(state):
+            a, m = state
+            return (m > (1 - 1e-4 * a) * m0) & (a > 1e-12)
+
+        a, _ = jax.lax.while_loop(longer, halve, (jnp.asarray(2.0, y.dtype), jnp.inf))
+        return y + a * d, k + 1, jnp.max(jnp.abs(a * d))
+
+    def going(carry):
+        y, k, step = carry
+        return (k < max_steps) & ~done(y, step) & jnp.all(jnp.isfinite(y))
+
+    start = (y0, jnp.asarray(0), jnp.asarray(jnp.inf, y0.dtype))
+    y, _, step = jax.lax.while_loop(going, iterate, start)
+    return y, done(y, step)
 
 
 def equilibrium_branches(
@@ -248,7 +317,8 @@ def equilibrium_branches(
     tol = _residual_limit(dtype) if tol is None else tol
     scale = float(np.max(np.abs(omegas_)) + np.abs(mu_) * (np.abs(Pz_) + 1))
     grid_O = np.linspace(-2 * scale, 2 * scale, int(np.sqrt(n_starts)) + 1)
-    grid_Q = np.linspace(0.05, 1.0, int(np.sqrt(n_starts)) + 1)
+    # Q from 1e-4 to 1 geometrically: continuous spectra at small mu have branches at Q ~ 1e-3.
+    grid_Q = np.geomspace(1e-4, 1.0, int(np.sqrt(n_starts)) + 1)
     starts = np.stack(np.meshgrid(grid_O, grid_Q), axis=-1).reshape(-1, 2).astype(dtype)
     polished = _candidates(params, jnp.asarray(starts), jnp.asarray(scale, dtype), steps)
     polished = jax.tree_util.tree_map(np.asarray, polished)

@@ -293,6 +293,10 @@ def simulate_manybody(
     from ._resources import check_run_fits
 
     R, n, itemsize = spec.n_realizations, gas.n, np.dtype(spec.dtype).itemsize
+    if n > MAX_QUBITS:  # said as initial_state says it, before the memory figure
+        raise ValueError(
+            f"the many-body state vector takes 2 <= N <= {MAX_QUBITS} neutrinos, got N = {n}"
+        )
     saved = R * spec.n_saves * n * 8 * itemsize
     check_run_fits(
         R * 2**n * 2 * itemsize * 4 + 2 * saved,

@@ -312,3 +312,48 @@ def test_path_relaxes_at_four_thirds_mu_gamma():
         angles=oj.FixedAngle(jnp.asarray(np.pi)),
     )
     assert_allclose((kicks.lengths[1] - lengths) / dt, 3 * slope, rtol=1e-9, atol=0)
+
+
+def test_the_spectral_splits_adiabatic_path_to_its_end():
+    """A box spectrum of 201 nu_e modes on [-1, 1] (theta = 0.1, mass basis, every length +1)
+    followed by continuation from mu = 100 down to 0.1 (301 values, geometric): every point
+    converges (undamped Newton lost the branch at mu <= 0.1202, returning NaN without a word),
+    and at the end the modes swap on either side of the split frequency of the closed form
+    `(a + b)/2 + cos 2theta (b - a)/2` (lepton number), to within one mode's width. The branch
+    exists where it was lost: equilibrium_branches finds it there too (its start grid reaches
+    Q = 1e-4)."""
+    a, b, theta, G = -1.0, 1.0, 0.1, 201
+    omegas = a + (b - a) * (np.arange(G) + 0.5) / G
+    fractions, lengths, Pz = np.full(G, 1.0 / G), np.ones(G), np.cos(2 * theta)
+    mus = np.geomspace(100.0, 0.1, 301)
+    eq = oj.precession_equilibrium(lengths, fractions, omegas, Pz, mu=mus[0])
+    for mu in mus[1:]:
+        eq = oj.precession_equilibrium(
+            lengths, fractions, omegas, Pz, mu=mu, guess=(eq.Omega, eq.Q)
+        )
+        assert bool(eq.converged) and np.all(np.isfinite(np.asarray(eq.P))), mu
+        assert np.max(np.abs(np.asarray(eq.residual))) < 1e-10, mu
+    split = 0.1 * Pz - float(eq.Omega)  # where a_g = mu Pz - omega_g - Omega changes sign
+    expected = (a + b) / 2 + np.cos(2 * theta) * (b - a) / 2
+    assert abs(split - expected) < (b - a) / G, (split, expected)
+    below = omegas < split
+    P_z = np.asarray(eq.P)[:, 2]
+    assert np.all(P_z[below][:-2] > 0.99) and np.all(P_z[~below][2:] < -0.99)
+    assert 0 < float(eq.Q) < 0.01
+    found = oj.equilibrium_branches(lengths, fractions, omegas, Pz, mu=0.12)
+    assert np.min(np.abs(np.asarray(found.Q) - 0.001)) < 0.01
+
+
+def test_an_equilibrium_that_does_not_converge_raises():
+    """Never a NaN without a word: too few steps from a far start raise, saying what to
+    change; under jit the same is a runtime error."""
+    args = ([0.5, 0.3], [0.6, 0.4], [0.1, 0.2], 0.2)
+    with pytest.raises(ValueError, match=r"did not converge from guess=.*smaller steps"):
+        oj.precession_equilibrium(*args, guess=(5.0, 0.9), max_steps=1)
+    with pytest.raises(ValueError, match=r"guess contains NaN"):
+        oj.precession_equilibrium(*args, guess=(np.nan, 0.5))
+    import equinox as eqx
+
+    solve = eqx.filter_jit(lambda g: oj.precession_equilibrium(*args, guess=g, max_steps=1).Omega)
+    with pytest.raises(eqx.EquinoxRuntimeError, match=r"did not converge"):
+        jax.block_until_ready(solve(jnp.asarray([5.0, 0.9])))
