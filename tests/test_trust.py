@@ -736,3 +736,24 @@ def test_ctrl_c_at_any_moment_ends_cleanly(tmp_path):
         _, err = process.communicate(timeout=120)
         assert process.returncode in (130, -signal.SIGINT, 0), (delay, err)
         assert "Traceback" not in err, (delay, err)
+
+
+def test_an_output_directory_that_cannot_be_written_is_refused_before_the_run(
+    results, capsys, monkeypatch
+):
+    """The probe file fails as in a read-only directory (this suite may run as root, for whom
+    permission bits do not stop a write): refused before anything is computed."""
+    import tempfile
+
+    from oile_jax import _foreground
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(_foreground, "_run", lambda *a: pytest.fail("the run started"))
+    before = _snapshot(results)
+    status = _cli.main(["run", "foreground", *SMALL, "--out", "results/fg.h5"])
+    err = capsys.readouterr().err
+    assert status == 2 and "--out results/fg.h5: its directory cannot be written" in err, err
+    assert _snapshot(results) == before
