@@ -198,7 +198,7 @@ def precession_equilibrium(
         raise ValueError(f"guess must be (Omega, Q), two numbers, got shape {y0.shape}")
     y0 = check_finite(y0.reshape(2), "guess")
     default_rtol, default_atol = _tolerances(dtype)
-    eq = solve_equilibrium(params, y0, rtol or default_rtol, atol or default_atol, max_steps)
+    eq = find_equilibrium(params, y0, rtol or default_rtol, atol or default_atol, max_steps)
     message = (
         "precession_equilibrium did not converge from guess=(Omega, Q) = {}: start nearer "
         "the branch (in a continuation, smaller steps in mu or the lengths), raise max_steps, "
@@ -219,15 +219,14 @@ def precession_equilibrium(
 
 @stored_program
 def solve_equilibrium(params, y0, rtol: float, atol: float, max_steps: int) -> Equilibrium:
-    """`precession_equilibrium` from checked `params = (lengths, fractions, omegas, Pz, mu)` and
-    a start `y0 = (Omega, Q)`: one program, with no runtime check of its own (so that it can sit
-    inside other programs, and in the compilation cache). `converged`: the damped Newton
-    iteration met its tolerance, the polish succeeded and the solution is finite."""
-    near, reached = _damped_newton(params, y0, rtol, atol, max_steps)
+    """SC1-SC2 by optimistix's Newton method from checked `params = (lengths, fractions, omegas,
+    Pz, mu)` and a start `y0 = (Omega, Q)` near the root (the path's steps, a polish): one
+    program, with no runtime check of its own (so that it can sit inside other programs, and in
+    the compilation cache). `converged`: Newton succeeded and the solution is finite."""
     solution = optx.root_find(
         _residual,
         optx.Newton(rtol=rtol, atol=atol),
-        jax.lax.stop_gradient(near),
+        y0,
         args=params,
         max_steps=max_steps,
         throw=False,
@@ -242,9 +241,19 @@ def solve_equilibrium(params, y0, rtol: float, atol: float, max_steps: int) -> E
         Q=Q,
         P=_state(Omega, Q, lengths, omegas, Pz, mu),
         residual=residual,
-        converged=reached & (solution.result == optx.RESULTS.successful) & finite,
+        converged=(solution.result == optx.RESULTS.successful) & finite,
         branch=jnp.sign(mu * Pz - omegas - Omega).astype(jnp.int32),
     )
+
+
+@stored_program
+def find_equilibrium(params, y0, rtol: float, atol: float, max_steps: int) -> Equilibrium:
+    """`solve_equilibrium` from a start that may be far from the root: Newton with a line search
+    (`_damped_newton`) first, then the undamped method from where it ends (whose implicit
+    adjoint differentiates the solution)."""
+    near, reached = _damped_newton(params, y0, rtol, atol, max_steps)
+    eq = solve_equilibrium(params, jax.lax.stop_gradient(near), rtol, atol, max_steps)
+    return eqx.tree_at(lambda e: e.converged, eq, eq.converged & reached)
 
 
 def _damped_newton(params, y0, rtol, atol, max_steps):
@@ -367,7 +376,7 @@ def _candidates(params, starts, scale, steps: int) -> Equilibrium:
 
         rough = jax.vmap(descend)(starts)
     rtol, atol = _tolerances(starts.dtype)
-    return jax.vmap(lambda y: solve_equilibrium(params, y, rtol, atol, 256))(rough)
+    return jax.vmap(lambda y: find_equilibrium(params, y, rtol, atol, 256))(rough)
 
 
 def endpoint_frequency(fractions, omegas, Pz, *, guess: float, mu=1.0) -> Array:

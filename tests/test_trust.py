@@ -439,6 +439,139 @@ API = [
         r"does not exist",
     ),  # fmt: skip
     ("read-h5-text", lambda tmp: oj.read_h5(_text(tmp)), ValueError, r"corrupt or not an HDF5"),
+    # run options
+    (
+        "sweep-gamma-nan",
+        lambda: oj.sweep_gas(GAS, gamma=[0.1, np.nan], schedule=STOCH, key=KEY, n_steps=4),
+        ValueError,
+        r"gamma",
+    ),  # fmt: skip
+    (
+        "sweep-gamma-2d",
+        lambda: oj.sweep_gas(GAS, gamma=[[0.1, 0.2]], schedule=STOCH, key=KEY, n_steps=4),
+        ValueError,
+        r"gamma",
+    ),  # fmt: skip
+    ("steps-zero", lambda: gas(n_steps=0), ValueError, r"n_steps must be an integer >= 1"),
+    (
+        "save-every-indivisible",
+        lambda: gas(n_steps=10, save_every=3),
+        ValueError,
+        r"n_steps=10 must be a multiple of save_every=3",
+    ),  # fmt: skip
+    ("realizations-zero", lambda: gas(n_realizations=0), ValueError, r"n_realizations must be"),
+    ("chunk-saves-zero", lambda: gas(chunk_saves=0), ValueError, r"chunk_saves must be"),
+    ("dtype-float16", lambda: gas(dtype=jnp.float16), ValueError, r"dtype must be float32 or"),
+    ("dt-negative", lambda: oj.Stochastic(dt=-0.1), ValueError, r"dt"),
+    ("dt-nan", lambda: gas(schedule=oj.Stochastic(dt=np.nan)), ValueError, r"dt"),
+    ("fixed-angle-nan", lambda: gas(angles=oj.FixedAngle(np.nan)), ValueError, r"theta|angle"),
+    (
+        "beams-not-unit",
+        lambda: gas(angles=oj.Beams([[0.0, 0.0, 2.0], [0.0, 0.0, -1.0]])),
+        ValueError,
+        r"Beams directions must be unit",
+    ),  # fmt: skip
+    ("beams-shape", lambda: oj.Beams([[0.0, 1.0], [1.0, 0.0]]), ValueError, r"shape \(G, 3\)"),
+    ("angles-name", lambda: gas(angles="random"), ValueError, r"angles=.*allowed|angles"),
+    ("gas-counts-empty", lambda: oj.Gas((), (), np.zeros((0, 3))), ValueError, r"counts|omegas"),
+    (
+        "gas-omegas-nan",
+        lambda: gas(oj.Gas((4, 4), (np.nan, 0.2), [Z, Z])),
+        ValueError,
+        r"omegas contains NaN",
+    ),  # fmt: skip
+    ("resume-without-checkpoint", lambda: gas(resume=True), ValueError, r"resume=True needs"),
+    (
+        "checkpoint-missing-folder",
+        lambda tmp: gas(checkpoint=tmp / "none" / "c.h5"),
+        ValueError,
+        r"checkpoint=.*folder .* does not exist",
+    ),  # fmt: skip
+    # states and small functions
+    ("encounter-c-nan", lambda: oj.encounter(Z, [1.0, 0, 0], np.nan), ValueError, r"c "),
+    ("mixing-vector-nan", lambda: oj.mixing_vector(np.nan), ValueError, r"theta"),
+    ("nu-e-nan", lambda: oj.nu_e("mass", np.nan), ValueError, r"theta"),
+    ("master-rates-negative", lambda: oj.master_rates(-1.0), ValueError, r"gamma"),
+    ("averages-nan", lambda: oj.encounter_averages(np.nan), ValueError, r"gamma"),
+    ("pmns-nan-angle", lambda: oj.pmns(np.nan, 0.1, 0.1), ValueError, r"theta12"),
+    ("occupations-width", lambda: oj.occupations([0.0] * 5), ValueError, r"3 .*8|8 .*3"),
+    ("density-matrix-width", lambda: oj.density_matrix([0.0] * 4), ValueError, r"3 .*8|8 .*3"),
+    ("flavour-state-mu-two", lambda: oj.flavour_state("mu", 2), ValueError, r"flavour=.*'e'"),
+    (
+        "write-h5-slash",
+        lambda tmp: oj.write_h5(tmp / "x.h5", {"a/b": np.ones(2)}),
+        ValueError,
+        r"without '/'",
+    ),  # fmt: skip
+    (
+        "write-h5-exists",
+        lambda tmp: oj.write_h5(_foreign_h5(tmp), {"a": np.ones(2)}),
+        FileExistsError,
+        r"force",
+    ),  # fmt: skip
+    # mean fields and paths
+    (
+        "solve-ts-decreasing",
+        lambda: oj.solve_meanfield(groups(), jnp.asarray([Z, Z]), jnp.asarray([1.0, 0.0])),
+        ValueError,
+        r"ts must be .*increasing",
+    ),  # fmt: skip
+    (
+        "solve-ts-nan",
+        lambda: oj.solve_meanfield(groups(), jnp.asarray([Z, Z]), jnp.asarray([0.0, np.nan])),
+        ValueError,
+        r"ts contains NaN",
+    ),  # fmt: skip
+    (
+        "solve-P0-nan",
+        lambda: oj.solve_meanfield(
+            groups(), jnp.asarray([Z, nan_vector()]), jnp.asarray([0.0, 1.0])
+        ),
+        ValueError,
+        r"P0 contains NaN",
+    ),  # fmt: skip
+    (
+        "multiangle-velocities",
+        lambda: angles(velocities=jnp.ones((4, 3))),
+        ValueError,
+        r"velocities .*unit",
+    ),  # fmt: skip
+    (
+        "kicked-zero",
+        lambda: oj.kicked_path(
+            [0.5, 0.3], [0.6, 0.4], [0.1, 0.2], 0.2, gamma=0.01, kick_time=1.0, n_kicks=0
+        ),
+        ValueError,
+        r"n_kicks must be an integer >= 1",
+    ),  # fmt: skip
+    (
+        "path-ts-decreasing",
+        lambda: oj.miscidynamic_path(
+            [0.5, 0.3], [0.6, 0.4], [0.1, 0.2], 0.2, [1.0, 0.0], gamma=0.01
+        ),
+        ValueError,
+        r"ts must be strictly increasing",
+    ),  # fmt: skip
+    (
+        "path-gamma-zero",
+        lambda: oj.miscidynamic_path(
+            [0.5, 0.3], [0.6, 0.4], [0.1, 0.2], 0.2, [0.0, 1.0], gamma=0.0
+        ),
+        ValueError,
+        r"gamma must be > 0",
+    ),  # fmt: skip
+    (
+        "endpoint-guess-nan",
+        lambda: oj.endpoint_frequency([0.6, 0.4], [0.1, 0.2], 0.2, guess=np.nan),
+        ValueError,
+        r"guess",
+    ),  # fmt: skip
+    (
+        "stability-not-stationary",
+        lambda: stability(state=jnp.asarray([[1.0, 0, 0], Z])),
+        ValueError,
+        r"state is not stationary",
+    ),  # fmt: skip
 ]
 
 
@@ -494,7 +627,62 @@ def _seed_at_the_64_bit_limit(tmp_path, capsys):
     assert status == 0 and out.exists(), capsys.readouterr().err
 
 
+def _encounter_at_zero_angle_is_the_identity():
+    P_i, P_j = jnp.asarray([0.6, 0.0, 0.8]), jnp.asarray([0.0, 0.6, -0.8])
+    a, b = oj.encounter(P_i, P_j, 0.0)
+    assert np.allclose(a, P_i, atol=1e-15) and np.allclose(b, P_j, atol=1e-15)
+    a, b = oj.encounter(P_i, P_j, 0.7)  # the sum is conserved at any angle
+    assert np.allclose(a + b, P_i + P_j, atol=1e-12)
+
+
+def _foreground_mean_at_zero_is_P0():
+    mean = oj.foreground_mean(jnp.asarray([0.6, 0.0, 0.8]), jnp.asarray([1.0, 0.0, 0.0]),
+                              jnp.asarray([0.0, 1.0]), gamma=0.1)  # fmt: skip
+    assert np.allclose(mean[0], [0.6, 0.0, 0.8], atol=1e-12)
+
+
+def _a_lone_group_precesses_at_omega():
+    """One group in vacuum (mu P x P = 0): P turns about B at omega, the closed form."""
+    field = groups(fractions=jnp.asarray([1.0]), omegas=jnp.asarray([0.7]))
+    ts = jnp.linspace(0.0, 3.0, 7)
+    P = np.asarray(oj.solve_meanfield(field, jnp.asarray([[0.6, 0.0, 0.8]]), ts).P)[:, 0]
+    t = np.asarray(ts)
+    # dP/dt = omega B x P with B = -z: a clockwise turn about z at rate omega.
+    expected = np.stack([0.6 * np.cos(0.7 * t), -0.6 * np.sin(0.7 * t), 0.8 + 0 * t], -1)
+    assert np.allclose(P, expected, atol=1e-7)
+
+
+def _normal_ordering_is_stable():
+    field = groups(antineutrino=jnp.asarray([False, True]))
+    assert float(oj.linear_stability(field, jnp.asarray([Z, Z])).growth_rate) < 1e-10
+
+
+def _maximally_mixed_three_flavours_has_entropy_ln3():
+    assert abs(float(oj.von_neumann_entropy(np.zeros(8))) - np.log(3)) < 1e-12
+    assert abs(float(np.sum(oj.occupations(oj.flavour_state("mu")))) - 1) < 1e-12
+
+
+def _pmns_is_unitary():
+    U = np.asarray(oj.pmns(0.59, 0.15, 0.85, 1.2))
+    assert np.allclose(U @ U.conj().T, np.eye(3), atol=1e-12)
+
+
+def _a_sweep_is_its_points():
+    swept = oj.sweep_gas(GAS, gamma=[0.1, 0.2], schedule=STOCH, key=KEY, n_steps=4,
+                         dtype=jnp.float64)  # fmt: skip
+    for k, g in enumerate((0.1, 0.2)):
+        alone = gas(gamma=g, dtype=jnp.float64)
+        assert np.allclose(swept.group_mean[k], alone.group_mean, atol=1e-12)
+
+
 RIGHT = [
+    ("encounter-identity", _encounter_at_zero_angle_is_the_identity),
+    ("foreground-mean-start", _foreground_mean_at_zero_is_P0),
+    ("lone-group-precession", _a_lone_group_precesses_at_omega),
+    ("normal-ordering-stable", _normal_ordering_is_stable),
+    ("entropy-ln3", _maximally_mixed_three_flavours_has_entropy_ln3),
+    ("pmns-unitary", _pmns_is_unitary),
+    ("sweep-points", _a_sweep_is_its_points),
     ("matter-with-L", _matter_with_L_is_the_msw_value),
     ("entropy-mixed-three-flavours", _entropy_of_a_mixed_three_flavour_state),
     ("pmns-mass-basis", _pmns_mass_basis_is_diagonal),
@@ -632,6 +820,78 @@ CLI = [
     ("cli-resume-foreground", ["run", "foreground", "--resume"], r"only gas runs"),
     ("cli-preset-typo", ["run", "two-group"], r"two-group"),
     ("cli-config-typo", ["config", "bipolarr"], r"bipolarr"),
+    (
+        "cli-realizations-zero",
+        ["run", "foreground", "--set", "run.n_realizations=0"],
+        r"run.n_realizations",
+    ),  # fmt: skip
+    ("cli-gamma-nan", ["run", "foreground", "--set", "physics.gamma=nan"], r"physics.gamma"),
+    ("cli-mu-inf", ["run", "foreground", "--set", "physics.mu=inf"], r"physics.mu"),
+    ("cli-dt-zero", ["run", "foreground", "--set", "schedule.dt=0"], r"schedule.dt"),
+    (
+        "cli-schedule-kind",
+        ["run", "foreground", "--set", "schedule.kind=random"],
+        r"schedule.kind",
+    ),  # fmt: skip
+    ("cli-precision-set", ["run", "foreground", "--set", "precision=float16"], r"precision"),
+    (
+        "cli-gas-P0-long",
+        ["run", "two-groups", "--set", "gas.P0=[[0, 0, 2], [0, 0, -1]]"],
+        r"gas.P0",
+    ),  # fmt: skip
+    (
+        "cli-flavours-four",
+        ["run", "two-groups", "--set", "physics.n_flavours=4"],
+        r"physics.n_flavours",
+    ),  # fmt: skip
+    ("cli-counts-empty", ["run", "two-groups", "--set", "gas.counts=[]"], r"gas.counts"),
+    (
+        "cli-equilibrium-fractions",
+        [
+            "equilibrium",
+            "--fractions",
+            "0.6",
+            "0.5",
+            "--omegas",
+            "0.1",
+            "0.2",
+            "--lengths",
+            "1",
+            "-1",
+            "--Pz",
+            "0.2",
+        ],
+        r"fractions",
+    ),  # fmt: skip
+    (
+        "cli-equilibrium-lengths",
+        [
+            "equilibrium",
+            "--fractions",
+            "0.6",
+            "0.4",
+            "--omegas",
+            "0.1",
+            "0.2",
+            "--lengths",
+            "1",
+            "--Pz",
+            "0.2",
+        ],
+        r"lengths",
+    ),  # fmt: skip
+    (
+        "cli-path-from-missing",
+        ["path", "--from", "results/none.h5", "--out", "results/p.h5"],
+        r"does not exist",
+    ),  # fmt: skip
+    (
+        "cli-plot-out-directory",
+        ["plot", "results/partial.h5", "--out", "results"],
+        r"is a directory",
+    ),  # fmt: skip
+    ("cli-config-missing-file", ["config", "missing.toml"], r"missing.toml"),
+    ("cli-run-unknown-section", ["run", "unknown.toml"], r"unknown|physic"),
 ]
 
 
@@ -639,6 +899,7 @@ CLI = [
 def results(workdir):  # noqa: F811 (the fixture imported above)
     """`workdir` with partial, broken and NaN result files besides the earlier ones."""
     folder = workdir / "results"
+    (workdir / "unknown.toml").write_text('model = "foreground"\n[physic]\ngamma = 0.1\n')
     config = '{"physics": {"gamma": 0.1, "mu": 1.0, "basis": "mass"}}'
     oj.write_h5(folder / "partial.h5", {"ts": np.arange(3.0)},
                 attrs={"kind": "run", "model": "gas", "config": config})  # fmt: skip
