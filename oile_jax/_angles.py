@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from ._checks import check_option
+from ._checks import check_if_concrete, check_option
 from ._random import uniform_pair
 from ._trig import sin_cos_turns
 
@@ -104,6 +104,9 @@ class FixedAngle(AbstractFreshAngleModel):
     """
 
     theta: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=jnp.pi / 2)
+
+    def __check_init__(self):
+        check_if_concrete(self.theta, "FixedAngle theta")
 
     def x(self, dtype=None) -> Array:
         theta = self.theta if dtype is None else self.theta.astype(dtype)

@@ -173,3 +173,20 @@ def check_unit(B, name: str):
 def _show(x) -> str:
     value = concrete(x)
     return "a traced value" if value is None else np.array2string(value, precision=6)
+
+
+def check_if_concrete(x, name: str, *, nonnegative: bool = False):
+    """Refuse a concrete `x` holding NaN or inf (or, with `nonnegative`, a negative value),
+    naming `name`; a traced `x` is left as it is (no runtime check: these are the small
+    functions used inside the library's own programs)."""
+    value = concrete(x)
+    if value is None:
+        return x
+    value = np.asarray(value)
+    if not np.issubdtype(value.dtype, np.number) or np.iscomplexobj(value):
+        raise ValueError(f"{name} must be real numbers, got {x!r}")
+    if not np.all(np.isfinite(value)):
+        raise ValueError(f"{name} must be finite, got NaN or inf")
+    if nonnegative and np.any(value < 0):
+        raise ValueError(f"{name} must be >= 0, got {x!r}")
+    return x

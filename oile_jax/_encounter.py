@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float
 
-from ._checks import check_physical_if_concrete
+from ._checks import check_if_concrete, check_physical_if_concrete
 from ._flavours import check_state_if_concrete, dstar_array, flavour_count, star_array
 from ._state import bloch_to_rho, complex_dtype, pauli, rho_to_bloch
 
@@ -22,6 +22,7 @@ def _angle(c, dtype):
     c = jnp.asarray(c)
     if not (jnp.issubdtype(c.dtype, jnp.floating) or jnp.issubdtype(c.dtype, jnp.integer)):
         raise ValueError(f"c must be real, got dtype {c.dtype}")
+    check_if_concrete(c, "c (the encounter angle)")
     return c.astype(dtype)
 
 

@@ -28,6 +28,7 @@ from ._checks import (
     as_dtype,
     bloch_tolerance,
     check_finite,
+    check_if_concrete,
     check_nonnegative,
     check_positive,
     check_scalar,
@@ -385,6 +386,7 @@ def endpoint_frequency(fractions, omegas, Pz, *, guess: float, mu=1.0) -> Array:
     reached by Newton from `guess`, the current precession frequency of the path: the equation
     has several roots (one between each pair of poles), and the physical one continues the state
     the gas is in (physics.md section 8)."""
+    check_if_concrete(guess, "guess")
     fractions, omegas = (
         jnp.asarray(fractions, jnp.result_type(float)),
         jnp.asarray(omegas, jnp.result_type(float)),

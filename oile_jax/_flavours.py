@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._checks import check_option, concrete
+from ._checks import check_if_concrete, check_option, concrete
 
 FLAVOUR_COUNTS = (2, 3)
 
@@ -227,6 +227,9 @@ def pmns(theta12, theta13, theta23, delta=0.0) -> np.ndarray:
     """The PMNS matrix `U = R23 U13(delta) R12` (angles in radians;
     `nu_alpha = sum_k U_ak nu_k`); a JAX array where an angle is traced (under `jit` or a
     derivative), else NumPy complex128."""
+    for name, value in (("theta12", theta12), ("theta13", theta13), ("theta23", theta23),
+                        ("delta", delta)):  # fmt: skip
+        check_if_concrete(value, name)
     angles = (theta12, theta13, theta23, delta)
     xp = np if all(concrete(a) is not None for a in angles) else jnp
     cdtype = np.complex128 if xp is np else jnp.result_type(complex)

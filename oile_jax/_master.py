@@ -17,6 +17,7 @@ from jaxtyping import Array, ArrayLike, Float
 from ._checks import (
     as_dtype,
     check_finite,
+    check_if_concrete,
     check_nonnegative,
     check_positive,
     check_scalar,
@@ -70,6 +71,7 @@ def encounter_averages(gamma: Float[ArrayLike, "..."]) -> tuple[Array, Array, Ar
 
     `<cos^2 c> = 1/2 + sin(4 gamma)/(8 gamma)`, `<sin c cos c> = sin^2(2 gamma)/(4 gamma)`.
     """
+    check_if_concrete(gamma, "gamma", nonnegative=True)
     gamma = jnp.asarray(gamma, dtype=jnp.result_type(gamma, float))
     sin2 = gamma**2 * _sin2_over_g2(gamma)
     return 1 - sin2, sin2, gamma * _sincos_over_g(gamma)
@@ -82,6 +84,8 @@ def master_rates(
 
     Both are the encounter rate `mu / gamma` times a per-encounter average.
     """
+    check_if_concrete(gamma, "gamma", nonnegative=True)
+    check_if_concrete(mu, "mu", nonnegative=True)
     gamma = jnp.asarray(gamma, dtype=jnp.result_type(gamma, float))
     mu = jnp.asarray(mu, dtype=gamma.dtype)
     return mu * _sincos_over_g(gamma), mu * gamma * _sin2_over_g2(gamma)

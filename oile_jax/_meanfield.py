@@ -20,10 +20,11 @@ Collision options (`collision=`):
 import diffrax
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
 from ._angles import AbstractAngleModel, Isotropic
-from ._checks import check_option
+from ._checks import check_if_concrete, check_option, concrete
 from ._flavours import (
     default_matter_axis,
     dstar_array,
@@ -263,6 +264,14 @@ class MultiAngleField(eqx.Module):
 
     def __check_init__(self):
         _check_options(self)
+        v = concrete(self.velocities)
+        if v is not None and (
+            v.ndim != 2 or v.shape[-1] != 3 or not np.allclose(np.linalg.norm(v, axis=-1), 1.0)
+        ):
+            raise ValueError(
+                f"velocities must be unit vectors of shape (N, 3), one per angle, got shape "
+                f"{v.shape}" + ("" if v.ndim != 2 else " (not all of length 1)")
+            )
 
     def interaction(self, P, t=0.0):
         """`mu/(N-1) sum_j (1 - v_i.v_j) s_j`, shape `(N, D)`, with `s_j` the isospins
@@ -368,7 +377,8 @@ def solve_meanfield(
     `RecursiveCheckpointAdjoint` (reverse-mode gradients through the solve). `progress=True`
     prints diffrax's text progress meter. Works under `jit`, `vmap` and `grad`.
     """
-    P0 = jnp.asarray(P0)
+    P0 = check_if_concrete(jnp.asarray(P0), "P0")
+    check_if_concrete(ts, "ts")
     expected = state_shape(field, jnp.shape(field.B)[-1]) if hasattr(field, "B") else None
     if expected is not None and P0.shape != expected:
         raise ValueError(

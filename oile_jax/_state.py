@@ -9,7 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Complex, Float
 
-from ._checks import check_option, check_physical_if_concrete, check_vector, concrete
+from ._checks import (
+    check_if_concrete,
+    check_option,
+    check_physical_if_concrete,
+    check_vector,
+    concrete,
+)
 
 BASES = ("flavour", "flavor", "mass")
 
@@ -56,6 +62,7 @@ def mixing_vector(
     `theta` is the vacuum mixing angle in radians; it is ignored in the mass basis.
     """
     check_option(basis, "basis", BASES)
+    check_if_concrete(theta, "theta")
     dtype = dtype or jnp.result_type(float)
     if basis == "mass":
         return jnp.asarray(np.array([0.0, 0.0, -1.0], dtype=dtype))
@@ -73,6 +80,7 @@ def nu_e(basis: str = "flavour", theta: ArrayLike = 0.0, *, dtype=None) -> Float
     `(0, 0, 1)` in the flavour basis, `(sin 2theta, 0, cos 2theta)` in the mass basis.
     """
     check_option(basis, "basis", BASES)
+    check_if_concrete(theta, "theta")
     dtype = dtype or jnp.result_type(float)
     theta = jnp.asarray(theta, dtype=dtype)
     if basis == "mass":

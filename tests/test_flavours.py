@@ -300,6 +300,7 @@ def test_positivity_over_a_long_run(antineutrino, dtype, det_bound, purity_bound
     assert np.abs(sol.state[0, -1, 0] - sol.state[0, 0, 0]).max() > 0.1
 
 
+@pytest.mark.long  # 28 s: make test-long and CI, to keep the default suite inside 10 minutes
 def test_gamma_to_zero_is_the_three_flavour_mean_field():
     """The poster's two-group gas with a third flavour and antineutrinos: OILE's group means
     against the three-flavour mean field converge at first order in gamma (the error halves

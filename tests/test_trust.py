@@ -469,7 +469,7 @@ API = [
         "beams-not-unit",
         lambda: gas(angles=oj.Beams([[0.0, 0.0, 2.0], [0.0, 0.0, -1.0]])),
         ValueError,
-        r"Beams directions must be unit",
+        r"Beams directions must be a unit vector",
     ),  # fmt: skip
     ("beams-shape", lambda: oj.Beams([[0.0, 1.0], [1.0, 0.0]]), ValueError, r"shape \(G, 3\)"),
     ("angles-name", lambda: gas(angles="random"), ValueError, r"angles=.*allowed|angles"),
@@ -481,12 +481,6 @@ API = [
         r"omegas contains NaN",
     ),  # fmt: skip
     ("resume-without-checkpoint", lambda: gas(resume=True), ValueError, r"resume=True needs"),
-    (
-        "checkpoint-missing-folder",
-        lambda tmp: gas(checkpoint=tmp / "none" / "c.h5"),
-        ValueError,
-        r"checkpoint=.*folder .* does not exist",
-    ),  # fmt: skip
     # states and small functions
     ("encounter-c-nan", lambda: oj.encounter(Z, [1.0, 0, 0], np.nan), ValueError, r"c "),
     ("mixing-vector-nan", lambda: oj.mixing_vector(np.nan), ValueError, r"theta"),
@@ -511,16 +505,10 @@ API = [
     ),  # fmt: skip
     # mean fields and paths
     (
-        "solve-ts-decreasing",
-        lambda: oj.solve_meanfield(groups(), jnp.asarray([Z, Z]), jnp.asarray([1.0, 0.0])),
-        ValueError,
-        r"ts must be .*increasing",
-    ),  # fmt: skip
-    (
         "solve-ts-nan",
         lambda: oj.solve_meanfield(groups(), jnp.asarray([Z, Z]), jnp.asarray([0.0, np.nan])),
         ValueError,
-        r"ts contains NaN",
+        r"ts must be finite",
     ),  # fmt: skip
     (
         "solve-P0-nan",
@@ -528,7 +516,7 @@ API = [
             groups(), jnp.asarray([Z, nan_vector()]), jnp.asarray([0.0, 1.0])
         ),
         ValueError,
-        r"P0 contains NaN",
+        r"P0 must be finite",
     ),  # fmt: skip
     (
         "multiangle-velocities",
@@ -672,7 +660,7 @@ def _a_sweep_is_its_points():
                          dtype=jnp.float64)  # fmt: skip
     for k, g in enumerate((0.1, 0.2)):
         alone = gas(gamma=g, dtype=jnp.float64)
-        assert np.allclose(swept.group_mean[k], alone.group_mean, atol=1e-12)
+        assert np.allclose(swept[k].group_mean, alone.group_mean, atol=1e-12)
 
 
 RIGHT = [

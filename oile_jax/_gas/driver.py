@@ -172,6 +172,8 @@ def drive(
     # "saves_state": the saved states (save_state=True), apart from the engine's own "state".
     pieces: dict[str, list] = {name: [] for name in FIELDS + ["encounters", "saves_state"]}
     done = 0
+    if resume and path is None:
+        raise ValueError("resume=True needs checkpoint=PATH, the checkpoint to continue")
     if path is not None and path.is_dir():
         raise ValueError(f"checkpoint={str(path)!r} is a directory; give the path of a file")
     if path is not None and path.exists():

@@ -38,12 +38,16 @@ class Gas(eqx.Module):
 
     def __init__(self, counts, omegas, P0, antineutrino=False):
         counts = tuple(counts) if isinstance(counts, (list, tuple, np.ndarray)) else (counts,)
+        if not counts:
+            raise ValueError("counts must be positive integers, one per group, got none")
         for c in counts:
             if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
                 raise ValueError(f"counts must be positive integers, got {counts!r}")
         self.counts = tuple(int(c) for c in counts)
         self.omegas = jnp.asarray(omegas)
         try:
+            if not isinstance(P0, jax.Array) and np.asarray(P0).dtype.kind not in "biuf":
+                raise TypeError
             self.P0 = jnp.asarray(P0)
         except (TypeError, ValueError):
             raise ValueError(
