@@ -220,6 +220,7 @@ def test_foreground_preset_matches_its_exact_mean(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
 
 
+@pytest.mark.long  # 15-20 s: make test-long and CI, to keep the default suite inside 10 minutes
 def test_meanfield_and_manybody_runs_and_plots(tmp_path):
     mf = tmp_path / "mf.h5"
     argv = ["--out", mf, "--set", "run.t_max=100", "--precision", "float64"]

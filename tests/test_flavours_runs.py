@@ -42,6 +42,7 @@ def test_checkpoint_and_exact_resume(engine, tmp_path, monkeypatch):
     assert np.abs(full.group_mean[:, -1] - full.group_mean[:, 0]).max() > 0.05
 
 
+@pytest.mark.long  # 15-20 s: make test-long and CI, to keep the default suite inside 10 minutes
 def test_every_sweep_point_is_the_single_run():
     kw = dict(
         schedule=oj.Stochastic(dt=0.02), key=jax.random.key(2), angles="fixed-velocities",

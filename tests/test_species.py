@@ -183,6 +183,7 @@ def test_states_come_back_physical():
     assert_allclose(sol.group_mean[0, -1], means, rtol=0, atol=1e-14)
 
 
+@pytest.mark.long  # 15-20 s: make test-long and CI, to keep the default suite inside 10 minutes
 def test_the_gas_with_antineutrinos_and_matter_tends_to_the_mean_field():
     """gamma -> 0 of the OILE gas (deterministic rounds, nu and nubar groups, matter) against
     the `P, Pbar` mean field `GroupField(antineutrino=...)`: the error halves with gamma (first

@@ -13,6 +13,7 @@ from .conftest import assert_same_to_rounding, interrupt_after_checkpoints
 GAS = oj.Gas((30, 20), (0.1, 0.2), [[0.1, 0, 0.99], [-0.1, 0, -0.99]])
 
 
+@pytest.mark.long  # 15-20 s: make test-long and CI, to keep the default suite inside 10 minutes
 def test_every_point_is_the_single_run(key):
     kw = dict(
         schedule=oj.Stochastic(dt=0.02),
