@@ -58,6 +58,7 @@ def test_every_sweep_point_is_the_single_run():
     assert not np.allclose(sols[0].group_mean[:, -1], sols[1].group_mean[:, -1])
 
 
+@pytest.mark.long  # 13-20 s: make test-long and CI, to keep the default suite inside 10 minutes
 def test_sharded_conservation_and_observables():
     """Four shards, float64: every encounter conserves `sum_nu P - sum_nubar Pbar` (with matter
     alone and no vacuum mixing, the total is conserved and so are the flavour numbers); the
@@ -112,6 +113,7 @@ def oile(*argv) -> int:
 SMALL = ["--set", "gas.counts=[60, 40]", "--set", "run.t_max=20", "--set", "run.n_saves=5"]
 
 
+@pytest.mark.long  # 13-20 s: make test-long and CI, to keep the default suite inside 10 minutes
 def test_the_three_flavour_preset_is_the_library_run(tmp_path):
     """`oile run three-flavours` (small) writes what `simulate_gas` gives for the same gas,
     vacuum and schedule (another program: equal to rounding), with the occupations and flavour

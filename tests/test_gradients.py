@@ -229,6 +229,7 @@ def test_stochastic_schedule_refuses_rate_gradients(name):
             differentiate(x)
 
 
+@pytest.mark.long  # 13-20 s: make test-long and CI, to keep the default suite inside 10 minutes
 def test_checkpointed_scans_keep_memory_as_the_square_root_of_the_steps():
     """The compiled gradient's temporary memory (XLA's buffer assignment, the same on every
     CPU up to a few buffers), with respect to the initial states and gamma, two realizations

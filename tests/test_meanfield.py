@@ -192,6 +192,7 @@ def test_vmap_over_parameters_and_initial_states():
         assert_allclose(batched[k], final(omegas[k], P0s[k]), rtol=0, atol=1e-12)
 
 
+@pytest.mark.long  # 13-20 s: make test-long and CI, to keep the default suite inside 10 minutes
 @pytest.mark.parametrize(
     "adjoint", [diffrax.RecursiveCheckpointAdjoint(), diffrax.BacksolveAdjoint()]
 )

@@ -272,6 +272,7 @@ def test_changing_parameters_does_not_recompile(key, monkeypatch):
     assert len(traces) == start
 
 
+@pytest.mark.long  # 13-20 s: make test-long and CI, to keep the default suite inside 10 minutes
 def test_sharded_ensembles_agree_with_the_dense_engine(key):
     """N = 512 in S = 4 shards of M = 128, two groups with vacuum (flavour basis), stochastic
     schedule, fixed velocities: the ensemble means of the group vectors after 40 steps, 600

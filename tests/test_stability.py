@@ -301,6 +301,7 @@ def test_matrix_free_modes_of_many_angles():
     assert float(np.max(result.mode_residuals)) < 1e-8
 
 
+@pytest.mark.long  # 13-20 s: make test-long and CI, to keep the default suite inside 10 minutes
 def test_the_oile_gas_grows_at_the_collision_linearization_rate():
     """The OILE gas itself (N = 1e4, gamma = 0.01, stochastic schedule, fresh isotropic angles,
     the 1e-3 seed of the poster): the growth of its group means' `|P_perp|` over mu t = 10 .. 30
