@@ -212,13 +212,25 @@ def eigenvalues(P: Float[ArrayLike, "... D"]) -> Array:
     return 1.0 / 3 + jnp.where(p[..., None] > 0, roots, 0.0)
 
 
+ENTROPY_SLACK = 1e-6
+
+
 def von_neumann_entropy(P: Float[ArrayLike, "... D"]) -> Array:
     """`-Tr rho ln rho` (nats) of `n`-flavour Bloch vectors of density matrices (a concrete `P`
     with a negative eigenvalue, beyond rounding, is refused: its entropy is not defined)."""
     P = jnp.asarray(P)
     flavour_count(P.shape[-1] if P.ndim else 0, "P")
-    check_state_if_concrete(P, "P")
-    lam = jnp.clip(eigenvalues(P), 0.0, 1.0)
+    check_if_concrete(P, "P")
+    lam = eigenvalues(P)
+    low = concrete(jnp.min(lam)) if P.size else None
+    # Rounding (float32 runs: about 1e-7) may leave an eigenvalue a little below 0; a state
+    # further below is not a density matrix, and its entropy is not defined.
+    if low is not None and float(low) < -ENTROPY_SLACK:
+        raise ValueError(
+            f"P is unphysical: its density matrices must have no negative eigenvalue (smallest "
+            f"eigenvalue about {float(low):.3g})"
+        )
+    lam = jnp.clip(lam, 0.0, 1.0)
     safe = jnp.where(lam > 0, lam, 1.0)
     return -jnp.sum(jnp.where(lam > 0, lam * jnp.log(safe), 0.0), axis=-1)
 

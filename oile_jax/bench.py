@@ -58,17 +58,28 @@ def gas_rate(
     velocities, float32; `shards`, `exchange_every`, `devices`, `matter`, `mu` as in
     `simulate_gas`; `antineutrino`: the second group is antineutrinos. `n_flavours=3`: the
     groups start as `nu_e` and `nu_mu` (`Pbar`: `nubar_mu`) with the default three-flavour
-    vacuum. The best of `repeats` timed calls after the first, each with another gamma (no
-    recompilation)."""
-    from ._flavours import flavour_state
+    vacuum. The vacuum is in the mass basis; matter acts along the electron flavour there
+    (`nu_e("mass", 0.15)`, or `U^dag E_ee U` with NuFIT 6.0's PMNS matrix). The best of
+    `repeats` timed calls after the first, each with another gamma (no recompilation)."""
+    import math
+
+    from ._flavours import NUFIT_6_0, bloch_vector, flavour_state, pmns
     from ._gas import Gas, simulate_gas
     from ._schedule import Stochastic
+    from ._state import nu_e
 
     if n_flavours == 3:
         P0 = jnp.stack([flavour_state("e", 3), flavour_state("mu", 3)])
     else:
         P0 = [[1e-3, 0.0, np.sqrt(1 - 1e-6)], [-1e-3, 0.0, -np.sqrt(1 - 1e-6)]]
     gas = Gas((6 * n // 10, n - 6 * n // 10), (0.1, 0.2), P0, antineutrino=(False, antineutrino))
+    L = None
+    if matter is not None and n_flavours == 3:
+        fit = NUFIT_6_0["normal"]
+        U = pmns(*(math.radians(fit[k]) for k in ("theta12", "theta13", "theta23", "delta")))
+        L = bloch_vector(U.conj().T @ np.diag([1.0, 0.0, 0.0]) @ U)
+    elif matter is not None:
+        L = nu_e("mass", 0.15)
     run = lambda gamma: simulate_gas(
         gas,
         gamma=gamma,
@@ -83,6 +94,7 @@ def gas_rate(
         exchange_every=exchange_every,
         devices=devices,
         matter=matter,
+        L=L,
         mu=mu,
     )
     start = time.perf_counter()
