@@ -231,6 +231,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def console() -> None:
+    """The `oile` console script: `main`, and after an interrupt an immediate exit with status
+    130 (the interpreter's shutdown would tear XLA's threads down under a computation the
+    interrupt left running, which can crash it after the message)."""
+    import os
+
+    status = main()
+    if status == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(status)
+
+
 def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
     args.argv = argv
