@@ -214,15 +214,16 @@ def _parts(args, kwargs):
 
 
 def _program(fn, args, kwargs):
-    """The stored program for this call, or None (then the caller runs `filter_jit`)."""
+    """`(program, leaves, key)`: the stored program for this call, or None (then the caller
+    runs `filter_jit`), the call's array leaves and the program's key."""
     leaves, treedef, static = _parts(args, kwargs)
     if not _single_device(leaves):
-        return None, leaves
+        return None, leaves, None
     key = _key(fn, leaves, treedef, static)
     if key is None or key in _unstorable:
-        return None, leaves
+        return None, leaves, key
     if key in _loaded:
-        return _loaded[key], leaves
+        return _loaded[key], leaves, key
     path = _directory / "programs" / f"{key}.pkl"
     program = None
     if path.exists():
@@ -234,9 +235,9 @@ def _program(fn, args, kwargs):
     if program is None:
         program = _compile_and_store(fn, leaves, treedef, static, key, path)
         if program is None:
-            return None, leaves
+            return None, leaves, key
     _loaded[key] = program
-    return program, leaves
+    return program, leaves, key
 
 
 def _compile_and_store(fn, leaves, treedef, static, key, path):
@@ -273,11 +274,10 @@ def stored_program(fn):
     def call(*args, **kwargs):
         if _directory is None:
             return jitted(*args, **kwargs)
-        program, leaves = _program(fn, args, kwargs)
+        program, leaves, key = _program(fn, args, kwargs)
         if program is None:
             return jitted(*args, **kwargs)
         compiled, out_tree = program
-        key = _key(fn, *_parts(args, kwargs))
         try:
             out = compiled(*leaves)
             if key in _unverified:

@@ -485,11 +485,17 @@ def _text_file(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("case", API, ids=[c[0] for c in API])
-def test_api_refuses_bad_input(case, tmp_path):
+def refused(case, tmp_path):
+    """An API case `(id, call, exception, pattern)`: `call` (given `tmp_path` if it takes an
+    argument) raises `exception` matching `pattern`."""
     _, call, error, pattern = case
     with pytest.raises(error, match=pattern):
         call(tmp_path) if call.__code__.co_argcount else call()
+
+
+@pytest.mark.parametrize("case", API, ids=[c[0] for c in API])
+def test_api_refuses_bad_input(case, tmp_path):
+    refused(case, tmp_path)
 
 
 def test_runtime_checks_name_the_problem():
@@ -847,19 +853,25 @@ CLI = [
 ]
 
 
-@pytest.mark.parametrize("case", CLI, ids=[c[0] for c in CLI])
-def test_cli_refuses_bad_input(case, workdir, capsys):
+def cli_refused(case, folder, capsys):
+    """A command-line case `(id, argv, pattern)` run in `folder`: exit status 2, `error:` and
+    `pattern` in stderr, no traceback, nothing under `folder` changed."""
     _, argv, pattern = case
-    before = _snapshot(workdir)
+    before = _snapshot(folder)
     try:
         status = _cli.main(argv)
     except SystemExit as exit:  # argparse's own errors
         status = exit.code
     err = capsys.readouterr().err
     assert status == 2, err
-    assert "Traceback" not in err
+    assert "error:" in err and "Traceback" not in err, err
     assert re_search(pattern, err), err
-    assert _snapshot(workdir) == before
+    assert _snapshot(folder) == before
+
+
+@pytest.mark.parametrize("case", CLI, ids=[c[0] for c in CLI])
+def test_cli_refuses_bad_input(case, workdir, capsys):
+    cli_refused(case, workdir, capsys)
 
 
 def re_search(pattern, text) -> bool:

@@ -20,7 +20,7 @@ import pytest
 import oile_jax as oj
 from oile_jax import _cli
 
-from .test_bad_input import _snapshot, re_search, workdir  # noqa: F401 (a fixture)
+from .test_bad_input import _snapshot, cli_refused, refused, workdir  # noqa: F401
 
 KEY = jax.random.key(0)
 Z = [0.0, 0.0, 1.0]
@@ -626,9 +626,7 @@ def _text(tmp):
 
 @pytest.mark.parametrize("case", API, ids=[c[0] for c in API])
 def test_api_refuses(case, tmp_path):
-    _, call, error, pattern = case
-    with pytest.raises(error, match=pattern):
-        call(tmp_path) if call.__code__.co_argcount else call()
+    refused(case, tmp_path)
 
 
 # (id, call, check): unusual but valid input, answered right.
@@ -970,17 +968,7 @@ def results(workdir):  # noqa: F811 (the fixture imported above)
 
 @pytest.mark.parametrize("case", CLI, ids=[c[0] for c in CLI])
 def test_cli_refuses(case, results, capsys):
-    _, argv, pattern = case
-    before = _snapshot(results)
-    try:
-        status = _cli.main(argv)
-    except SystemExit as exit:  # argparse's own errors
-        status = exit.code
-    err = capsys.readouterr().err
-    assert status == 2, err
-    assert "error:" in err and "Traceback" not in err, err
-    assert re_search(pattern, err), err
-    assert _snapshot(results) == before
+    cli_refused(case, results, capsys)
 
 
 def test_cli_seed_at_the_64_bit_limit_runs(tmp_path, capsys):
