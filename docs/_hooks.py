@@ -2,8 +2,9 @@
 
 - The API reference: one page per area, one `::: oile_jax.NAME` entry (mkdocstrings) for every
   public name re-exported by `oile_jax/__init__.py`, read from that file's imports.
-- The command line: every `oile` command's options, from the argparse parsers of `oile_jax._cli`.
-- The run-file keys: the table made by `oile_jax._schema.reference()` from the TOML schema.
+- The command line: every `oile` command's options, from the argparse parsers of
+  `oile_jax._app.cli`.
+- The run-file keys: the table made by `oile_jax._app.schema.reference()` from the TOML schema.
 - The gallery figures of `experiments/figures/` are served under `figures/`.
 
 The tutorials run in this process (markdown-exec). One of them spreads a gas over several
@@ -55,24 +56,19 @@ PAGES = {
     "manybody": ("Many-body reference", "The exact state vector beside OILE."),
     "output": ("Output and utilities", "HDF5 files, figures, the compilation cache, the version."),
 }
-MODULE_PAGE = {
-    "_state": "states",
-    "_flavours": "states",
-    "_encounter": "encounters",
-    "_schedule": "run-description",
-    "_angles": "run-description",
-    "_profile": "run-description",
+MODULE_PAGE = {  # a module's page: its own entry, else its package's
+    "_physics.states": "states",
+    "_physics.flavours": "states",
+    "_physics.encounter": "encounters",
+    "_physics.profiles": "run-description",
+    "_sampling": "run-description",
     "_foreground": "foreground",
-    "_master": "foreground",
     "_gas": "gas",
     "_meanfield": "meanfield",
-    "_stability": "meanfield",
-    "_equilibrium": "equilibria",
-    "_path": "equilibria",
+    "_equilibria": "equilibria",
     "_manybody": "manybody",
-    "_io": "output",
-    "_plot": "output",
-    "_cache": "output",
+    "_output": "output",
+    "_support.cache": "output",
     "_version": "output",
 }
 
@@ -85,9 +81,11 @@ def public_names() -> dict[str, list[str]]:
     pages: dict[str, list[str]] = {}
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.level == 1:
-            module = node.module.split(".")[0]
+            module = node.module
+            while module not in MODULE_PAGE and "." in module:
+                module = module.rsplit(".", 1)[0]
             if module not in MODULE_PAGE:
-                raise KeyError(f"docs/_hooks.py: no API page for oile_jax.{module}")
+                raise KeyError(f"docs/_hooks.py: no API page for oile_jax.{node.module}")
             page = MODULE_PAGE[module]
             pages.setdefault(page, []).extend(a.asname or a.name for a in node.names)
     return pages
@@ -128,7 +126,7 @@ def api_pages() -> dict[str, str]:
 
 def cli_reference() -> str:
     """Every `oile` command with its options, from the parsers themselves."""
-    from oile_jax._cli import parser
+    from oile_jax._app.cli import parser
 
     top = parser()
     out = []
@@ -167,7 +165,7 @@ def _options_table(actions) -> str:
 
 
 def presets_table() -> str:
-    from oile_jax._config import preset_summaries
+    from oile_jax._app.config import preset_summaries
 
     rows = ["| preset | what it reproduces |", "|---|---|"]
     for name, summary in preset_summaries().items():
@@ -176,7 +174,7 @@ def presets_table() -> str:
 
 
 def run_file_keys() -> str:
-    from oile_jax._schema import reference
+    from oile_jax._app.schema import reference
 
     return reference()
 

@@ -42,8 +42,13 @@ COMMANDS = {
 COMMAND = """
 import json, sys, time
 start = time.perf_counter()
-from oile_jax import _io, _runner
-from oile_jax._cli import main
+try:  # the layout by concept; commits before it kept these at the top level
+    from oile_jax._output import io as _io
+    from oile_jax._app import runner as _runner
+    from oile_jax._app.cli import main
+except ImportError:
+    from oile_jax import _io, _runner
+    from oile_jax._cli import main
 imported = time.perf_counter()
 first = []
 def recorded(write):

@@ -20,15 +20,66 @@ if _sys.argv and _os.path.basename(_sys.argv[0]) == "oile":  # the `oile` comman
 
     _signal.signal(_signal.SIGINT, _interrupted_while_loading)
 
-from ._angles import (
-    AbstractAngleModel as AbstractAngleModel,
-    Beams as Beams,
-    FixedAngle as FixedAngle,
-    FixedVelocities as FixedVelocities,
-    Isotropic as Isotropic,
+from ._equilibria.equilibrium import (
+    Equilibrium as Equilibrium,
+    endpoint_frequency as endpoint_frequency,
+    equilibrium_branches as equilibrium_branches,
+    precession_equilibrium as precession_equilibrium,
 )
-from ._cache import use_compilation_cache as use_compilation_cache
-from ._encounter import (
+from ._equilibria.path import (
+    GasPrecessionState as GasPrecessionState,
+    PathSolution as PathSolution,
+    gas_precession_state as gas_precession_state,
+    kicked_path as kicked_path,
+    miscidynamic_path as miscidynamic_path,
+    path_from_gas as path_from_gas,
+)
+from ._foreground.master import (
+    encounter_averages as encounter_averages,
+    foreground_mean as foreground_mean,
+    master_rates as master_rates,
+)
+from ._foreground.model import (
+    ForegroundSolution as ForegroundSolution,
+    simulate_foreground as simulate_foreground,
+)
+from ._gas import (
+    Gas as Gas,
+    GasSolution as GasSolution,
+    GasTrajectory as GasTrajectory,
+    Observables as Observables,
+    evolve_gas as evolve_gas,
+    simulate_gas as simulate_gas,
+    sweep_gas as sweep_gas,
+)
+from ._manybody.statevector import (
+    ManyBodySolution as ManyBodySolution,
+    ManyBodyState as ManyBodyState,
+    all_to_all as all_to_all,
+    simulate_manybody as simulate_manybody,
+)
+from ._meanfield.fields import (
+    ForegroundField as ForegroundField,
+    GroupField as GroupField,
+    MeanFieldSolution as MeanFieldSolution,
+    MultiAngleField as MultiAngleField,
+    group_energy as group_energy,
+    lepton_number as lepton_number,
+    multi_angle_energy as multi_angle_energy,
+    solve_meanfield as solve_meanfield,
+)
+from ._meanfield.stability import (
+    MAX_DENSE as MAX_DENSE,
+    LinearStability as LinearStability,
+    linear_stability as linear_stability,
+)
+from ._output.io import read_h5 as read_h5, write_h5 as write_h5
+from ._output.plot import (
+    plot_flavours as plot_flavours,
+    plot_foreground as plot_foreground,
+    plot_two_groups as plot_two_groups,
+)
+from ._physics.encounter import (
     encounter as encounter,
     encounter_antineutrino as encounter_antineutrino,
     encounter_rho as encounter_rho,
@@ -38,13 +89,7 @@ from ._encounter import (
     swap_matrix as swap_matrix,
     vacuum_rotation as vacuum_rotation,
 )
-from ._equilibrium import (
-    Equilibrium as Equilibrium,
-    endpoint_frequency as endpoint_frequency,
-    equilibrium_branches as equilibrium_branches,
-    precession_equilibrium as precession_equilibrium,
-)
-from ._flavours import (
+from ._physics.flavours import (
     NUFIT_6_0 as NUFIT_6_0,
     bloch_vector as bloch_vector,
     density_matrix as density_matrix,
@@ -58,71 +103,13 @@ from ._flavours import (
     structure_constants as structure_constants,
     von_neumann_entropy as von_neumann_entropy,
 )
-from ._foreground import (
-    ForegroundSolution as ForegroundSolution,
-    simulate_foreground as simulate_foreground,
-)
-from ._gas import (
-    Gas as Gas,
-    GasSolution as GasSolution,
-    GasTrajectory as GasTrajectory,
-    Observables as Observables,
-    evolve_gas as evolve_gas,
-    simulate_gas as simulate_gas,
-    sweep_gas as sweep_gas,
-)
-from ._io import read_h5 as read_h5, write_h5 as write_h5
-from ._manybody import (
-    ManyBodySolution as ManyBodySolution,
-    ManyBodyState as ManyBodyState,
-    all_to_all as all_to_all,
-    simulate_manybody as simulate_manybody,
-)
-from ._master import (
-    encounter_averages as encounter_averages,
-    foreground_mean as foreground_mean,
-    master_rates as master_rates,
-)
-from ._meanfield import (
-    ForegroundField as ForegroundField,
-    GroupField as GroupField,
-    MeanFieldSolution as MeanFieldSolution,
-    MultiAngleField as MultiAngleField,
-    group_energy as group_energy,
-    lepton_number as lepton_number,
-    multi_angle_energy as multi_angle_energy,
-    solve_meanfield as solve_meanfield,
-)
-from ._path import (
-    GasPrecessionState as GasPrecessionState,
-    PathSolution as PathSolution,
-    gas_precession_state as gas_precession_state,
-    kicked_path as kicked_path,
-    miscidynamic_path as miscidynamic_path,
-    path_from_gas as path_from_gas,
-)
-from ._plot import (
-    plot_flavours as plot_flavours,
-    plot_foreground as plot_foreground,
-    plot_two_groups as plot_two_groups,
-)
-from ._profile import (
+from ._physics.profiles import (
     AbstractProfile as AbstractProfile,
     Constant as Constant,
     Exponential as Exponential,
     Samples as Samples,
 )
-from ._schedule import (
-    AbstractSchedule as AbstractSchedule,
-    Deterministic as Deterministic,
-    Stochastic as Stochastic,
-)
-from ._stability import (
-    MAX_DENSE as MAX_DENSE,
-    LinearStability as LinearStability,
-    linear_stability as linear_stability,
-)
-from ._state import (
+from ._physics.states import (
     bloch_to_rho as bloch_to_rho,
     entropy as entropy,
     mixing_vector as mixing_vector,
@@ -131,4 +118,17 @@ from ._state import (
     pauli as pauli,
     rho_to_bloch as rho_to_bloch,
 )
+from ._sampling.angles import (
+    AbstractAngleModel as AbstractAngleModel,
+    Beams as Beams,
+    FixedAngle as FixedAngle,
+    FixedVelocities as FixedVelocities,
+    Isotropic as Isotropic,
+)
+from ._sampling.schedule import (
+    AbstractSchedule as AbstractSchedule,
+    Deterministic as Deterministic,
+    Stochastic as Stochastic,
+)
+from ._support.cache import use_compilation_cache as use_compilation_cache
 from ._version import __version__ as __version__

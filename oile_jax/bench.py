@@ -63,10 +63,10 @@ def gas_rate(
     `repeats` timed calls after the first, each with another gamma (no recompilation)."""
     import math
 
-    from ._flavours import NUFIT_6_0, bloch_vector, flavour_state, pmns
     from ._gas import Gas, simulate_gas
-    from ._schedule import Stochastic
-    from ._state import nu_e
+    from ._physics.flavours import NUFIT_6_0, bloch_vector, flavour_state, pmns
+    from ._physics.states import nu_e
+    from ._sampling.schedule import Stochastic
 
     if n_flavours == 3:
         P0 = jnp.stack([flavour_state("e", 3), flavour_state("mu", 3)])

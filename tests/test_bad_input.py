@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import oile_jax as oj
-from oile_jax import _cli
+from oile_jax._app import cli as _cli
 
 KEY = jax.random.key(0)
 UP = [0.0, 0.0, 1.0]
@@ -888,7 +888,7 @@ def test_cli_counts():
 
 def test_presets_into_a_closed_pipe():
     """`oile presets | head -1`: the reader goes away; no BrokenPipeError traceback."""
-    code = "import sys; from oile_jax._cli import main; sys.exit(main(['presets']))"
+    code = "import sys; from oile_jax._app.cli import main; sys.exit(main(['presets']))"
     read, write = os.pipe()
     os.close(read)  # the reader is gone before anything is written: the write must fail
     try:

@@ -1,4 +1,4 @@
-"""The persistent compilation cache of the `oile` command (`_cache.py`): written where
+"""The persistent compilation cache of the `oile` command (`_support/cache.py`): written where
 `OILE_COMPILE_CACHE_DIR` says, read back by a second process, and off with
 `--no-compile-cache` or `OILE_NO_COMPILE_CACHE=1`. Its speed-up is measured by
 `experiments/benchmark_startup.py`, not here."""
@@ -18,7 +18,8 @@ def _command(tmp_path, cache, *args, env=None, prelude="", out="fg.h5"):
     environment = {**os.environ, "OILE_COMPILE_CACHE_DIR": str(cache), "XLA_FLAGS": xla_flags()}
     environment.pop("OILE_NO_COMPILE_CACHE", None)
     environment.update(env or {})
-    code = f"{prelude}\nimport sys; from oile_jax._cli import main; sys.exit(main(sys.argv[1:]))"
+    main = "import sys; from oile_jax._app.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = f"{prelude}\n{main}"
     return [sys.executable, "-c", code, *args, *RUN, "--out", str(tmp_path / out)], environment
 
 
@@ -54,11 +55,11 @@ def test_the_cache_can_be_turned_off(tmp_path):
     assert oile(tmp_path, tmp_path / "env", env={"OILE_NO_COMPILE_CACHE": "1"}) == []
 
 
-# Stored programs (`_programs.py`), in this process.
+# Stored programs (`_support/programs.py`), in this process.
 
 
 def _store(monkeypatch, path):
-    from oile_jax import _programs
+    from oile_jax._support import programs as _programs
 
     monkeypatch.setattr(_programs, "_directory", path)
     monkeypatch.setattr(_programs, "_loaded", {})
@@ -181,7 +182,8 @@ def test_a_stored_program_without_its_code_falls_back_with_a_warning(tmp_path):
     # programs) and, once the stored files are gone, store the executables that cache hands
     # back, which on the CPU serialize without their code.
     careless = (
-        "import oile_jax._programs as p; p._compile_afresh = lambda lowered: lowered.compile()"
+        "import oile_jax._support.programs as p; "
+        "p._compile_afresh = lambda lowered: lowered.compile()"
     )
     oile(tmp_path, cache, prelude=careless, out="ref.h5")
     for program in _programs_of(cache):

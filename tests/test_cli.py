@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import oile_jax as oj
-from oile_jax import _cli, _commands, _config
+from oile_jax._app import cli as _cli, commands as _commands, config as _config
 
 from .conftest import assert_described, interrupt_after_checkpoints
 

@@ -33,7 +33,7 @@ def test_the_wheel_holds_the_package_and_its_presets_only(dist):
     _, wheel = dist
     names = zipfile.ZipFile(wheel).namelist()
     assert "oile_jax/__init__.py" in names and "oile_jax/_gas/driver.py" in names
-    assert "oile_jax/presets/two-groups.toml" in names
+    assert "oile_jax/_app/presets/two-groups.toml" in names
     assert not [n for n in names if n.startswith(("tests/", "experiments/", "docs/"))]
     metadata = zipfile.ZipFile(wheel).read(f"oile_jax-{VERSION}.dist-info/METADATA").decode()
     assert f"Version: {VERSION}" in metadata
@@ -43,7 +43,7 @@ def test_the_sdist_holds_the_sources(dist):
     sdist, _ = dist
     names = tarfile.open(sdist).getnames()
     top = f"oile_jax-{VERSION}"
-    for path in ("pyproject.toml", "README.md", "oile_jax/presets/foreground.toml"):
+    for path in ("pyproject.toml", "README.md", "oile_jax/_app/presets/foreground.toml"):
         assert f"{top}/{path}" in names, path
 
 

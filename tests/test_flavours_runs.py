@@ -105,7 +105,7 @@ def test_bad_three_flavour_input_names_the_argument(change, message):
 
 
 def oile(*argv) -> int:
-    from oile_jax import _cli
+    from oile_jax._app import cli as _cli
 
     return _cli.main([str(a) for a in argv])
 
@@ -118,7 +118,7 @@ def test_the_three_flavour_preset_is_the_library_run(tmp_path):
     """`oile run three-flavours` (small) writes what `simulate_gas` gives for the same gas,
     vacuum and schedule (another program: equal to rounding), with the occupations and flavour
     numbers; its figure is drawn."""
-    from oile_jax import _config
+    from oile_jax._app import config as _config
 
     out = tmp_path / "tf.h5"
     assert oile("run", "three-flavours", "--out", out, *SMALL) == 0

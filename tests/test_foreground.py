@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import oile_jax as oj
-from oile_jax import _foreground
+from oile_jax._foreground import model as _foreground
 
 from . import reference as ref
 from .conftest import assert_allclose

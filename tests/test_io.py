@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import oile_jax as oj
-from oile_jax import _io
+from oile_jax._output import io as _io
 
 from .conftest import assert_allclose
 

@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from oile_jax import _random
-from oile_jax._angles import Isotropic
 from oile_jax._gas.kernel import GasKernel, Slots
-from oile_jax._schedule import Stochastic
+from oile_jax._sampling import random as _random
+from oile_jax._sampling.angles import Isotropic
+from oile_jax._sampling.schedule import Stochastic
 
 
 @pytest.mark.parametrize("n", [2, 3, 10, 64, 1000, 4097, 65536, 100_002])

@@ -81,7 +81,7 @@ SCRIPT = textwrap.dedent(
     import sys
     import tempfile
     from pathlib import Path
-    from oile_jax import _cli
+    from oile_jax._app import cli as _cli
     folder = Path(tempfile.mkdtemp())
     small = ["--set", "gas.counts=[60, 40]", "--set", "run.t_max=5", "--set", "run.n_saves=6",
              "--set", "run.n_realizations=4"]
@@ -152,7 +152,7 @@ def test_two_processes_give_the_one_process_numbers(tmp_path):
     """Multi-host use as documented in the README: two processes (4 CPU devices each) started
     with --coordinator/--num-processes/--process-id, one gas in 8 neutrino shards across all 8
     devices; process 0 writes the file, with the numbers of a one-process run."""
-    from oile_jax import _cli
+    from oile_jax._app import cli as _cli
 
     small = [
         "--set",
@@ -173,7 +173,7 @@ def test_two_processes_give_the_one_process_numbers(tmp_path):
         XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=4"),
         JAX_PLATFORMS="cpu",
     )
-    code = "import sys; from oile_jax._cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from oile_jax._app.cli import main; sys.exit(main(sys.argv[1:]))"
     procs = [
         subprocess.Popen(
             [

@@ -93,8 +93,8 @@ def test_no_internal_link_or_anchor_is_broken(site):
 def test_every_public_name_command_and_run_file_key_has_its_entry(site):
     """Checked against the package itself, not against the generator of the pages."""
     import oile_jax
-    from oile_jax._cli import parser
-    from oile_jax._schema import SCHEMA
+    from oile_jax._app.cli import parser
+    from oile_jax._app.schema import SCHEMA
 
     names = {
         name

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from oile_jax._trig import sin_cos, sin_cos_turns
+from oile_jax._support.trig import sin_cos, sin_cos_turns
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])

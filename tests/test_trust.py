@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import oile_jax as oj
-from oile_jax import _cli
+from oile_jax._app import cli as _cli
 
 from .test_bad_input import _snapshot, cli_refused, refused, workdir  # noqa: F401
 
@@ -989,7 +989,7 @@ def test_output_without_room_is_refused_before_the_run(results, capsys, monkeypa
 
 
 def test_two_runs_on_one_output_the_second_refused_at_its_start(results, capsys):
-    from oile_jax._runner import output_lock
+    from oile_jax._app.runner import output_lock
 
     out = results / "results" / "fg.h5"
     before = _snapshot(results)
@@ -1048,7 +1048,7 @@ def test_an_output_directory_that_cannot_be_written_is_refused_before_the_run(
     permission bits do not stop a write): refused before anything is computed."""
     import tempfile
 
-    from oile_jax import _foreground
+    from oile_jax._foreground import model as _foreground
 
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")

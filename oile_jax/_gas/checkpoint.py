@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._sharding import is_main_process
+from .._support.sharding import is_main_process
 
 # The random streams and the engine's state: a checkpoint of another format is refused. The
 # history of the format is in CHANGELOG.md.
@@ -26,7 +26,7 @@ FORMAT = 7
 def by_value(value) -> str:
     """A hash of `value`'s numbers (their bytes, shapes and dtypes) and structure (classes and
     static fields, never an object's address)."""
-    from .._programs import _describe
+    from .._support.programs import _describe
 
     leaves, treedef = jax.tree_util.tree_flatten(value)
     digest = hashlib.sha256(_describe(treedef).encode())
@@ -99,7 +99,7 @@ def _checksum(data: dict, stamp: str) -> str:
 def write_checkpoint(path: Path, stamp: str, step: int, state: dict, pieces: dict, axis: int):
     """The engine's `state` and the saved series so far (`pieces`: name -> list of chunks,
     joined along the save `axis`), as of global step `step`."""
-    from .._io import write_h5
+    from .._output.io import write_h5
 
     if not is_main_process():  # one writer; every process reads it on resume
         return
@@ -127,7 +127,7 @@ def read_checkpoint(path: Path, stamp: str | None = None):
     """The data of a gas checkpoint; with `stamp` (a `fingerprint`), refused unless it is of
     that run (`CheckpointMismatch`). An unreadable file (truncated, not HDF5) is a
     `ValueError`."""
-    from .._io import read_h5
+    from .._output.io import read_h5
 
     try:
         data, attrs = read_h5(path)

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from .._programs import stored_program
-from .._random import realization_keys, realization_streams, step_words
-from .._sharding import placement, realization_sharding, shard, to_host
+from .._sampling.random import realization_keys, realization_streams, step_words
+from .._support.programs import stored_program
+from .._support.sharding import placement, realization_sharding, shard, to_host
 from .engine import AbstractGasEngine
 from .kernel import GasKernel, Slots
 from .model import Gas

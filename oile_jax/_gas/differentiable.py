@@ -27,10 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
-from .._angles import AbstractAngleModel
-from .._resources import check_run_fits, gas_bytes
-from .._schedule import AbstractSchedule
-from .._spec import check_count
+from .._sampling.angles import AbstractAngleModel
+from .._sampling.schedule import AbstractSchedule
+from .._sampling.spec import check_count
+from .._support.resources import check_run_fits, gas_bytes
 from . import dense
 from .driver import prepare
 from .kernel import GasKernel

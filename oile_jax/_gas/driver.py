@@ -16,14 +16,14 @@ import jax
 import numpy as np
 from jaxtyping import ArrayLike, PRNGKeyArray
 
-from .._angles import AbstractAngleModel
-from .._checks import concrete
-from .._flavours import flavour_count, occupations
-from .._progress import ProgressBar
-from .._resources import check_disk, check_memory, gas_bytes
-from .._schedule import AbstractSchedule
-from .._sharding import to_host
-from .._spec import RunSpec, check_count, make_spec
+from .._physics.flavours import flavour_count, occupations
+from .._sampling.angles import AbstractAngleModel
+from .._sampling.schedule import AbstractSchedule
+from .._sampling.spec import RunSpec, check_count, make_spec
+from .._support.checks import concrete
+from .._support.progress import ProgressBar
+from .._support.resources import check_disk, check_memory, gas_bytes
+from .._support.sharding import to_host
 from .checkpoint import fingerprint, read_checkpoint, write_checkpoint
 from .dense import DenseEngine
 from .engine import AbstractGasEngine

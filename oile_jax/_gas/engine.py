@@ -11,8 +11,8 @@ import equinox as eqx
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from .._programs import stored_program
-from .._sharding import to_host
+from .._support.programs import stored_program
+from .._support.sharding import to_host
 from .kernel import GasKernel
 from .model import Gas, realization_velocities
 

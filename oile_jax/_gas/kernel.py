@@ -30,14 +30,14 @@ import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 from jaxtyping import Array, Float, Int
 
-from .._angles import AbstractAngleModel
-from .._encounter import encounter_vacuum
-from .._flavours import dstar, field_turns, flavour_count, mass_frame, star
-from .._groups import group_of, group_values
-from .._profile import AbstractProfile
-from .._random import pair_uniforms, permutation
-from .._schedule import AbstractSchedule
-from .._trig import sin_cos
+from .._physics.encounter import encounter_vacuum
+from .._physics.flavours import dstar, field_turns, flavour_count, mass_frame, star
+from .._physics.profiles import AbstractProfile
+from .._sampling.angles import AbstractAngleModel
+from .._sampling.random import pair_uniforms, permutation
+from .._sampling.schedule import AbstractSchedule
+from .._support.trig import sin_cos
+from .groups import group_of, group_values
 from .observe import Observables, observe
 
 

@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._checks import check_finite, check_vector, concrete
-from .._flavours import check_state, flavour_count
-from .._random import realization_keys, realization_streams
+from .._physics.flavours import check_state, flavour_count
+from .._sampling.random import realization_keys, realization_streams
+from .._support.checks import check_finite, check_vector, concrete
 
 
 class Gas(eqx.Module):

@@ -5,8 +5,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from .._flavours import von_neumann_entropy
-from .._state import entropy
+from .._physics.flavours import von_neumann_entropy
+from .._physics.states import entropy
 
 
 class Observables(eqx.Module):

@@ -41,9 +41,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PRNGKeyArray
 
-from .._random import WORDS, realization_keys, realization_streams
-from .._sharding import device_list, to_host
-from .._spec import check_count
+from .._sampling.random import WORDS, realization_keys, realization_streams
+from .._sampling.spec import check_count
+from .._support.sharding import device_list, to_host
 from .engine import AbstractGasEngine
 from .kernel import GasKernel, Slots
 from .model import Gas

@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import concrete
-from .._profile import AbstractProfile
-from .._sharding import leading_axis_sharding, placement, shard, to_host
+from .._physics.profiles import AbstractProfile
+from .._support.checks import concrete
+from .._support.sharding import leading_axis_sharding, placement, shard, to_host
 from . import dense
 from .checkpoint import fingerprint
 from .driver import GasSolution, drive, prepare

@@ -1,0 +1,1 @@
+"""The application: the `oile` command line, run files, presets and the datasets they write."""

@@ -1,0 +1,135 @@
+"""What a resolved run file (`_config`) means as the simulators' arguments: precision, vacuum
+direction, schedule and run length, the gas, the coupling's history, the matter term and the
+angle model (physics.md sections 4 and 10)."""
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+
+from .._gas import Gas
+from .._physics.flavours import pmns_vacuum
+from .._physics.profiles import Exponential
+from .._physics.states import mixing_vector
+from .._sampling.angles import Beams
+from .._sampling.schedule import Deterministic, Stochastic
+from .._support.checks import check_dtype
+from .config import ConfigError
+
+
+def run_dtype(config):
+    return check_dtype(config["precision"], "precision")
+
+
+def n_flavours(config) -> int:
+    return config["physics"].get("n_flavours", 2)
+
+
+def vacuum_direction(config, dtype):
+    """`B`: the two-flavour unit vector of `physics.theta`, or for three flavours the PMNS
+    vacuum vector of the ordering, angles and splittings (physics.md section 11)."""
+    physics = config["physics"]
+    if n_flavours(config) == 3:
+        names = ("theta12", "theta13", "theta23", "delta", "dm2_21", "dm2_3l")
+        basis = "mass" if physics["basis"] == "mass" else "flavour"
+        return pmns_vacuum(
+            physics["ordering"], basis, **{k: physics[k] for k in names}, dtype=dtype
+        )
+    return mixing_vector(physics["theta"], physics["basis"], dtype=dtype)
+
+
+def run_schedule(config):
+    """The schedule. Without `schedule.dt` the stochastic step is the largest one, at most
+    `gamma / mu`, that ends the run exactly at `run.t_max` after whole save intervals."""
+    physics, schedule, run = config["physics"], config["schedule"], config["run"]
+    if schedule["kind"] == "deterministic":
+        return Deterministic(vacuum=schedule["vacuum"])
+    if schedule["dt"] is not None:
+        return Stochastic(dt=schedule["dt"])
+    intervals = run["n_saves"] - 1
+    steps = intervals * math.ceil(run["t_max"] * physics["mu"] / physics["gamma"] / intervals)
+    return Stochastic(dt=run["t_max"] / steps)
+
+
+def saving(config, schedule) -> tuple[int, int]:
+    """`(n_steps, save_every)` for `run.t_max` and `run.n_saves`: whole steps of the schedule
+    per save interval, ending at `run.t_max`; a `run.t_max` the schedule cannot end at (to 1e-6)
+    is refused, naming the nearest lengths it can."""
+    physics, run = config["physics"], config["run"]
+    tau = float(np.asarray(schedule.step_length(physics["gamma"], physics["mu"])))
+    intervals = run["n_saves"] - 1
+    save_every = round(run["t_max"] / tau / intervals)
+    if save_every < 1 or abs(save_every * intervals * tau - run["t_max"]) > 1e-6 * run["t_max"]:
+        stochastic = config["schedule"]["kind"] == "stochastic"
+        step = "schedule.dt" if stochastic else "a round, gamma / mu,"
+        options = sorted({max(1, save_every), max(1, save_every) + 1} - {0})
+        nearest = " or ".join(f"{k * intervals * tau:g}" for k in options)
+        raise ConfigError(
+            f"run.t_max = {run['t_max']:g} is not a whole number of steps per save: "
+            f"{step} = {tau:g} and run.n_saves = {run['n_saves']} ({intervals} intervals) give "
+            f"run lengths that are multiples of {intervals * tau:g}; set run.t_max = {nearest}, "
+            "or change run.n_saves"
+        )
+    return save_every * intervals, save_every
+
+
+def run_gas_groups(config, dtype) -> Gas:
+    gas = config["gas"]
+    return Gas(
+        gas["counts"],
+        jnp.asarray(gas["omegas"], dtype),
+        jnp.asarray(gas["P0"], dtype),
+        antineutrino=tuple(gas["antineutrino"] or (False,) * len(gas["counts"])),
+    )
+
+
+def coupling_profile(value, scale):
+    """A coupling of the run file: a number, or `value exp(-t / scale)`."""
+    return value if scale is None else Exponential(value, scale)
+
+
+def history(config) -> dict:
+    """The mass ordering, the coupling's history and the matter term (physics.md section 10),
+    as the keyword arguments of the simulators (none for defaults)."""
+    physics = config["physics"]
+    options = {"mu": coupling_profile(physics["mu"], physics["mu_scale"])}
+    if physics["ordering"] != "normal" and n_flavours(config) == 2:
+        options["ordering"] = physics["ordering"]  # three flavours: it is in `B`
+    if physics["matter"] != 0:
+        options["matter"] = coupling_profile(physics["matter"], physics["matter_scale"])
+    return options
+
+
+def angle_option(config):
+    physics = config["physics"]
+    if physics["angles"] == "beams":
+        return Beams(jnp.asarray(config["gas"]["directions"], run_dtype(config)))
+    return physics["angles"]
+
+
+def sampling(config, key, dtype) -> dict:
+    """The arguments every encounter simulation (foreground, gas, many-body) takes alike."""
+    physics = config["physics"]
+    schedule = run_schedule(config)
+    n_steps, save_every = saving(config, schedule)
+    return dict(
+        gamma=physics["gamma"],
+        B=vacuum_direction(config, dtype),
+        schedule=schedule,
+        angles=angle_option(config),
+        key=key,
+        n_steps=n_steps,
+        save_every=save_every,
+        n_realizations=config["run"]["n_realizations"],
+        dtype=dtype,
+        **history(config),
+    )
+
+
+def group_tables(gas: Gas) -> dict:
+    return {
+        "counts": np.asarray(gas.counts),
+        "fractions": gas.fractions,
+        "omegas": np.asarray(gas.omegas),
+        "antineutrino": np.asarray(gas.antineutrino),
+    }

@@ -1,0 +1,428 @@
+"""Run a resolved configuration (see `_config`) and write its HDF5 result.
+
+Every model writes `ts` and its saved observables; the root attributes hold `kind = "run"`, the
+model, the resolved configuration (JSON and TOML) and the provenance of `write_h5`. Gas runs
+write a checkpoint beside the output after every chunk; an interrupted run continues from it
+with `resume=True` and gives exactly the numbers of an uninterrupted run.
+"""
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._gas import observe
+from .._gas.checkpoint import CheckpointMismatch, read_checkpoint
+from .._gas.model import realization_velocities
+from .._output.io import write_h5
+from .._physics.flavours import occupations
+from .._physics.profiles import AbstractProfile
+from .._sampling.angles import FixedVelocities, Isotropic
+from .._support.resources import check_disk
+from .._support.sharding import is_main_process
+from .config import dumps
+from .run_options import (
+    angle_option,
+    group_tables,
+    history,
+    run_dtype,
+    run_gas_groups,
+    sampling,
+    vacuum_direction,
+)
+
+
+def checkpoint_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".checkpoint.h5")
+
+
+def run_foreground(config, key, progress):
+    from .._foreground.master import foreground_mean
+    from .._foreground.model import simulate_foreground
+
+    dtype = run_dtype(config)
+    physics, fg = config["physics"], config["foreground"]
+    options = sampling(config, key, dtype)
+    schedule, B = options["schedule"], options["B"]
+    sol = simulate_foreground(
+        jnp.asarray(fg["P0"], dtype),
+        jnp.asarray(fg["P_b"], dtype),
+        omega=fg["omega"],
+        antineutrino=fg["antineutrino"],
+        background_antineutrino=fg["background_antineutrino"],
+        **options,
+    )
+    data = {
+        "ts": sol.ts,
+        "P": sol.P,
+        "mean": sol.mean,
+        "stderr": sol.stderr,
+        "encounters": sol.encounters,
+    }
+    # The closed forms are those of a neutrino in a neutrino background, in vacuum, normal
+    # ordering, at a constant coupling.
+    # (Three flavours: the ordering is in `B`, which the closed forms take.)
+    ordering = physics["ordering"] == "normal" or physics.get("n_flavours", 2) == 3
+    plain = not (fg["antineutrino"] or fg["background_antineutrino"]) and (
+        ordering and physics["matter"] == 0 and physics["mu_scale"] is None
+    )
+    if physics["angles"] == "isotropic" and plain:
+        exact = dict(P0=fg["P0"], P_b=fg["P_b"], gamma=physics["gamma"], mu=physics["mu"])
+        exact.update(omega=fg["omega"], B=B)
+        # The master equation (dt -> 0) and, for the stochastic schedule, the exact ensemble
+        # mean of the schedule at this dt.
+        data["master_equation"] = foreground_mean(t=sol.ts, **exact)
+        if config["schedule"]["kind"] == "stochastic":
+            data["exact_mean"] = foreground_mean(t=sol.ts, dt=schedule.dt, **exact)
+    return data
+
+
+def run_gas(config, key, progress, checkpoint, resume, devices=None):
+    from .._gas import simulate_gas
+
+    dtype = run_dtype(config)
+    run = config["run"]
+    gas = run_gas_groups(config, dtype)
+    sol = simulate_gas(
+        gas,
+        **sampling(config, key, dtype),
+        save_state=run["save_state"],
+        chunk_saves=run["chunk_saves"],
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=progress,
+        devices=devices,
+        shards=config["gas"]["shards"] or None,
+        exchange_every=config["gas"]["exchange_every"],
+    )
+    data = {
+        name: getattr(sol, name)
+        for name in (
+            "ts",
+            "group_mean",
+            "group_std",
+            "group_length",
+            "group_entropy",
+            "entropy",
+            "total",
+            "lepton",
+            "occupations",
+            "flavour_numbers",
+            "encounters",
+            "final_state",
+        )
+    }
+    if sol.state is not None:
+        data["state"] = sol.state
+    if sol.velocities is not None:
+        data["velocities"] = sol.velocities
+    data["groups"] = group_tables(gas)
+    return data
+
+
+def run_meanfield(config, key, progress):
+    from .._meanfield.fields import GroupField, MultiAngleField, solve_meanfield
+
+    dtype = run_dtype(config)
+    physics, run, mf = config["physics"], config["run"], config["meanfield"]
+    gas = run_gas_groups(config, dtype)
+    B = vacuum_direction(config, dtype)
+    gamma = jnp.asarray(physics["gamma"] or 0.0, dtype)
+    extra = history(config)
+    mu = extra.pop("mu")
+    mu = mu if isinstance(mu, AbstractProfile) else jnp.asarray(mu, dtype)
+    ts = jnp.linspace(0.0, run["t_max"], run["n_saves"], dtype=dtype)
+    ids = jnp.asarray(gas.group_ids())
+    step = config["schedule"]["dt"]  # used by the stochastic collision term only
+    dt = None if step is None else jnp.asarray(step, dtype)
+    anti = jnp.asarray(gas.antineutrino)
+    if physics["angles"] in ("isotropic", "beams"):
+        angles = angle_option(config)
+        field = GroupField(
+            jnp.asarray(gas.fractions, dtype),
+            gas.omegas,
+            mu,
+            gamma,
+            B,
+            mf["collision"],
+            gas.n,
+            angles=angles if not isinstance(angles, str) else Isotropic(),
+            dt=dt,
+            antineutrino=anti,
+            **extra,
+        )
+        sol = solve_meanfield(
+            field, gas.P0, ts, rtol=mf["rtol"], atol=mf["atol"], progress=bool(progress)
+        )
+        states = sol.P[:, ids]  # every member follows its group
+    else:
+        # The velocities of realization 0 of the gas run with the same seed.
+        velocities = realization_velocities(FixedVelocities(), key, 1, gas.n, dtype)[0]
+        field = MultiAngleField(
+            gas.omegas[ids],
+            velocities,
+            mu,
+            gamma,
+            B,
+            mf["collision"],
+            dt=dt,
+            antineutrino=anti[ids],
+            **extra,
+        )
+        sol = solve_meanfield(
+            field,
+            gas.initial_state(dtype),
+            ts,
+            rtol=mf["rtol"],
+            atol=mf["atol"],
+            progress=bool(progress),
+        )
+        states = sol.P
+    # The observables of the gas's isospins (`total`, `lepton`: nu - nubar), group means physical.
+    isospins = gas.physical(states)
+    # Three flavours: the entropy of an antineutrino is that of its `Pbar = -s`, not of `s`.
+    signs = None
+    if gas.n_flavours > 2 and any(gas.antineutrino):
+        signs = jnp.where(anti, -1.0, 1.0).astype(dtype)
+    observed = lambda P: observe(P, ids, gas.counts, B, ids_sorted=True, signs=signs)
+    obs = jax.vmap(observed)(isospins)
+    obs = eqx.tree_at(lambda o: o.group_mean, obs, gas.physical(obs.group_mean))
+    data = {"ts": sol.ts, "groups": group_tables(gas)}
+    for name in ("group_mean", "group_std", "group_length", "group_entropy", "total", "lepton"):
+        data[name] = getattr(obs, name)
+    data["occupations"] = occupations(obs.group_mean)
+    data["entropy"] = obs.group_entropy @ jnp.asarray(gas.fractions, dtype)
+    if physics["angles"] == "fixed-velocities":
+        data["velocities"] = velocities
+    data["solver_steps"] = np.asarray(sol.stats["num_steps"])
+    return data
+
+
+def run_manybody(config, key, progress):
+    from .._manybody.statevector import simulate_manybody
+
+    dtype = run_dtype(config)
+    gas = run_gas_groups(config, dtype)
+    sol = simulate_manybody(gas, **sampling(config, key, dtype))
+    data = {
+        name: getattr(sol, name)
+        for name in ("ts", "exact", "oile", "exact_entropy", "oile_entropy", "norm")
+    }
+    ids, G = gas.group_ids(), gas.n_groups
+    for name in ("exact", "oile"):
+        P = np.asarray(data[name])
+        data[f"{name}_group_mean"] = np.stack([P[..., ids == g, :].mean(-2) for g in range(G)], -2)
+    data["groups"] = group_tables(gas)
+    return data
+
+
+# The run-file keys behind each argument of `simulate_gas` a checkpoint records.
+_RUN_KEYS = {
+    "format": ("the checkpoint format (written by another version of oile_jax)",),
+    "counts": ("gas.counts",),
+    "omegas": ("gas.omegas",),
+    "P0": ("gas.P0",),
+    "antineutrino": ("gas.antineutrino",),
+    "gamma": ("physics.gamma",),
+    "mu": ("physics.mu",),
+    "density": ("physics.mu", "physics.mu_scale"),
+    "ordering": ("physics.ordering",),
+    "matter": ("physics.matter", "physics.matter_scale"),
+    "matter.": ("physics.matter", "physics.matter_scale"),
+    "density.": ("physics.mu", "physics.mu_scale"),
+    "L": ("physics.basis",),
+    "B": (
+        "physics.basis",
+        "physics.theta",
+        "physics.n_flavours",
+        "physics.ordering",
+        "physics.theta12",
+        "physics.theta13",
+        "physics.theta23",
+        "physics.delta",
+        "physics.dm2_21",
+        "physics.dm2_3l",
+    ),  # fmt: skip
+    "angles.kind": ("physics.angles",),
+    "angles.directions": ("gas.directions",),
+    "angles.": ("physics.angles",),
+    "schedule.kind": ("schedule.kind",),
+    "schedule.dt": ("schedule.dt",),
+    "schedule.vacuum": ("schedule.vacuum",),
+    "key": ("seed",),
+    "n_realizations": ("run.n_realizations",),
+    "n_steps": ("run.t_max", "run.n_saves"),
+    "save_every": ("run.t_max", "run.n_saves"),
+    "dtype": ("precision",),
+    "save_state": ("run.save_state",),
+    "shards": ("gas.shards",),
+    "exchange_every": ("gas.exchange_every",),
+}
+
+
+def run_file_keys(differ: list[str]) -> list[str]:
+    """The run-file keys behind the arguments of `simulate_gas` in which two runs differ. The
+    number of steps follows from `run.t_max` and the step's length: it is blamed on the run's
+    length only when nothing that sets the step's length differs."""
+    steps = {"n_steps", "save_every"}
+    if any(name.startswith(("schedule.", "density")) or name in ("gamma", "mu") for name in differ):
+        differ = [name for name in differ if name not in steps]
+    keys = set()
+    for name in differ:
+        prefix = name.split(".")[0] + "." if "." in name else None
+        keys.update(_RUN_KEYS.get(name) or _RUN_KEYS.get(prefix) or (name,))
+    return sorted(keys)
+
+
+def run(
+    config: dict,
+    out: Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool | None = None,
+    attrs: dict | None = None,
+    devices=None,
+) -> Path:
+    """Run the resolved `config` and write `out` (HDF5). Refuses to start if `out` exists and
+    `force` is false, so nothing already written is lost. `devices` (gas runs): shard the
+    realizations, or with `gas.shards` the neutrinos, across devices (see `simulate_gas`).
+    Under `jax.distributed`, every process runs and process 0 writes."""
+    out = Path(out)
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a directory; give the path of an HDF5 file")
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    if not is_main_process():  # process 0 alone writes (under jax.distributed)
+        return _run(config, out, resume, force, progress, attrs, devices)
+    check_writable(out)
+    check_disk(
+        output_bytes(config),
+        out.parent,
+        f"the output {out}",
+        "free some space, choose another --out, or lower the run's size (run.n_realizations, "
+        "run.n_saves, gas.counts with run.save_state)",
+    )
+    with output_lock(out):
+        return _run(config, out, resume, force, progress, attrs, devices)
+
+
+def check_writable(out: Path) -> None:
+    """Refuse, before the run, an output whose directory cannot be written (a file is made
+    there and removed at once; the directory is made if missing, as the output would be)."""
+    folder = out.parent
+    if folder.exists() and not folder.is_dir():
+        raise OSError(f"--out {out}: {folder} is a file, not a directory; choose another --out")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise OSError(
+            f"--out {out}: its directory cannot be written ({error.strerror or error}); choose "
+            "another --out"
+        ) from None
+
+
+def output_bytes(config: dict) -> int:
+    """About the size of a run's HDF5 output: its saved series (the largest datasets)."""
+    itemsize = 4 if config["precision"] == "float32" else 8
+    model, run_ = config["model"], config["run"]
+    S, R = run_["n_saves"], run_.get("n_realizations", 1) or 1
+    D = 8 if config["physics"].get("n_flavours", 2) == 3 else 3
+    if model == "foreground":
+        batch = int(np.prod(np.shape(config["foreground"]["P0"])[:-1], dtype=np.int64))
+        return R * S * max(batch, 1) * D * itemsize
+    counts = config.get("gas", {}).get("counts") or [1]
+    N, G = int(np.sum(counts)), len(counts)
+    if model == "manybody":
+        return R * S * N * 8 * itemsize
+    series = S * G * (2 * D + 2) * itemsize + 2 * S * D * itemsize + 8 * S
+    if model == "meanfield":
+        return series
+    state = S * N * D * itemsize if run_.get("save_state") else 0
+    return R * (series + N * D * itemsize + state)
+
+
+@contextlib.contextmanager
+def output_lock(out: Path):
+    """Hold `.OUT.lock` beside the output for the run: a second run on the same `--out` is
+    refused at its start, not after computing. The lock is the operating system's (`flock`):
+    a run that dies releases it; the file is removed when the run ends."""
+    import fcntl
+
+    lock = out.with_name(f".{out.name}.lock")
+    handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise OSError(
+                f"--out {out}: another run is writing it (it holds {lock}); wait for it to "
+                "finish, or choose another --out"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+    finally:
+        os.close(handle)
+
+
+def _run(config, out, resume, force, progress, attrs, devices) -> Path:
+    model = config["model"]
+    key = jax.random.key(config["seed"])
+    checkpoint = checkpoint_path(out)
+    if model == "gas":
+        if checkpoint.exists() and not resume:
+            read_checkpoint(checkpoint)  # an unreadable one: say so, not "pass --resume"
+            raise FileExistsError(
+                f"{checkpoint} holds an interrupted run; pass --resume to continue it "
+                "(or delete it to start again)"
+            )
+        if resume and not checkpoint.exists():
+            print(
+                f"--resume: no checkpoint at {checkpoint}; starting the run from t = 0",
+                file=sys.stderr,
+            )
+        try:
+            data = run_gas(config, key, progress, checkpoint, resume, devices)
+        except CheckpointMismatch as error:
+            keys = run_file_keys(error.differ)
+            raise ValueError(
+                f"{checkpoint} holds a different run: it differs in {', '.join(keys)}; restore "
+                "those settings to --resume it, or delete it to start this run afresh"
+            ) from None
+    elif devices is not None:
+        raise ValueError(f"--devices: only gas runs use several devices; model {model!r} does not")
+    elif resume:
+        raise ValueError(
+            f"--resume: only gas runs write checkpoints; model {model!r} runs in one call"
+        )
+    else:
+        runner = {
+            "foreground": run_foreground,
+            "meanfield": run_meanfield,
+            "manybody": run_manybody,
+        }
+        data = runner[model](config, key, progress)
+    data = jax.tree_util.tree_map(np.asarray, data)
+    run_attrs = {
+        "kind": "run",
+        "model": model,
+        "config": json.dumps(config),
+        "config_toml": dumps(config),
+        **(attrs or {}),
+    }
+    if is_main_process():
+        write_h5(out, data, attrs=run_attrs, force=force)
+        checkpoint.unlink(missing_ok=True)
+    return out

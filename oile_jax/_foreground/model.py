@@ -1,0 +1,268 @@
+"""The foreground model (poster, situation 1): one neutrino, or a batch of independent ones,
+meeting a fresh background neutrino in the fixed state `P_b` at each encounter.
+
+The background is a reservoir: it is not updated by the encounters and has no vacuum
+oscillation of its own (it is the `P_b` of physics.md sections 5 and 8).
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
+
+from .._physics.encounter import (
+    encounter,
+    encounter_antineutrino,
+    encounter_vacuum,
+    vacuum_rotation,
+)
+from .._physics.flavours import check_state, dimension, field_turns, flavours_of
+from .._physics.profiles import AbstractProfile
+from .._sampling.angles import AbstractAngleModel, AbstractFreshAngleModel, fresh_angle_model
+from .._sampling.random import realization_keys
+from .._sampling.schedule import AbstractSchedule
+from .._sampling.spec import RunSpec, make_spec
+from .._support.checks import (
+    check_dtype,
+    check_finite,
+    check_scalar,
+    check_vector,
+)
+from .._support.programs import stored_program
+from .._support.resources import check_run_fits
+
+
+class ForegroundSolution(eqx.Module):
+    """Result of `simulate_foreground`.
+
+    - `ts`: save times, shape `(n_saves,)`, units of `1/mu` when `mu = 1`.
+    - `P`: Bloch vectors, shape `(n_realizations, n_saves, *batch, D)` (`D = 3` for two
+      flavours, 8 for three).
+    - `mean`, `stderr`: ensemble mean and its standard error (sample standard deviation over
+      realizations / sqrt(n_realizations); zero for one realization), shape `(n_saves, *batch, D)`.
+    - `encounters`: encounters each foreground neutrino had, shape `(n_realizations, *batch)`.
+    """
+
+    ts: Float[Array, " n_saves"]
+    P: Float[Array, "n_realizations n_saves *batch D"]
+    mean: Float[Array, "n_saves *batch D"]
+    stderr: Float[Array, "n_saves *batch D"]
+    encounters: Int[Array, " n_realizations *batch"]
+
+
+class Foreground(eqx.Module):
+    """The foreground step's physics: background state, coupling, vacuum, angles, schedule;
+    with antineutrinos (physics.md section 10) `P_b` and the states are flavour isospins and
+    `omega` is signed; matter turns the foreground about `omega B + lambda(t) L`. Three
+    flavours: `D = 8` vectors, and `mixed` (static) says whether the foreground meets the
+    other species (`+1`: a neutrino meeting antineutrinos, `-1` the reverse, 0 its own), whose
+    encounter is not the SWAP (physics.md section 11)."""
+
+    P_b: Float[Array, " D"]
+    gamma: Float[Array, ""]
+    mu: Float[Array, ""]
+    omega: Float[Array, ""]
+    B: Float[Array, " D"]
+    angles: AbstractFreshAngleModel
+    schedule: AbstractSchedule
+    matter: AbstractProfile | None = None
+    L: Float[Array, " D"] | None = None
+    density: AbstractProfile | None = None
+    mixed: int = eqx.field(static=True, default=0)
+
+    def _turn(self, P, t, tau):
+        """Half a step of vacuum (and matter, at the step's midpoint `t`)."""
+        if P.shape[-1] > 3:
+            h = self.omega * self.B
+            if self.matter is not None:
+                h = h + self.matter(t).astype(P.dtype) * self.L
+            return P @ field_turns(h, tau / 2).T
+        if self.matter is None:
+            return vacuum_rotation(P, self.omega * tau / 2, self.B)
+        h = self.omega * self.B + self.matter(t).astype(P.dtype) * self.L
+        norm = jnp.sqrt(jnp.sum(h * h))
+        axis = h / jnp.where(norm > 0, norm, 1)
+        return vacuum_rotation(P, norm * tau / 2, axis)
+
+    def _meet(self, s, c):
+        """The foreground isospins `s` after meeting the background (`c = 0`: no meeting)."""
+        if self.mixed == 0:
+            return encounter(s, self.P_b, c)[0]
+        if self.mixed == 1:  # P = s meets Pbar_b = -s_b
+            return encounter_antineutrino(s, -self.P_b, c)[0]
+        return -encounter_antineutrino(self.P_b, -s, c)[1]  # Pbar = -s meets P_b = s_b
+
+    def step(self, P, key, s):
+        """Step `s` of the schedule for foreground neutrinos `P` (shape `(*batch, 3)`)."""
+        batch = P.shape[:-1]
+        # One draw per step for both the meeting decision and the angle: key derivation is a
+        # large part of the cost of a step.
+        u_meet, u_x = jax.random.uniform(key, (2,) + batch, dtype=P.dtype)
+        c = self.gamma * self.angles.from_uniform(u_x)
+        tau = self.schedule.step_length(self.gamma, self.mu)
+        t = (s + 0.5) * tau
+        mu = self.mu if self.density is None else self.mu * self.density(t)
+        c, met = self.schedule.meetings(u_meet, c, self.gamma, mu)
+        if self.schedule.vacuum_inside:
+            P, _ = encounter_vacuum(
+                P, self.P_b, c, phase_i=self.omega * tau, phase_j=jnp.zeros_like(tau), B=self.B
+            )
+        else:
+            P = self._turn(P, t, tau)
+            P = self._meet(P, c)
+            P = self._turn(P, t, tau)
+        return P, met
+
+
+@stored_program
+def _run(model: Foreground, P0, spec: RunSpec):
+    n_saves, save_every = spec.n_saves, spec.save_every
+
+    def realization(rkey):
+        def interval(P, k):
+            def step(P, s):
+                return model.step(P, jax.random.fold_in(rkey, s), s.astype(P.dtype))
+
+            P, met = jax.lax.scan(step, P, k * save_every + jnp.arange(save_every))
+            return P, (P, jnp.sum(met, axis=0))
+
+        _, (Ps, met) = jax.lax.scan(interval, P0, jnp.arange(n_saves - 1))
+        return jnp.concatenate([P0[None], Ps]), jnp.sum(met, axis=0)
+
+    keys = realization_keys(spec.key, spec.n_realizations)
+    P, encounters = jax.vmap(realization)(keys)
+    ts = spec.step_length() * save_every * jnp.arange(n_saves, dtype=P.dtype)
+    mean = jnp.mean(P, axis=0)
+    if spec.n_realizations > 1:
+        stderr = jnp.std(P, axis=0, ddof=1) / spec.n_realizations**0.5
+    else:
+        stderr = jnp.zeros_like(mean)
+    return ForegroundSolution(ts=ts, P=P, mean=mean, stderr=stderr, encounters=encounters)
+
+
+def simulate_foreground(
+    P0: Float[ArrayLike, "*batch D"],
+    P_b: Float[ArrayLike, " D"],
+    *,
+    gamma: Float[ArrayLike, ""],
+    schedule: AbstractSchedule,
+    key: PRNGKeyArray,
+    mu: Float[ArrayLike, ""] = 1.0,
+    omega: Float[ArrayLike, ""] = 0.0,
+    B: "Float[ArrayLike, ' D'] | None" = None,
+    angles: "str | AbstractAngleModel" = "isotropic",
+    n_steps: int | None = None,
+    t_max: float | None = None,
+    save_every: int = 1,
+    n_realizations: int = 1,
+    dtype=None,
+    antineutrino: bool = False,
+    background_antineutrino: bool = False,
+    ordering: str = "normal",
+    matter=None,
+    L: "Float[ArrayLike, ' D'] | None" = None,
+) -> ForegroundSolution:
+    """Foreground neutrino(s) meeting fresh background neutrinos in the fixed state `P_b`.
+
+    **Arguments:**
+    - `P0`: initial Bloch vector(s) of the foreground neutrino(s), shape `(*batch, 3)`; each
+      batch member is an independent foreground neutrino. Three flavours: `(*batch, 8)`
+      (`P^a = Tr(rho lambda^a)`, physics.md section 11; e.g. `flavour_state("e")`).
+    - `P_b`: Bloch vector of every background neutrino, shape `(3,)` (or `(8,)`).
+    - `gamma`: impact parameter `mu t_int` (> 0). `mu`: coupling (> 0). `omega`: vacuum
+      frequency of the foreground. `B`: unit vacuum direction in the basis `P0`, `P_b` are written
+      in (default mass basis `(0, 0, -1)`; see `mixing_vector`); three flavours: the vacuum
+      vector `pmns_vacuum(ordering, basis)` (default `pmns_vacuum("normal", "mass")`).
+    - `schedule`: `Stochastic(dt)` (meeting probability `mu dt / gamma` per step) or
+      `Deterministic(vacuum="split" | "inside")` (an encounter every `gamma / mu`).
+    - `angles`: `"isotropic"`, `"fixed-angle"` (`x = 1`), or an `Isotropic()` / `FixedAngle(theta)`.
+    - `n_steps` or `t_max` (exactly one): the length of the run, in steps or in time; `t_max`
+      is rounded to the nearest multiple of `save_every` steps (`ts` holds the actual times).
+    - `save_every`: steps between saved states; the initial state is saved too.
+    - `n_realizations`: independent realizations, run vmapped; realization `r` uses
+      `fold_in(key, r)` and step `s` of it `fold_in(fold_in(key, r), s)`.
+    - `dtype`: float dtype (default: that of `P0` if it is a float array, else JAX's default).
+    - `antineutrino`, `background_antineutrino`: whether the foreground, and the background,
+      are antineutrinos (their `P0`, `P_b` and the result are then the physical `Pbar`;
+      physics.md section 10). `ordering`: `"normal"` or `"inverted"` (`omega -> -omega`).
+    - `matter`: the matter potential `lambda` (a number or a profile of time; None: none) along
+      the flavour axis `L` (default `flavour_axis(n)`, the electron flavour); not with
+      `Deterministic(vacuum="inside")`. `mu` may be a profile of time with `Stochastic(dt)`
+      (meeting probability `mu(t) dt / gamma <= 1`). Three flavours: `ordering` stays
+      `"normal"` (the ordering is in `B`) and the schedule's vacuum is `"split"`.
+
+    Parameters `gamma`, `mu`, `omega`, `B`, `P_b`, `P0` and `dt` are traced: changing them does
+    not recompile. Differentiable in them (pathwise, at a fixed encounter sequence).
+    """
+    if dtype is None:
+        P0_array = jnp.asarray(P0)
+        dtype = (
+            P0_array.dtype
+            if jnp.issubdtype(P0_array.dtype, jnp.floating)
+            else jnp.result_type(float)
+        )
+    dtype = check_dtype(dtype)
+    angles = fresh_angle_model(angles)
+    n = flavours_of(P0, "P0")
+    D = dimension(n)
+    P0 = check_state(check_vector(P0, "P0", dtype, size=D), "P0")
+    P_b = check_vector(P_b, "P_b", dtype, size=D, what=f"a Bloch vector like P0's ({D},)")
+    if P_b.ndim != 1:
+        raise ValueError(f"P_b must have shape ({D},), got {P_b.shape}")
+    P_b = check_state(P_b, "P_b")
+    omega = check_finite(check_scalar(omega, "omega", dtype), "omega")
+    for flag, name in (
+        (antineutrino, "antineutrino"),
+        (background_antineutrino, "background_antineutrino"),
+    ):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {flag!r}")
+    spec = make_spec(
+        schedule=schedule,
+        gamma=gamma,
+        key=key,
+        mu=mu,
+        B=B,
+        angles=angles,
+        n_steps=n_steps,
+        t_max=t_max,
+        save_every=save_every,
+        n_realizations=n_realizations,
+        dtype=dtype,
+        ordering=ordering,
+        matter=matter,
+        L=L,
+        n_flavours=n,
+    )
+    # The saved vectors of every realization, on the device and on the host (the mean and the
+    # spread beside them), and a realization's carried state.
+    R, itemsize = spec.n_realizations, np.dtype(spec.dtype).itemsize
+    saved = R * spec.n_saves * int(np.prod(P0.shape)) * itemsize
+    check_run_fits(
+        2 * saved,
+        saved,
+        f"this foreground run ({R} realizations x {spec.n_saves} saves x "
+        f"{int(np.prod(P0.shape[:-1]))} foreground neutrinos, {np.dtype(spec.dtype).name})",
+        "lower n_realizations (run.n_realizations), the number of saves (save_every, "
+        "run.n_saves) or the batch of P0",
+    )
+    sign = -1.0 if antineutrino else 1.0  # isospin s = sign P (physics.md section 10)
+    frequency = sign * (-1.0 if spec.ordering == "inverted" else 1.0)
+    model = Foreground(
+        P_b=P_b if not background_antineutrino else -P_b,
+        gamma=spec.gamma,
+        mu=spec.mu,
+        omega=omega if frequency == 1.0 else frequency * omega,
+        B=spec.B,
+        angles=angles,
+        schedule=spec.schedule,
+        matter=spec.matter,
+        L=spec.L,
+        density=spec.density,
+        mixed=0 if n == 2 or antineutrino == background_antineutrino else int(sign),
+    )
+    solution = _run(model, P0 if sign == 1.0 else sign * P0, spec)
+    if sign == 1.0:
+        return solution
+    return eqx.tree_at(lambda s: (s.P, s.mean), solution, (sign * solution.P, sign * solution.mean))

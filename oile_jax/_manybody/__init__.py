@@ -1,0 +1,1 @@
+"""The exact many-body reference (physics.md section 9)."""

@@ -1,0 +1,1 @@
+"""Output: HDF5 files and figures."""

@@ -1,0 +1,274 @@
+"""Relative-angle models (physics.md section 3): how `x = 1 - v_i.v_j` is drawn for an encounter.
+
+The encounter angle is `c = gamma * x`. Moments `<x>` and `<x^2>` are exposed because the
+closed forms of physics.md sections 5-6 use them.
+"""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from .._support.checks import check_if_concrete, check_option
+from .._support.trig import sin_cos_turns
+from .random import uniform_pair
+
+
+class AbstractAngleModel(eqx.Module):
+    """How the relative direction of two neutrinos in an encounter is chosen."""
+
+    @abc.abstractmethod
+    def mean_x(self) -> Array:
+        """`<x>`, the mean of `x = 1 - cos Theta`."""
+
+    @abc.abstractmethod
+    def mean_x2(self) -> Array:
+        """`<x^2>`."""
+
+    @abc.abstractmethod
+    def pair_x(self, u, words, index_a, index_b, dtype) -> Array:
+        """`x` of the pairs of neutrinos `(index_a, index_b)` of a gas, given one uniform
+        `[0, 1)` draw `u` per pair and the realization's velocity words (`velocity_words`)."""
+
+    @abc.abstractmethod
+    def velocities(self, key: PRNGKeyArray, n: int, dtype) -> Float[Array, "n k"]:
+        """The per-neutrino velocities `(n, 3)` the model keeps, or `(n, 0)` if it keeps none."""
+
+    @property
+    def keeps_velocities(self) -> bool:
+        return False
+
+    def for_gas(self, counts: tuple[int, ...]) -> "AbstractAngleModel":
+        """This model for a gas of groups of `counts` neutrinos (a model that depends on the
+        groups checks and binds them here)."""
+        return self
+
+    @property
+    def by_group(self) -> bool:
+        """Whether `x` of a pair depends on the two groups only (then `GroupField` applies)."""
+        return True
+
+    def group_weights(self, fractions) -> tuple[Array, Array]:
+        """`(W, W2)` `(G, G)`: the mean of `x` and of `x^2` over a pair of a neutrino of group
+        `g` and one of group `h`, for the group-reduced mean field (`GroupField`)."""
+        G = jnp.shape(fractions)[0]
+        return (
+            jnp.full((G, G), self.mean_x()),
+            jnp.full((G, G), self.mean_x2()),
+        )
+
+    @staticmethod
+    def velocity_words(key: PRNGKeyArray) -> Array:
+        """The two 32-bit key words the velocities drawn with `key` are hashed from."""
+        return jax.random.bits(key, (2,), dtype=jnp.uint32)
+
+
+class AbstractFreshAngleModel(AbstractAngleModel):
+    """Angle models that draw `x` afresh for every encounter (no per-neutrino state)."""
+
+    @abc.abstractmethod
+    def from_uniform(self, u: Float[Array, "..."]) -> Float[Array, "..."]:
+        """`x` for each of the independent uniform `[0, 1)` draws `u`."""
+
+    def pair_x(self, u, words, index_a, index_b, dtype):
+        return self.from_uniform(u)
+
+    def velocities(self, key, n, dtype):
+        return jnp.zeros((n, 0), dtype=dtype)
+
+    def sample(self, key: PRNGKeyArray, shape: tuple[int, ...], dtype) -> Float[Array, "..."]:
+        """Draw `x` for `shape` independent encounters."""
+        return self.from_uniform(jax.random.uniform(key, shape, dtype=dtype))
+
+
+class Isotropic(AbstractFreshAngleModel):
+    """A fresh isotropic relative direction per encounter: `x ~ U[0, 2]`."""
+
+    def from_uniform(self, u):
+        return 2 * u
+
+    def mean_x(self):
+        return jnp.asarray(1.0)
+
+    def mean_x2(self):
+        return jnp.asarray(4.0 / 3.0)
+
+
+class FixedAngle(AbstractFreshAngleModel):
+    """Every encounter at the same angle `theta` (radians): `x = 1 - cos theta`.
+
+    The default `theta = pi/2` gives `x = 1`. `theta` is a traced leaf.
+    """
+
+    theta: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=jnp.pi / 2)
+
+    def __check_init__(self):
+        check_if_concrete(self.theta, "FixedAngle theta")
+
+    def x(self, dtype=None) -> Array:
+        theta = self.theta if dtype is None else self.theta.astype(dtype)
+        return 1 - jnp.cos(theta)
+
+    def from_uniform(self, u):
+        return jnp.broadcast_to(self.x(u.dtype), u.shape)
+
+    def mean_x(self):
+        return self.x()
+
+    def mean_x2(self):
+        return self.x() ** 2
+
+
+class FixedVelocities(AbstractAngleModel):
+    """Each neutrino draws one isotropic unit velocity at the start and keeps it.
+
+    `x = 1 - v_i.v_j`; only meaningful for a gas (both partners persist). Over uniformly random
+    pairs `<x> = 1`, `<x^2> = 4/3`, as for `Isotropic`.
+
+    Velocities are a function of the neutrino's index in the gas (a counter-based hash keyed by
+    the realization's velocity key), so a gas kept in any order finds them without storing
+    them: `cos theta` and `phi` uniform on `[-1, 1)` and `[0, 2 pi)`.
+    """
+
+    @property
+    def keeps_velocities(self) -> bool:
+        return True
+
+    @property
+    def by_group(self) -> bool:
+        return False
+
+    @staticmethod
+    def directions(words, index, dtype) -> tuple[Array, Array, Array]:
+        """`(cos theta, sin theta, phi / 2 pi)` of the neutrinos `index` (any shape)."""
+        u, turns = uniform_pair(words[0], words[1], index, dtype)
+        cos = 2 * u - 1
+        return cos, jnp.sqrt(jnp.maximum(1 - cos * cos, 0)), turns
+
+    @classmethod
+    def x(cls, words, index_a, index_b, dtype) -> Array:
+        """`1 - v_a . v_b` of the pairs `(index_a, index_b)`."""
+        cos_a, sin_a, turns_a = cls.directions(words, index_a, dtype)
+        cos_b, sin_b, turns_b = cls.directions(words, index_b, dtype)
+        cos_phi = sin_cos_turns(turns_a - turns_b)[1]
+        return 1 - (cos_a * cos_b + sin_a * sin_b * cos_phi)
+
+    def pair_x(self, u, words, index_a, index_b, dtype):
+        return self.x(words, index_a, index_b, dtype)
+
+    def velocities(self, key: PRNGKeyArray, n: int, dtype) -> Float[Array, "n 3"]:
+        """The unit velocities of neutrinos `0 ... n - 1`, shape `(n, 3)`."""
+        words = self.velocity_words(key)
+        cos, sin, turns = self.directions(words, jnp.arange(n, dtype=jnp.uint32), dtype)
+        sin_phi, cos_phi = sin_cos_turns(turns)
+        return jnp.stack([sin * cos_phi, sin * sin_phi, cos], axis=-1)
+
+    def mean_x(self):
+        return jnp.asarray(1.0)
+
+    def mean_x2(self):
+        return jnp.asarray(4.0 / 3.0)
+
+
+class Beams(AbstractAngleModel):
+    """Every neutrino of group `g` moves along the unit vector `directions[g]` (beams; the
+    two-beam fast-flavour problem): `x = 1 - d_g . d_h` for a pair of groups `g`, `h`.
+
+    `directions` `(G, 3)` is traced; the model is bound to its gas's groups by the driver
+    (`for_gas`). Over uniformly random pairs `<x> = sum_gh f_g f_h (1 - d_g . d_h)`.
+    """
+
+    directions: Float[Array, "G 3"] = eqx.field(converter=jnp.asarray)
+    counts: tuple[int, ...] | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        if self.directions.ndim != 2 or self.directions.shape[-1] != 3:
+            raise ValueError(
+                f"Beams directions must have shape (G, 3), one unit vector per group, got "
+                f"{self.directions.shape}"
+            )
+
+    @property
+    def keeps_velocities(self) -> bool:
+        return True
+
+    def for_gas(self, counts):
+        from .._support.checks import check_unit
+
+        if self.directions.shape[0] != len(counts):
+            raise ValueError(
+                f"Beams directions has {self.directions.shape[0]} directions for a gas of "
+                f"{len(counts)} groups; give one per group"
+            )
+        directions = check_unit(self.directions, "Beams directions")
+        return Beams(directions, tuple(counts))
+
+    def _bound(self) -> tuple[int, ...]:
+        if self.counts is None:
+            raise ValueError("Beams(directions) is used by a gas, which binds its groups")
+        return self.counts
+
+    def _fractions(self):
+        counts = jnp.asarray(self._bound(), dtype=self.directions.dtype)
+        return counts / jnp.sum(counts)
+
+    def group_weights(self, fractions):
+        G = jnp.shape(fractions)[0]
+        if self.directions.shape[0] != G:
+            raise ValueError(
+                f"Beams directions has {self.directions.shape[0]} directions for a field of {G} "
+                "groups: give one unit vector per group"
+            )
+        W = 1 - self.directions @ self.directions.T
+        return W, W**2
+
+    def pair_x(self, u, words, index_a, index_b, dtype):
+        from .._gas.groups import group_values
+
+        counts, d = self._bound(), self.directions.astype(dtype)
+        a, b = ([group_values(counts, d[:, k], i) for k in range(3)] for i in (index_a, index_b))
+        return 1 - (a[0] * b[0] + a[1] * b[1] + a[2] * b[2])
+
+    def velocities(self, key, n, dtype):
+        return jnp.repeat(
+            self.directions.astype(dtype),
+            np.asarray(self._bound()),
+            axis=0,
+            total_repeat_length=n,
+        )
+
+    def mean_x(self):
+        f = self._fractions()
+        return f @ self.group_weights(f)[0] @ f
+
+    def mean_x2(self):
+        f = self._fractions()
+        return f @ self.group_weights(f)[1] @ f
+
+
+ANGLE_MODELS = ("isotropic", "fixed-angle", "fixed-velocities")
+
+
+def fresh_angle_model(angles) -> "AbstractFreshAngleModel":
+    """An angle-model option for the foreground model, whose partners are fresh every
+    encounter: a model that draws `x` afresh (no per-neutrino velocities)."""
+    angles = angle_model(angles)
+    if not isinstance(angles, AbstractFreshAngleModel):
+        raise ValueError(
+            f"angles={type(angles).__name__}() is not available for the foreground model, whose "
+            "background neutrinos are fresh every encounter; use 'isotropic' or 'fixed-angle'"
+        )
+    return angles
+
+
+def angle_model(angles: "str | AbstractAngleModel | ArrayLike") -> AbstractAngleModel:
+    """Resolve an angle-model option: an instance, or one of `ANGLE_MODELS` by name."""
+    if isinstance(angles, AbstractAngleModel):
+        return angles
+    check_option(angles, "angles", ANGLE_MODELS)
+    return {"isotropic": Isotropic, "fixed-angle": FixedAngle, "fixed-velocities": FixedVelocities}[
+        angles
+    ]()

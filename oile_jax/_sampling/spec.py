@@ -1,0 +1,253 @@
+"""The run specification: the options every simulation driver takes (schedule, coupling and its
+history, vacuum direction and mass ordering, matter, angle model, run length, save interval,
+ensemble size, key, dtype), validated in one place (`make_spec`) and carried as one
+`RunSpec`."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .._physics.flavours import check_flavours, default_matter_axis, dimension, pmns_vacuum
+from .._physics.profiles import AbstractProfile, check_overflow, check_range, profile
+from .._support.checks import (
+    check_dtype,
+    check_finite,
+    check_option,
+    check_positive,
+    check_scalar,
+    check_unit,
+    check_vector,
+    concrete,
+    fail_if,
+)
+from .angles import AbstractAngleModel, angle_model
+from .schedule import AbstractSchedule
+
+ORDERINGS = ("normal", "inverted")
+
+
+def check_count(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_key(key):
+    """A typed PRNG key; legacy `PRNGKey(seed)` data is wrapped (same threefry bits)."""
+    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"key must be a single PRNG key, got shape {key.shape}")
+        return key
+    if key.dtype != jnp.uint32 or key.shape != (2,):
+        raise ValueError(
+            f"key must be a PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)), "
+            f"got dtype {key.dtype} and shape {key.shape}"
+        )
+    return jax.random.wrap_key_data(key)
+
+
+def run_length(schedule, gamma, mu, n_steps, t_max, save_every) -> int:
+    """Steps of a run given `n_steps`, or `t_max` rounded to a multiple of `save_every` steps."""
+    if (n_steps is None) == (t_max is None):
+        raise ValueError("give exactly one of n_steps and t_max")
+    if n_steps is not None:
+        n_steps = check_count(n_steps, "n_steps")
+    else:
+        tau = concrete(schedule.step_length(gamma, mu))
+        t_max_value = concrete(t_max)
+        if tau is None or t_max_value is None:
+            raise ValueError(
+                "t_max needs concrete gamma, mu, dt and t_max; under jit or grad pass n_steps"
+            )
+        if not np.isfinite(t_max_value) or t_max_value <= 0:
+            raise ValueError(f"t_max must be > 0, got {t_max!r}")
+        n_steps = save_every * max(1, round(float(t_max_value) / (float(tau) * save_every)))
+    if n_steps % save_every:
+        raise ValueError(f"n_steps={n_steps} must be a multiple of save_every={save_every}")
+    return n_steps
+
+
+class RunSpec(eqx.Module):
+    """A validated run: parameters traced (`gamma`, `mu`, `B`, `L`, the profiles' numbers, the
+    schedule's and the angle model's leaves), sizes and options static. Built by `make_spec`;
+    taken by every driver.
+
+    The coupling is `mu` times `density(t)` (`density` None: constant); `matter` is the matter
+    potential `lambda(t)` along the flavour axis `L` (None: no matter)."""
+
+    gamma: Float[Array, ""]
+    mu: Float[Array, ""]
+    B: Float[Array, " D"]
+    schedule: AbstractSchedule
+    angles: AbstractAngleModel
+    key: PRNGKeyArray
+    n_steps: int = eqx.field(static=True)
+    save_every: int = eqx.field(static=True)
+    n_realizations: int = eqx.field(static=True)
+    dtype: np.dtype = eqx.field(static=True)
+    ordering: str = eqx.field(static=True, default="normal")
+    matter: AbstractProfile | None = None
+    L: Float[Array, " D"] | None = None
+    density: AbstractProfile | None = None
+
+    @property
+    def n_saves(self) -> int:
+        """Saved times, the initial one included."""
+        return self.n_steps // self.save_every + 1
+
+    def step_length(self) -> Array:
+        return self.schedule.step_length(self.gamma, self.mu)
+
+    def times(self) -> np.ndarray:
+        """The save times on the host (NaN when the parameters are traced)."""
+        tau = concrete(self.step_length())
+        tau = float(np.asarray(tau)) if tau is not None else np.nan
+        return (tau * self.save_every * np.arange(self.n_saves)).astype(self.dtype)
+
+
+def make_spec(
+    *,
+    schedule,
+    gamma,
+    key,
+    mu=1.0,
+    B=None,
+    angles="isotropic",
+    n_steps=None,
+    t_max=None,
+    save_every=1,
+    n_realizations=1,
+    dtype=None,
+    ordering="normal",
+    matter=None,
+    L=None,
+    n_flavours=2,
+) -> RunSpec:
+    """The one place a run's options are validated; errors name the argument and what is
+    allowed. `mu` is a number or a profile of time (`_profile`); `matter` None, a number or a
+    profile. `B` None: the mass basis (`(0, 0, -1)`; for three flavours
+    `pmns_vacuum(basis="mass")`); `L` None: the electron flavour in the flavour basis."""
+    dtype = check_dtype(dtype)
+    check_option(ordering, "ordering", ORDERINGS)
+    n = check_flavours(n_flavours)
+    if n > 2 and ordering != "normal":
+        raise ValueError(
+            "ordering='inverted' flips the two-flavour frequencies; for three flavours the mass "
+            "ordering is part of the vacuum vector: pass B=pmns_vacuum('inverted', ...)"
+        )
+    if B is None:
+        B = (0.0, 0.0, -1.0) if n == 2 else pmns_vacuum("normal", "mass")
+    angles = angle_model(angles)
+    if not isinstance(schedule, AbstractSchedule):
+        raise ValueError(
+            f"schedule must be Stochastic(dt=...) or Deterministic(), got {schedule!r}"
+        )
+    if n > 2 and schedule.vacuum_inside:
+        raise ValueError(
+            "Deterministic(vacuum='inside') is two-flavour only; use vacuum='split' for three "
+            "flavours"
+        )
+    gamma = check_positive(check_scalar(gamma, "gamma", dtype), "gamma")
+    density = None
+    if isinstance(mu, AbstractProfile) and not mu.constant:
+        density, mu = profile(mu, "mu", dtype), jnp.ones((), dtype)
+        if not schedule.follows_density:
+            raise ValueError(
+                f"mu as a function of time needs a schedule whose steps do not depend on mu "
+                f"(Stochastic(dt)); {type(schedule).__name__}() rounds last gamma / mu, so "
+                "give mu as a number"
+            )
+    elif isinstance(mu, AbstractProfile):
+        mu = mu(0.0)  # a constant profile: its value
+    elif callable(mu) and not isinstance(mu, jax.Array):
+        profile(mu, "mu", dtype)  # refused, saying how to give a function of time
+    mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
+    D = dimension(n)
+    what = "the vacuum vector of the gas's flavours" if n > 2 else ""
+    B = check_vector(B, "B", dtype, size=D, what=what)
+    B = check_unit(B, "B") if n == 2 else check_finite(B, "B")
+    if B.ndim != 1:
+        raise ValueError(f"B must have shape ({D},), got {B.shape}")
+    if matter is not None:
+        if schedule.vacuum_inside:
+            raise ValueError(
+                "matter with Deterministic(vacuum='inside') is not available (the pair's "
+                "vacuum-inside unitary turns both about B); use vacuum='split'"
+            )
+        matter = profile(matter, "matter", dtype)
+        if L is None:
+            L = default_matter_axis(B, n)
+        L = check_vector(L, "L", dtype, size=D)
+        L = check_unit(L, "L") if n == 2 else check_finite(L, "L")
+        if L.ndim != 1:
+            raise ValueError(f"L must have shape ({D},), got {L.shape}")
+    else:
+        L = None
+    schedule = schedule.checked(gamma, mu, dtype)
+    save_every = check_count(save_every, "save_every")
+    n_realizations = check_count(n_realizations, "n_realizations")
+    n_steps = run_length(schedule, gamma, mu, n_steps, t_max, save_every)
+    tau = concrete(schedule.step_length(gamma, mu))
+    for name, prof in (("matter", matter), ("mu", density)):
+        if prof is not None and tau is not None:
+            check_overflow(prof, float(tau) * n_steps, name, dtype)
+    if density is not None:
+        schedule = check_density(schedule, gamma, density, n_steps)
+    return RunSpec(
+        gamma=gamma,
+        mu=mu,
+        B=B,
+        schedule=schedule,
+        angles=angles,
+        key=check_key(key),
+        n_steps=n_steps,
+        save_every=save_every,
+        n_realizations=n_realizations,
+        dtype=jnp.dtype(dtype),
+        ordering=ordering,
+        matter=matter,
+        L=L,
+        density=density,
+    )
+
+
+def check_density(schedule, gamma, density: AbstractProfile, n_steps: int):
+    """The schedule, refused if `mu(t)` is negative at a step's midpoint or makes the meeting
+    probability `mu(t) dt / gamma` exceed 1 there: now where the values are concrete, else by a
+    runtime check attached to `dt` (evaluated once, where the run starts, not in every step)."""
+    tau, g = concrete(schedule.step_length(gamma, 1.0)), concrete(gamma)
+    if tau is not None and g is not None and concrete(density(0.0)) is not None:
+        times = (np.arange(n_steps) + 0.5) * float(tau)
+        check_range(density, times, "mu(t)", lower=0.0)
+        check_range(
+            density,
+            times,
+            "mu(t)",
+            upper=float(g) / float(tau),
+            what=f" (the meeting probability mu(t) dt / gamma <= 1 needs mu(t) <= gamma / dt = "
+            f"{float(g) / float(tau):g})",
+        )
+        return schedule
+    # Traced: the extremes over the steps, a block of steps at a time (bounded memory).
+    block = min(n_steps, 65536)
+    tau = schedule.step_length(gamma, 1.0)
+    starts = jnp.arange(0, n_steps, block)
+
+    def extremes(start):
+        k = start + jnp.arange(block)
+        values = density((k.astype(tau.dtype) + 0.5) * tau)
+        valid = k < n_steps
+        return jnp.min(jnp.where(valid, values, jnp.inf)), jnp.max(jnp.where(valid, values, 0))
+
+    lowest, highest = jax.lax.map(extremes, starts)
+    bad = (jnp.min(lowest) < 0) | (jnp.max(highest) * tau / gamma > 1 + 1e-6)
+    dt = fail_if(
+        schedule.dt,
+        bad,
+        "mu(t) must be >= 0 at every step, and the meeting probability mu(t) dt / gamma <= 1 "
+        "(mu(t) <= gamma / dt)",
+    )
+    return eqx.tree_at(lambda s: s.dt, schedule, dt)
