@@ -6,7 +6,7 @@ import pytest
 from jax.scipy.linalg import expm
 
 import oile_jax as oj
-from oile_jax import _manybody as M
+from oile_jax._manybody import statevector as M
 
 from . import reference as ref
 from .conftest import assert_allclose
