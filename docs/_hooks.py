@@ -61,6 +61,7 @@ MODULE_PAGE = {  # a module's page: its own entry, else its package's
     "_physics.flavours": "states",
     "_physics.encounter": "encounters",
     "_physics.profiles": "run-description",
+    "_physics.system": "run-description",
     "_sampling": "run-description",
     "_foreground": "foreground",
     "_gas": "gas",

@@ -59,10 +59,15 @@ from ._manybody.statevector import (
     simulate_manybody as simulate_manybody,
 )
 from ._meanfield.fields import (
+    AbstractCollision as AbstractCollision,
+    AbstractMeanField as AbstractMeanField,
+    DeterministicCollision as DeterministicCollision,
     ForegroundField as ForegroundField,
     GroupField as GroupField,
     MeanFieldSolution as MeanFieldSolution,
     MultiAngleField as MultiAngleField,
+    NoCollision as NoCollision,
+    StochasticCollision as StochasticCollision,
     group_energy as group_energy,
     lepton_number as lepton_number,
     multi_angle_energy as multi_angle_energy,
@@ -118,6 +123,7 @@ from ._physics.states import (
     pauli as pauli,
     rho_to_bloch as rho_to_bloch,
 )
+from ._physics.system import System as System
 from ._sampling.angles import (
     AbstractAngleModel as AbstractAngleModel,
     Beams as Beams,

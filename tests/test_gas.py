@@ -525,10 +525,11 @@ def test_carried_form_is_one_split_step(B):
     P *= rng.uniform(0.2, 1.0, size=(8, 1)) / np.linalg.norm(P, axis=-1, keepdims=True)
     c = rng.uniform(0, 0.8, size=4)
     omegas = np.asarray([0.3, -0.5])
-    model = GasKernel(
-        (4, 4), jnp.asarray(omegas), jnp.asarray(0.2), jnp.asarray(1.0), jnp.asarray(B),
-        oj.Isotropic(), oj.Stochastic(dt=0.15),
+    system = oj.System(
+        omegas=jnp.asarray(omegas), gamma=jnp.asarray(0.2), mu=jnp.asarray(1.0),
+        B=jnp.asarray(B), angles=oj.Isotropic(),
     )  # fmt: skip
+    model = GasKernel((4, 4), system, oj.Stochastic(dt=0.15))
     slots = model.enter(Slots.start(jnp.asarray(P)))
     assert_allclose(model.in_gas_order(slots), P, rtol=0, atol=1e-15)
     out = np.asarray(model.in_gas_order(model.encounters(slots, jnp.asarray(c), True, t=0.0)))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from oile_jax._gas.kernel import GasKernel, Slots
+from oile_jax._physics.system import System
 from oile_jax._sampling import random as _random
 from oile_jax._sampling.angles import Isotropic
 from oile_jax._sampling.schedule import Stochastic
@@ -22,10 +23,11 @@ def matchings(n, steps, seed=0):
     """The gas's own matchings over `steps` steps: its slots moved by `GasKernel.shuffle` step
     after step (each permutation composed with the previous layout), the pairs read from the
     slots `(0, k)`, `(1, k)`. Returns `(a, b)`, each `(steps, n // 2)`."""
-    model = GasKernel(
-        (n,), jnp.zeros(1), jnp.asarray(0.1), jnp.asarray(1.0), jnp.asarray([0.0, 0.0, -1.0]),
-        Isotropic(), Stochastic(dt=0.05),
+    system = System(
+        omegas=jnp.zeros(1), gamma=jnp.asarray(0.1), mu=jnp.asarray(1.0),
+        B=jnp.asarray([0.0, 0.0, -1.0]), angles=Isotropic(),
     )  # fmt: skip
+    model = GasKernel((n,), system, Stochastic(dt=0.05))
     key = jax.random.key(seed)
 
     def step(slots, s):

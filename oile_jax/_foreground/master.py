@@ -17,10 +17,10 @@ from jaxtyping import Array, ArrayLike, Float
 from .._physics.flavours import (
     check_state,
     dimension,
-    field_turns,
     flavours_of,
     pmns_vacuum,
     structure_constants,
+    turn_matrices,
 )
 from .._sampling.schedule import checked_dt
 from .._support.checks import (
@@ -102,24 +102,12 @@ def _skew(h):
     )
 
 
-def _rotation_matrix(B, angle):
-    """3x3 matrix of the right-handed rotation about the unit vector `B` by `angle`."""
-    K = _skew(B)
-    eye = jnp.eye(3, dtype=B.dtype)
-    return eye + jnp.sin(angle) * K + (1 - jnp.cos(angle)) * (K @ K)
-
-
 def _star_matrix(h, n: int):
     """The matrix of `P -> h * P` (`h x P` for two flavours; physics.md section 11)."""
     if n == 2:
         return _skew(h)
     f = jnp.asarray(structure_constants(n)[0], h.dtype)
     return jnp.einsum("a,abc->cb", h, f)
-
-
-def _turn_matrix(B, angle, n: int):
-    """The matrix of the turn `exp(angle B *)`."""
-    return _rotation_matrix(B, angle) if n == 2 else field_turns(B, angle)
 
 
 def _affine(linear, offset):
@@ -216,7 +204,7 @@ def _foreground_mean(P0, P_b, t, gamma, mu, omega, B, dt):
             (1 - p * sin2) * jnp.eye(D, dtype=dtype) + p * sincos * _star_matrix(P_b, n),
             p * sin2 * P_b,
         )
-        half = _affine(_turn_matrix(B, omega * dt / 2, n), jnp.zeros(D, dtype=dtype))
+        half = _affine(turn_matrices(B, omega * dt / 2), jnp.zeros(D, dtype=dtype))
         step = half @ meet @ half
         n_steps = jnp.round(t.reshape(-1) / dt).astype(
             jnp.int64 if dtype == jnp.float64 else jnp.int32

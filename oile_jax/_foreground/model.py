@@ -15,11 +15,10 @@ from .._physics.encounter import (
     encounter,
     encounter_antineutrino,
     encounter_vacuum,
-    vacuum_rotation,
 )
-from .._physics.flavours import check_state, dimension, field_turns, flavours_of
-from .._physics.profiles import AbstractProfile
-from .._sampling.angles import AbstractAngleModel, AbstractFreshAngleModel, fresh_angle_model
+from .._physics.flavours import check_state, dimension, flavours_of
+from .._physics.system import System
+from .._sampling.angles import AbstractAngleModel, fresh_angle_model
 from .._sampling.random import realization_keys
 from .._sampling.schedule import AbstractSchedule
 from .._sampling.spec import RunSpec, make_spec
@@ -52,38 +51,21 @@ class ForegroundSolution(eqx.Module):
 
 
 class Foreground(eqx.Module):
-    """The foreground step's physics: background state, coupling, vacuum, angles, schedule;
-    with antineutrinos (physics.md section 10) `P_b` and the states are flavour isospins and
-    `omega` is signed; matter turns the foreground about `omega B + lambda(t) L`. Three
-    flavours: `D = 8` vectors, and `mixed` (static) says whether the foreground meets the
-    other species (`+1`: a neutrino meeting antineutrinos, `-1` the reverse, 0 its own), whose
-    encounter is not the SWAP (physics.md section 11)."""
+    """The foreground step's physics: the physical system (one class, the foreground: its
+    frequency and species, the vacuum, matter, the coupling, the angle model), the background
+    state `P_b` and the schedule. The states and `P_b` are flavour isospins (physics.md section
+    10). Three flavours: `mixed` (static) says whether the foreground meets the other species
+    (`+1`: a neutrino meeting antineutrinos, `-1` the reverse, 0 its own), whose encounter is
+    not the SWAP (physics.md section 11)."""
 
     P_b: Float[Array, " D"]
-    gamma: Float[Array, ""]
-    mu: Float[Array, ""]
-    omega: Float[Array, ""]
-    B: Float[Array, " D"]
-    angles: AbstractFreshAngleModel
+    system: System
     schedule: AbstractSchedule
-    matter: AbstractProfile | None = None
-    L: Float[Array, " D"] | None = None
-    density: AbstractProfile | None = None
     mixed: int = eqx.field(static=True, default=0)
 
     def _turn(self, P, t, tau):
-        """Half a step of vacuum (and matter, at the step's midpoint `t`)."""
-        if P.shape[-1] > 3:
-            h = self.omega * self.B
-            if self.matter is not None:
-                h = h + self.matter(t).astype(P.dtype) * self.L
-            return P @ field_turns(h, tau / 2).T
-        if self.matter is None:
-            return vacuum_rotation(P, self.omega * tau / 2, self.B)
-        h = self.omega * self.B + self.matter(t).astype(P.dtype) * self.L
-        norm = jnp.sqrt(jnp.sum(h * h))
-        axis = h / jnp.where(norm > 0, norm, 1)
-        return vacuum_rotation(P, norm * tau / 2, axis)
+        """Half a step of the one-body field (at the step's midpoint `t`)."""
+        return P @ jnp.swapaxes(self.system.turns(t, tau / 2, P.dtype)[0], -1, -2)
 
     def _meet(self, s, c):
         """The foreground isospins `s` after meeting the background (`c = 0`: no meeting)."""
@@ -99,14 +81,15 @@ class Foreground(eqx.Module):
         # One draw per step for both the meeting decision and the angle: key derivation is a
         # large part of the cost of a step.
         u_meet, u_x = jax.random.uniform(key, (2,) + batch, dtype=P.dtype)
-        c = self.gamma * self.angles.from_uniform(u_x)
-        tau = self.schedule.step_length(self.gamma, self.mu)
+        system = self.system
+        c = system.gamma * system.angles.from_uniform(u_x)
+        tau = system.step_length(self.schedule)
         t = (s + 0.5) * tau
-        mu = self.mu if self.density is None else self.mu * self.density(t)
-        c, met = self.schedule.meetings(u_meet, c, self.gamma, mu)
+        c, met = self.schedule.meetings(u_meet, c, system.gamma, system.coupling(t))
         if self.schedule.vacuum_inside:
+            phase = system.frequencies()[0] * tau
             P, _ = encounter_vacuum(
-                P, self.P_b, c, phase_i=self.omega * tau, phase_j=jnp.zeros_like(tau), B=self.B
+                P, self.P_b, c, phase_i=phase, phase_j=jnp.zeros_like(tau), B=system.B
             )
         else:
             P = self._turn(P, t, tau)
@@ -222,6 +205,8 @@ def simulate_foreground(
         schedule=schedule,
         gamma=gamma,
         key=key,
+        omegas=omega[None],
+        antineutrino=bool(antineutrino),
         mu=mu,
         B=B,
         angles=angles,
@@ -248,18 +233,10 @@ def simulate_foreground(
         "run.n_saves) or the batch of P0",
     )
     sign = -1.0 if antineutrino else 1.0  # isospin s = sign P (physics.md section 10)
-    frequency = sign * (-1.0 if spec.ordering == "inverted" else 1.0)
     model = Foreground(
         P_b=P_b if not background_antineutrino else -P_b,
-        gamma=spec.gamma,
-        mu=spec.mu,
-        omega=omega if frequency == 1.0 else frequency * omega,
-        B=spec.B,
-        angles=angles,
+        system=spec.system,
         schedule=spec.schedule,
-        matter=spec.matter,
-        L=spec.L,
-        density=spec.density,
         mixed=0 if n == 2 or antineutrino == background_antineutrino else int(sign),
     )
     solution = _run(model, P0 if sign == 1.0 else sign * P0, spec)

@@ -54,15 +54,16 @@ def _fields(name: str, module) -> dict:
 def fingerprint(gas, spec, options: dict) -> str:
     """What a checkpoint must match to be continued: the gas, the run specification and the
     engine's options (`shards`, `exchange_every`, `save_state`)."""
+    system = spec.system
     values = {
         "format": FORMAT,
         "counts": list(gas.counts),
         "omegas": np.asarray(gas.omegas, dtype=float).tolist(),
         "P0": np.asarray(gas.P0, dtype=float).tolist(),
-        "gamma": np.asarray(spec.gamma, dtype=float).tolist(),
-        "mu": np.asarray(spec.mu, dtype=float).tolist(),
-        "B": np.asarray(spec.B, dtype=float).tolist(),
-        **_fields("angles", spec.angles),
+        "gamma": np.asarray(system.gamma, dtype=float).tolist(),
+        "mu": np.asarray(system.mu, dtype=float).tolist(),
+        "B": np.asarray(system.B, dtype=float).tolist(),
+        **_fields("angles", system.angles),
         **_fields("schedule", spec.schedule),
         "key": np.asarray(jax.random.key_data(spec.key)).tolist(),
         "n_realizations": spec.n_realizations,
@@ -75,13 +76,13 @@ def fingerprint(gas, spec, options: dict) -> str:
         **options,
     }
     values["antineutrino"] = [bool(a) for a in gas.antineutrino]
-    values["ordering"] = spec.ordering
+    values["ordering"] = system.ordering
     for name in ("matter", "density"):
-        profile = getattr(spec, name)
+        profile = getattr(system, name)
         values[name] = None if profile is None else profile.__class__.__qualname__
         if profile is not None:
             values.update(_fields(name, profile))
-    values["L"] = None if spec.L is None else np.asarray(spec.L, dtype=float).tolist()
+    values["L"] = None if system.L is None else np.asarray(system.L, dtype=float).tolist()
     return json.dumps(values, sort_keys=True)
 
 

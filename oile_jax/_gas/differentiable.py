@@ -144,14 +144,15 @@ def evolve_gas(
             " Differentiate with respect to P0, omegas, B, L or matter, or use Deterministic "
             "rounds for gamma and mu"
         )
+        system = spec.system
         spec = eqx.tree_at(
-            lambda s: (s.gamma, s.mu, s.schedule, s.density),
+            lambda s: (s.system.gamma, s.system.mu, s.schedule, s.system.density),
             spec,
             (
-                _refuse(spec.gamma, why.format("gamma")),
-                _refuse(spec.mu, why.format("mu")),
+                _refuse(system.gamma, why.format("gamma")),
+                _refuse(system.mu, why.format("mu")),
                 _refuse(spec.schedule, why.format("dt")),
-                _refuse(spec.density, why.format("the density profile of mu")),
+                _refuse(system.density, why.format("the density profile of mu")),
             ),
             is_leaf=lambda x: x is None,
         )

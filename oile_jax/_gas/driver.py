@@ -20,7 +20,7 @@ from .._physics.flavours import flavour_count, occupations
 from .._sampling.angles import AbstractAngleModel
 from .._sampling.schedule import AbstractSchedule
 from .._sampling.spec import RunSpec, check_count, make_spec
-from .._support.checks import concrete
+from .._support.checks import check_dtype, concrete
 from .._support.progress import ProgressBar
 from .._support.resources import check_disk, check_memory, gas_bytes
 from .._support.sharding import to_host
@@ -234,9 +234,12 @@ def prepare(gas, **options) -> tuple[Gas, RunSpec]:
     """A validated gas and run specification (`make_spec`'s options)."""
     if not isinstance(gas, Gas):
         raise ValueError(f"gas must be a Gas(counts, omegas, P0), got {type(gas).__name__}")
-    spec = make_spec(**options, n_flavours=gas.n_flavours)
-    gas = check_gas(gas, spec.dtype)
-    return gas, eqx.tree_at(lambda s: s.angles, spec, spec.angles.for_gas(gas.counts))
+    gas = check_gas(gas, check_dtype(options.get("dtype")))
+    spec = make_spec(
+        **options, omegas=gas.omegas, antineutrino=gas.antineutrino, n_flavours=gas.n_flavours
+    )
+    angles = spec.system.angles
+    return gas, eqx.tree_at(lambda s: s.system.angles, spec, angles.for_gas(gas.counts))
 
 
 def simulate_gas(
@@ -338,7 +341,9 @@ def simulate_gas(
         options.update(shards=shards, exchange_every=exchange_every)
     stamp = None
     if checkpoint is not None:
-        if any(concrete(x) is None for x in (spec.gamma, spec.mu, gas.omegas, gas.P0)):
+        if any(
+            concrete(x) is None for x in (spec.system.gamma, spec.system.mu, gas.omegas, gas.P0)
+        ):
             raise ValueError("checkpoint needs concrete parameters (not under jit or grad)")
         stamp = fingerprint(gas, spec, options)
     final_state, out, encounters, state = drive(

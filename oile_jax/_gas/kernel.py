@@ -31,8 +31,8 @@ from jax.ad_checkpoint import checkpoint_name
 from jaxtyping import Array, Float, Int
 
 from .._physics.encounter import encounter_vacuum
-from .._physics.flavours import dstar, field_turns, flavour_count, mass_frame, star
-from .._physics.profiles import AbstractProfile
+from .._physics.flavours import dstar, star
+from .._physics.system import System
 from .._sampling.angles import AbstractAngleModel
 from .._sampling.random import pair_uniforms, permutation
 from .._sampling.schedule import AbstractSchedule
@@ -200,32 +200,6 @@ class Slots(eqx.Module):
         return jnp.zeros_like(P).at[self.flat_index()].set(P, unique_indices=True)
 
 
-def _rotations(h, angle_scale):
-    """Rotation matrices `(G, D, D)` of Bloch vectors in the fields `h` `(G, D)` over a time
-    `angle_scale` (two flavours: about `h` by `|h| angle_scale`, Rodrigues, the identity where
-    `h = 0`; more: `_flavours.field_turns`)."""
-    if h.shape[-1] != 3:
-        return field_turns(h, angle_scale)
-    norm = jnp.sqrt(jnp.sum(h * h, axis=-1))
-    n = h / jnp.where(norm > 0, norm, 1)[:, None]
-    sin, cos = jnp.sin(norm * angle_scale), jnp.cos(norm * angle_scale)
-    zero = jnp.zeros_like(n[:, 0])
-    cross = jnp.stack(
-        [
-            jnp.stack([zero, -n[:, 2], n[:, 1]], -1),
-            jnp.stack([n[:, 2], zero, -n[:, 0]], -1),
-            jnp.stack([-n[:, 1], n[:, 0], zero], -1),
-        ],
-        axis=-2,
-    )
-    eye = jnp.eye(3, dtype=h.dtype)
-    return (
-        cos[:, None, None] * eye
-        + sin[:, None, None] * cross
-        + (1 - cos)[:, None, None] * n[:, :, None] * n[:, None, :]
-    )
-
-
 def _turned(R, P):
     """Component tuples `P` turned by the nest of per-neutrino rotation entries `R`."""
     D = len(P)
@@ -240,40 +214,21 @@ def _in_frame(M, P, transpose: bool = False):
 
 
 class GasKernel(eqx.Module):
-    """The physics of one gas step: groups, vacuum (signed isospin frequencies `omegas`),
-    matter, coupling (with its history `density`, `mu(t) = mu density(t)`), angle model and
-    schedule."""
+    """The physics of one gas step: the groups (`counts`), the physical system (their signed
+    frequencies, matter, the coupling and its history, the angle model) and the schedule."""
 
     counts: tuple[int, ...] = eqx.field(static=True)
-    omegas: Float[Array, " G"]
-    gamma: Float[Array, ""]
-    mu: Float[Array, ""]
-    B: Float[Array, " D"]
-    angles: AbstractAngleModel
+    system: System
     schedule: AbstractSchedule
-    matter: AbstractProfile | None = None
-    L: Float[Array, " D"] | None = None
-    density: AbstractProfile | None = None
-    antineutrino: tuple[bool, ...] = eqx.field(static=True, default=())
+    mixed: bool = eqx.field(static=True, default=False)
 
     @classmethod
     def make(cls, gas, spec) -> "GasKernel":
-        """The kernel of a validated gas and run specification."""
-        signs = gas.signs * (-1.0 if spec.ordering == "inverted" else 1.0)
-        omegas = gas.omegas if (signs == 1).all() else gas.omegas * signs.astype(spec.dtype)
-        return cls(
-            gas.counts,
-            omegas,
-            spec.gamma,
-            spec.mu,
-            spec.B,
-            spec.angles,
-            spec.schedule,
-            spec.matter,
-            spec.L,
-            spec.density,
-            gas.antineutrino,
-        )
+        """The kernel of a validated gas and run specification. `mixed`: whether nu-nubar
+        pairs need their own map (three flavours with both species)."""
+        anti = gas.antineutrino
+        mixed = gas.n_flavours > 2 and any(anti) and not all(anti)
+        return cls(gas.counts, spec.system, spec.schedule, mixed)
 
     @property
     def n(self) -> int:
@@ -281,16 +236,15 @@ class GasKernel(eqx.Module):
 
     @property
     def n_flavours(self) -> int:
-        return flavour_count(self.B.shape[-1], "B")
+        return self.system.n_flavours
 
     @property
-    def mixed_species(self) -> bool:
-        """Whether nu-nubar pairs need their own map: three flavours with both species."""
-        return self.n_flavours > 2 and any(self.antineutrino) and not all(self.antineutrino)
+    def angles(self) -> AbstractAngleModel:
+        return self.system.angles
 
     def antineutrinos(self, index):
         """Whether the neutrinos `index` are antineutrinos (their groups')."""
-        return group_values(self.counts, jnp.asarray(self.antineutrino), index)
+        return group_values(self.counts, self.system.antineutrino, index)
 
     @property
     def vacuum_inside(self) -> bool:
@@ -299,48 +253,43 @@ class GasKernel(eqx.Module):
     @property
     def carried(self) -> bool:
         """Whether the vectors are carried in the frame of `B`, half a step ahead (`enter`)."""
-        return not self.vacuum_inside and self.matter is None
+        return not self.vacuum_inside and self.system.matter is None
 
     @property
     def carried_in_matter(self) -> bool:
         """Whether the vectors are carried half a turn about `omega_g B + lambda L` ahead, with
         a constant `lambda` (`enter`)."""
-        return self.matter is not None and self.matter.constant and not self.vacuum_inside
+        matter = self.system.matter
+        return matter is not None and matter.constant and not self.vacuum_inside
+
+    def step_length(self):
+        return self.system.step_length(self.schedule)
 
     def midpoint(self, step, dtype):
         """The time at the middle of step `step` (an int32 index)."""
-        tau = self.schedule.step_length(self.gamma, self.mu).astype(dtype)
-        return (step.astype(dtype) + 0.5) * tau
-
-    def coupling(self, t):
-        """`mu(t)`."""
-        return self.mu if self.density is None else self.mu * self.density(t)
+        return (step.astype(dtype) + 0.5) * self.step_length().astype(dtype)
 
     def half_turns(self, index, t, dtype, steps: float = 0.5, transpose: bool = False):
         """The rotation of each neutrino `index` about `omega_g B + lambda(t) L` over `steps`
         steps (half a step by default; `transpose`: its inverse), as a `D x D` nest of
         per-neutrino entries."""
-        h = self.omegas.astype(dtype)[:, None] * self.B.astype(dtype) + self.matter(t).astype(
-            dtype
-        ) * self.L.astype(dtype)
-        tau = self.schedule.step_length(self.gamma, self.mu).astype(dtype)
-        R = _rotations(h, tau * steps)
+        tau = self.step_length().astype(dtype)
+        R = self.system.turns(t, tau * steps, dtype)
         if transpose:
             R = jnp.swapaxes(R, -1, -2)
-        D = h.shape[-1]
+        D = R.shape[-1]
         return [[group_values(self.counts, R[:, i, k], index) for k in range(D)] for i in range(D)]
 
     def group_rotation(self, dtype, steps: float, factor):
         """Per-group `(sin a, 1 - cos a)` of the vacuum angle `a = omega_g tau steps factor`."""
-        tau = self.schedule.step_length(self.gamma, self.mu)
-        angle = (self.omegas * tau * steps).astype(dtype) * factor.astype(dtype)
+        angle = self.system.vacuum_angles(self.step_length() * steps, factor, dtype)
         return jnp.sin(angle), 2 * jnp.sin(angle / 2) ** 2
 
     def _precess(self, P, index, steps: float):
         """Vectors `P` (component tuples in the carried frame, `_flavours.mass_frame`) of the
         neutrinos `index` turned by their vacuum over `steps` steps: each plane of two
         components by its angle (two flavours: `x`, `y` about `B`, the third axis)."""
-        _, factors, planes = mass_frame(self.B.astype(P[0].dtype))
+        _, factors, planes = self.system.vacuum_frame(P[0].dtype)
         P = list(P)
         for (a, b), factor in zip(planes, factors, strict=True):
             sin, one_minus_cos = (
@@ -366,7 +315,7 @@ class GasKernel(eqx.Module):
             return Slots(P=_turned(R, slots.P), index=slots.index)
         if not self.carried:
             return slots
-        M = mass_frame(self.B.astype(slots.P[0].dtype))[0]
+        M = self.system.vacuum_frame(slots.P[0].dtype)[0]
         P = _in_frame(M, slots.P)
         return Slots(P=self._precess(P, slots.index, 0.5), index=slots.index)
 
@@ -377,7 +326,7 @@ class GasKernel(eqx.Module):
             return Slots(P=_turned(R, slots.P), index=slots.index)
         if not self.carried:
             return slots
-        M = mass_frame(self.B.astype(slots.P[0].dtype))[0]
+        M = self.system.vacuum_frame(slots.P[0].dtype)[0]
         P = self._precess(slots.P, slots.index, -0.5)
         return Slots(P=_in_frame(M, P, transpose=True), index=slots.index)
 
@@ -396,13 +345,13 @@ class GasKernel(eqx.Module):
         def angles(index, words, velocity_words, t):
             u_meet, u_x = pair_uniforms(words, index.shape[-1], dtype)
             x = self.angles.pair_x(u_x, velocity_words, index[0], index[1], dtype)
-            x, met = self.schedule.meetings(u_meet, x, self.gamma, self.coupling(t))
+            x, met = self.schedule.meetings(u_meet, x, self.system.gamma, self.system.coupling(t))
             return x, jnp.sum(met, dtype=jnp.int32)
 
         x, n_met = materialize(live, angles, index, words, velocity_words, t)
         # `gamma` applied outside the stored part: its derivative is the stored `x`.
         x = checkpoint_name(x, _ENCOUNTER_X)
-        return self.gamma.astype(dtype) * x, n_met
+        return self.system.gamma.astype(dtype) * x, n_met
 
     def encounters(self, slots: Slots, c, live, t) -> Slots:
         """The pairs `(0, k)`, `(1, k)` of slots in the carried form (`enter`) meet at angles
@@ -411,10 +360,10 @@ class GasKernel(eqx.Module):
         if self.vacuum_inside:
             dtype = slots.P[0].dtype
             Pa, Pb = (jnp.stack([x[i] for x in slots.P], axis=-1) for i in (0, 1))
-            tau = self.schedule.step_length(self.gamma, self.mu)
-            phase = group_values(self.counts, (self.omegas * tau).astype(dtype), slots.index)
+            phases = (self.system.frequencies() * self.step_length()).astype(dtype)
+            phase = group_values(self.counts, phases, slots.index)
             Pa, Pb = encounter_vacuum(
-                Pa, Pb, c, phase_i=phase[0], phase_j=phase[1], B=self.B.astype(dtype)
+                Pa, Pb, c, phase_i=phase[0], phase_j=phase[1], B=self.system.B.astype(dtype)
             )
             return Slots(P=_components(jnp.stack([Pa, Pb])), index=slots.index)
         if self.carried or self.carried_in_matter:
@@ -435,7 +384,7 @@ class GasKernel(eqx.Module):
             # coefficients broadcast in it: with the rows joined as above, or the coefficients
             # stored on both rows, the three-flavour forward step ran slower.
             sin2, sin_cos, mixed = _on_rows(sin2), _on_rows(sin_cos), None
-            if self.mixed_species:
+            if self.mixed:
                 anti = self.antineutrinos(slots.index)
                 sin2, sin_cos, mixed = _mixed_coefficients(
                     _on_rows(c), sin2, sin_cos, anti, self.n_flavours
@@ -482,9 +431,10 @@ class GasKernel(eqx.Module):
         group = group_of(self.counts, vectors.flat_index())
         # Three flavours: the entropy of an antineutrino is that of its `Pbar = -s`, not of `s`.
         signs = None
-        if self.n_flavours > 2 and any(self.antineutrino):
-            signs = jnp.where(jnp.asarray(self.antineutrino), -1.0, 1.0).astype(P.dtype)
-        obs = observe(P, group, self.counts, self.B.astype(P.dtype), combine=combine, signs=signs)
+        if self.n_flavours > 2 and self.system.has_antineutrinos:
+            signs = self.system.signs(P.dtype)
+        B = self.system.B.astype(P.dtype)
+        obs = observe(P, group, self.counts, B, combine=combine, signs=signs)
         if not self.carried:
             return obs
         # `B . sum P` is in the carried components the vacuum leaves alone: the third for two
@@ -492,9 +442,9 @@ class GasKernel(eqx.Module):
         if self.n_flavours == 2:
             weights = {2: 1.0}
         else:
-            M, _, planes = mass_frame(self.B.astype(P.dtype))
+            M, _, planes = self.system.vacuum_frame(P.dtype)
             turned = {a for plane in planes for a in plane}
-            MB = M @ self.B.astype(P.dtype)
+            MB = M @ B
             weights = {a: MB[a] for a in range(len(slots.P)) if a not in turned}
         sums = lambda x: jnp.sum(x) if combine is None else combine(jnp.sum(x, axis=(-2, -1)))
         lepton = sum(w * sums(slots.P[a]) for a, w in weights.items())

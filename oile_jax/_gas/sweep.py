@@ -56,7 +56,7 @@ class SweptEngine(AbstractGasEngine):
 
     @property
     def shape(self):
-        K = jax.tree.leaves(self.kernel.gamma)[0].shape[0]
+        K = jax.tree.leaves(self.kernel.system.gamma)[0].shape[0]
         return (K,) + self.points.shape
 
     @property
@@ -168,10 +168,9 @@ def sweep_gas(
     engine = SweptEngine(dense.DenseEngine.make(kernels, gas, spec), sharding)
     stamp = None
     if checkpoint is not None:
-        points = (jnp.stack([s.gamma for _, s in runs]), jnp.stack([s.mu for _, s in runs]))
-        stamp = fingerprint(
-            gas, eqx.tree_at(lambda s: (s.gamma, s.mu), spec, points), {"save_state": save_state}
-        )
+        points = tuple(jnp.stack([getattr(s.system, x) for _, s in runs]) for x in ("gamma", "mu"))
+        at = lambda s: (s.system.gamma, s.system.mu)
+        stamp = fingerprint(gas, eqx.tree_at(at, spec, points), {"save_state": save_state})
     final_state, series, encounters, state = drive(
         engine,
         spec,

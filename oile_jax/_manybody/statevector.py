@@ -185,7 +185,8 @@ def _run_manybody(kernel, state: ManyBodyState, P0, spec):
 
     n, dtype, save_every = P0.shape[0], P0.dtype, spec.save_every
     tau = spec.step_length()
-    omegas = kernel.omegas[Gas(kernel.counts, kernel.omegas, P0).group_ids()]
+    frequencies = kernel.system.frequencies()
+    omegas = frequencies[Gas(kernel.counts, frequencies, P0).group_ids()]
     half = vacuum_phases(n, omegas, tau / 2, state.psi.dtype)
 
     def realization(key_r):
@@ -306,7 +307,7 @@ def simulate_manybody(
         "lower n_realizations (run.n_realizations), N or the number of saves",
     )
     P0 = gas.initial_isospins(spec.dtype)
-    state = initial_state(P0, spec.B)
+    state = initial_state(P0, spec.system.B)
     solution = _run_manybody(GasKernel.make(gas, spec), state, P0, spec)
     return eqx.tree_at(
         lambda s: (s.exact, s.oile),

@@ -17,99 +17,157 @@ Collision options (`collision=`):
   per-round averages and the simulation.)
 """
 
+import abc
+
 import diffrax
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._foreground.master import master_rates
 from .._physics.flavours import (
     default_matter_axis,
     dstar_array,
-    flavour_axis,
     flavour_count,
     star_array,
 )
-from .._physics.profiles import AbstractProfile
-from .._sampling.angles import AbstractAngleModel, Isotropic
+from .._physics.profiles import AbstractProfile, Constant
+from .._physics.system import ORDERINGS, System, species
+from .._sampling.angles import Isotropic
 from .._support.checks import check_if_concrete, check_option, concrete
 
 COLLISIONS = ("none", "stochastic", "deterministic")
-ORDERINGS = ("normal", "inverted")
 
 
-# The one-body field of each species (physics.md section 10), in the physical `P` (neutrinos)
-# and `Pbar` (antineutrinos): `dP/dt = (+omega B + lambda L + mu D) x P`,
-# `dPbar/dt = (-omega B + lambda L + mu D) x Pbar`, `D = sum_nu P - sum_nubar Pbar` (weighted);
-# the inverted ordering flips every `omega`.
+class AbstractCollision(eqx.Module):
+    """The encounters' term beside the mean field (physics.md section 6): none, the O(gamma)
+    term of the stochastic schedule, or that of deterministic rounds."""
+
+    @abc.abstractmethod
+    def step(self, system: System) -> Array | None:
+        """The length `tau` of a schedule step whose second-order term `-(tau/2) DF.F` the
+        field carries, or None (no such term)."""
+
+    @property
+    def present(self) -> bool:
+        """Whether there is a collision term at all."""
+        return True
 
 
-def _signs(antineutrino, dtype):
-    """`-1` for each antineutrino, `+1` for each neutrino (None: all neutrinos)."""
-    if antineutrino is None:
+class NoCollision(AbstractCollision):
+    """The pure mean field."""
+
+    def step(self, system):
         return None
-    return jnp.where(jnp.asarray(antineutrino), -1.0, 1.0).astype(dtype)
+
+    @property
+    def present(self) -> bool:
+        return False
 
 
-def _at(value, t):
-    """A coupling at time `t`: a profile called, a number as it is."""
-    return value(t) if isinstance(value, AbstractProfile) else value
+class StochasticCollision(AbstractCollision):
+    """The O(gamma) collision term of the stochastic schedule: its Poisson limit (`dt` None), or
+    with the schedule's step `dt` also the second-order term of its finite step."""
+
+    dt: Float[Array, ""] | None = None
+
+    def step(self, system):
+        return self.dt
 
 
-def _one_body(field, t, omegas, signs, dtype):
-    """`(+/- omega) B + lambda(t) L` per particle `(n, D)`."""
-    frequency = omegas if signs is None else signs * omegas
-    if field.ordering == "inverted":
-        frequency = -frequency
-    H = frequency[:, None] * field.B
-    if field.matter is not None:
-        n = flavour_count(field.B.shape[-1], "B")
-        L = jnp.asarray(flavour_axis(n) if field.L is None else field.L, dtype)
-        H = H + _at(field.matter, t) * L
-    return H
+class DeterministicCollision(AbstractCollision):
+    """The O(gamma) terms of deterministic rounds lasting `tau = gamma / mu` (`mu` a number)."""
+
+    def step(self, system):
+        return system.gamma / system.mu
 
 
-def _flavours(field, P) -> int:
-    """The flavour count of a field's states `P` (`(..., D)`), which `B` must match."""
-    n = flavour_count(P.shape[-1], "P")
-    if field.B.shape[-1] != P.shape[-1]:
-        raise ValueError(
-            f"B has {field.B.shape[-1]} components but the states have {P.shape[-1]}: both "
-            "3 (two flavours) or both 8 (three flavours, B = pmns_vacuum(...))"
-        )
-    if n > 2 and field.ordering != "normal":
-        raise ValueError(
-            "ordering='inverted' is two-flavour only; for three flavours pass "
-            "B=pmns_vacuum('inverted', ...)"
-        )
-    return n
+def collision_term(collision, dt=None, allowed=COLLISIONS) -> AbstractCollision:
+    """A collision option: an `AbstractCollision`, or by name (`"none"`, `"stochastic"` with
+    the schedule's `dt` or None, `"deterministic"`)."""
+    if isinstance(collision, AbstractCollision):
+        return collision
+    check_option(collision, "collision", allowed)
+    if collision == "stochastic":
+        return StochasticCollision(dt)
+    return DeterministicCollision() if collision == "deterministic" else NoCollision()
 
 
-def state_shape(field, D: int) -> tuple | None:
-    """The state shape a mean field takes: `(G, D)` or `(N, D)` for fields with per-group or
-    per-angle frequencies, `(D,)` for the foreground field; None for another vector field."""
-    omegas = getattr(field, "omegas", None)
-    if omegas is not None:
-        return (int(jnp.shape(omegas)[0]), D)
-    if getattr(field, "P_b", None) is not None:
-        return (D,)
-    return None
+def field_system(omegas, mu, gamma, B, angles, antineutrino, ordering, matter, L) -> System:
+    """The `System` of a mean field's arguments (traced numbers, as given: no value is
+    checked, so that a field built inside `jit` or a derivative costs nothing more), with
+    `mu` and `matter` numbers or profiles of time."""
+    check_option(ordering, "ordering", ORDERINGS)
+    omegas = jnp.asarray(omegas)
+    density = None
+    if isinstance(mu, AbstractProfile):
+        density, mu = mu, jnp.ones((), jnp.result_type(float))
+    B = jnp.asarray(B)
+    if matter is not None:
+        n = flavour_count(jnp.shape(B)[-1], "B")
+        if L is None:
+            L = default_matter_axis(B, n)
+        L = jnp.asarray(L, B.dtype)
+        if not isinstance(matter, AbstractProfile):
+            matter = Constant(matter)
+    else:
+        L = None
+    flags = None if antineutrino is None else species(antineutrino, jnp.shape(omegas)[0])
+    return System(
+        omegas=omegas,
+        gamma=jnp.asarray(gamma),
+        mu=jnp.asarray(mu),
+        B=B,
+        angles=angles,
+        density=density,
+        matter=matter,
+        L=L,
+        antineutrino=flags,
+        ordering=ordering,
+    )
 
 
-def _check_options(field):
-    check_option(field.collision, "collision", COLLISIONS)
-    check_option(field.ordering, "ordering", ORDERINGS)
-    if field.matter is not None and field.L is None:
-        default_matter_axis(field.B, flavour_count(jnp.shape(field.B)[-1], "B"))
-    if field.collision == "deterministic" and isinstance(field.mu, AbstractProfile):
+class AbstractMeanField(eqx.Module):
+    """A mean-field vector field `dP/dt = F(t, P)` of a physical system (`solve_meanfield`,
+    `linear_stability` and the equilibria take these)."""
+
+    system: eqx.AbstractVar[System]
+    collision: eqx.AbstractVar[AbstractCollision]
+
+    @abc.abstractmethod
+    def __call__(self, t, P, args=None):
+        """`dP/dt` at time `t`."""
+
+    @abc.abstractmethod
+    def state_shape(self, D: int) -> tuple:
+        """The shape of the states the field takes, `D` components each."""
+
+    def signs(self, dtype):
+        """The isospin signs of the classes, or None where all are neutrinos."""
+        return self.system.signs(dtype) if self.system.has_antineutrinos else None
+
+    def _flavours(self, P) -> int:
+        """The flavour count of the states `P` (`(..., D)`), which `B` must match."""
+        n = flavour_count(P.shape[-1], "P")
+        B = self.system.B
+        if B.shape[-1] != P.shape[-1]:
+            raise ValueError(
+                f"B has {B.shape[-1]} components but the states have {P.shape[-1]}: both "
+                "3 (two flavours) or both 8 (three flavours, B = pmns_vacuum(...))"
+            )
+        return n
+
+
+def _check_system(system: System, collision: AbstractCollision):
+    if isinstance(collision, DeterministicCollision) and system.density is not None:
         raise ValueError(
             "collision='deterministic' needs mu as a number: a deterministic round lasts "
             "gamma / mu, which a coupling mu(t) does not fix"
         )
 
 
-class ForegroundField(eqx.Module):
+class ForegroundField(AbstractMeanField):
     """Foreground neutrino in a uniform background `P_b` (physics.md section 5).
 
     `collision="none"`: `dP/dt = (omega B + mu P_b) x P` (mean field). `collision="stochastic"`:
@@ -119,29 +177,36 @@ class ForegroundField(eqx.Module):
     """
 
     P_b: Float[Array, " D"]
-    mu: Float[Array, ""]
-    omega: Float[Array, ""]
-    B: Float[Array, " D"]
-    gamma: Float[Array, ""]
-    collision: str = eqx.field(static=True, default="none")
+    system: System
+    collision: AbstractCollision
+
+    def __init__(self, P_b, mu, omega, B, gamma, collision="none"):
+        self.P_b = P_b
+        self.collision = collision_term(collision, allowed=("none", "stochastic"))
+        omegas = jnp.reshape(jnp.asarray(omega), (1,))
+        self.system = field_system(omegas, mu, gamma, B, Isotropic(), None, "normal", None, None)
 
     def __check_init__(self):
-        check_option(self.collision, "collision", ("none", "stochastic"))
-        if jnp.shape(self.B)[-1:] != jnp.shape(self.P_b)[-1:]:
+        if jnp.shape(self.system.B)[-1:] != jnp.shape(self.P_b)[-1:]:
             raise ValueError(
                 f"B and P_b must have the same length, 3 (two flavours) or 8 (three), got "
-                f"{jnp.shape(self.B)} and {jnp.shape(self.P_b)}"
+                f"{jnp.shape(self.system.B)} and {jnp.shape(self.P_b)}"
             )
+
+    def state_shape(self, D):
+        return (D,)
 
     def __call__(self, t, P, args=None):
         n = flavour_count(P.shape[-1], "P")
-        if self.collision == "none":
-            return star_array(self.omega * self.B + self.mu * self.P_b, P, n)
-        mu_R, Gamma = master_rates(self.gamma, self.mu)
-        return star_array(self.omega * self.B + mu_R * self.P_b, P, n) - Gamma * (P - self.P_b)
+        system = self.system
+        h = system.field(t, P.dtype)[0]
+        if not self.collision.present:
+            return star_array(h + system.coupling(t) * self.P_b, P, n)
+        mu_R, Gamma = master_rates(system.gamma, system.coupling(t))
+        return star_array(h + mu_R * self.P_b, P, n) - Gamma * (P - self.P_b)
 
 
-class GroupField(eqx.Module):
+class GroupField(AbstractMeanField):
     """A gas reduced to groups (every member of a group following its group's vector), for
     angle models whose `x` depends on the pair's groups only: angles drawn afresh at every
     encounter (`Isotropic()` by default, or `FixedAngle(theta)`), or `Beams(directions)`.
@@ -162,39 +227,58 @@ class GroupField(eqx.Module):
     species (physics.md section 11).
 
     `ordering="inverted"` flips every `omega`; `matter` (a number or a profile of time) along
-    the flavour axis `L` (default `(0, 0, 1)`); `mu` a number or a profile of time.
+    the flavour axis `L` (default `(0, 0, 1)`); `mu` a number or a profile of time. `collision`
+    a name or an `AbstractCollision`.
     """
 
     fractions: Float[Array, " G"]
-    omegas: Float[Array, " G"]
-    mu: "Float[Array, ''] | AbstractProfile"
-    gamma: Float[Array, ""]
-    B: Float[Array, " D"]
-    collision: str = eqx.field(static=True, default="none")
+    system: System
+    collision: AbstractCollision
     n: int | None = eqx.field(static=True, default=None)
-    angles: AbstractAngleModel = Isotropic()
-    dt: Float[Array, ""] | None = None
-    antineutrino: Bool[Array, " G"] | None = None
-    ordering: str = eqx.field(static=True, default="normal")
-    matter: "Float[Array, ''] | AbstractProfile | None" = None
-    L: Float[Array, " D"] | None = None
+
+    def __init__(
+        self,
+        fractions,
+        omegas,
+        mu,
+        gamma,
+        B,
+        collision="none",
+        n=None,
+        angles=None,
+        dt=None,
+        antineutrino=None,
+        ordering="normal",
+        matter=None,
+        L=None,
+    ):
+        self.fractions = fractions
+        self.collision = collision_term(collision, dt)
+        self.n = n
+        angles = Isotropic() if angles is None else angles
+        self.system = field_system(omegas, mu, gamma, B, angles, antineutrino, ordering, matter, L)
 
     def __check_init__(self):
-        _check_options(self)
-        if not self.angles.by_group:
+        _check_system(self.system, self.collision)
+        angles = self.system.angles
+        if not angles.by_group:
             raise ValueError(
-                f"angles={self.angles!r}: GroupField takes angle models whose x depends on the "
+                f"angles={angles!r}: GroupField takes angle models whose x depends on the "
                 "groups only (Isotropic(), FixedAngle(theta), Beams(directions)); for fixed "
                 "velocities use MultiAngleField"
             )
-        self.angles.group_weights(self.fractions)  # an angle model of other groups: refused
+        angles.group_weights(self.fractions)  # an angle model of other groups: refused
+
+    def state_shape(self, D):
+        return (self.system.n_classes, D)
 
     def __call__(self, t, P, args=None):
-        sign = _signs(self.antineutrino, P.dtype)
+        system = self.system
+        sign = self.signs(P.dtype)
         signed = (lambda x: x) if sign is None else (lambda x: sign[:, None] * x)
         s = signed(P)  # the isospins
-        mu = _at(self.mu, t)
-        W, W2 = (w.astype(P.dtype) for w in self.angles.group_weights(self.fractions))
+        mu = system.coupling(t)
+        W, W2 = (w.astype(P.dtype) for w in system.angles.group_weights(self.fractions))
         f = self.fractions
 
         def interaction(s):
@@ -203,22 +287,22 @@ class GroupField(eqx.Module):
                 return mu * pull
             return mu * (self.n * pull - jnp.diagonal(W)[:, None] * s) / (self.n - 1)
 
-        nf = _flavours(self, P)
+        nf = self._flavours(P)
         x = lambda a, b: star_array(a, b, nf)
         H_int = interaction(s)
-        dP = x(_one_body(self, t, self.omegas, sign, P.dtype) + H_int, P)
-        if self.collision != "none":
+        dP = x(system.field(t, P.dtype) + H_int, P)
+        if self.collision.present:
             scale = 1.0 if self.n is None else self.n / (self.n - 1)
             # sum_h f_h W2_gh (s_g - s_h), in each group's own sign.
             towards = signed((f[None, :] * W2) @ s)
-            dP = dP - scale * mu * self.gamma * (jnp.sum(f * W2, axis=1)[:, None] * P - towards)
+            dP = dP - scale * mu * system.gamma * (jnp.sum(f * W2, axis=1)[:, None] * P - towards)
             if nf > 2 and sign is not None:
                 # nu-nubar pairs: (n/2) d(s_g, sum_h' f_h W2_gh s_h) over the other species,
                 # the same in `P_g` (its sign squared).
                 other = (sign[:, None] != sign[None, :]).astype(P.dtype)
                 partners = (f[None, :] * W2 * other) @ s
-                dP = dP + scale * mu * self.gamma * (nf / 2) * dstar_array(s, partners, nf)
-        tau = _step(self)
+                dP = dP + scale * mu * system.gamma * (nf / 2) * dstar_array(s, partners, nf)
+        tau = self.collision.step(system)
         if tau is not None:
             # -(tau/2) DF.F, F_g = H_g x s_g: DF.F = (dH_g along F) x s_g + H_g x F_g.
             F = x(H_int, s)
@@ -226,18 +310,7 @@ class GroupField(eqx.Module):
         return dP
 
 
-def _step(field):
-    """The length `tau` of a schedule step whose second-order term `-(tau/2) DF.F` the field
-    carries: a deterministic round `gamma / mu`, the stochastic schedule's `dt` when given
-    (None: the Poisson limit, no such term)."""
-    if field.collision == "deterministic":
-        return field.gamma / field.mu
-    if field.collision == "stochastic" and field.dt is not None:
-        return field.dt
-    return None
-
-
-class MultiAngleField(eqx.Module):
+class MultiAngleField(AbstractMeanField):
     """Per-neutrino fixed velocities (physics.md section 6), O(N) per evaluation.
 
     `H_i = omega_i B + mu/(N-1) sum_{j!=i} (1 - v_i.v_j) P_j = omega_i B + mu/(N-1) (S - v_i M)`
@@ -247,23 +320,35 @@ class MultiAngleField(eqx.Module):
 
     With `antineutrino` (one bool per particle) the state holds `Pbar` for those, the sums run
     over isospins (`P_j`, or `-Pbar_j`) and their vacuum term is `-omega_i B` (physics.md
-    section 10); `ordering`, `matter`, `L` and a profile `mu` as in `GroupField`.
+    section 10); `ordering`, `matter`, `L`, a profile `mu` and `collision` as in `GroupField`.
     """
 
-    omegas: Float[Array, " N"]
     velocities: Float[Array, "N 3"]
-    mu: "Float[Array, ''] | AbstractProfile"
-    gamma: Float[Array, ""]
-    B: Float[Array, "3"]
-    collision: str = eqx.field(static=True, default="none")
-    dt: Float[Array, ""] | None = None
-    antineutrino: Bool[Array, " N"] | None = None
-    ordering: str = eqx.field(static=True, default="normal")
-    matter: "Float[Array, ''] | AbstractProfile | None" = None
-    L: Float[Array, " D"] | None = None
+    system: System
+    collision: AbstractCollision
+
+    def __init__(
+        self,
+        omegas,
+        velocities,
+        mu,
+        gamma,
+        B,
+        collision="none",
+        dt=None,
+        antineutrino=None,
+        ordering="normal",
+        matter=None,
+        L=None,
+    ):
+        self.velocities = velocities
+        self.collision = collision_term(collision, dt)
+        self.system = field_system(
+            omegas, mu, gamma, B, Isotropic(), antineutrino, ordering, matter, L
+        )
 
     def __check_init__(self):
-        _check_options(self)
+        _check_system(self.system, self.collision)
         v = concrete(self.velocities)
         if v is not None and (
             v.ndim != 2 or v.shape[-1] != 3 or not np.allclose(np.linalg.norm(v, axis=-1), 1.0)
@@ -273,24 +358,28 @@ class MultiAngleField(eqx.Module):
                 f"{v.shape}" + ("" if v.ndim != 2 else " (not all of length 1)")
             )
 
+    def state_shape(self, D):
+        return (self.system.n_classes, D)
+
     def interaction(self, P, t=0.0):
         """`mu/(N-1) sum_j (1 - v_i.v_j) s_j`, shape `(N, D)`, with `s_j` the isospins
         (`P_j`, or `-Pbar_j` for an antineutrino)."""
         v = self.velocities
         N = P.shape[0]
-        sign = _signs(self.antineutrino, P.dtype)
+        sign = self.signs(P.dtype)
         s = P if sign is None else sign[:, None] * P
-        return _at(self.mu, t) / (N - 1) * (jnp.sum(s, axis=0) - v @ (v.T @ s))
+        return self.system.coupling(t) / (N - 1) * (jnp.sum(s, axis=0) - v @ (v.T @ s))
 
     def __call__(self, t, P, args=None):
         v = self.velocities
         N = P.shape[0]
-        sign = _signs(self.antineutrino, P.dtype)
-        nf = _flavours(self, P)
+        system = self.system
+        sign = self.signs(P.dtype)
+        nf = self._flavours(P)
         x = lambda a, b: star_array(a, b, nf)
         H_int = self.interaction(P, t)
-        dP = x(_one_body(self, t, self.omegas, sign, P.dtype) + H_int, P)
-        if self.collision == "none":
+        dP = x(system.field(t, P.dtype) + H_int, P)
+        if not self.collision.present:
             return dP
 
         def weighted(s):
@@ -306,16 +395,16 @@ class MultiAngleField(eqx.Module):
         if sign is not None:
             pull = sign[:, None] * pull
         total = N - 2 * v @ jnp.sum(v, axis=0) + jnp.einsum("ia,ab,ib->i", v, v.T @ v, v)
-        mu = _at(self.mu, t)
-        dP = dP - mu * self.gamma / (N - 1) * (total[:, None] * P - pull)
+        mu = system.coupling(t)
+        dP = dP - mu * system.gamma / (N - 1) * (total[:, None] * P - pull)
         if nf > 2 and sign is not None:
             # nu-nubar pairs (as in `GroupField`): each particle's partners of the other species.
             anti = (sign < 0)[:, None]
             other = jnp.where(
                 anti, weighted(jnp.where(anti, 0, s)), weighted(jnp.where(anti, s, 0))
             )
-            dP = dP + mu * self.gamma / (N - 1) * (nf / 2) * dstar_array(s, other, nf)
-        tau = _step(self)
+            dP = dP + mu * system.gamma / (N - 1) * (nf / 2) * dstar_array(s, other, nf)
+        tau = self.collision.step(system)
         if tau is not None:
             F = x(H_int, P)
             dH = self.interaction(F, t)  # d H_int / dt along F
@@ -338,17 +427,19 @@ def multi_angle_energy(field: MultiAngleField, P: Float[Array, "... N 3"]) -> Ar
     N = P.shape[-2]
     S = jnp.sum(P, axis=-2)
     M = jnp.einsum("ja,...jb->...ab", field.velocities, P)
-    vacuum = jnp.einsum("j,...jb,b->...", field.omegas, P, field.B)
+    system = field.system
+    vacuum = jnp.einsum("j,...jb,b->...", system.omegas, P, system.B)
     pairs = jnp.sum(S**2, axis=-1) - jnp.sum(M**2, axis=(-2, -1))
-    return vacuum + field.mu / (2 * (N - 1)) * pairs
+    return vacuum + system.mu / (2 * (N - 1)) * pairs
 
 
 def group_energy(field: GroupField, P: Float[Array, "... G 3"]) -> Array:
     """Energy per neutrino of the group-reduced mean field (`n=None`):
     `sum_g f_g omega_g B.P_g + (mu/2) |Pbar|^2`."""
     Pbar = jnp.einsum("g,...gb->...b", field.fractions, P)
-    vacuum = jnp.einsum("g,g,...gb,b->...", field.fractions, field.omegas, P, field.B)
-    return vacuum + field.mu / 2 * jnp.sum(Pbar**2, axis=-1)
+    system = field.system
+    vacuum = jnp.einsum("g,g,...gb,b->...", field.fractions, system.omegas, P, system.B)
+    return vacuum + system.mu / 2 * jnp.sum(Pbar**2, axis=-1)
 
 
 class MeanFieldSolution(eqx.Module):
@@ -359,8 +450,18 @@ class MeanFieldSolution(eqx.Module):
     stats: dict
 
 
+def mean_field(field, name: str = "field") -> AbstractMeanField:
+    """`field`, refused unless it is a mean field of this package."""
+    if not isinstance(field, AbstractMeanField):
+        raise ValueError(
+            f"{name} must be a mean field (ForegroundField, GroupField or MultiAngleField), "
+            f"got {type(field).__name__}"
+        )
+    return field
+
+
 def solve_meanfield(
-    field: eqx.Module,
+    field: AbstractMeanField,
     P0: Float[ArrayLike, "... 3"],
     ts: Float[ArrayLike, " T"],
     *,
@@ -371,7 +472,9 @@ def solve_meanfield(
     max_steps: int = 1_000_000,
     progress: bool = False,
 ) -> MeanFieldSolution:
-    """Solve `dP/dt = field(t, P)` from `P0` at `ts[0]`, saving at `ts` (increasing).
+    """Solve `dP/dt = field(t, P)` from `P0` at `ts[0]`, saving at `ts` (increasing): `field` a
+    mean field (`ForegroundField`, `GroupField`, `MultiAngleField`) or a plain function
+    `f(t, P, args)`.
 
     Adaptive `Tsit5` with a PID controller by default; `adjoint` defaults to diffrax's
     `RecursiveCheckpointAdjoint` (reverse-mode gradients through the solve). `progress=True`
@@ -379,7 +482,10 @@ def solve_meanfield(
     """
     P0 = check_if_concrete(jnp.asarray(P0), "P0")
     check_if_concrete(ts, "ts")
-    expected = state_shape(field, jnp.shape(field.B)[-1]) if hasattr(field, "B") else None
+    # A mean field of the package, or any plain function `f(t, P, args)` (an equation to
+    # compare with); another object is refused.
+    plain = callable(field) and not isinstance(field, eqx.Module)
+    expected = None if plain else mean_field(field).state_shape(jnp.shape(field.system.B)[-1])
     if expected is not None and P0.shape != expected:
         raise ValueError(
             f"P0 must have the field's shape {expected} (one Bloch vector per group or angle of "

@@ -20,7 +20,7 @@ from jaxtyping import Array, ArrayLike, Complex, Float
 from .._physics.flavours import flavour_count, star_array, structure_constants
 from .._sampling.spec import check_count
 from .._support.checks import check_finite, concrete, fail_if, refuse
-from .fields import state_shape
+from .fields import mean_field
 
 # A dense Jacobian of more than this many state components is refused (its eigenvectors take
 # M^2 complex numbers); larger systems need a matrix-free method.
@@ -153,8 +153,8 @@ def linear_stability(
             f"state must have shape (..., 3) (two flavours) or (..., 8) (three flavours), got "
             f"{state.shape}"
         )
-    expected = state_shape(field, D)
-    if expected is not None and state.shape != expected:
+    expected = mean_field(field).state_shape(D)
+    if state.shape != expected:
         raise ValueError(
             f"state must have the field's shape {expected} (one Bloch vector per group or angle "
             f"of {type(field).__name__}), got {state.shape}"
@@ -188,8 +188,7 @@ def linear_stability(
             "horizon and krylov are options of the matrix-free method: pass modes=k with them "
             "(the dense method, modes=None, takes neither)"
         )
-    collision = getattr(field, "collision", "none")
-    tangent = collision == "none" if tangent is None else bool(tangent)
+    tangent = not field.collision.present if tangent is None else bool(tangent)
     dtype = state.dtype
     if rotation is not None:
         Omega, axis = rotation

@@ -14,7 +14,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float
 
 from .._support.checks import check_if_concrete, check_physical_if_concrete
-from .flavours import check_state_if_concrete, dstar_array, flavour_count, star_array
+from .flavours import (
+    check_state_if_concrete,
+    dstar_array,
+    flavour_count,
+    star_array,
+    turn_matrices,
+)
 from .states import bloch_to_rho, complex_dtype, pauli, rho_to_bloch
 
 
@@ -118,11 +124,10 @@ def vacuum_rotation(
     """
     P = jnp.asarray(P)
     B = jnp.asarray(B, dtype=P.dtype)
-    angle = _angle(angle, P.dtype)[..., None]
-    BxP = jnp.cross(jnp.broadcast_to(B, P.shape), P)
-    BdotP = jnp.sum(B * P, axis=-1, keepdims=True)
-    # Rodrigues, written as P + ... so that a zero angle is exactly the identity.
-    return P + jnp.sin(angle) * BxP + (1 - jnp.cos(angle)) * (B * BdotP - P)
+    angle = _angle(angle, P.dtype)
+    # The turn about the field `angle B` over a unit time (exactly the identity at angle 0).
+    R = turn_matrices(angle[..., None] * B, 1.0)
+    return jnp.einsum("...ij,...j->...i", R, P)
 
 
 def pair_unitary(

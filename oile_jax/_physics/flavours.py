@@ -386,6 +386,30 @@ def field_turns(h, angle_scale):
     return R @ (1.5 * eye - 0.5 * jnp.swapaxes(R, -1, -2) @ R)
 
 
+def turn_matrices(h, duration):
+    """The turns `(..., D, D)` of Bloch vectors about fields `h` `(..., D)` over a time
+    `duration`, `exp(duration h *)`: the one place a turn about a field is computed. Two
+    flavours: the right-handed rotation about `h` by `|h| duration` (Rodrigues; exactly the
+    identity where `h = 0`); three: `field_turns`."""
+    if h.shape[-1] != 3:
+        return field_turns(h, duration)
+    norm = jnp.sqrt(jnp.sum(h * h, axis=-1))
+    n = h / jnp.where(norm > 0, norm, 1)[..., None]
+    angle = norm * duration
+    sin, cos = jnp.sin(angle)[..., None, None], jnp.cos(angle)[..., None, None]
+    zero = jnp.zeros_like(n[..., 0])
+    cross = jnp.stack(
+        [
+            jnp.stack([zero, -n[..., 2], n[..., 1]], -1),
+            jnp.stack([n[..., 2], zero, -n[..., 0]], -1),
+            jnp.stack([-n[..., 1], n[..., 0], zero], -1),
+        ],
+        axis=-2,
+    )
+    eye = jnp.eye(3, dtype=h.dtype)
+    return cos * eye + sin * cross + (1 - cos) * n[..., :, None] * n[..., None, :]
+
+
 def invariants(P: Float[ArrayLike, "... D"]) -> tuple[Array, Array]:
     """`(Tr rho^2, det rho)` of `n`-flavour Bloch vectors, as polynomials in `P` (accurate where
     the eigenvalues are not: at degenerate ones). A Hermitian `rho` of trace 1 is a density

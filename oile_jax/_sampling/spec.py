@@ -7,25 +7,17 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, PRNGKeyArray
 
-from .._physics.flavours import check_flavours, default_matter_axis, dimension, pmns_vacuum
-from .._physics.profiles import AbstractProfile, check_overflow, check_range, profile
+from .._physics.flavours import check_flavours
+from .._physics.profiles import AbstractProfile, check_overflow, check_range
+from .._physics.system import System
 from .._support.checks import (
     check_dtype,
-    check_finite,
-    check_option,
-    check_positive,
-    check_scalar,
-    check_unit,
-    check_vector,
     concrete,
     fail_if,
 )
-from .angles import AbstractAngleModel, angle_model
 from .schedule import AbstractSchedule
-
-ORDERINGS = ("normal", "inverted")
 
 
 def check_count(value, name: str, minimum: int = 1) -> int:
@@ -71,27 +63,16 @@ def run_length(schedule, gamma, mu, n_steps, t_max, save_every) -> int:
 
 
 class RunSpec(eqx.Module):
-    """A validated run: parameters traced (`gamma`, `mu`, `B`, `L`, the profiles' numbers, the
-    schedule's and the angle model's leaves), sizes and options static. Built by `make_spec`;
-    taken by every driver.
+    """A validated run: the physical system (`System`, its numbers traced), the schedule, the
+    key, and the static sizes and dtype. Built by `make_spec`; taken by every driver."""
 
-    The coupling is `mu` times `density(t)` (`density` None: constant); `matter` is the matter
-    potential `lambda(t)` along the flavour axis `L` (None: no matter)."""
-
-    gamma: Float[Array, ""]
-    mu: Float[Array, ""]
-    B: Float[Array, " D"]
+    system: System
     schedule: AbstractSchedule
-    angles: AbstractAngleModel
     key: PRNGKeyArray
     n_steps: int = eqx.field(static=True)
     save_every: int = eqx.field(static=True)
     n_realizations: int = eqx.field(static=True)
     dtype: np.dtype = eqx.field(static=True)
-    ordering: str = eqx.field(static=True, default="normal")
-    matter: AbstractProfile | None = None
-    L: Float[Array, " D"] | None = None
-    density: AbstractProfile | None = None
 
     @property
     def n_saves(self) -> int:
@@ -99,7 +80,7 @@ class RunSpec(eqx.Module):
         return self.n_steps // self.save_every + 1
 
     def step_length(self) -> Array:
-        return self.schedule.step_length(self.gamma, self.mu)
+        return self.system.step_length(self.schedule)
 
     def times(self) -> np.ndarray:
         """The save times on the host (NaN when the parameters are traced)."""
@@ -113,6 +94,8 @@ def make_spec(
     schedule,
     gamma,
     key,
+    omegas,
+    antineutrino=False,
     mu=1.0,
     B=None,
     angles="isotropic",
@@ -126,91 +109,62 @@ def make_spec(
     L=None,
     n_flavours=2,
 ) -> RunSpec:
-    """The one place a run's options are validated; errors name the argument and what is
-    allowed. `mu` is a number or a profile of time (`_profile`); `matter` None, a number or a
-    profile. `B` None: the mass basis (`(0, 0, -1)`; for three flavours
-    `pmns_vacuum(basis="mass")`); `L` None: the electron flavour in the flavour basis."""
+    """The one place a run's options are validated (the physics by `System.make`); errors
+    name the argument and what is allowed."""
     dtype = check_dtype(dtype)
-    check_option(ordering, "ordering", ORDERINGS)
-    n = check_flavours(n_flavours)
-    if n > 2 and ordering != "normal":
-        raise ValueError(
-            "ordering='inverted' flips the two-flavour frequencies; for three flavours the mass "
-            "ordering is part of the vacuum vector: pass B=pmns_vacuum('inverted', ...)"
-        )
-    if B is None:
-        B = (0.0, 0.0, -1.0) if n == 2 else pmns_vacuum("normal", "mass")
-    angles = angle_model(angles)
     if not isinstance(schedule, AbstractSchedule):
         raise ValueError(
             f"schedule must be Stochastic(dt=...) or Deterministic(), got {schedule!r}"
         )
-    if n > 2 and schedule.vacuum_inside:
+    if check_flavours(n_flavours) > 2 and schedule.vacuum_inside:
         raise ValueError(
             "Deterministic(vacuum='inside') is two-flavour only; use vacuum='split' for three "
             "flavours"
         )
-    gamma = check_positive(check_scalar(gamma, "gamma", dtype), "gamma")
-    density = None
-    if isinstance(mu, AbstractProfile) and not mu.constant:
-        density, mu = profile(mu, "mu", dtype), jnp.ones((), dtype)
-        if not schedule.follows_density:
-            raise ValueError(
-                f"mu as a function of time needs a schedule whose steps do not depend on mu "
-                f"(Stochastic(dt)); {type(schedule).__name__}() rounds last gamma / mu, so "
-                "give mu as a number"
-            )
-    elif isinstance(mu, AbstractProfile):
-        mu = mu(0.0)  # a constant profile: its value
-    elif callable(mu) and not isinstance(mu, jax.Array):
-        profile(mu, "mu", dtype)  # refused, saying how to give a function of time
-    mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
-    D = dimension(n)
-    what = "the vacuum vector of the gas's flavours" if n > 2 else ""
-    B = check_vector(B, "B", dtype, size=D, what=what)
-    B = check_unit(B, "B") if n == 2 else check_finite(B, "B")
-    if B.ndim != 1:
-        raise ValueError(f"B must have shape ({D},), got {B.shape}")
-    if matter is not None:
-        if schedule.vacuum_inside:
-            raise ValueError(
-                "matter with Deterministic(vacuum='inside') is not available (the pair's "
-                "vacuum-inside unitary turns both about B); use vacuum='split'"
-            )
-        matter = profile(matter, "matter", dtype)
-        if L is None:
-            L = default_matter_axis(B, n)
-        L = check_vector(L, "L", dtype, size=D)
-        L = check_unit(L, "L") if n == 2 else check_finite(L, "L")
-        if L.ndim != 1:
-            raise ValueError(f"L must have shape ({D},), got {L.shape}")
-    else:
-        L = None
+    if matter is not None and schedule.vacuum_inside:
+        raise ValueError(
+            "matter with Deterministic(vacuum='inside') is not available (the pair's "
+            "vacuum-inside unitary turns both about B); use vacuum='split'"
+        )
+    varying = isinstance(mu, AbstractProfile) and not mu.constant
+    if varying and not schedule.follows_density:
+        raise ValueError(
+            f"mu as a function of time needs a schedule whose steps do not depend on mu "
+            f"(Stochastic(dt)); {type(schedule).__name__}() rounds last gamma / mu, so "
+            "give mu as a number"
+        )
+    system = System.make(
+        omegas,
+        gamma=gamma,
+        mu=mu,
+        B=B,
+        angles=angles,
+        matter=matter,
+        L=L,
+        antineutrino=antineutrino,
+        ordering=ordering,
+        n_flavours=n_flavours,
+        dtype=dtype,
+    )
+    gamma, mu = system.gamma, system.mu
     schedule = schedule.checked(gamma, mu, dtype)
     save_every = check_count(save_every, "save_every")
     n_realizations = check_count(n_realizations, "n_realizations")
     n_steps = run_length(schedule, gamma, mu, n_steps, t_max, save_every)
     tau = concrete(schedule.step_length(gamma, mu))
-    for name, prof in (("matter", matter), ("mu", density)):
+    for name, prof in (("matter", system.matter), ("mu", system.density)):
         if prof is not None and tau is not None:
             check_overflow(prof, float(tau) * n_steps, name, dtype)
-    if density is not None:
-        schedule = check_density(schedule, gamma, density, n_steps)
+    if system.density is not None:
+        schedule = check_density(schedule, gamma, system.density, n_steps)
     return RunSpec(
-        gamma=gamma,
-        mu=mu,
-        B=B,
+        system=system,
         schedule=schedule,
-        angles=angles,
         key=check_key(key),
         n_steps=n_steps,
         save_every=save_every,
         n_realizations=n_realizations,
         dtype=jnp.dtype(dtype),
-        ordering=ordering,
-        matter=matter,
-        L=L,
-        density=density,
     )
 
 

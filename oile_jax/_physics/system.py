@@ -1,0 +1,264 @@
+"""The physical system (physics.md sections 1, 4, 10 and 11): what defines the physics every
+model of the package computes, and the one place where its one-body field, its isospin signs
+and the turns about that field are computed.
+
+A system is made of particle classes (the groups of a gas, the angles of a multi-angle mean
+field, the foreground neutrino), each with a vacuum frequency `omega_k` (the positive
+`dm^2 / 2E` of either species) and a species. The models carry flavour isospins
+`s_k = sign_k P_k` (`sign = -1` for antineutrinos, physics.md section 10), on which every
+class feels the one-body field
+
+    h_k(t) = +/- omega_k B + lambda(t) L        (the sign: species times mass ordering)
+
+(`B` the vacuum vector, `L` the matter axis, `lambda(t)` the matter potential) and every pair
+couples by `mu(t) (1 - v_i.v_j)`, with `mu(t) = mu density(t)`. A model asks the system for
+`field`, `turns`, `coupling`, `frequencies` and `signs`, and computes none of them itself.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float
+
+from .._sampling.angles import AbstractAngleModel, angle_model
+from .._support.checks import (
+    as_array,
+    as_dtype,
+    check_finite,
+    check_option,
+    check_positive,
+    check_scalar,
+    check_unit,
+    check_vector,
+)
+from .flavours import (
+    check_flavours,
+    default_matter_axis,
+    dimension,
+    flavour_count,
+    mass_frame,
+    pmns_vacuum,
+    turn_matrices,
+)
+from .profiles import AbstractProfile, profile
+
+ORDERINGS = ("normal", "inverted")
+
+
+def species(antineutrino, n_classes: int, name: str = "antineutrino") -> Array | None:
+    """The `antineutrino` option as one bool per class, an array (traced where it was given
+    traced), or None where every class is neutrinos."""
+    if isinstance(antineutrino, (bool, np.bool_)):
+        return jnp.full((n_classes,), True) if antineutrino else None
+    if isinstance(antineutrino, jax.Array) and not isinstance(antineutrino, jax.core.Tracer):
+        antineutrino = np.asarray(antineutrino)
+    if isinstance(antineutrino, jax.core.Tracer):
+        flags = antineutrino
+    else:
+        try:
+            flags = np.asarray(antineutrino)
+        except (TypeError, ValueError):
+            flags = np.zeros(0)
+        if flags.dtype != bool:
+            flags = np.zeros(0)
+    if flags.shape != (n_classes,) or flags.dtype != bool:
+        raise ValueError(
+            f"{name} must be True/False or one bool per group ({n_classes} groups), "
+            f"got {antineutrino!r}"
+        )
+    if not isinstance(flags, jax.core.Tracer) and not flags.any():
+        return None
+    return jnp.asarray(flags)
+
+
+class System(eqx.Module):
+    """A neutrino system: the classes' vacuum frequencies and species, the vacuum vector and the
+    mass ordering, matter, the coupling and its history, the impact parameter and the angle
+    model. Numbers are traced leaves (changing `gamma`, `mu` or a frequency does not
+    recompile); the species, the ordering and the flavour count are static. Build it with
+    `System.make`, which validates every option once and names it in its errors.
+
+    - `omegas` `(K,)`: vacuum frequency of each class (`dm^2 / 2E > 0` of either species).
+    - `gamma`: impact parameter; `mu`: the coupling, times `density(t)` where given.
+    - `B` `(D,)`: the vacuum vector (two flavours: a unit vector; three: `pmns_vacuum`).
+    - `angles`: the angle model; `matter`: `lambda(t)` along `L` (None: no matter).
+    - `antineutrino`: one bool per class; `ordering`: `"normal"` or `"inverted"` (two
+      flavours: every frequency flips sign; for three the ordering is in `B`).
+    """
+
+    omegas: Float[Array, " K"]
+    gamma: Float[Array, ""]
+    mu: Float[Array, ""]
+    B: Float[Array, " D"]
+    angles: AbstractAngleModel
+    density: AbstractProfile | None = None
+    matter: AbstractProfile | None = None
+    L: Float[Array, " D"] | None = None
+    antineutrino: Bool[Array, " K"] | None = None
+    ordering: str = eqx.field(static=True, default="normal")
+
+    def __check_init__(self):
+        check_option(self.ordering, "ordering", ORDERINGS)
+        D = jnp.shape(self.B)[-1] if jnp.ndim(self.B) else 0
+        n = flavour_count(D, "B")
+        if jnp.shape(self.B) != (D,):
+            raise ValueError(f"B must have shape ({D},), got {jnp.shape(self.B)}")
+        if n > 2 and self.ordering != "normal":
+            raise ValueError(
+                "ordering='inverted' is two-flavour only (it flips the two-flavour "
+                "frequencies); for three flavours the mass ordering is part of the vacuum "
+                "vector: pass B=pmns_vacuum('inverted', ...)"
+            )
+        if jnp.ndim(self.omegas) != 1:
+            raise ValueError(
+                f"omegas must be one vacuum frequency per group, shape (K,), got shape "
+                f"{jnp.shape(self.omegas)}"
+            )
+        if self.antineutrino is not None and jnp.shape(self.antineutrino) != jnp.shape(self.omegas):
+            raise ValueError(
+                f"antineutrino must be one bool per group ({jnp.shape(self.omegas)[0]} groups), "
+                f"got {self.antineutrino!r}"
+            )
+        if (self.matter is None) != (self.L is None):
+            raise ValueError("matter and its axis L go together (System.make gives L)")
+        if self.L is not None and jnp.shape(self.L) != (D,):
+            raise ValueError(f"L must have shape ({D},), got {jnp.shape(self.L)}")
+
+    @classmethod
+    def make(
+        cls,
+        omegas,
+        *,
+        gamma,
+        mu=1.0,
+        B=None,
+        angles="isotropic",
+        matter=None,
+        L=None,
+        antineutrino=False,
+        ordering="normal",
+        n_flavours: int = 2,
+        dtype=jnp.float32,
+    ) -> "System":
+        """A validated system in `dtype`: every option checked once, its errors naming it.
+
+        `mu` is a number or a profile of time (`Constant`, `Exponential`, `Samples`): a
+        varying profile becomes `density` (and `mu = 1`). `matter` None, a number or a
+        profile. `B` None: the mass basis (`(0, 0, -1)`; for three flavours
+        `pmns_vacuum(basis="mass")`); `L` None: the electron flavour of the flavour basis,
+        refused where it commutes with `B` (matter would then change no flavour)."""
+        check_option(ordering, "ordering", ORDERINGS)
+        n = check_flavours(n_flavours)
+        if n > 2 and ordering != "normal":
+            raise ValueError(
+                "ordering='inverted' is two-flavour only (it flips the two-flavour "
+                "frequencies); for three flavours the mass ordering is part of the vacuum "
+                "vector: pass B=pmns_vacuum('inverted', ...)"
+            )
+        if B is None:
+            B = (0.0, 0.0, -1.0) if n == 2 else pmns_vacuum("normal", "mass")
+        angles = angle_model(angles)
+        gamma = check_positive(check_scalar(gamma, "gamma", dtype), "gamma")
+        density = None
+        if isinstance(mu, AbstractProfile) and not mu.constant:
+            density, mu = profile(mu, "mu", dtype), jnp.ones((), dtype)
+        elif isinstance(mu, AbstractProfile):
+            mu = mu(0.0)  # a constant profile: its value
+        elif callable(mu) and not isinstance(mu, jax.Array):
+            profile(mu, "mu", dtype)  # refused, saying how to give a function of time
+        mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
+        D = dimension(n)
+        what = "the vacuum vector of the gas's flavours" if n > 2 else ""
+        B = check_vector(B, "B", dtype, size=D, what=what)
+        B = check_unit(B, "B") if n == 2 else check_finite(B, "B")
+        if B.ndim != 1:
+            raise ValueError(f"B must have shape ({D},), got {B.shape}")
+        if matter is not None:
+            matter = profile(matter, "matter", dtype)
+            if L is None:
+                L = default_matter_axis(B, n)
+            L = check_vector(L, "L", dtype, size=D)
+            L = check_unit(L, "L") if n == 2 else check_finite(L, "L")
+            if L.ndim != 1:
+                raise ValueError(f"L must have shape ({D},), got {L.shape}")
+        else:
+            L = None
+        omegas = as_array(omegas, "omegas", "an array of vacuum frequencies")
+        if omegas.ndim != 1:
+            raise ValueError(
+                f"omegas must be one vacuum frequency per group, shape (K,), got {omegas.shape}"
+            )
+        omegas = check_finite(as_dtype(omegas, jnp.dtype(dtype)), "omegas")
+        return cls(
+            omegas=omegas,
+            gamma=gamma,
+            mu=mu,
+            B=B,
+            angles=angles,
+            density=density,
+            matter=matter,
+            L=L,
+            antineutrino=species(antineutrino, omegas.shape[0]),
+            ordering=ordering,
+        )
+
+    @property
+    def n_flavours(self) -> int:
+        """2 or 3, from the length of `B`."""
+        return flavour_count(jnp.shape(self.B)[-1], "B")
+
+    @property
+    def n_classes(self) -> int:
+        return jnp.shape(self.omegas)[0]
+
+    @property
+    def has_antineutrinos(self) -> bool:
+        """Whether any class may be antineutrinos (the species were given)."""
+        return self.antineutrino is not None
+
+    def signs(self, dtype) -> Float[Array, " K"]:
+        """The isospin sign of each class: `-1` for antineutrinos, `+1` for neutrinos."""
+        if self.antineutrino is None:
+            return jnp.ones(jnp.shape(self.omegas), dtype)
+        return jnp.where(self.antineutrino, -1.0, 1.0).astype(dtype)
+
+    def frequencies(self, dtype=None) -> Float[Array, " K"]:
+        """The signed frequency of each class on isospins: `omega_k` times its species' sign,
+        flipped by the inverted ordering (physics.md section 10)."""
+        omegas = self.omegas if dtype is None else self.omegas.astype(dtype)
+        if self.antineutrino is not None:
+            omegas = omegas * self.signs(omegas.dtype)
+        return -omegas if self.ordering == "inverted" else omegas
+
+    def coupling(self, t):
+        """`mu(t) = mu density(t)`."""
+        return self.mu if self.density is None else self.mu * self.density(t)
+
+    def step_length(self, schedule) -> Array:
+        """The time one step of `schedule` lasts for this system's `gamma` and `mu`."""
+        return schedule.step_length(self.gamma, self.mu)
+
+    def field(self, t, dtype=None) -> Float[Array, "K D"]:
+        """The one-body field of each class at time `t`, `+/- omega_k B + lambda(t) L` (the same
+        vector on `P` and on the isospin `s`)."""
+        dtype = dtype or self.B.dtype
+        h = self.frequencies(dtype)[:, None] * self.B.astype(dtype)
+        if self.matter is not None:
+            h = h + self.matter(t).astype(dtype) * self.L.astype(dtype)
+        return h
+
+    def turns(self, t, duration, dtype=None) -> Float[Array, "K D D"]:
+        """The turn of each class about its field at time `t` over `duration`:
+        `exp(duration h_k *)`, `(K, D, D)`."""
+        return turn_matrices(self.field(t, dtype), duration)
+
+    def vacuum_frame(self, dtype):
+        """`_flavours.mass_frame` of `B` in `dtype`: the frame where the vacuum turns planes
+        of two components, with each plane's factor."""
+        return mass_frame(self.B.astype(dtype))
+
+    def vacuum_angles(self, duration, factor, dtype) -> Array:
+        """The angle by which the vacuum turns a plane of factor `factor` of each class over
+        `duration`: `frequency_k duration factor`."""
+        return (self.frequencies() * duration).astype(dtype) * factor.astype(dtype)
