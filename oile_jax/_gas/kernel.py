@@ -22,6 +22,7 @@ encounters and one full turn (for three flavours an 8 x 8 matrix per neutrino: h
 With `lambda(t)` the vectors are carried as they are.
 """
 
+import abc
 import functools
 
 import equinox as eqx
@@ -220,7 +221,15 @@ class GasKernel(eqx.Module):
     counts: tuple[int, ...] = eqx.field(static=True)
     system: System
     schedule: AbstractSchedule
-    mixed: bool = eqx.field(static=True, default=False)
+    mixed: bool = eqx.field(static=True)
+    propagation: "AbstractPropagation"
+
+    def __init__(self, counts, system: System, schedule: AbstractSchedule, mixed: bool = False):
+        self.counts = tuple(counts)
+        self.system = system
+        self.schedule = schedule
+        self.mixed = mixed
+        self.propagation = propagation(system, schedule)
 
     @classmethod
     def make(cls, gas, spec) -> "GasKernel":
@@ -245,22 +254,6 @@ class GasKernel(eqx.Module):
     def antineutrinos(self, index):
         """Whether the neutrinos `index` are antineutrinos (their groups')."""
         return group_values(self.counts, self.system.antineutrino, index)
-
-    @property
-    def vacuum_inside(self) -> bool:
-        return self.schedule.vacuum_inside
-
-    @property
-    def carried(self) -> bool:
-        """Whether the vectors are carried in the frame of `B`, half a step ahead (`enter`)."""
-        return not self.vacuum_inside and self.system.matter is None
-
-    @property
-    def carried_in_matter(self) -> bool:
-        """Whether the vectors are carried half a turn about `omega_g B + lambda L` ahead, with
-        a constant `lambda` (`enter`)."""
-        matter = self.system.matter
-        return matter is not None and matter.constant and not self.vacuum_inside
 
     def step_length(self):
         return self.system.step_length(self.schedule)
@@ -301,34 +294,13 @@ class GasKernel(eqx.Module):
         return tuple(P)
 
     def enter(self, slots: Slots) -> Slots:
-        """The form the gas is carried in, from slots holding Bloch vectors. With the vacuum split
-        around the encounters, each step is `R E R` (`R` half a step of vacuum, `E` the
-        encounters), so `n` steps are `R E (R^2 E)^(n - 1) R`: the gas is carried half a step of
-        vacuum ahead (`Q = R P`), and in the frame `(e1, e2, B)`, where `R^2` turns `x` and `y`
-        only. A step is then `E` and one full turn, a third of the work of two half turns about
-        a general `B`; `B . P` is the third component and untouched by the vacuum. With
-        constant matter, half a turn ahead (`R P`, `R` each group's half turn), so that a step
-        is `E` and one full turn. With the vacuum inside the encounters, or with `lambda(t)`,
-        the Bloch vectors themselves."""
-        if self.carried_in_matter:
-            R = self.half_turns(slots.index, 0.0, slots.P[0].dtype)
-            return Slots(P=_turned(R, slots.P), index=slots.index)
-        if not self.carried:
-            return slots
-        M = self.system.vacuum_frame(slots.P[0].dtype)[0]
-        P = _in_frame(M, slots.P)
-        return Slots(P=self._precess(P, slots.index, 0.5), index=slots.index)
+        """The form the gas is carried in (`AbstractPropagation.enter`), from slots holding
+        Bloch vectors."""
+        return self.propagation.enter(self, slots)
 
     def leave(self, slots: Slots) -> Slots:
         """Slots holding the Bloch vectors, from the carried form (`enter`)."""
-        if self.carried_in_matter:
-            R = self.half_turns(slots.index, 0.0, slots.P[0].dtype, transpose=True)
-            return Slots(P=_turned(R, slots.P), index=slots.index)
-        if not self.carried:
-            return slots
-        M = self.system.vacuum_frame(slots.P[0].dtype)[0]
-        P = self._precess(slots.P, slots.index, -0.5)
-        return Slots(P=_in_frame(M, P, transpose=True), index=slots.index)
+        return self.propagation.leave(self, slots)
 
     def shuffle(self, slots: Slots, words, live) -> Slots:
         """The neutrinos moved to new slots by this step's permutation (of the slots' size)."""
@@ -355,22 +327,12 @@ class GasKernel(eqx.Module):
 
     def encounters(self, slots: Slots, c, live, t) -> Slots:
         """The pairs `(0, k)`, `(1, k)` of slots in the carried form (`enter`) meet at angles
-        `c`, then precess for one step (or with the vacuum inside the encounter; with matter,
-        half a turn before and half after)."""
-        if self.vacuum_inside:
-            dtype = slots.P[0].dtype
-            Pa, Pb = (jnp.stack([x[i] for x in slots.P], axis=-1) for i in (0, 1))
-            phases = (self.system.frequencies() * self.step_length()).astype(dtype)
-            phase = group_values(self.counts, phases, slots.index)
-            Pa, Pb = encounter_vacuum(
-                Pa, Pb, c, phase_i=phase[0], phase_j=phase[1], B=self.system.B.astype(dtype)
-            )
-            return Slots(P=_components(jnp.stack([Pa, Pb])), index=slots.index)
-        if self.carried or self.carried_in_matter:
-            P = slots.P
-        else:  # the same half turn before and after the encounters (the step's midpoint)
-            R = self.half_turns(slots.index, t, slots.P[0].dtype)
-            P = _turned(R, slots.P)
+        `c`, with one step of the one-body field around them (`AbstractPropagation.step`)."""
+        return self.propagation.step(self, slots, c, live, t)
+
+    def exchange(self, P, index, c, live):
+        """Component tuples `P` after the pairs `(0, k)`, `(1, k)` meet at angles `c` (the
+        neutrinos `index`; `live` as in `materialize`)."""
         sin2, sin_cos = materialize(live, _coefficients, c)
         if self.n_flavours == 2:
             # One change `d` per pair, added to one row and taken from the other: in reverse
@@ -378,25 +340,19 @@ class GasKernel(eqx.Module):
             # reversed indices).
             Pa, Pb = tuple(x[0] for x in P), tuple(x[1] for x in P)
             d = _exchange(Pa, Pb, sin2, sin_cos, 2)
-            P = tuple(jnp.stack([a + x, b - x]) for a, b, x in zip(Pa, Pb, d, strict=True))
-        else:
-            # Each row from its partner's, in one elementwise pass over both rows, the pair
-            # coefficients broadcast in it: with the rows joined as above, or the coefficients
-            # stored on both rows, the three-flavour forward step ran slower.
-            sin2, sin_cos, mixed = _on_rows(sin2), _on_rows(sin_cos), None
-            if self.mixed:
-                anti = self.antineutrinos(slots.index)
-                sin2, sin_cos, mixed = _mixed_coefficients(
-                    _on_rows(c), sin2, sin_cos, anti, self.n_flavours
-                )
-            partner = tuple(x[::-1] for x in P)
-            d = _exchange(P, partner, sin2, sin_cos, self.n_flavours, mixed)
-            P = tuple(p + x for p, x in zip(P, d, strict=True))
-        if self.carried:
-            return Slots(P=self._precess(P, slots.index, 1.0), index=slots.index)
-        if self.carried_in_matter:  # this step's second half turn and the next step's first
-            R = self.half_turns(slots.index, t, slots.P[0].dtype, steps=1.0)
-        return Slots(P=_turned(R, P), index=slots.index)
+            return tuple(jnp.stack([a + x, b - x]) for a, b, x in zip(Pa, Pb, d, strict=True))
+        # Each row from its partner's, in one elementwise pass over both rows, the pair
+        # coefficients broadcast in it: with the rows joined as above, or the coefficients
+        # stored on both rows, the three-flavour forward step ran slower.
+        sin2, sin_cos, mixed = _on_rows(sin2), _on_rows(sin_cos), None
+        if self.mixed:
+            anti = self.antineutrinos(index)
+            sin2, sin_cos, mixed = _mixed_coefficients(
+                _on_rows(c), sin2, sin_cos, anti, self.n_flavours
+            )
+        partner = tuple(x[::-1] for x in P)
+        d = _exchange(P, partner, sin2, sin_cos, self.n_flavours, mixed)
+        return tuple(p + x for p, x in zip(P, d, strict=True))
 
     def step(self, slots: Slots, words, velocity_words, live, step):
         """Step `step` (int32, global) of one realization (or one shard), slots in the carried
@@ -435,7 +391,7 @@ class GasKernel(eqx.Module):
             signs = self.system.signs(P.dtype)
         B = self.system.B.astype(P.dtype)
         obs = observe(P, group, self.counts, B, combine=combine, signs=signs)
-        if not self.carried:
+        if not self.propagation.in_vacuum_frame:
             return obs
         # `B . sum P` is in the carried components the vacuum leaves alone: the third for two
         # flavours (`B` itself), the diagonal ones for more.
@@ -453,3 +409,123 @@ class GasKernel(eqx.Module):
     def in_gas_order(self, slots: Slots) -> Float[Array, "N D"]:
         """The Bloch vectors in gas order, from slots in the carried form (one realization)."""
         return self.leave(slots).in_gas_order()
+
+
+class AbstractPropagation(eqx.Module):
+    """How a step applies the one-body field around its encounters, and the form the gas is
+    carried in between steps. Chosen once, by `propagation`, from the schedule and the system.
+    `in_vacuum_frame`: whether the carried components are those of the vacuum's frame (then
+    `B . sum P` is read from the components the vacuum leaves alone)."""
+
+    in_vacuum_frame: eqx.AbstractClassVar[bool]
+
+    @abc.abstractmethod
+    def enter(self, kernel: GasKernel, slots: Slots) -> Slots:
+        """The carried form, from slots holding Bloch vectors."""
+
+    @abc.abstractmethod
+    def leave(self, kernel: GasKernel, slots: Slots) -> Slots:
+        """Slots holding Bloch vectors, from the carried form."""
+
+    @abc.abstractmethod
+    def step(self, kernel: GasKernel, slots: Slots, c, live, t) -> Slots:
+        """The encounters at angles `c` and one step of the field (the step's midpoint `t`),
+        on the carried form."""
+
+
+class VacuumInside(AbstractPropagation):
+    """`Deterministic(vacuum="inside")` (two flavours): each pair evolves under the vacuum and
+    the encounter together (`encounter_vacuum`); the Bloch vectors are carried as they are."""
+
+    in_vacuum_frame = False
+
+    def enter(self, kernel, slots):
+        return slots
+
+    def leave(self, kernel, slots):
+        return slots
+
+    def step(self, kernel, slots, c, live, t):
+        dtype = slots.P[0].dtype
+        Pa, Pb = (jnp.stack([x[i] for x in slots.P], axis=-1) for i in (0, 1))
+        phases = (kernel.system.frequencies() * kernel.step_length()).astype(dtype)
+        phase = group_values(kernel.counts, phases, slots.index)
+        B = kernel.system.B.astype(dtype)
+        Pa, Pb = encounter_vacuum(Pa, Pb, c, phase_i=phase[0], phase_j=phase[1], B=B)
+        return Slots(P=_components(jnp.stack([Pa, Pb])), index=slots.index)
+
+
+class CarriedVacuum(AbstractPropagation):
+    """The vacuum split around the encounters, no matter. Each step is `R E R` (`R` half a
+    step of vacuum, `E` the encounters), so `n` steps are `R E (R^2 E)^(n - 1) R`: the gas is
+    carried half a step of vacuum ahead (`Q = R P`), and in the frame `(e1, e2, B)`, where
+    `R^2` turns `x` and `y` only. A step is then `E` and one full turn, a third of the work of
+    two half turns about a general `B`; `B . P` is the third component and untouched by the
+    vacuum (three flavours: the vacuum's eigenframe, `_flavours.mass_frame`)."""
+
+    in_vacuum_frame = True
+
+    def enter(self, kernel, slots):
+        M = kernel.system.vacuum_frame(slots.P[0].dtype)[0]
+        P = _in_frame(M, slots.P)
+        return Slots(P=kernel._precess(P, slots.index, 0.5), index=slots.index)
+
+    def leave(self, kernel, slots):
+        M = kernel.system.vacuum_frame(slots.P[0].dtype)[0]
+        P = kernel._precess(slots.P, slots.index, -0.5)
+        return Slots(P=_in_frame(M, P, transpose=True), index=slots.index)
+
+    def step(self, kernel, slots, c, live, t):
+        P = kernel.exchange(slots.P, slots.index, c, live)
+        return Slots(P=kernel._precess(P, slots.index, 1.0), index=slots.index)
+
+
+class CarriedMatter(AbstractPropagation):
+    """Constant matter, the field split around the encounters: each group turns about
+    `omega_g B + lambda L`; the gas is carried half a turn ahead (`R P`, `R` each group's half
+    turn), so that a step is `E` and one full turn (for three flavours an 8 x 8 matrix per
+    neutrino: half the work of two half turns)."""
+
+    in_vacuum_frame = False
+
+    def enter(self, kernel, slots):
+        R = kernel.half_turns(slots.index, 0.0, slots.P[0].dtype)
+        return Slots(P=_turned(R, slots.P), index=slots.index)
+
+    def leave(self, kernel, slots):
+        R = kernel.half_turns(slots.index, 0.0, slots.P[0].dtype, transpose=True)
+        return Slots(P=_turned(R, slots.P), index=slots.index)
+
+    def step(self, kernel, slots, c, live, t):
+        P = kernel.exchange(slots.P, slots.index, c, live)
+        # This step's second half turn and the next step's first.
+        R = kernel.half_turns(slots.index, t, slots.P[0].dtype, steps=1.0)
+        return Slots(P=_turned(R, P), index=slots.index)
+
+
+class MidpointTurns(AbstractPropagation):
+    """Matter that changes in time, `lambda(t)`: half a turn about the field at the step's
+    midpoint, the encounters, and the same half turn again (second order in the step); the
+    Bloch vectors are carried as they are."""
+
+    in_vacuum_frame = False
+
+    def enter(self, kernel, slots):
+        return slots
+
+    def leave(self, kernel, slots):
+        return slots
+
+    def step(self, kernel, slots, c, live, t):
+        R = kernel.half_turns(slots.index, t, slots.P[0].dtype)
+        P = kernel.exchange(_turned(R, slots.P), slots.index, c, live)
+        return Slots(P=_turned(R, P), index=slots.index)
+
+
+def propagation(system: System, schedule: AbstractSchedule) -> AbstractPropagation:
+    """The propagation of a system under a schedule."""
+    if schedule.vacuum_inside:
+        return VacuumInside()
+    if system.matter is None:
+        return CarriedVacuum()
+    return CarriedMatter() if system.matter.constant else MidpointTurns()
