@@ -44,26 +44,22 @@ class AbstractCollision(eqx.Module):
     """The encounters' term beside the mean field (physics.md section 6): none, the O(gamma)
     term of the stochastic schedule, or that of deterministic rounds."""
 
+    # Whether there is a collision term at all.
+    present: eqx.AbstractClassVar[bool]
+
     @abc.abstractmethod
     def step(self, system: System) -> Array | None:
         """The length `tau` of a schedule step whose second-order term `-(tau/2) DF.F` the
         field carries, or None (no such term)."""
 
-    @property
-    def present(self) -> bool:
-        """Whether there is a collision term at all."""
-        return True
-
 
 class NoCollision(AbstractCollision):
     """The pure mean field."""
 
+    present = False
+
     def step(self, system):
         return None
-
-    @property
-    def present(self) -> bool:
-        return False
 
 
 class StochasticCollision(AbstractCollision):
@@ -71,6 +67,7 @@ class StochasticCollision(AbstractCollision):
     with the schedule's step `dt` also the second-order term of its finite step."""
 
     dt: Float[Array, ""] | None = None
+    present = True
 
     def step(self, system):
         return self.dt
@@ -78,6 +75,8 @@ class StochasticCollision(AbstractCollision):
 
 class DeterministicCollision(AbstractCollision):
     """The O(gamma) terms of deterministic rounds lasting `tau = gamma / mu` (`mu` a number)."""
+
+    present = True
 
     def step(self, system):
         return system.gamma / system.mu

@@ -23,16 +23,15 @@ class AbstractProfile(eqx.Module):
     def checked(self, name: str, dtype) -> "AbstractProfile":
         """This profile with its numbers in `dtype`, finite; errors name the option `name`."""
 
-    @property
-    def constant(self) -> bool:
-        """Whether the value never changes (then a run may treat it as a number)."""
-        return False
+    # Whether the value never changes (then a run may treat it as a number).
+    constant: eqx.AbstractClassVar[bool]
 
 
 class Constant(AbstractProfile):
     """`value` at every time."""
 
     value: Float[Array, ""] = eqx.field(converter=jnp.asarray)
+    constant = True
 
     def __call__(self, t):
         return jnp.broadcast_to(self.value, jnp.shape(t)).astype(jnp.result_type(self.value))
@@ -43,10 +42,6 @@ class Constant(AbstractProfile):
             raise ValueError(f"{name} must be a number, got shape {value.shape}")
         return Constant(check_finite(value.astype(dtype), name))
 
-    @property
-    def constant(self) -> bool:
-        return True
-
 
 class Exponential(AbstractProfile):
     """`value * exp(-t / scale)`: a density that falls by `e` every `scale` (a negative `scale`
@@ -54,6 +49,7 @@ class Exponential(AbstractProfile):
 
     value: Float[Array, ""] = eqx.field(converter=jnp.asarray)
     scale: Float[Array, ""] = eqx.field(converter=jnp.asarray)
+    constant = False
 
     def __call__(self, t):
         return self.value * jnp.exp(-jnp.asarray(t, self.value.dtype) / self.scale)
@@ -75,6 +71,7 @@ class Samples(AbstractProfile):
 
     ts: Float[Array, " K"] = eqx.field(converter=jnp.asarray)
     values: Float[Array, " K"] = eqx.field(converter=jnp.asarray)
+    constant = False
 
     def __call__(self, t):
         return jnp.interp(jnp.asarray(t, self.values.dtype), self.ts, self.values)

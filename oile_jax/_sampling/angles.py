@@ -37,28 +37,20 @@ class AbstractAngleModel(eqx.Module):
     def velocities(self, key: PRNGKeyArray, n: int, dtype) -> Float[Array, "n k"]:
         """The per-neutrino velocities `(n, 3)` the model keeps, or `(n, 0)` if it keeps none."""
 
-    @property
-    def keeps_velocities(self) -> bool:
-        return False
+    # Whether the model keeps per-neutrino velocities (returned by `simulate_gas`).
+    keeps_velocities: eqx.AbstractClassVar[bool]
+    # Whether `x` of a pair depends on the two groups only (then `GroupField` applies).
+    by_group: eqx.AbstractClassVar[bool]
 
+    @abc.abstractmethod
     def for_gas(self, counts: tuple[int, ...]) -> "AbstractAngleModel":
         """This model for a gas of groups of `counts` neutrinos (a model that depends on the
         groups checks and binds them here)."""
-        return self
 
-    @property
-    def by_group(self) -> bool:
-        """Whether `x` of a pair depends on the two groups only (then `GroupField` applies)."""
-        return True
-
+    @abc.abstractmethod
     def group_weights(self, fractions) -> tuple[Array, Array]:
         """`(W, W2)` `(G, G)`: the mean of `x` and of `x^2` over a pair of a neutrino of group
         `g` and one of group `h`, for the group-reduced mean field (`GroupField`)."""
-        G = jnp.shape(fractions)[0]
-        return (
-            jnp.full((G, G), self.mean_x()),
-            jnp.full((G, G), self.mean_x2()),
-        )
 
     @staticmethod
     def velocity_words(key: PRNGKeyArray) -> Array:
@@ -66,8 +58,23 @@ class AbstractAngleModel(eqx.Module):
         return jax.random.bits(key, (2,), dtype=jnp.uint32)
 
 
+def _uniform_weights(model: AbstractAngleModel, fractions) -> tuple[Array, Array]:
+    """`group_weights` of a model whose `x` does not depend on the groups: `<x>`, `<x^2>`."""
+    G = jnp.shape(fractions)[0]
+    return jnp.full((G, G), model.mean_x()), jnp.full((G, G), model.mean_x2())
+
+
 class AbstractFreshAngleModel(AbstractAngleModel):
     """Angle models that draw `x` afresh for every encounter (no per-neutrino state)."""
+
+    keeps_velocities = False
+    by_group = True
+
+    def for_gas(self, counts):
+        return self
+
+    def group_weights(self, fractions):
+        return _uniform_weights(self, fractions)
 
     @abc.abstractmethod
     def from_uniform(self, u: Float[Array, "..."]) -> Float[Array, "..."]:
@@ -133,13 +140,14 @@ class FixedVelocities(AbstractAngleModel):
     them: `cos theta` and `phi` uniform on `[-1, 1)` and `[0, 2 pi)`.
     """
 
-    @property
-    def keeps_velocities(self) -> bool:
-        return True
+    keeps_velocities = True
+    by_group = False
 
-    @property
-    def by_group(self) -> bool:
-        return False
+    def for_gas(self, counts):
+        return self
+
+    def group_weights(self, fractions):
+        return _uniform_weights(self, fractions)
 
     @staticmethod
     def directions(words, index, dtype) -> tuple[Array, Array, Array]:
@@ -191,9 +199,8 @@ class Beams(AbstractAngleModel):
                 f"{self.directions.shape}"
             )
 
-    @property
-    def keeps_velocities(self) -> bool:
-        return True
+    keeps_velocities = True
+    by_group = True
 
     def for_gas(self, counts):
         from .._support.checks import check_unit

@@ -38,22 +38,16 @@ class AbstractSchedule(eqx.Module):
     def checked(self, gamma, mu, dtype) -> "AbstractSchedule":
         """This schedule with its parameters in `dtype`, validated against `gamma` and `mu`."""
 
+    # Whether the schedule can follow a coupling `mu(t)` (its steps not set by `mu`).
+    follows_density: eqx.AbstractClassVar[bool]
+    # Whether a draw against the parameters decides which pairs meet (then a pathwise
+    # derivative with respect to those parameters is not the derivative of the expected result).
+    meets_at_random: eqx.AbstractClassVar[bool]
+
     @property
+    @abc.abstractmethod
     def vacuum_inside(self) -> bool:
         """Whether the vacuum evolves inside the encounters (else: split around them)."""
-        return False
-
-    @property
-    def follows_density(self) -> bool:
-        """Whether the schedule can follow a coupling `mu(t)` (its steps not set by `mu`)."""
-        return False
-
-    @property
-    def meets_at_random(self) -> bool:
-        """Whether a draw against the parameters decides which pairs meet (then a pathwise
-        derivative with respect to those parameters is not the derivative of the expected
-        result)."""
-        return False
 
 
 class Stochastic(AbstractSchedule):
@@ -72,16 +66,15 @@ class Stochastic(AbstractSchedule):
                 raise ValueError(f"dt must be a scalar, got shape {self.dt.shape}")
             check_positive(self.dt, "dt")
 
+    follows_density = True
+    meets_at_random = True
+
+    @property
+    def vacuum_inside(self) -> bool:
+        return False
+
     def step_length(self, gamma, mu):
         return self.dt
-
-    @property
-    def follows_density(self) -> bool:
-        return True
-
-    @property
-    def meets_at_random(self) -> bool:
-        return True
 
     def meet_probability(self, gamma, mu) -> Array:
         return mu * self.dt / gamma
@@ -108,6 +101,8 @@ class Deterministic(AbstractSchedule):
     """
 
     vacuum: str = eqx.field(static=True, default="split")
+    follows_density = False
+    meets_at_random = False
 
     def __check_init__(self):
         check_option(self.vacuum, "vacuum", VACUUM_OPTIONS)
