@@ -22,17 +22,15 @@ if _sys.argv and _os.path.basename(_sys.argv[0]) == "oile":  # the `oile` comman
 
 from ._equilibria.equilibrium import (
     Equilibrium as Equilibrium,
-    endpoint_frequency as endpoint_frequency,
-    equilibrium_branches as equilibrium_branches,
-    precession_equilibrium as precession_equilibrium,
-)
-from ._equilibria.path import (
     GasPrecessionState as GasPrecessionState,
     PathSolution as PathSolution,
+    endpoint_frequency as endpoint_frequency,
+    equilibrium_branches as equilibrium_branches,
     gas_precession_state as gas_precession_state,
     kicked_path as kicked_path,
     miscidynamic_path as miscidynamic_path,
     path_from_gas as path_from_gas,
+    precession_equilibrium as precession_equilibrium,
 )
 from ._foreground.master import (
     encounter_averages as encounter_averages,

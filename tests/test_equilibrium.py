@@ -181,7 +181,7 @@ def test_lost_branches_raise_clear_errors(monkeypatch):
     stops there with the branch message, naming that time."""
     import equinox as eqx
 
-    import oile_jax._equilibria.path as path_module
+    import oile_jax._equilibria.equilibrium as path_module
 
     with pytest.raises(
         eqx.EquinoxRuntimeError, match="no precession equilibrium at the starting lengths"

@@ -6,8 +6,16 @@ import sys
 import threading
 from pathlib import Path
 
-from .commands import Failure, cmd_bench, cmd_config, cmd_plot, cmd_presets, cmd_run
-from .commands_groups import cmd_equilibrium, cmd_path
+from .commands import (
+    Failure,
+    cmd_bench,
+    cmd_config,
+    cmd_equilibrium,
+    cmd_path,
+    cmd_plot,
+    cmd_presets,
+    cmd_run,
+)
 
 EPILOG = """examples:
   oile presets                                  list the named presets
