@@ -37,6 +37,7 @@ from .._physics.system import System
 from .._sampling.angles import AbstractAngleModel
 from .._sampling.random import pair_uniforms, permutation
 from .._sampling.schedule import AbstractSchedule
+from .._support.sharding import platform
 from .._support.trig import sin_cos
 from .groups import group_of, group_values
 from .observe import Observables, observe
@@ -49,7 +50,7 @@ def materialize(live, f, *args):
     is a fusion boundary; on other backends `f` is inlined. Differentiable: the tangents are
     computed outside the `cond` (a `cond` differentiated as such would carry every residual of
     `f` out of both of its branches, each step, in reverse mode)."""
-    if jax.default_backend() != "cpu":
+    if platform() != "cpu":
         return f(*args)
     g, consts = jax.closure_convert(f, *args)
     return _stored(g, live, tuple(consts), args)

@@ -22,6 +22,7 @@ import numpy as np
 from jaxtyping import Array, Complex, Float
 
 from .._physics.states import complex_dtype, entropy
+from .._support.sharding import platform
 
 MAX_QUBITS = 30
 
@@ -101,7 +102,7 @@ def one_body_bloch(psi: Complex[Array, " D"]) -> Float[Array, "N 3"]:
 def over_realizations(fn, keys, backend: str | None = None):
     """`vmap` over realizations on accelerators; `lax.map` (one at a time) on a CPU, where the
     batched gather is slower (`experiments/README.md`, "Design measurements")."""
-    if (backend or jax.default_backend()) == "cpu":
+    if (backend or platform()) == "cpu":
         return jax.lax.map(fn, keys)
     return jax.vmap(fn)(keys)
 

@@ -16,6 +16,18 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 AXIS = "realizations"
 
 
+def platform() -> str:
+    """The platform ("cpu", "gpu", "tpu") the computations traced now will run on: that of JAX's
+    default device where one is set (`jax.default_device(...)`, as `oile run --device` does),
+    else JAX's default backend. Code written for one backend is chosen by this, not by
+    `jax.default_backend()` alone, which names the GPU on a GPU host even under
+    `--device cpu`."""
+    device = jax.config.jax_default_device
+    if device is None:
+        return jax.default_backend()
+    return device if isinstance(device, str) else device.platform
+
+
 def device_list(devices: "str | int | Sequence") -> list:
     """The devices named by a `devices` option: `"all"` (every device JAX sees, on every host),
     a number of devices (the first ones), or a list of devices."""
