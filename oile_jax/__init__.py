@@ -94,17 +94,11 @@ from ._physics.encounter import (
 )
 from ._physics.flavours import (
     NUFIT_6_0 as NUFIT_6_0,
-    bloch_vector as bloch_vector,
-    density_matrix as density_matrix,
-    eigenvalues as eigenvalues,
     flavour_axis as flavour_axis,
-    flavour_state as flavour_state,
     gell_mann as gell_mann,
-    occupations as occupations,
     pmns as pmns,
     pmns_vacuum as pmns_vacuum,
     structure_constants as structure_constants,
-    von_neumann_entropy as von_neumann_entropy,
 )
 from ._physics.profiles import (
     AbstractProfile as AbstractProfile,
@@ -114,12 +108,18 @@ from ._physics.profiles import (
 )
 from ._physics.states import (
     bloch_to_rho as bloch_to_rho,
+    bloch_vector as bloch_vector,
+    density_matrix as density_matrix,
+    eigenvalues as eigenvalues,
     entropy as entropy,
+    flavour_state as flavour_state,
     mixing_vector as mixing_vector,
     nu_e as nu_e,
     nu_x as nu_x,
+    occupations as occupations,
     pauli as pauli,
     rho_to_bloch as rho_to_bloch,
+    von_neumann_entropy as von_neumann_entropy,
 )
 from ._physics.system import System as System
 from ._sampling.angles import (

@@ -64,8 +64,8 @@ def gas_rate(
     import math
 
     from ._gas import Gas, simulate_gas
-    from ._physics.flavours import NUFIT_6_0, bloch_vector, flavour_state, pmns
-    from ._physics.states import nu_e
+    from ._physics.flavours import NUFIT_6_0, pmns
+    from ._physics.states import bloch_vector, flavour_state, nu_e
     from ._sampling.schedule import Stochastic
 
     if n_flavours == 3:

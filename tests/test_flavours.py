@@ -292,7 +292,7 @@ def test_positivity_over_a_long_run(antineutrino, dtype, det_bound, purity_bound
         gas, gamma=0.2, schedule=oj.Stochastic(dt=0.1), key=jax.random.key(2), n_steps=4000,
         save_every=400, B=oj.pmns_vacuum(**ANGLES), matter=1.5, dtype=dtype, save_state=True,
     )  # fmt: skip
-    from oile_jax._physics.flavours import invariants
+    from oile_jax._physics.states import invariants
 
     purity, det = (np.asarray(x) for x in invariants(jnp.asarray(sol.state, jnp.float64)))
     assert det.min() > -det_bound and purity.max() < 1 + purity_bound

@@ -175,7 +175,8 @@ STATES = ("foreground.P0", "foreground.P_b", "gas.P0")
 def _flavours(c: dict, model: str, given: set):
     """The flavour count and the keys that depend on it; flavour names in the state keys
     become their Bloch vectors (in `c`, the resolved configuration)."""
-    from .._physics.flavours import check_state, dimension, flavour_state
+    from .._physics.flavours import dimension
+    from .._physics.states import check_state, flavour_state
 
     n = c.get("physics.n_flavours", 2)
     if n not in (2, 3):

@@ -22,8 +22,8 @@ from .._gas import observe
 from .._gas.checkpoint import CheckpointMismatch, read_checkpoint
 from .._gas.model import realization_velocities
 from .._output.io import write_h5
-from .._physics.flavours import occupations
 from .._physics.profiles import AbstractProfile
+from .._physics.states import occupations
 from .._sampling.angles import FixedVelocities, Isotropic
 from .._support.resources import check_disk
 from .._support.sharding import is_main_process

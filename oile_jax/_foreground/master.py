@@ -15,12 +15,14 @@ from jax.scipy.linalg import expm
 from jaxtyping import Array, ArrayLike, Float
 
 from .._physics.flavours import (
-    check_state,
     dimension,
     flavours_of,
     pmns_vacuum,
     structure_constants,
     turn_matrices,
+)
+from .._physics.states import (
+    check_state,
 )
 from .._sampling.schedule import checked_dt
 from .._support.checks import (

@@ -16,7 +16,8 @@ from .._physics.encounter import (
     encounter_antineutrino,
     encounter_vacuum,
 )
-from .._physics.flavours import check_state, dimension, flavours_of
+from .._physics.flavours import dimension, flavours_of
+from .._physics.states import check_state
 from .._physics.system import System
 from .._sampling.angles import AbstractAngleModel, fresh_angle_model
 from .._sampling.random import realization_keys

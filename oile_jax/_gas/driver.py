@@ -16,7 +16,8 @@ import jax
 import numpy as np
 from jaxtyping import ArrayLike, PRNGKeyArray
 
-from .._physics.flavours import flavour_count, occupations
+from .._physics.flavours import flavour_count
+from .._physics.states import occupations
 from .._sampling.angles import AbstractAngleModel
 from .._sampling.schedule import AbstractSchedule
 from .._sampling.spec import RunSpec, check_count, make_spec

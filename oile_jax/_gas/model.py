@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._physics.flavours import check_state, flavour_count
+from .._physics.flavours import flavour_count
+from .._physics.states import check_state
 from .._sampling.random import realization_keys, realization_streams
 from .._support.checks import check_finite, check_vector, concrete
 

@@ -5,8 +5,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from .._physics.flavours import von_neumann_entropy
-from .._physics.states import entropy
+from .._physics.states import entropy, von_neumann_entropy
 
 
 class Observables(eqx.Module):

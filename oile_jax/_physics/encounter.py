@@ -15,13 +15,18 @@ from jaxtyping import Array, ArrayLike, Complex, Float
 
 from .._support.checks import check_if_concrete, check_physical_if_concrete
 from .flavours import (
-    check_state_if_concrete,
     dstar_array,
     flavour_count,
     star_array,
     turn_matrices,
 )
-from .states import bloch_to_rho, complex_dtype, pauli, rho_to_bloch
+from .states import (
+    bloch_to_rho,
+    check_state_if_concrete,
+    complex_dtype,
+    pauli,
+    rho_to_bloch,
+)
 
 
 def _angle(c, dtype):
