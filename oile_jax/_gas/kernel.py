@@ -527,6 +527,6 @@ def propagation(system: System, schedule: AbstractSchedule) -> AbstractPropagati
     """The propagation of a system under a schedule."""
     if schedule.vacuum_inside:
         return VacuumInside()
-    if system.matter is None:
+    if system.field_is_vacuum:
         return CarriedVacuum()
-    return CarriedMatter() if system.matter.constant else MidpointTurns()
+    return CarriedMatter() if system.field_is_constant else MidpointTurns()

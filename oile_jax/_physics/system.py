@@ -231,6 +231,16 @@ class System(eqx.Module):
             omegas = omegas * self.signs(omegas.dtype)
         return -omegas if self.ordering == "inverted" else omegas
 
+    @property
+    def field_is_vacuum(self) -> bool:
+        """Whether the one-body field is the vacuum's alone, `+/- omega_k B` (static)."""
+        return self.matter is None
+
+    @property
+    def field_is_constant(self) -> bool:
+        """Whether the one-body field is constant in time (static)."""
+        return self.matter is None or self.matter.constant
+
     def coupling(self, t):
         """`mu(t) = mu density(t)`."""
         return self.mu if self.density is None else self.mu * self.density(t)
