@@ -400,7 +400,7 @@ def cmd_path(args) -> int:
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    from .._equilibria.path import miscidynamic_path, path_from_gas
+    from .._equilibria.equilibrium import miscidynamic_path, path_from_gas
     from .._output.io import write_h5
     from .._output.plot import plot_path, plot_two_groups
 
