@@ -66,7 +66,11 @@ class Foreground(eqx.Module):
 
     def _turn(self, P, t, tau):
         """Half a step of the one-body field (at the step's midpoint `t`)."""
-        return P @ jnp.swapaxes(self.system.turns(t, tau / 2, P.dtype)[0], -1, -2)
+        R = self.system.turns(t, tau / 2, P.dtype)[0]
+        # Elementwise, component by component: a (batch, D) x (D, D) product is slower on the
+        # CPU for small D.
+        D = P.shape[-1]
+        return jnp.stack([sum(R[i, k] * P[..., k] for k in range(D)) for i in range(D)], -1)
 
     def _meet(self, s, c):
         """The foreground isospins `s` after meeting the background (`c = 0`: no meeting)."""
