@@ -20,6 +20,7 @@ import pytest
 import oile_jax as oj
 from oile_jax._app import cli as _cli
 
+from .conftest import assert_allclose
 from .test_bad_input import _snapshot, cli_refused, refused, workdir  # noqa: F401
 
 KEY = jax.random.key(0)
@@ -1060,3 +1061,19 @@ def test_an_output_directory_that_cannot_be_written_is_refused_before_the_run(
     err = capsys.readouterr().err
     assert status == 2 and "--out results/fg.h5: its directory cannot be written" in err, err
     assert _snapshot(results) == before
+
+
+def test_matter_along_the_default_axis_inside_jit():
+    """Matter along the default `L` in a traced run (`evolve_gas` under `jax.jit`): the check
+    that `L` does not commute with `B` reads no traced value (it raised a
+    TracerArrayConversionError), and the traced run gives the numbers of the eager one."""
+    gas = oj.Gas([2, 2], jnp.asarray([0.1, 0.2]), jnp.asarray([[0.0, 0, 1], [0, 0, -1.0]]))
+    B = oj.mixing_vector(0.3)  # concrete, made outside the trace: the check reads it
+
+    def run(P0):
+        return oj.evolve_gas(
+            oj.Gas(gas.counts, gas.omegas, P0), gamma=0.1, schedule=oj.Deterministic(),
+            key=jax.random.key(0), n_steps=2, matter=0.2, B=B,
+        ).group_mean  # fmt: skip
+
+    assert_allclose(jax.jit(run)(gas.P0), run(gas.P0), rtol=0, atol=1e-6)

@@ -257,7 +257,9 @@ def default_matter_axis(B, n: int, argument: str = "matter"):
     value = concrete(B)
     if value is not None:
         f = structure_constants(n)[0]
-        commutator = np.einsum("abc,a,b->c", f, np.asarray(value, float), np.asarray(L, float))
+        commutator = np.einsum(
+            "abc,a,b->c", f, np.asarray(value, float), np.real(gell_mann(n)[:, 0, 0])
+        )
         if np.max(np.abs(commutator)) <= 1e-9 * max(1.0, float(np.max(np.abs(value)))):
             example = "nu_e('mass', theta)" if n == 2 else "the electron flavour in B's basis"
             raise ValueError(
