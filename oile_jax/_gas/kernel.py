@@ -276,7 +276,7 @@ class GasKernel(eqx.Module):
 
     def group_rotation(self, dtype, steps: float, factor):
         """Per-group `(sin a, 1 - cos a)` of the vacuum angle `a = omega_g tau steps factor`."""
-        angle = self.system.vacuum_angles(self.step_length() * steps, factor, dtype)
+        angle = self.system.vacuum_angles(self.step_length(), steps, factor, dtype)
         return jnp.sin(angle), 2 * jnp.sin(angle / 2) ** 2
 
     def _precess(self, P, index, steps: float):

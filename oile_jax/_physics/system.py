@@ -268,7 +268,7 @@ class System(eqx.Module):
         of two components, with each plane's factor."""
         return mass_frame(self.B.astype(dtype))
 
-    def vacuum_angles(self, duration, factor, dtype) -> Array:
+    def vacuum_angles(self, tau, steps: float, factor, dtype) -> Array:
         """The angle by which the vacuum turns a plane of factor `factor` of each class over
-        `duration`: `frequency_k duration factor`."""
-        return (self.frequencies() * duration).astype(dtype) * factor.astype(dtype)
+        `steps` steps of length `tau`: `frequency_k tau steps factor`."""
+        return (self.frequencies() * tau * steps).astype(dtype) * factor.astype(dtype)
