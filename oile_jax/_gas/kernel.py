@@ -434,9 +434,8 @@ class AbstractPropagation(eqx.Module):
         on the carried form."""
 
 
-class VacuumInside(AbstractPropagation):
-    """`Deterministic(vacuum="inside")` (two flavours): each pair evolves under the vacuum and
-    the encounter together (`encounter_vacuum`); the Bloch vectors are carried as they are."""
+class AbstractPlainPropagation(AbstractPropagation):
+    """Propagations that carry the Bloch vectors as they are (no frame, nothing ahead)."""
 
     in_vacuum_frame = False
 
@@ -445,6 +444,11 @@ class VacuumInside(AbstractPropagation):
 
     def leave(self, kernel, slots):
         return slots
+
+
+class VacuumInside(AbstractPlainPropagation):
+    """`Deterministic(vacuum="inside")` (two flavours): each pair evolves under the vacuum and
+    the encounter together (`encounter_vacuum`); the Bloch vectors are carried as they are."""
 
     def step(self, kernel, slots, c, live, t):
         dtype = slots.P[0].dtype
@@ -504,18 +508,10 @@ class CarriedMatter(AbstractPropagation):
         return Slots(P=_turned(R, P), index=slots.index)
 
 
-class MidpointTurns(AbstractPropagation):
+class MidpointTurns(AbstractPlainPropagation):
     """Matter that changes in time, `lambda(t)`: half a turn about the field at the step's
     midpoint, the encounters, and the same half turn again (second order in the step); the
     Bloch vectors are carried as they are."""
-
-    in_vacuum_frame = False
-
-    def enter(self, kernel, slots):
-        return slots
-
-    def leave(self, kernel, slots):
-        return slots
 
     def step(self, kernel, slots, c, live, t):
         R = kernel.half_turns(slots.index, t, slots.P[0].dtype)
