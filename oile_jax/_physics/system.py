@@ -75,8 +75,8 @@ def species(antineutrino, n_classes: int, name: str = "antineutrino") -> Array |
 class System(eqx.Module):
     """A neutrino system: the classes' vacuum frequencies and species, the vacuum vector and the
     mass ordering, matter, the coupling and its history, the impact parameter and the angle
-    model. Numbers are traced leaves (changing `gamma`, `mu` or a frequency does not
-    recompile); the species, the ordering and the flavour count are static. Build it with
+    model. Numbers and the species are traced leaves (changing `gamma`, `mu` or a frequency
+    does not recompile); the ordering and the flavour count are static. Build it with
     `System.make`, which validates every option once and names it in its errors.
 
     - `omegas` `(K,)`: vacuum frequency of each class (`dm^2 / 2E > 0` of either species).
@@ -264,7 +264,7 @@ class System(eqx.Module):
         return turn_matrices(self.field(t, dtype), duration)
 
     def vacuum_frame(self, dtype):
-        """`_flavours.mass_frame` of `B` in `dtype`: the frame where the vacuum turns planes
+        """`flavours.mass_frame` of `B` in `dtype`: the frame where the vacuum turns planes
         of two components, with each plane's factor."""
         return mass_frame(self.B.astype(dtype))
 
