@@ -20,10 +20,19 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
 
-# Public calls whose signatures both trees share. Each prints {"first": s, "rate": per s}.
+# The same public calls in both trees (the run options as objects where the tree has them,
+# `OBJECTS`, else as keywords). Each prints {"first": s, "rate": per s}.
 PRELUDE = """
 import json, time, jax, jax.numpy as jnp, numpy as np
 import oile_jax as oj
+OBJECTS = hasattr(oj, "Sampling")
+def options(gamma, key, n_steps, save_every=None, n_realizations=1, **physics):
+    if not OBJECTS:
+        return dict(gamma=gamma, key=key, n_steps=n_steps, save_every=save_every or 1,
+                    n_realizations=n_realizations, **physics)
+    return dict(system=oj.System(gamma=gamma, **physics),
+                sampling=oj.Sampling(key, n_steps=n_steps, n_realizations=n_realizations),
+                saveat=oj.SaveAt(every=save_every or 1))
 def timed(run, repeats):
     start = time.perf_counter(); jax.block_until_ready(run()); first = time.perf_counter() - start
     best = min(_time(run) for _ in range(repeats))
@@ -49,9 +58,8 @@ print(json.dumps({"rate": rate, "first": None}))
     "foreground": """
 P0 = jnp.tile(jnp.asarray([0.0, 0.0, 1.0]), (4096, 1))
 run = lambda: oj.simulate_foreground(
-    P0, jnp.asarray([0.6, 0.0, 0.6]), gamma=0.1, schedule=oj.Stochastic(dt=0.05),
-    key=jax.random.key(1), n_steps=400, save_every=400, n_realizations=16, omega=0.3,
-    matter=0.2, B=oj.mixing_vector(0.3)).mean
+    P0, jnp.asarray([0.6, 0.0, 0.6]), schedule=oj.Stochastic(dt=0.05), omega=0.3,
+    **options(0.1, jax.random.key(1), 400, 400, 16, matter=0.2, B=oj.mixing_vector(0.3))).mean
 first, best = timed(run, REPEATS)
 print(json.dumps({"rate": 4096 * 16 * 400 / best, "first": first}))
 """,
@@ -73,8 +81,8 @@ print(json.dumps({"rate": 200_000 / best, "first": first}))
     # First calls only: a small gas run and a mean-field solve (compile included).
     "first gas run": """
 gas = oj.Gas([500, 500], jnp.asarray([0.1, 0.2]), jnp.asarray([[0.0, 0, 1], [0, 0, -1.0]]))
-run = lambda: oj.simulate_gas(gas, gamma=0.01, schedule=oj.Stochastic(dt=0.01),
-    key=jax.random.key(2), n_steps=20, matter=0.1, B=oj.mixing_vector(0.2)).lepton
+run = lambda: oj.simulate_gas(gas, schedule=oj.Stochastic(dt=0.01),
+    **options(0.01, jax.random.key(2), 20, matter=0.1, B=oj.mixing_vector(0.2))).lepton
 first, best = timed(run, 1)
 print(json.dumps({"rate": None, "first": first}))
 """,

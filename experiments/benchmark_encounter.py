@@ -67,13 +67,11 @@ def foreground_rate(n_realizations: int, key) -> float:
         oj.simulate_foreground(
             jnp.asarray([0.0, 0.0, 1.0], jnp.float32),
             [0.6, 0.0, 0.6],
-            gamma=0.05,
-            omega=0.3,
+            system=oj.System(gamma=0.05),
             schedule=schedule,
-            key=key,
-            n_steps=1000,
-            save_every=100,
-            n_realizations=n_realizations,
+            sampling=oj.Sampling(key=key, n_steps=1000, n_realizations=n_realizations),
+            saveat=oj.SaveAt(every=100),
+            omega=0.3,
         ).mean
     )
     return n_realizations * 1000 / timed(run, repeats=2)

@@ -41,12 +41,9 @@ def problem(n: int, n_steps: int):
     def loss(P0, omegas, gamma, mu, remat=True):
         run = oj.evolve_gas(
             oj.Gas((n // 2, n // 2), omegas, P0),
-            gamma=gamma,
-            mu=mu,
+            system=oj.System(gamma=gamma, mu=mu),
             schedule=oj.Deterministic(),
-            key=jax.random.key(0),
-            n_steps=n_steps,
-            dtype=jnp.float32,
+            sampling=oj.Sampling(key=jax.random.key(0), n_steps=n_steps, dtype=jnp.float32),
             remat=remat,
         )
         return jnp.sum(run.group_mean[0, -1] * WEIGHTS)

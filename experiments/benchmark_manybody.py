@@ -37,13 +37,12 @@ def jax_rate(n: int, rounds: int, n_realizations: int, key) -> float:
     gas = oj.Gas((n // 2, n - n // 2), (0.1, 0.2), [up, [0.0, 0.6, -0.8]])
     run = lambda gamma: oj.simulate_manybody(
         gas,
-        gamma=gamma,
+        system=oj.System(gamma=gamma),
         schedule=oj.Deterministic(),
-        key=key,
-        n_steps=rounds,
-        save_every=rounds,
-        n_realizations=n_realizations,
-        dtype=jnp.float32,
+        sampling=oj.Sampling(
+            key=key, n_steps=rounds, n_realizations=n_realizations, dtype=jnp.float32
+        ),
+        saveat=oj.SaveAt(every=rounds),
     ).norm.block_until_ready()
     run(0.1)
     start = time.perf_counter()

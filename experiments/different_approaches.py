@@ -53,13 +53,10 @@ def run(*, size: str, seed: int) -> dict:
     every = max(1, rounds // 200)
     sol = oj.simulate_manybody(
         gas,
-        gamma=gamma,
+        system=oj.System(gamma=gamma, B=B),
         schedule=oj.Deterministic(),
-        key=key,
-        B=B,
-        n_steps=every * (rounds // every),
-        save_every=every,
-        n_realizations=R,
+        sampling=oj.Sampling(key=key, n_steps=every * (rounds // every), n_realizations=R),
+        saveat=oj.SaveAt(every=every),
     )
     ts = np.asarray(sol.ts)
     fractions = jnp.asarray(np.asarray(gas.counts) / n)
@@ -94,13 +91,12 @@ def run(*, size: str, seed: int) -> dict:
             steps = max(1, round(T_SCAN / g))
             s = oj.simulate_manybody(
                 two_groups(m),
-                gamma=g,
+                system=oj.System(gamma=g, B=B),
                 schedule=oj.Deterministic(),
-                key=jax.random.fold_in(key, 1000 * a + b),
-                B=B,
-                n_steps=steps,
-                save_every=steps,
-                n_realizations=scan_R,
+                sampling=oj.Sampling(
+                    key=jax.random.fold_in(key, 1000 * a + b), n_steps=steps, n_realizations=scan_R
+                ),
+                saveat=oj.SaveAt(every=steps),
             )
             diff[a, b] = float(
                 np.mean(np.linalg.norm(np.asarray(s.exact[:, -1] - s.oile[:, -1]), axis=-1))

@@ -59,13 +59,12 @@ def observe(gas, key, realizations: int, t_max: float, n_times: int):
     every = rounds // n_times
     sol = oj.simulate_gas(
         gas,
-        gamma=GAMMA_TRUE,
+        system=oj.System(gamma=GAMMA_TRUE),
         schedule=oj.Deterministic(),
-        key=key,
-        n_steps=every * n_times,
-        save_every=every,
-        n_realizations=realizations,
-        dtype=jnp.float64,
+        sampling=oj.Sampling(
+            key=key, n_steps=every * n_times, n_realizations=realizations, dtype=jnp.float64
+        ),
+        saveat=oj.SaveAt(every=every),
     )
     return sol.ts[1:], sol.group_mean[:, 1:].mean(axis=0)
 
@@ -81,13 +80,12 @@ def model_loss(gas, realizations: int, t_max: float):
         gamma = jnp.clip(jnp.exp(log_gamma), *GAMMA_RANGE)
         run = oj.evolve_gas(
             gas,
-            gamma=gamma,
+            system=oj.System(gamma=gamma),
             schedule=oj.Deterministic(),
-            key=key,
-            n_steps=rounds,
-            save_every=1,
-            n_realizations=realizations,
-            dtype=jnp.float64,
+            sampling=oj.Sampling(
+                key=key, n_steps=rounds, n_realizations=realizations, dtype=jnp.float64
+            ),
+            saveat=oj.SaveAt(every=1),
         )
         mean = run.group_mean.mean(axis=0)  # (saves, G, 3)
         flat = mean.reshape(mean.shape[0], -1)

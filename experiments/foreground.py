@@ -52,12 +52,14 @@ def run(*, size: str, seed: int, gammas=GAMMAS) -> dict:
         sol = oj.simulate_foreground(
             P0,
             P_B,
-            gamma=gamma,
+            system=oj.System(gamma=gamma),
             schedule=schedule,
-            key=jax.random.fold_in(key, index),
-            n_steps=save_every * (saves - 1),
-            save_every=save_every,
-            n_realizations=n_realizations,
+            sampling=oj.Sampling(
+                key=jax.random.fold_in(key, index),
+                n_steps=save_every * (saves - 1),
+                n_realizations=n_realizations,
+            ),
+            saveat=oj.SaveAt(every=save_every),
         )
         data[f"gamma_{gamma:g}"] = {
             "gamma": gamma,

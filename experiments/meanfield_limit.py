@@ -41,15 +41,15 @@ def run_gamma(gas, gamma, *, realizations, t_max, per_unit, key):
     save_every = max(1, round(1 / (per_unit * dt)))
     sol = oj.simulate_gas(
         gas,
-        gamma=gamma,
+        system=oj.System(gamma=gamma, B=oj.mixing_vector(basis="mass"), angles="fixed-velocities"),
         schedule=oj.Stochastic(dt=dt),
-        key=key,
-        angles="fixed-velocities",
-        B=oj.mixing_vector(basis="mass"),
-        t_max=t_max,
-        save_every=save_every,
-        n_realizations=realizations,
-        dtype=jnp.float64 if jax.config.jax_enable_x64 else jnp.float32,
+        sampling=oj.Sampling(
+            key=key,
+            t_max=t_max,
+            n_realizations=realizations,
+            dtype=jnp.float64 if jax.config.jax_enable_x64 else jnp.float32,
+        ),
+        saveat=oj.SaveAt(every=save_every),
     )
     ts = jnp.asarray(sol.ts, dtype=jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
     omegas = jnp.repeat(

@@ -42,14 +42,10 @@ def simulate(size: str, seed: int):
     n, t_max, _, dt, save_every = SIZES[size]
     sol = oj.simulate_gas(
         two_groups.make_gas(n),
-        gamma=two_groups.GAMMA,
+        system=oj.System(gamma=two_groups.GAMMA, angles="fixed-velocities"),
         schedule=oj.Stochastic(dt=dt),
-        key=jax.random.key(seed),
-        angles="fixed-velocities",
-        t_max=t_max,
-        save_every=save_every,
-        chunk_saves=50,
-        dtype=jnp.float32,
+        sampling=oj.Sampling(key=jax.random.key(seed), t_max=t_max, dtype=jnp.float32),
+        saveat=oj.SaveAt(every=save_every, chunk=50),
     )
     return np.asarray(sol.ts, dtype=float), np.asarray(sol.group_mean[0], dtype=float)
 

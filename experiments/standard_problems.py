@@ -87,14 +87,10 @@ def msw(gammas, *, omega=1.0, theta=0.3, lam=0.6, lam0=20.0, scale=100.0, lam_en
             gas = oj.Gas(4, jnp.array([omega]), NU_E[None], antineutrino=anti)
             sol = oj.simulate_gas(
                 gas,
-                gamma=gamma,
+                system=oj.System(gamma=gamma, B=B, matter=lam),
                 schedule=oj.Stochastic(dt=0.5 * gamma),
-                B=B,
-                matter=lam,
-                key=jax.random.key(0),
-                t_max=20.0,
-                save_every=round(0.1 / (0.5 * gamma)),
-                dtype=F64,
+                sampling=oj.Sampling(key=jax.random.key(0), t_max=20.0, dtype=F64),
+                saveat=oj.SaveAt(every=round(0.1 / (0.5 * gamma))),
             )
             Pee = (1 + sol.group_mean[0, :, 0, 2]) / 2
             error = np.abs(Pee - msw_reference(sol.ts, omega, theta, signed)).max()
@@ -124,14 +120,10 @@ def msw(gammas, *, omega=1.0, theta=0.3, lam=0.6, lam0=20.0, scale=100.0, lam_en
     steps = save * round(t_end / dt / save)
     sol = oj.simulate_gas(
         gas,
-        gamma=gammas[0],
+        system=oj.System(gamma=gammas[0], B=B, matter=profile),
         schedule=oj.Stochastic(dt=dt),
-        B=B,
-        matter=profile,
-        key=jax.random.key(0),
-        n_steps=steps,
-        save_every=save,
-        dtype=F64,
+        sampling=oj.Sampling(key=jax.random.key(0), n_steps=steps, dtype=F64),
+        saveat=oj.SaveAt(every=save),
     )
     Pee = (1 + sol.group_mean[0, :, 0, 2]) / 2
     tail = sol.ts > sol.ts[-1] - window
@@ -266,17 +258,12 @@ def pendulum_runs(
         gas = oj.Gas(counts, jnp.array([omega, omega]), P0, antineutrino=(False, True))
         sol = oj.simulate_gas(
             gas,
-            gamma=gamma,
-            mu=mu,
+            system=oj.System(gamma=gamma, mu=mu, B=B, angles=angles, ordering="inverted"),
             schedule=oj.Deterministic(),
-            angles=angles,
-            B=B,
-            ordering="inverted",
-            key=jax.random.key(seed),
-            t_max=t_end,
-            save_every=max(1, round(0.005 * mu / gamma)),
-            n_realizations=realizations,
-            dtype=F64,
+            sampling=oj.Sampling(
+                key=jax.random.key(seed), t_max=t_end, n_realizations=realizations, dtype=F64
+            ),
+            saveat=oj.SaveAt(every=max(1, round(0.005 * mu / gamma))),
         )
         mean = sol.group_mean.mean(0)
         row[f"oile_{gamma:g}_ts"] = sol.ts
@@ -350,15 +337,10 @@ def sleeping_top(
         perp_mfc.append(np.hypot(P[:, 0, 0], P[:, 0, 1]).max())
         sol = oj.simulate_gas(
             gas,
-            gamma=oile_gamma,
-            mu=mu,
+            system=oj.System(gamma=oile_gamma, mu=mu, B=B, ordering="inverted"),
             schedule=oj.Deterministic(),
-            B=B,
-            ordering="inverted",
-            key=jax.random.key(seed),
-            t_max=oile_t_end,
-            save_every=round(0.02 * mu / oile_gamma),
-            dtype=F64,
+            sampling=oj.Sampling(key=jax.random.key(seed), t_max=oile_t_end, dtype=F64),
+            saveat=oj.SaveAt(every=round(0.02 * mu / oile_gamma)),
         )
         mean = sol.group_mean[0]
         perp_oile.append(np.hypot(mean[:, 0, 0], mean[:, 0, 1]).max())
@@ -416,14 +398,10 @@ def spectral_split(
         gas = oj.Gas((per,) * modes, omegas, P0)
         sol = oj.simulate_gas(
             gas,
-            gamma=gamma,
-            mu=profile,
+            system=oj.System(gamma=gamma, mu=profile, B=B),
             schedule=oj.Stochastic(dt=dt),
-            B=B,
-            key=jax.random.key(seed),
-            t_max=t_end,
-            save_every=round(t_end / dt / 10),
-            dtype=F64,
+            sampling=oj.Sampling(key=jax.random.key(seed), t_max=t_end, dtype=F64),
+            saveat=oj.SaveAt(every=round(t_end / dt / 10)),
         )
         final = sol.group_mean[0, -1] @ Bhat
         row[f"oile_{gamma:g}"] = final

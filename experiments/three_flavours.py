@@ -55,16 +55,12 @@ def oile(n_flavours: int, *, size: str, seed: int) -> dict:
         B = oj.mixing_vector(math.radians(FIT["theta13"]), "flavour")
     sol = oj.simulate_gas(
         oj.Gas(counts, OMEGAS, P0),
-        gamma=GAMMA,
+        system=oj.System(gamma=GAMMA, B=B, angles="isotropic"),
         schedule=oj.Stochastic(dt=DT),
-        key=jax.random.key(seed),
-        angles="isotropic",
-        B=B,
-        t_max=t_max,
-        save_every=save_every,
-        n_realizations=realizations,
-        chunk_saves=10,
-        dtype=jnp.float32,
+        sampling=oj.Sampling(
+            key=jax.random.key(seed), t_max=t_max, n_realizations=realizations, dtype=jnp.float32
+        ),
+        saveat=oj.SaveAt(every=save_every, chunk=10),
     )
     return {
         "ts": sol.ts,

@@ -51,17 +51,13 @@ def run(*, size: str, seed: int, progress: bool | None = None) -> dict:
     gas = make_gas(n)
     sol = oj.simulate_gas(
         gas,
-        gamma=GAMMA,
+        system=oj.System(gamma=GAMMA, B=oj.mixing_vector(basis="mass"), angles="fixed-velocities"),
         schedule=oj.Stochastic(dt=dt),
-        key=jax.random.key(seed),
-        angles="fixed-velocities",
-        B=oj.mixing_vector(basis="mass"),
-        t_max=t_max,
-        save_every=save_every,
-        n_realizations=realizations,
-        chunk_saves=50,
+        sampling=oj.Sampling(
+            key=jax.random.key(seed), t_max=t_max, n_realizations=realizations, dtype=jnp.float32
+        ),
+        saveat=oj.SaveAt(every=save_every, chunk=50),
         progress=progress,
-        dtype=jnp.float32,
     )
     data = {
         "ts": sol.ts,

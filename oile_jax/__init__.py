@@ -129,6 +129,12 @@ from ._sampling.angles import (
     FixedVelocities as FixedVelocities,
     Isotropic as Isotropic,
 )
+from ._sampling.options import (
+    Checkpoint as Checkpoint,
+    Sampling as Sampling,
+    SaveAt as SaveAt,
+    Sharding as Sharding,
+)
 from ._sampling.schedule import (
     AbstractSchedule as AbstractSchedule,
     Deterministic as Deterministic,

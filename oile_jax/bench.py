@@ -66,6 +66,8 @@ def gas_rate(
     from ._gas import Gas, simulate_gas
     from ._physics.flavours import NUFIT_6_0, pmns
     from ._physics.states import bloch_vector, flavour_state, nu_e
+    from ._physics.system import System
+    from ._sampling.options import Sampling, SaveAt, Sharding
     from ._sampling.schedule import Stochastic
 
     if n_flavours == 3:
@@ -80,22 +82,15 @@ def gas_rate(
         L = bloch_vector(U.conj().T @ np.diag([1.0, 0.0, 0.0]) @ U)
     elif matter is not None:
         L = nu_e("mass", 0.15)
+    sampling = Sampling(key, n_steps=steps, n_realizations=n_realizations, dtype=jnp.float32)
+    sharding = Sharding(devices=devices, shards=shards, exchange_every=exchange_every)
     run = lambda gamma: simulate_gas(
         gas,
-        gamma=gamma,
-        schedule=Stochastic(dt=p * 0.01),
-        key=key,
-        angles="fixed-velocities",
-        n_steps=steps,
-        save_every=steps,
-        n_realizations=n_realizations,
-        dtype=jnp.float32,
-        shards=shards,
-        exchange_every=exchange_every,
-        devices=devices,
-        matter=matter,
-        L=L,
-        mu=mu,
+        System(gamma=gamma, mu=mu, angles="fixed-velocities", matter=matter, L=L),
+        Stochastic(dt=p * 0.01),
+        sampling,
+        saveat=SaveAt(every=steps),
+        sharding=sharding,
     )
     start = time.perf_counter()
     run(0.01)

@@ -103,3 +103,44 @@ def xla_flags(*flags: str) -> str:
     """`XLA_FLAGS` for a subprocess: this process's flags (the quick code generation above,
     unless turned off) and `flags`."""
     return " ".join([os.environ.get("XLA_FLAGS", ""), *flags]).strip()
+
+
+_GROUPS = {
+    "system": ("gamma", "mu", "B", "angles", "matter", "L", "ordering"),
+    "sampling": ("key", "n_steps", "t_max", "n_realizations", "dtype"),
+    "saveat": ("save_every", "save_state", "chunk_saves"),
+    "checkpoint": ("checkpoint", "resume"),
+    "sharding": ("devices", "shards", "exchange_every"),
+}
+
+
+def run_options(**values) -> dict:
+    """A driver's arguments from a test's flat parameters (`gamma=`, `n_steps=`, `shards=`,
+    ...), for tests that vary one parameter of a shared set: the flat names are grouped into
+    the run's objects (`system`, `sampling`, `saveat`, `checkpoint`, `sharding`); any other
+    name (`schedule`, `omega`, `progress`) is passed as it is. The objects are the library's,
+    so a bad value is refused by the library."""
+    import oile_jax as oj
+
+    out = {}
+    taken = {
+        name: values.pop(name) for names in _GROUPS.values() for name in names if name in values
+    }
+    system = {k: taken[k] for k in _GROUPS["system"] if k in taken}
+    if system:
+        out["system"] = oj.System(**system)
+    sampling = {k: taken[k] for k in _GROUPS["sampling"] if k in taken}
+    if sampling:
+        out["sampling"] = oj.Sampling(**sampling)
+    names = zip(_GROUPS["saveat"], ("every", "state", "chunk"), strict=True)
+    saveat = {new: taken[old] for old, new in names if old in taken}
+    if saveat:
+        out["saveat"] = oj.SaveAt(**saveat)
+    if "checkpoint" in taken:
+        out["checkpoint"] = oj.Checkpoint(taken["checkpoint"], taken.get("resume", False))
+    elif "resume" in taken:
+        raise TypeError("resume needs checkpoint")
+    sharding = {k: taken[k] for k in _GROUPS["sharding"] if k in taken}
+    if sharding:
+        out["sharding"] = oj.Sharding(**sharding)
+    return {**out, **values}

@@ -20,6 +20,8 @@ import pytest
 import oile_jax as oj
 from oile_jax._app import cli as _cli
 
+from .conftest import run_options
+
 KEY = jax.random.key(0)
 UP = [0.0, 0.0, 1.0]
 GAS = oj.Gas((6, 4), (0.1, 0.2), [[0.1, 0, 0.99], [-0.1, 0, -0.99]])
@@ -31,19 +33,19 @@ def foreground(**kw):
     args = dict(gamma=0.1, schedule=STOCH, key=KEY, n_steps=4)
     args.update(kw)
     P0, P_b = args.pop("P0", UP), args.pop("P_b", [1.0, 0, 0])
-    return oj.simulate_foreground(P0, P_b, **args)
+    return oj.simulate_foreground(P0, P_b, **run_options(**args))
 
 
 def gas(gas=GAS, **kw):
     args = dict(gamma=0.1, schedule=STOCH, key=KEY, n_steps=4)
     args.update(kw)
-    return oj.simulate_gas(gas, **args)
+    return oj.simulate_gas(gas, **run_options(**args))
 
 
 def sweep(**kw):
     args = dict(gamma=[0.1, 0.2], schedule=STOCH, key=KEY, n_steps=4)
     args.update(kw)
-    return oj.sweep_gas(GAS, **args)
+    return oj.sweep_gas(GAS, **run_options(**args))
 
 
 def path(**kw):
@@ -129,9 +131,14 @@ API = [
         "fg-save-every",
         lambda: foreground(n_steps=10, save_every=3),
         ValueError,
-        r"n_steps=10 must be a multiple of save_every=3",
+        r"n_steps=10 must be a multiple of the save interval SaveAt.every=3",
     ),
-    ("fg-save-every-0", lambda: foreground(save_every=0), ValueError, r"save_every must be .*>= 1"),
+    (
+        "fg-save-every-0",
+        lambda: foreground(save_every=0),
+        ValueError,
+        r"SaveAt.every must be .*>= 1",
+    ),
     ("fg-n-steps", lambda: foreground(n_steps=0), ValueError, r"n_steps must be an integer >= 1"),
     (
         "fg-realizations",
@@ -178,16 +185,14 @@ API = [
         "gas-exchange",
         lambda: oj.simulate_gas(
             oj.Gas((16, 16), W, [UP, UP]),
-            gamma=0.1,
+            system=oj.System(gamma=0.1),
             schedule=STOCH,
-            key=KEY,
-            n_steps=4,
-            save_every=1,
-            shards=2,
-            exchange_every=2,
+            sampling=oj.Sampling(key=KEY, n_steps=4),
+            saveat=oj.SaveAt(every=1),
+            sharding=oj.Sharding(shards=2, exchange_every=2),
         ),
         ValueError,
-        r"save_every=1 must be a multiple of exchange_every=2",
+        r"SaveAt.every=1 must be a multiple of Sharding.exchange_every=2",
     ),
     ("gas-devices", lambda: gas(devices=99), ValueError, r"devices=99 asks for more devices"),
     ("gas-devices-word", lambda: gas(devices="many"), ValueError, r"devices must be 'all'"),
@@ -197,7 +202,7 @@ API = [
         ValueError,
         r"multiple of the number of devices",
     ),
-    ("gas-chunks", lambda: gas(chunk_saves=0), ValueError, r"chunk_saves must be an integer >= 1"),
+    ("gas-chunks", lambda: gas(chunk_saves=0), ValueError, r"SaveAt.chunk must be an integer >= 1"),
     ("gas-angles", lambda: gas(angles="random"), ValueError, r"angles=.*allowed"),
     ("gas-memory", huge_gas, MemoryError, r"needs about [0-9.]+ GiB of memory.*lower"),
     (
@@ -210,7 +215,7 @@ API = [
         "gas-checkpoint-exists",
         lambda tmp_path: corrupt_checkpoint(tmp_path, resume=False),
         FileExistsError,
-        r"checkpoint=.* exists; pass resume=True",
+        r"Checkpoint.path=.* exists; give Checkpoint\(path, resume=True\)",
     ),
     # sweeps
     ("sweep-empty", lambda: sweep(gamma=[]), ValueError, r"gamma of a sweep is empty"),
@@ -296,7 +301,10 @@ API = [
     (
         "manybody-size",
         lambda: oj.simulate_manybody(
-            oj.Gas((20, 20), W, [UP, [0, 0, -1.0]]), gamma=0.1, schedule=STOCH, key=KEY, n_steps=1
+            oj.Gas((20, 20), W, [UP, [0, 0, -1.0]]),
+            system=oj.System(gamma=0.1),
+            schedule=STOCH,
+            sampling=oj.Sampling(key=KEY, n_steps=1),
         ),
         ValueError,
         r"N <= 30|N = 40",
@@ -305,10 +313,9 @@ API = [
         "manybody-mixed",
         lambda: oj.simulate_manybody(
             oj.Gas((2, 2), W, [[0, 0, 0.5], [0, 0, -1.0]]),
-            gamma=0.1,
+            system=oj.System(gamma=0.1),
             schedule=STOCH,
-            key=KEY,
-            n_steps=1,
+            sampling=oj.Sampling(key=KEY, n_steps=1),
         ),
         ValueError,
         r"\|P_k\| = 1|pure",

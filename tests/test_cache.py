@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from .conftest import xla_flags
+from .conftest import run_options, xla_flags
 
 RUN = ["run", "foreground", "--set", "run.t_max=2.0", "--set", "run.n_saves=3", "--force"]
 
@@ -76,12 +76,14 @@ def _foreground(**options):
     return oj.simulate_foreground(
         jnp.asarray([0.0, 0.0, 1.0]),
         jnp.asarray([0.6, 0.0, 0.8]),
-        gamma=0.3,
-        schedule=oj.Stochastic(dt=0.1),
-        key=jax.random.key(3),
-        n_steps=40,
-        n_realizations=8,
-        **options,
+        **run_options(
+            gamma=0.3,
+            schedule=oj.Stochastic(dt=0.1),
+            key=jax.random.key(3),
+            n_steps=40,
+            n_realizations=8,
+            **options,
+        ),
     ).mean
 
 

@@ -12,9 +12,9 @@ import pytest
 import oile_jax as oj
 
 from . import reference_flavours as ref
-from .conftest import assert_allclose
+from .conftest import assert_allclose, run_options
 
-ENGINES = {"dense": {}, "sharded": {"shards": 1}}
+ENGINES = {"dense": {}, "sharded": {"sharding": oj.Sharding(shards=1)}}
 # A flavour-basis vacuum with every angle and the phase away from special values.
 ANGLES = dict(theta12=0.59, theta13=0.15, theta23=0.84, delta=3.7)
 
@@ -122,9 +122,12 @@ def test_vacuum_oscillation_probabilities(ordering, antineutrino):
         P0 = oj.flavour_state(("e", "mu", "tau")[alpha])
         gas = oj.Gas((2,), (omega,), P0[None], antineutrino=antineutrino)
         sol = oj.simulate_gas(
-            gas, gamma=0.1, schedule=oj.Stochastic(dt=dt), key=jax.random.key(0), n_steps=n,
-            save_every=20, B=B, dtype=jnp.float64,
-        )  # fmt: skip
+            gas,
+            system=oj.System(gamma=0.1, B=B),
+            schedule=oj.Stochastic(dt=dt),
+            sampling=oj.Sampling(key=jax.random.key(0), n_steps=n, dtype=jnp.float64),
+            saveat=oj.SaveAt(every=20),
+        )
         occupations = np.asarray(oj.occupations(sol.group_mean[0, :, 0]))
         expected = np.array([
             [ref.vacuum_probability(U, m2, omega * t, alpha, b, antineutrino) for b in range(3)]
@@ -166,9 +169,13 @@ def test_a_pair_matches_the_matrix_loop(engine, pair, schedule):
     gas = oj.Gas((1, 1), jnp.array(omegas), jnp.array(P0), antineutrino=anti)
     sched = oj.Deterministic() if schedule == "deterministic" else oj.Stochastic(dt=gamma / mu)
     sol = oj.simulate_gas(
-        gas, **engine, gamma=gamma, mu=mu, schedule=sched, angles="fixed-angle", B=B,
-        matter=matter, key=jax.random.key(0), n_steps=n, save_every=5, dtype=jnp.float64,
-    )  # fmt: skip
+        gas,
+        **engine,
+        system=oj.System(gamma=gamma, mu=mu, B=B, angles="fixed-angle", matter=matter),
+        schedule=sched,
+        sampling=oj.Sampling(key=jax.random.key(0), n_steps=n, dtype=jnp.float64),
+        saveat=oj.SaveAt(every=5),
+    )
     loop = ref.pair_run(P0, anti, omegas, gamma=gamma, mu=mu, M=M, matter=matter, x=1.0, n_steps=n)
     assert_allclose(sol.group_mean[0], loop[::5], rtol=0, atol=1e-11)
     assert np.abs(loop[-1] - loop[0]).max() > 0.3
@@ -185,9 +192,15 @@ def test_a_mixed_gas_against_the_matrix_loop(engine):
     B, _, _, M = vacuum()
     gas = oj.Gas((3, 3), jnp.array([0.6, 1.1]), jnp.array(P0), antineutrino=(False, True))
     sol = oj.simulate_gas(
-        gas, **engine, gamma=gamma, mu=mu, schedule=oj.Deterministic(), B=B, matter=matter,
-        key=jax.random.key(11), n_steps=n, save_every=n, n_realizations=500, dtype=jnp.float64,
-    )  # fmt: skip
+        gas,
+        **engine,
+        system=oj.System(gamma=gamma, mu=mu, B=B, matter=matter),
+        schedule=oj.Deterministic(),
+        sampling=oj.Sampling(
+            key=jax.random.key(11), n_steps=n, n_realizations=500, dtype=jnp.float64
+        ),
+        saveat=oj.SaveAt(every=n),
+    )
     starts, omegas = np.repeat(P0, 3, axis=0), np.repeat([0.6, 1.1], 3)
     runs = np.stack([
         ref.gas_run(starts, anti, omegas, gamma=gamma, mu=mu, M=M, matter=matter, n_steps=n,
@@ -225,10 +238,10 @@ def test_two_flavours_inside_three(schedule, angles):
         gamma=0.3, mu=1.2, schedule=sched, angles=angles, key=jax.random.key(4), n_steps=30,
         save_every=10, n_realizations=3, dtype=jnp.float64, matter=0.8,
     )  # fmt: skip
-    two = oj.simulate_gas(oj.Gas((4, 6), (0.3, -0.5), P2), B=B2, **kw)
+    two = oj.simulate_gas(oj.Gas((4, 6), (0.3, -0.5), P2), **run_options(B=B2, **kw))
     B3, L3 = embed(B2), np.zeros(8)
     B3[7], L3[2] = 0.0, 1.0
-    three = oj.simulate_gas(oj.Gas((4, 6), (0.3, -0.5), embed(P2)), B=B3, L=L3, **kw)
+    three = oj.simulate_gas(oj.Gas((4, 6), (0.3, -0.5), embed(P2)), **run_options(B=B3, L=L3, **kw))
     assert_allclose(three.group_mean[..., :3], two.group_mean, rtol=0, atol=1e-12)
     assert_allclose(three.group_mean[..., 3:7], 0.0, rtol=0, atol=1e-12)
     assert_allclose(three.group_mean[..., 7], 1 / np.sqrt(3), rtol=0, atol=1e-12)
@@ -244,9 +257,12 @@ def test_a_third_flavour_opens_the_pair_channel():
     P0 = np.stack([np.asarray(oj.flavour_state("e"))] * 2)
     gas = oj.Gas((8, 8), (0.0, 0.0), P0, antineutrino=(False, True))
     sol = oj.simulate_gas(
-        gas, gamma=0.5, schedule=oj.Deterministic(), key=jax.random.key(0), n_steps=20,
-        save_every=20, B=oj.pmns_vacuum(**ANGLES), dtype=jnp.float64,
-    )  # fmt: skip
+        gas,
+        system=oj.System(gamma=0.5, B=oj.pmns_vacuum(**ANGLES)),
+        schedule=oj.Deterministic(),
+        sampling=oj.Sampling(key=jax.random.key(0), n_steps=20, dtype=jnp.float64),
+        saveat=oj.SaveAt(every=20),
+    )
     tau = sol.occupations[0, -1, :, 2]
     assert tau.min() > 0.05
     assert_allclose(tau[0], tau[1], rtol=0, atol=1e-12)
@@ -261,14 +277,18 @@ def test_conserved_totals():
     P0 = np.stack([random_state(rng, pure=True), random_state(rng), random_state(rng)])
     gas = oj.Gas((4, 4, 6), (0.0, 0.0, 0.0), P0, antineutrino=(False, True, False))
     kw = dict(gamma=0.4, key=jax.random.key(1), n_steps=60, save_every=20, dtype=jnp.float64)
-    sol = oj.simulate_gas(gas, schedule=oj.Stochastic(dt=0.2), B=oj.pmns_vacuum(**ANGLES), **kw)
+    sol = oj.simulate_gas(
+        gas, **run_options(schedule=oj.Stochastic(dt=0.2), B=oj.pmns_vacuum(**ANGLES), **kw)
+    )
     assert_allclose(sol.total[0], np.broadcast_to(sol.total[0, 0], sol.total[0].shape),
                     rtol=0, atol=1e-12)  # fmt: skip
     assert np.abs(sol.group_mean[0, -1] - sol.group_mean[0, 0]).max() > 0.1
     gas = oj.Gas((4, 4, 6), (0.7, 1.3, 0.4), P0, antineutrino=(False, True, False))
     flat = oj.pmns_vacuum(theta12=0.0, theta13=0.0, theta23=0.0, delta=0.0)
     L = oj.flavour_axis(3)  # given: by default a matter axis commuting with B is refused
-    sol = oj.simulate_gas(gas, schedule=oj.Deterministic(), B=flat, matter=2.0, L=L, **kw)
+    sol = oj.simulate_gas(
+        gas, **run_options(schedule=oj.Deterministic(), B=flat, matter=2.0, L=L, **kw)
+    )
     numbers = sol.flavour_numbers[0]
     assert_allclose(numbers, np.broadcast_to(numbers[0], numbers.shape), rtol=0, atol=1e-12)
     assert np.abs(sol.group_mean[0, -1] - sol.group_mean[0, 0]).max() > 0.1
@@ -289,9 +309,12 @@ def test_positivity_over_a_long_run(antineutrino, dtype, det_bound, purity_bound
     rng = np.random.default_rng(3)
     gas = oj.Gas((64,), (0.8,), random_state(rng, pure=True)[None], antineutrino=antineutrino)
     sol = oj.simulate_gas(
-        gas, gamma=0.2, schedule=oj.Stochastic(dt=0.1), key=jax.random.key(2), n_steps=4000,
-        save_every=400, B=oj.pmns_vacuum(**ANGLES), matter=1.5, dtype=dtype, save_state=True,
-    )  # fmt: skip
+        gas,
+        system=oj.System(gamma=0.2, B=oj.pmns_vacuum(**ANGLES), matter=1.5),
+        schedule=oj.Stochastic(dt=0.1),
+        sampling=oj.Sampling(key=jax.random.key(2), n_steps=4000, dtype=dtype),
+        saveat=oj.SaveAt(every=400, state=True),
+    )
     from oile_jax._physics.states import invariants
 
     purity, det = (np.asarray(x) for x in invariants(jnp.asarray(sol.state, jnp.float64)))
@@ -315,10 +338,14 @@ def test_gamma_to_zero_is_the_three_flavour_mean_field():
         gas = oj.Gas((N // 2, N // 2), omegas, P0, antineutrino=anti)
         dt = gamma / 2
         sol = oj.simulate_gas(
-            gas, gamma=gamma, mu=mu, schedule=oj.Stochastic(dt=dt), key=jax.random.key(5),
-            t_max=t_max, save_every=int(round(t_max / dt)), n_realizations=R, B=B,
-            dtype=jnp.float64,
-        )  # fmt: skip
+            gas,
+            system=oj.System(gamma=gamma, mu=mu, B=B),
+            schedule=oj.Stochastic(dt=dt),
+            sampling=oj.Sampling(
+                key=jax.random.key(5), t_max=t_max, n_realizations=R, dtype=jnp.float64
+            ),
+            saveat=oj.SaveAt(every=int(round(t_max / dt))),
+        )
         means = sol.group_mean[:, -1]
         field = lambda collision, gamma=gamma, dt=dt: oj.GroupField(
             fractions, jnp.asarray(omegas), mu, gamma, B, collision=collision, n=N,
@@ -353,10 +380,16 @@ def test_the_foreground_matches_the_matrix_loop(species):
     omega, gamma, mu, matter, n = 0.7, 0.4, 1.5, 0.9, 12
     B, _, _, M = vacuum()
     sol = oj.simulate_foreground(
-        P0, P_b, gamma=gamma, mu=mu, omega=omega, B=B, matter=matter, angles="fixed-angle",
-        schedule=oj.Deterministic(), key=jax.random.key(0), n_steps=n, save_every=3,
-        antineutrino=anti[0], background_antineutrino=anti[1], dtype=jnp.float64,
-    )  # fmt: skip
+        P0,
+        P_b,
+        system=oj.System(gamma=gamma, mu=mu, B=B, angles="fixed-angle", matter=matter),
+        schedule=oj.Deterministic(),
+        sampling=oj.Sampling(key=jax.random.key(0), n_steps=n, dtype=jnp.float64),
+        saveat=oj.SaveAt(every=3),
+        omega=omega,
+        antineutrino=anti[0],
+        background_antineutrino=anti[1],
+    )
     loop = ref.foreground_run(
         P0, P_b, anti, omega, gamma=gamma, mu=mu, M=M, matter=matter, x=1.0, n_steps=n
     )
@@ -412,9 +445,18 @@ def test_the_three_flavour_foreground_ensemble_is_the_closed_form():
     B = vacuum()[0]
     kw = dict(gamma=0.3, omega=0.8, B=B)
     sol = oj.simulate_foreground(
-        e, mu_, **kw, schedule=oj.Stochastic(dt=0.05), key=jax.random.key(0), n_steps=200,
-        save_every=20, n_realizations=4000, dtype=jnp.float64,
-    )  # fmt: skip
+        e,
+        mu_,
+        **run_options(
+            **kw,
+            schedule=oj.Stochastic(dt=0.05),
+            key=jax.random.key(0),
+            n_steps=200,
+            save_every=20,
+            n_realizations=4000,
+            dtype=jnp.float64,
+        ),
+    )
     exact = oj.foreground_mean(e, mu_, sol.ts, **kw, dt=0.05)
     se = np.asarray(sol.stderr[1:])
     assert se.min() > 1e-6  # every value has a spread: none is compared at a zero tolerance

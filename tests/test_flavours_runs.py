@@ -8,7 +8,12 @@ import pytest
 
 import oile_jax as oj
 
-from .conftest import assert_allclose, assert_same_to_rounding, interrupt_after_checkpoints
+from .conftest import (
+    assert_allclose,
+    assert_same_to_rounding,
+    interrupt_after_checkpoints,
+    run_options,
+)
 
 E, MU, TAU = (oj.flavour_state(f, 3) for f in ("e", "mu", "tau"))
 # A nu_e group, a nubar_e group and a nu_mu group, PMNS vacuum in the flavour basis and matter.
@@ -25,16 +30,16 @@ def test_checkpoint_and_exact_resume(engine, tmp_path, monkeypatch):
         gamma=0.2, schedule=oj.Stochastic(dt=0.1), key=jax.random.key(4), n_steps=20,
         save_every=4, n_realizations=2, chunk_saves=1, B=B, matter=0.5, **engine,
     )  # fmt: skip
-    full = oj.simulate_gas(GAS, **kw)
+    full = oj.simulate_gas(GAS, **run_options(**kw))
     path = tmp_path / "run.ckpt.h5"
     restore = interrupt_after_checkpoints(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
-        oj.simulate_gas(GAS, checkpoint=path, **kw)
+        oj.simulate_gas(GAS, **run_options(checkpoint=path, **kw))
     restore()
     data, _ = oj.read_h5(path)
     assert int(data["step"]) == 8
     assert data["state"].shape[-1] == 8
-    resumed = oj.simulate_gas(GAS, checkpoint=path, resume=True, **kw)
+    resumed = oj.simulate_gas(GAS, **run_options(checkpoint=path, resume=True, **kw))
     # Resuming runs the very same compiled chunks on the saved state: exact on any machine.
     for name in NAMES:
         assert np.array_equal(getattr(resumed, name), getattr(full, name)), name
@@ -45,13 +50,15 @@ def test_checkpoint_and_exact_resume(engine, tmp_path, monkeypatch):
 @pytest.mark.long  # 15-20 s: make test-long and CI, to keep the default suite inside 10 minutes
 def test_every_sweep_point_is_the_single_run():
     kw = dict(
-        schedule=oj.Stochastic(dt=0.02), key=jax.random.key(2), angles="fixed-velocities",
-        n_steps=40, save_every=10, n_realizations=2, B=B,
-    )  # fmt: skip
+        system=oj.System(B=B, angles="fixed-velocities"),
+        schedule=oj.Stochastic(dt=0.02),
+        sampling=oj.Sampling(key=jax.random.key(2), n_steps=40, n_realizations=2),
+        saveat=oj.SaveAt(every=10),
+    )
     gammas = [0.05, 0.2]
-    sols = oj.sweep_gas(GAS, gamma=gammas, **kw)
+    sols = oj.sweep_gas(GAS, **kw, system=oj.System(gamma=gammas))
     for gamma, sol in zip(gammas, sols, strict=True):
-        single = oj.simulate_gas(GAS, gamma=gamma, **kw)
+        single = oj.simulate_gas(GAS, **kw, system=oj.System(gamma=gamma))
         for name in NAMES:
             # The sweep is another XLA program: the same encounters, the same numbers to rounding.
             assert_same_to_rounding(getattr(sol, name), getattr(single, name), f"{gamma} {name}")
@@ -64,10 +71,18 @@ def test_sharded_conservation_and_observables():
     alone and no vacuum mixing, the total is conserved and so are the flavour numbers); the
     saved group means, occupations and entropies are those of the final state."""
     sol = oj.simulate_gas(
-        GAS, gamma=0.3, schedule=oj.Deterministic(), key=jax.random.key(1), n_steps=30,
-        save_every=10, shards=4, B=oj.pmns_vacuum("normal", "flavour", theta12=0.0,
-        theta13=0.0, theta23=0.0), matter=0.7, L=oj.flavour_axis(3), dtype=jnp.float64,
-    )  # fmt: skip
+        GAS,
+        system=oj.System(
+            gamma=0.3,
+            B=oj.pmns_vacuum("normal", "flavour", theta12=0.0, theta13=0.0, theta23=0.0),
+            matter=0.7,
+            L=oj.flavour_axis(3),
+        ),
+        schedule=oj.Deterministic(),
+        sampling=oj.Sampling(key=jax.random.key(1), n_steps=30, dtype=jnp.float64),
+        saveat=oj.SaveAt(every=10),
+        sharding=oj.Sharding(shards=4),
+    )
     for series in (sol.total[0], sol.flavour_numbers[0]):
         assert_allclose(series - series[0], np.zeros(series.shape), rtol=0, atol=1e-12)
     final = np.asarray(sol.final_state[0])
@@ -101,7 +116,7 @@ def test_bad_three_flavour_input_names_the_argument(change, message):
     kw = dict(gas=lambda: GAS, gamma=0.1, schedule=oj.Stochastic(dt=0.05), key=jax.random.key(0))
     kw.update(change)
     with pytest.raises(ValueError, match=message):
-        oj.simulate_gas(kw.pop("gas")(), n_steps=4, **kw)
+        oj.simulate_gas(kw.pop("gas")(), **run_options(n_steps=4, **kw))
 
 
 def oile(*argv) -> int:
@@ -130,10 +145,14 @@ def test_the_three_flavour_preset_is_the_library_run(tmp_path):
     assert config["gas"]["P0"] == [list(map(float, E)), list(map(float, MU))]
     gas = oj.Gas((60, 40), (0.1, 0.2), jnp.stack([E, MU]))
     sol = oj.simulate_gas(
-        gas, gamma=0.01, schedule=oj.Stochastic(dt=0.01), key=jax.random.key(0),
-        angles="isotropic", B=oj.pmns_vacuum("normal", "flavour", dtype=jnp.float32),
-        n_steps=2000, save_every=500, dtype=jnp.float32,
-    )  # fmt: skip
+        gas,
+        system=oj.System(
+            gamma=0.01, B=oj.pmns_vacuum("normal", "flavour", dtype=jnp.float32), angles="isotropic"
+        ),
+        schedule=oj.Stochastic(dt=0.01),
+        sampling=oj.Sampling(key=jax.random.key(0), n_steps=2000, dtype=jnp.float32),
+        saveat=oj.SaveAt(every=500),
+    )
     for name in ("group_mean", "occupations", "group_entropy", "encounters"):
         assert_same_to_rounding(data[name], getattr(sol, name), name)
     assert oile("plot", out, "--out", tmp_path / "tf.png") == 0
@@ -208,9 +227,12 @@ def test_every_angle_model_and_schedule_conserves_the_total(angles, schedule):
     if angles == "beams":
         angles = oj.Beams(jnp.asarray([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]]))
     sol = oj.simulate_gas(
-        gas, gamma=0.2, schedule=schedule, key=jax.random.key(3), angles=angles, n_steps=20,
-        save_every=10, B=B, dtype=jnp.float64,
-    )  # fmt: skip
+        gas,
+        system=oj.System(gamma=0.2, B=B, angles=angles),
+        schedule=schedule,
+        sampling=oj.Sampling(key=jax.random.key(3), n_steps=20, dtype=jnp.float64),
+        saveat=oj.SaveAt(every=10),
+    )
     total = sol.total[0]
     assert_allclose(total - total[0], np.zeros(total.shape), rtol=0, atol=1e-12)
     assert np.abs(sol.group_mean[0, -1] - sol.group_mean[0, 0]).max() > 0.05

@@ -8,7 +8,7 @@ import oile_jax as oj
 from oile_jax._foreground import model as _foreground
 
 from . import reference as ref
-from .conftest import assert_allclose
+from .conftest import assert_allclose, run_options
 
 P0 = jnp.asarray([0.0, 0.0, 1.0])
 P_B = jnp.asarray([0.6, 0.0, 0.6])
@@ -27,14 +27,13 @@ def test_stochastic_mean_matches_master_equation(key):
         sol = oj.simulate_foreground(
             P0,
             P_B,
-            gamma=gamma,
-            omega=0.4,
-            B=B,
+            system=oj.System(gamma=gamma, B=B),
             schedule=oj.Stochastic(dt=1e-3),
-            key=jax.random.fold_in(key, int(gamma * 100)),
-            n_steps=3000,
-            save_every=300,
-            n_realizations=2000,
+            sampling=oj.Sampling(
+                key=jax.random.fold_in(key, int(gamma * 100)), n_steps=3000, n_realizations=2000
+            ),
+            saveat=oj.SaveAt(every=300),
+            omega=0.4,
         )
         expected = oj.foreground_mean(P0, P_B, sol.ts, gamma=gamma, omega=0.4, B=B)
         z = np.abs(np.asarray(sol.mean - expected))[1:] / np.asarray(sol.stderr)[1:]
@@ -57,12 +56,10 @@ def test_spec_reference_point_and_a_wrong_rate_is_rejected(key):
     sol = oj.simulate_foreground(
         [0.0, 0.0, 1.0],
         [1.0, 0.0, 0.0],
-        gamma=0.1,
+        system=oj.System(gamma=0.1),
         schedule=oj.Stochastic(dt=1e-3),
-        key=key,
-        n_steps=5000,
-        save_every=5000,
-        n_realizations=4000,
+        sampling=oj.Sampling(key=key, n_steps=5000, n_realizations=4000),
+        saveat=oj.SaveAt(every=5000),
     )
     mean, se = float(sol.mean[-1, 0]), float(sol.stderr[-1, 0])
     assert abs(mean - 0.483848) < 4 * se, (mean, se)
@@ -78,12 +75,10 @@ def test_deterministic_mean_matches_per_encounter_averages(key):
     sol = oj.simulate_foreground(
         P0,
         P_B,
-        gamma=gamma,
+        system=oj.System(gamma=gamma),
         schedule=oj.Deterministic(),
-        key=key,
-        n_steps=30,
-        save_every=3,
-        n_realizations=4000,
+        sampling=oj.Sampling(key=key, n_steps=30, n_realizations=4000),
+        saveat=oj.SaveAt(every=3),
     )
     cos2, sin2, sincos = (float(v) for v in oj.encounter_averages(gamma))
     P = np.asarray(P0)
@@ -112,15 +107,11 @@ def test_against_numpy_loop(key):
     sol = oj.simulate_foreground(
         P0,
         P_B,
-        gamma=kw["gamma"],
-        mu=kw["mu"],
-        omega=kw["omega"],
-        B=kw["B"],
+        system=oj.System(gamma=kw["gamma"], mu=kw["mu"], B=kw["B"]),
         schedule=oj.Stochastic(dt=kw["dt"]),
-        key=key,
-        n_steps=n_steps,
-        save_every=n_steps,
-        n_realizations=R,
+        sampling=oj.Sampling(key=key, n_steps=n_steps, n_realizations=R),
+        saveat=oj.SaveAt(every=n_steps),
+        omega=kw["omega"],
     )
     rng = np.random.default_rng(11)
     runs = np.stack(
@@ -143,14 +134,11 @@ def test_deterministic_fixed_angle_equals_numpy_loop(key, vacuum):
     sol = oj.simulate_foreground(
         P0,
         P_B,
-        gamma=gamma,
-        omega=omega,
-        B=B,
+        system=oj.System(gamma=gamma, B=B, angles="fixed-angle"),
         schedule=oj.Deterministic(vacuum=vacuum),
-        angles="fixed-angle",
-        key=key,
-        n_steps=n,
-        save_every=n,
+        sampling=oj.Sampling(key=key, n_steps=n),
+        saveat=oj.SaveAt(every=n),
+        omega=omega,
     )
     r, rb = ref.rho(np.asarray(P0)), ref.rho(np.asarray(P_B))
     Bs = np.einsum("a,aij->ij", B, ref.SIGMA)
@@ -180,14 +168,11 @@ def test_mean_field_limit_is_first_order_in_gamma(key):
         sol = oj.simulate_foreground(
             P0,
             P_B,
-            gamma=gamma,
-            omega=0.5,
-            B=B,
+            system=oj.System(gamma=gamma, B=B, angles="fixed-angle"),
             schedule=oj.Deterministic(),
-            angles="fixed-angle",
-            key=key,
-            n_steps=400,
-            save_every=1,
+            sampling=oj.Sampling(key=key, n_steps=400),
+            saveat=oj.SaveAt(every=1),
+            omega=0.5,
         )
         assert float(sol.ts[rounds]) == pytest.approx(2.0, rel=1e-12)
         mean_field = oj.foreground_mean(
@@ -203,12 +188,10 @@ def test_large_gamma_decoheres_to_background(key):
         sol = oj.simulate_foreground(
             P0,
             P_B,
-            gamma=3.0,
+            system=oj.System(gamma=3.0),
             schedule=schedule,
-            key=key,
-            n_steps=80,
-            save_every=80,
-            n_realizations=64,
+            sampling=oj.Sampling(key=key, n_steps=80, n_realizations=64),
+            saveat=oj.SaveAt(every=80),
         )
         distance = jnp.linalg.norm(sol.P[:, -1] - P_B, axis=-1)
         assert float(jnp.max(distance)) < 1e-6, float(jnp.max(distance))
@@ -222,13 +205,11 @@ def test_gradients_against_finite_differences(key):
         sol = oj.simulate_foreground(
             P_init,
             P_B,
-            gamma=gamma,
-            omega=0.7,
+            system=oj.System(gamma=gamma),
             schedule=oj.Stochastic(dt=0.01),
-            key=key,
-            n_steps=200,
-            save_every=200,
-            n_realizations=4,
+            sampling=oj.Sampling(key=key, n_steps=200, n_realizations=4),
+            saveat=oj.SaveAt(every=200),
+            omega=0.7,
         )
         return sol.mean[-1] @ jnp.asarray([0.2, -1.0, 0.5])
 
@@ -250,13 +231,11 @@ def test_deterministic_gradient_against_finite_differences(key):
         sol = oj.simulate_foreground(
             P0,
             P_B,
-            gamma=gamma,
-            omega=0.7,
+            system=oj.System(gamma=gamma, angles=oj.FixedAngle(1.1)),
             schedule=oj.Deterministic(vacuum="inside"),
-            angles=oj.FixedAngle(1.1),
-            key=key,
-            n_steps=25,
-            save_every=25,
+            sampling=oj.Sampling(key=key, n_steps=25),
+            saveat=oj.SaveAt(every=25),
+            omega=0.7,
         )
         return sol.P[0, -1, 1]
 
@@ -275,39 +254,55 @@ def test_changing_parameters_does_not_recompile(key, monkeypatch):
 
     monkeypatch.setattr(_foreground.Foreground, "step", counting_step)
     kw = dict(key=key, n_steps=12, save_every=4, n_realizations=3)
-    oj.simulate_foreground(P0, P_B, gamma=0.1, omega=0.2, schedule=oj.Stochastic(dt=0.01), **kw)
     oj.simulate_foreground(
-        P0, P_B, gamma=0.1, angles=oj.FixedAngle(0.4), schedule=oj.Deterministic(), **kw
+        P0, P_B, **run_options(gamma=0.1, omega=0.2, schedule=oj.Stochastic(dt=0.01), **kw)
+    )
+    oj.simulate_foreground(
+        P0,
+        P_B,
+        **run_options(gamma=0.1, angles=oj.FixedAngle(0.4), schedule=oj.Deterministic(), **kw),
     )
     start = len(traces)
     oj.simulate_foreground(
         P0 * 0.5,
         P_B * 0.9,
-        gamma=0.37,
-        omega=0.9,
-        mu=2.0,
-        B=oj.mixing_vector(0.2),
-        schedule=oj.Stochastic(dt=0.02),
-        **kw,
+        **run_options(
+            gamma=0.37,
+            omega=0.9,
+            mu=2.0,
+            B=oj.mixing_vector(0.2),
+            schedule=oj.Stochastic(dt=0.02),
+            **kw,
+        ),
     )
     oj.simulate_foreground(
-        P0, P_B, gamma=0.7, angles=oj.FixedAngle(1.4), schedule=oj.Deterministic(), **kw
+        P0,
+        P_B,
+        **run_options(gamma=0.7, angles=oj.FixedAngle(1.4), schedule=oj.Deterministic(), **kw),
     )
     assert len(traces) == start
     # The counter does see a new static structure (a different number of saves).
     oj.simulate_foreground(
-        P0, P_B, gamma=0.1, schedule=oj.Stochastic(dt=0.01), **{**kw, "n_steps": 16}
+        P0, P_B, **run_options(gamma=0.1, schedule=oj.Stochastic(dt=0.01), **{**kw, "n_steps": 16})
     )
     assert len(traces) > start
 
 
 def test_reproducible_and_independent_of_chunking(key):
     kw = dict(gamma=0.1, omega=0.3, schedule=oj.Stochastic(dt=0.02), key=key)
-    a = oj.simulate_foreground(P0, P_B, n_steps=20, save_every=10, n_realizations=3, **kw)
-    b = oj.simulate_foreground(P0, P_B, n_steps=20, save_every=5, n_realizations=5, **kw)
+    a = oj.simulate_foreground(
+        P0, P_B, **run_options(n_steps=20, save_every=10, n_realizations=3, **kw)
+    )
+    b = oj.simulate_foreground(
+        P0, P_B, **run_options(n_steps=20, save_every=5, n_realizations=5, **kw)
+    )
     assert_allclose(a.P, b.P[:3, ::2], rtol=0, atol=0)
     c = oj.simulate_foreground(
-        P0, P_B, n_steps=20, save_every=10, n_realizations=3, **{**kw, "key": jax.random.key(1)}
+        P0,
+        P_B,
+        **run_options(
+            n_steps=20, save_every=10, n_realizations=3, **{**kw, "key": jax.random.key(1)}
+        ),
     )
     assert not np.allclose(a.P[:, -1], c.P[:, -1])
 
@@ -317,12 +312,10 @@ def test_batched_foreground_neutrinos(key):
     sol = oj.simulate_foreground(
         batch,
         P_B,
-        gamma=0.2,
+        system=oj.System(gamma=0.2),
         schedule=oj.Stochastic(dt=0.1),
-        key=key,
-        n_steps=6,
-        save_every=2,
-        n_realizations=2,
+        sampling=oj.Sampling(key=key, n_steps=6, n_realizations=2),
+        saveat=oj.SaveAt(every=2),
     )
     assert (
         sol.P.shape == (2, 4, 3, 3)
@@ -336,11 +329,10 @@ def test_float32(key):
     sol = oj.simulate_foreground(
         jnp.asarray(P0, jnp.float32),
         P_B,
-        gamma=0.1,
+        system=oj.System(gamma=0.1),
         schedule=oj.Stochastic(dt=0.01),
-        key=key,
-        n_steps=100,
-        save_every=50,
+        sampling=oj.Sampling(key=key, n_steps=100),
+        saveat=oj.SaveAt(every=50),
     )
     assert sol.P.dtype == jnp.float32 and sol.ts.dtype == jnp.float32
     assert float(jnp.max(jnp.linalg.norm(sol.P, axis=-1))) <= 1 + 1e-6
@@ -354,7 +346,7 @@ BAD_INPUTS = [
     (dict(schedule=oj.Stochastic(dt=0.5)), "dt is too large for gamma"),
     (dict(angles="isotropc"), "angles='isotropc'"),
     (dict(angles="fixed-velocities"), "angles=FixedVelocities"),
-    (dict(n_steps=7, save_every=2), "n_steps=7 must be a multiple of save_every=2"),
+    (dict(n_steps=7, save_every=2), "n_steps=7 must be a multiple of .*SaveAt.every=2"),
     (dict(n_steps=None), "exactly one of n_steps and t_max"),
     (dict(B=[0.0, 0.0, 1.5]), "B must be a unit vector"),
     (dict(mu=0.0), "mu must be > 0"),
@@ -369,7 +361,7 @@ def test_bad_input_names_the_argument(key, change, message):
     kw = dict(P0=P0, P_b=P_B, gamma=0.1, schedule=oj.Stochastic(dt=0.05), key=key, n_steps=4)
     kw.update(change)
     with pytest.raises(ValueError, match=message):
-        oj.simulate_foreground(kw.pop("P0"), kw.pop("P_b"), **kw)
+        oj.simulate_foreground(kw.pop("P0"), kw.pop("P_b"), **run_options(**kw))
 
 
 def test_bad_options_of_schedules():
@@ -383,7 +375,11 @@ def test_traced_bad_input_raises_at_run_time(key):
     run = eqx.filter_jit(
         lambda P: (
             oj.simulate_foreground(
-                P, P_B, gamma=0.1, schedule=oj.Stochastic(dt=0.05), key=key, n_steps=4
+                P,
+                P_B,
+                system=oj.System(gamma=0.1),
+                schedule=oj.Stochastic(dt=0.05),
+                sampling=oj.Sampling(key=key, n_steps=4),
             ).mean
         )
     )
@@ -393,7 +389,11 @@ def test_traced_bad_input_raises_at_run_time(key):
     run_dt = eqx.filter_jit(
         lambda dt: (
             oj.simulate_foreground(
-                P0, P_B, gamma=0.1, schedule=oj.Stochastic(dt=dt), key=key, n_steps=4
+                P0,
+                P_B,
+                system=oj.System(gamma=0.1),
+                schedule=oj.Stochastic(dt=dt),
+                sampling=oj.Sampling(key=key, n_steps=4),
             ).mean
         )
     )
@@ -405,11 +405,9 @@ def test_traced_bad_input_raises_at_run_time(key):
             oj.simulate_foreground(
                 P0,
                 P_B,
-                gamma=0.1,
+                system=oj.System(gamma=0.1, mu=oj.Exponential(value, 1.0)),
                 schedule=oj.Stochastic(dt=0.05),
-                key=key,
-                n_steps=4,
-                mu=oj.Exponential(value, 1.0),
+                sampling=oj.Sampling(key=key, n_steps=4),
             ).mean
         )
     )

@@ -7,12 +7,17 @@ import oile_jax as oj
 from oile_jax._gas.kernel import GasKernel, Slots
 
 from . import reference as ref
-from .conftest import assert_allclose, assert_same_to_rounding, interrupt_after_checkpoints
+from .conftest import (
+    assert_allclose,
+    assert_same_to_rounding,
+    interrupt_after_checkpoints,
+    run_options,
+)
 
 # Every physics test runs on both engines: the sharded one with one shard pairs uniformly, like
 # the dense one, so the same references hold (several shards: test_sharded_gas.py and the
 # mean-field test below).
-ENGINES = {"dense": {}, "sharded": {"shards": 1}}
+ENGINES = {"dense": {}, "sharded": {"sharding": oj.Sharding(shards=1)}}
 
 
 @pytest.fixture(params=list(ENGINES))
@@ -32,15 +37,10 @@ def test_against_numpy_loop(engine, key, angles):
     sol = oj.simulate_gas(
         TWO_GROUPS,
         **engine,
-        gamma=kw["gamma"],
-        mu=kw["mu"],
-        B=B,
+        system=oj.System(gamma=kw["gamma"], mu=kw["mu"], B=B, angles=angles),
         schedule=oj.Stochastic(dt=kw["dt"]),
-        key=key,
-        angles=angles,
-        n_steps=30,
-        save_every=30,
-        n_realizations=500,
+        sampling=oj.Sampling(key=key, n_steps=30, n_realizations=500),
+        saveat=oj.SaveAt(every=30),
     )
     rng = np.random.default_rng(21)
     P0 = np.asarray(TWO_GROUPS.initial_state(jnp.float64))
@@ -75,12 +75,10 @@ def test_equal_opposite_groups_decay_with_the_finite_n_factor(engine, key, sched
     sol = oj.simulate_gas(
         gas,
         **engine,
-        gamma=gamma,
+        system=oj.System(gamma=gamma),
         schedule=sched,
-        key=key,
-        n_steps=steps,
-        save_every=steps,
-        n_realizations=4000,
+        sampling=oj.Sampling(key=key, n_steps=steps, n_realizations=4000),
+        saveat=oj.SaveAt(every=steps),
     )
     z = sol.group_mean[:, -1, 0, 2]
     se = z.std(ddof=1) / np.sqrt(len(z))
@@ -102,12 +100,10 @@ def test_conservation_float64(engine, key):
     sol = oj.simulate_gas(
         gas,
         **engine,
-        gamma=0.7,
+        system=oj.System(gamma=0.7),
         schedule=oj.Stochastic(dt=0.5),
-        key=key,
-        n_steps=2000,
-        save_every=500,
-        n_realizations=2,
+        sampling=oj.Sampling(key=key, n_steps=2000, n_realizations=2),
+        saveat=oj.SaveAt(every=500),
     )
     assert sol.encounters[0, -1] > 1e5
     assert_allclose(sol.total, np.broadcast_to(P0.sum(0), sol.total.shape), rtol=0, atol=1e-12)
@@ -116,13 +112,10 @@ def test_conservation_float64(engine, key):
     sol = oj.simulate_gas(
         gas,
         **engine,
-        gamma=0.7,
-        B=B,
+        system=oj.System(gamma=0.7, B=B),
         schedule=oj.Stochastic(dt=0.5),
-        key=key,
-        n_steps=2000,
-        save_every=500,
-        n_realizations=2,
+        sampling=oj.Sampling(key=key, n_steps=2000, n_realizations=2),
+        saveat=oj.SaveAt(every=500),
     )
     lepton0 = float(P0.sum(0) @ np.asarray(B))
     assert np.max(np.abs(sol.lepton - lepton0)) < 1e-12 * np.abs(P0).sum()
@@ -138,15 +131,11 @@ def lepton_drift(N, steps, dtype, key, engine=None):
     )
     sol = oj.simulate_gas(
         gas,
-        gamma=0.01,
+        **engine or {},
+        system=oj.System(gamma=0.01, angles="fixed-velocities"),
         schedule=oj.Stochastic(dt=0.01),
-        key=key,
-        angles="fixed-velocities",
-        n_steps=steps,
-        save_every=steps // 4,
-        n_realizations=1,
-        dtype=dtype,
-        **(engine or {}),
+        sampling=oj.Sampling(key=key, n_steps=steps, n_realizations=1, dtype=dtype),
+        saveat=oj.SaveAt(every=steps // 4),
     )
     lepton = sol.lepton[0].astype(np.float64)
     return sol.encounters[0, -1], np.max(np.abs(lepton - lepton[0])) / abs(lepton[0])
@@ -167,13 +156,10 @@ def test_lepton_number_float32_vacuum_inside(engine, key):
     sol = oj.simulate_gas(
         gas,
         **engine,
-        gamma=0.05,
+        system=oj.System(gamma=0.05, B=oj.mixing_vector(0.1, "flavour")),
         schedule=oj.Deterministic(vacuum="inside"),
-        key=key,
-        B=oj.mixing_vector(0.1, "flavour"),
-        n_steps=400,
-        save_every=100,
-        dtype=jnp.float32,
+        sampling=oj.Sampling(key=key, n_steps=400, dtype=jnp.float32),
+        saveat=oj.SaveAt(every=100),
     )
     lepton = sol.lepton[0].astype(np.float64)
     assert sol.encounters[0, -1] == 2 * 10**6
@@ -204,16 +190,18 @@ def test_small_gamma_follows_the_multi_angle_mean_field(engine, key):
     for gamma in gammas:
         sol = oj.simulate_gas(
             gas,
-            **engine,
-            gamma=gamma,
-            B=B,
-            schedule=oj.Stochastic(dt=gamma),
-            key=key,
-            angles="fixed-velocities",
-            n_steps=4000,
-            save_every=250,
-            n_realizations=4,
-            save_state=True,
+            **run_options(
+                **engine,
+                gamma=gamma,
+                B=B,
+                schedule=oj.Stochastic(dt=gamma),
+                key=key,
+                angles="fixed-velocities",
+                n_steps=4000,
+                save_every=250,
+                n_realizations=4,
+                save_state=True,
+            ),
         )
         index = round(1.0 / gamma / 250)
         assert sol.ts[index] == pytest.approx(1.0, rel=1e-9)
@@ -251,13 +239,10 @@ def test_observables_against_numpy(engine, key):
     sol = oj.simulate_gas(
         gas,
         **engine,
-        gamma=0.2,
+        system=oj.System(gamma=0.2),
         schedule=oj.Stochastic(dt=0.1),
-        key=key,
-        n_steps=20,
-        save_every=5,
-        n_realizations=3,
-        save_state=True,
+        sampling=oj.Sampling(key=key, n_steps=20, n_realizations=3),
+        saveat=oj.SaveAt(every=5, state=True),
     )
     assert sol.state.shape == (3, 5, 20, 3) and sol.group_mean.shape == (3, 5, 3, 3)
     bounds = np.cumsum((0,) + gas.counts)
@@ -287,8 +272,8 @@ def test_reproducible_ensembles_and_chunking(key):
         n_steps=12,
         save_every=3,
     )
-    a = oj.simulate_gas(TWO_GROUPS, n_realizations=2, **kw)
-    b = oj.simulate_gas(TWO_GROUPS, n_realizations=3, chunk_saves=1, **kw)
+    a = oj.simulate_gas(TWO_GROUPS, **run_options(n_realizations=2, **kw))
+    b = oj.simulate_gas(TWO_GROUPS, **run_options(n_realizations=3, chunk_saves=1, **kw))
     # Other programs (3 realizations, chunks of one save): the same stream, equal to rounding.
     assert_same_to_rounding(a.group_mean, b.group_mean[:2])
     assert_same_to_rounding(a.encounters, b.encounters[:2])
@@ -309,19 +294,21 @@ def test_checkpoint_and_exact_resume(key, tmp_path, monkeypatch):
         chunk_saves=1,
         save_state=True,
     )
-    full = oj.simulate_gas(TWO_GROUPS, **kw)
+    full = oj.simulate_gas(TWO_GROUPS, **run_options(**kw))
     path = tmp_path / "run.ckpt.h5"
     restore = interrupt_after_checkpoints(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
-        oj.simulate_gas(TWO_GROUPS, checkpoint=path, **kw)
+        oj.simulate_gas(TWO_GROUPS, **run_options(checkpoint=path, **kw))
     restore()
     data, _ = oj.read_h5(path)
     assert int(data["step"]) == 8
     with pytest.raises(FileExistsError, match="resume=True"):
-        oj.simulate_gas(TWO_GROUPS, checkpoint=path, **kw)
+        oj.simulate_gas(TWO_GROUPS, **run_options(checkpoint=path, **kw))
     with pytest.raises(ValueError, match="differs in gamma"):
-        oj.simulate_gas(TWO_GROUPS, checkpoint=path, resume=True, **{**kw, "gamma": 0.21})
-    resumed = oj.simulate_gas(TWO_GROUPS, checkpoint=path, resume=True, **kw)
+        oj.simulate_gas(
+            TWO_GROUPS, **run_options(checkpoint=path, resume=True, **{**kw, "gamma": 0.21})
+        )
+    resumed = oj.simulate_gas(TWO_GROUPS, **run_options(checkpoint=path, resume=True, **kw))
     # Resuming runs the very same compiled chunks on the saved state: exact on any machine.
     for name in (
         "group_mean",
@@ -343,22 +330,27 @@ def test_checkpoint_of_another_format_is_refused(key, tmp_path):
     `format` in its fingerprint) would not resume exactly: refused, naming the format."""
     import json
 
-    kw = dict(gamma=0.2, schedule=oj.Stochastic(dt=0.1), key=key, n_steps=8, save_every=4)
+    kw = dict(
+        system=oj.System(gamma=0.2),
+        schedule=oj.Stochastic(dt=0.1),
+        sampling=oj.Sampling(key=key, n_steps=8),
+        saveat=oj.SaveAt(every=4),
+    )
     path = tmp_path / "old.ckpt.h5"
-    oj.simulate_gas(TWO_GROUPS, checkpoint=path, **kw)
+    oj.simulate_gas(TWO_GROUPS, **kw, checkpoint=oj.Checkpoint(path))
     data, attrs = oj.read_h5(path)
     fingerprint = json.loads(attrs["fingerprint"])
     del fingerprint["format"]
     attrs = {**attrs, "fingerprint": json.dumps(fingerprint, sort_keys=True)}
     oj.write_h5(path, data, attrs=attrs, force=True)
     with pytest.raises(ValueError, match="written by another version.*delete it"):
-        oj.simulate_gas(TWO_GROUPS, checkpoint=path, resume=True, **kw)
+        oj.simulate_gas(TWO_GROUPS, **kw, checkpoint=oj.Checkpoint(path, resume=True))
 
 
 def _interrupted(path, monkeypatch, gas=TWO_GROUPS, **kw):
     restore = interrupt_after_checkpoints(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
-        oj.simulate_gas(gas, checkpoint=path, chunk_saves=1, **kw)
+        oj.simulate_gas(gas, **run_options(checkpoint=path, chunk_saves=1, **kw))
     restore()
 
 
@@ -398,9 +390,12 @@ def test_a_checkpoint_resumes_only_its_own_run(key, tmp_path, monkeypatch, chang
     path = tmp_path / "run.ckpt.h5"
     _interrupted(path, monkeypatch, **kw)
     with pytest.raises(ValueError, match=f"differs in {differs}$"):
-        oj.simulate_gas(TWO_GROUPS, checkpoint=path, resume=True, chunk_saves=1, **{**kw, **change})
+        oj.simulate_gas(
+            TWO_GROUPS,
+            **run_options(checkpoint=path, resume=True, chunk_saves=1, **{**kw, **change}),
+        )
     # The unchanged run resumes.
-    oj.simulate_gas(TWO_GROUPS, checkpoint=path, resume=True, chunk_saves=1, **kw)
+    oj.simulate_gas(TWO_GROUPS, **run_options(checkpoint=path, resume=True, chunk_saves=1, **kw))
 
 
 def test_a_damaged_checkpoint_is_refused(key, tmp_path, monkeypatch):
@@ -417,7 +412,9 @@ def test_a_damaged_checkpoint_is_refused(key, tmp_path, monkeypatch):
     data[offset + 8 : offset + 72] = b"\xff" * 64
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=f"checkpoint='{path}' is damaged"):
-        oj.simulate_gas(TWO_GROUPS, checkpoint=path, resume=True, chunk_saves=1, **kw)
+        oj.simulate_gas(
+            TWO_GROUPS, **run_options(checkpoint=path, resume=True, chunk_saves=1, **kw)
+        )
 
 
 def test_changing_parameters_does_not_recompile(key, monkeypatch):
@@ -430,14 +427,17 @@ def test_changing_parameters_does_not_recompile(key, monkeypatch):
 
     monkeypatch.setattr(GasKernel, "step", counting)
     kw = dict(key=key, n_steps=6, save_every=3, n_realizations=2, angles="fixed-velocities")
-    oj.simulate_gas(TWO_GROUPS, gamma=0.2, schedule=oj.Stochastic(dt=0.1), **kw)
+    oj.simulate_gas(TWO_GROUPS, **run_options(gamma=0.2, schedule=oj.Stochastic(dt=0.1), **kw))
     start = len(traces)
     other = oj.Gas((4, 4), (1.3, 0.1), [[0.0, 0.0, 1.0], [0.1, 0.2, 0.3]])
     oj.simulate_gas(
-        other, gamma=0.5, mu=2.0, B=oj.mixing_vector(0.1), schedule=oj.Stochastic(dt=0.05), **kw
+        other,
+        **run_options(
+            gamma=0.5, mu=2.0, B=oj.mixing_vector(0.1), schedule=oj.Stochastic(dt=0.05), **kw
+        ),
     )
     assert len(traces) == start
-    oj.simulate_gas(TWO_GROUPS, gamma=0.2, schedule=oj.Deterministic(), **kw)
+    oj.simulate_gas(TWO_GROUPS, **run_options(gamma=0.2, schedule=oj.Deterministic(), **kw))
     assert len(traces) > start  # a new schedule type is a new static structure
 
 
@@ -446,7 +446,9 @@ def test_deterministic_vacuum_options_agree_at_small_step(engine, key, vacuum):
     """Both vacuum options conserve lepton number and agree to O(gamma) with each other."""
     B = oj.mixing_vector(0.3, "flavour")
     kw = dict(
-        gamma=0.02, B=B, key=key, n_steps=50, save_every=50, n_realizations=2, angles="fixed-angle"
+        system=oj.System(gamma=0.02, B=B, angles="fixed-angle"),
+        sampling=oj.Sampling(key=key, n_steps=50, n_realizations=2),
+        saveat=oj.SaveAt(every=50),
     )
     sol = oj.simulate_gas(TWO_GROUPS, **engine, schedule=oj.Deterministic(vacuum=vacuum), **kw)
     other = oj.simulate_gas(
@@ -487,7 +489,7 @@ def test_bad_gas(make, message):
         (dict(gamma=-0.1), "gamma must be > 0"),
         (dict(schedule=oj.Stochastic(dt=0.5)), "dt is too large for gamma"),
         (dict(angles="sideways"), "angles='sideways'"),
-        (dict(save_every=3), "n_steps=4 must be a multiple of save_every=3"),
+        (dict(save_every=3), "n_steps=4 must be a multiple of the save interval SaveAt.every=3"),
         (dict(dtype=jnp.int32), "dtype must be float32 or float64"),
         (dict(gas="two groups"), "gas must be a Gas"),
     ],
@@ -496,18 +498,22 @@ def test_bad_input_names_the_argument(key, change, message):
     kw = dict(gas=TWO_GROUPS, gamma=0.1, schedule=oj.Stochastic(dt=0.05), key=key, n_steps=4)
     kw.update(change)
     with pytest.raises(ValueError, match=message):
-        oj.simulate_gas(kw.pop("gas"), **kw)
+        oj.simulate_gas(kw.pop("gas"), **run_options(**kw))
 
 
 def test_legacy_and_typed_keys_give_the_same_numbers():
     kw = dict(gamma=0.2, schedule=oj.Stochastic(dt=0.1), n_steps=4, save_every=2, n_realizations=2)
-    typed = oj.simulate_gas(TWO_GROUPS, key=jax.random.key(3), **kw)
-    legacy = oj.simulate_gas(TWO_GROUPS, key=jax.random.PRNGKey(3), **kw)
+    typed = oj.simulate_gas(TWO_GROUPS, **run_options(key=jax.random.key(3), **kw))
+    legacy = oj.simulate_gas(TWO_GROUPS, **run_options(key=jax.random.PRNGKey(3), **kw))
     assert_allclose(legacy.group_mean, typed.group_mean, rtol=0, atol=0)
     fg = dict(gamma=0.2, schedule=oj.Stochastic(dt=0.1), n_steps=4)
     assert_allclose(
-        oj.simulate_foreground([0.0, 0, 1], [1.0, 0, 0], key=jax.random.PRNGKey(3), **fg).P,
-        oj.simulate_foreground([0.0, 0, 1], [1.0, 0, 0], key=jax.random.key(3), **fg).P,
+        oj.simulate_foreground(
+            [0.0, 0, 1], [1.0, 0, 0], **run_options(key=jax.random.PRNGKey(3), **fg)
+        ).P,
+        oj.simulate_foreground(
+            [0.0, 0, 1], [1.0, 0, 0], **run_options(key=jax.random.key(3), **fg)
+        ).P,
         rtol=0,
         atol=0,
     )
@@ -556,14 +562,10 @@ def test_deterministic_round_lasts_gamma_over_mu(engine, key):
     sol = oj.simulate_gas(
         gas,
         **engine,
-        gamma=gamma,
-        mu=mu,
+        system=oj.System(gamma=gamma, mu=mu, angles="fixed-angle"),
         schedule=oj.Deterministic(),
-        angles="fixed-angle",
-        key=key,
-        n_steps=rounds,
-        save_every=rounds // 3,
-        dtype=jnp.float64,
+        sampling=oj.Sampling(key=key, n_steps=rounds, dtype=jnp.float64),
+        saveat=oj.SaveAt(every=rounds // 3),
     )
     assert_allclose(sol.ts, gamma / mu * np.arange(0, rounds + 1, rounds // 3), rtol=1e-12, atol=0)
     S = P1 + P2
@@ -590,15 +592,10 @@ def test_fixed_velocities_meet_at_one_minus_v_dot_v(engine, key):
     sol = oj.simulate_gas(
         oj.Gas((1, 1), (0.0, 0.0), [P1, P2]),
         **engine,
-        gamma=gamma,
-        mu=mu,
+        system=oj.System(gamma=gamma, mu=mu, angles="fixed-velocities"),
         schedule=oj.Deterministic(),
-        angles="fixed-velocities",
-        key=key,
-        n_steps=rounds,
-        save_every=rounds // 3,
-        n_realizations=4,
-        dtype=jnp.float64,
+        sampling=oj.Sampling(key=key, n_steps=rounds, n_realizations=4, dtype=jnp.float64),
+        saveat=oj.SaveAt(every=rounds // 3),
     )
     S = P1 + P2
     n = S / np.linalg.norm(S)

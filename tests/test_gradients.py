@@ -11,7 +11,7 @@ import pytest
 
 import oile_jax as oj
 
-from .conftest import assert_allclose, assert_same_to_rounding
+from .conftest import assert_allclose, assert_same_to_rounding, run_options
 
 FIELDS = ["group_mean", "group_std", "group_length", "group_entropy", "total", "lepton"]
 
@@ -78,9 +78,9 @@ def test_evolve_gas_makes_the_runs_of_simulate_gas(case, key):
     in blocks 3 x 2 + 1), and `remat=False` gives the same run (checked on the first case)."""
     options = dict(CASES[case], gamma=0.2, key=key, n_realizations=2, dtype=jnp.float64)
     gas = options.pop("gas")
-    sol = oj.simulate_gas(gas, save_state=True, **options)
+    sol = oj.simulate_gas(gas, **run_options(save_state=True, **options))
     for remat in (True, False) if case == "deterministic split" else (True,):
-        run = oj.evolve_gas(gas, save_state=True, remat=remat, **options)
+        run = oj.evolve_gas(gas, **run_options(save_state=True, remat=remat, **options))
         for name in FIELDS + ["final_state", "state"]:
             assert_same_to_rounding(getattr(run, name), getattr(sol, name), err_msg=name)
         np.testing.assert_array_equal(np.asarray(run.encounters), sol.encounters)
@@ -102,16 +102,12 @@ def gradient_case(schedule, n_steps=24, save_every=6):
         gas = two_groups(P0=P0, omegas=omegas)
         run = oj.evolve_gas(
             gas,
-            gamma=gamma,
-            mu=mu,
+            system=oj.System(gamma=gamma, mu=mu, B=oj.mixing_vector(theta), matter=matter),
             schedule=schedule,
-            key=jax.random.key(3),
-            n_steps=n_steps,
-            save_every=save_every,
-            B=oj.mixing_vector(theta),
-            matter=matter,
-            n_realizations=2,
-            dtype=jnp.float64,
+            sampling=oj.Sampling(
+                key=jax.random.key(3), n_steps=n_steps, n_realizations=2, dtype=jnp.float64
+            ),
+            saveat=oj.SaveAt(every=save_every),
         )
         return jnp.sum(run.group_mean[:, -1] * WEIGHTS) + 0.1 * jnp.sum(run.lepton)
 
@@ -181,13 +177,9 @@ def test_three_flavour_gradients_against_central_differences():
         B = oj.pmns_vacuum("normal", "flavour", theta12=theta12)
         run = oj.evolve_gas(
             gas,
-            gamma=gamma,
+            system=oj.System(gamma=gamma, B=B, matter=matter),
             schedule=oj.Deterministic(),
-            key=jax.random.key(5),
-            n_steps=10,
-            B=B,
-            matter=matter,
-            dtype=jnp.float64,
+            sampling=oj.Sampling(key=jax.random.key(5), n_steps=10, dtype=jnp.float64),
         )
         w = jnp.asarray(np.random.default_rng(2).normal(size=(2, 8)))
         return jnp.sum(run.group_mean[:, -1] * w)
@@ -212,12 +204,9 @@ def test_stochastic_schedule_refuses_rate_gradients(name):
             mu = options["mu"]
         return oj.evolve_gas(
             two_groups(),
-            gamma=options["gamma"],
-            mu=mu,
+            system=oj.System(gamma=options["gamma"], mu=mu),
             schedule=oj.Stochastic(options["dt"]),
-            key=jax.random.key(0),
-            n_steps=4,
-            dtype=jnp.float64,
+            sampling=oj.Sampling(key=jax.random.key(0), n_steps=4, dtype=jnp.float64),
         ).lepton.sum()
 
     x = jnp.asarray(0.05 if name == "dt" else 0.2 if name == "gamma" else 1.0)
@@ -244,12 +233,11 @@ def test_checkpointed_scans_keep_memory_as_the_square_root_of_the_steps():
         def loss(P0, gamma):
             run = oj.evolve_gas(
                 two_groups(n=256, P0=P0),
-                gamma=gamma,
+                system=oj.System(gamma=gamma),
                 schedule=oj.Deterministic(),
-                key=jax.random.key(0),
-                n_steps=n_steps,
-                n_realizations=2,
-                dtype=jnp.float64,
+                sampling=oj.Sampling(
+                    key=jax.random.key(0), n_steps=n_steps, n_realizations=2, dtype=jnp.float64
+                ),
                 remat=remat,
             )
             return run.group_mean[:, -1, 0, 2].sum()
@@ -273,12 +261,9 @@ def test_new_parameter_values_do_not_recompile():
     def final(gamma, mu, P0, omegas):
         return oj.evolve_gas(
             two_groups(P0=P0, omegas=omegas),
-            gamma=gamma,
-            mu=mu,
+            system=oj.System(gamma=gamma, mu=mu),
             schedule=oj.Deterministic(),
-            key=jax.random.key(0),
-            n_steps=6,
-            dtype=jnp.float64,
+            sampling=oj.Sampling(key=jax.random.key(0), n_steps=6, dtype=jnp.float64),
         ).final_state
 
     gas = two_groups()
@@ -292,10 +277,10 @@ def test_bad_input_names_the_argument():
     gas = two_groups()
     options = dict(gamma=0.2, schedule=oj.Deterministic(), key=jax.random.key(0))
     with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
-        oj.evolve_gas(gas, n_steps=0, **options)
-    with pytest.raises(ValueError, match="n_steps=10 must be a multiple of save_every=3"):
-        oj.evolve_gas(gas, n_steps=10, save_every=3, **options)
+        oj.evolve_gas(gas, **run_options(n_steps=0, **options))
+    with pytest.raises(ValueError, match="n_steps=10 must be a multiple of .*SaveAt.every=3"):
+        oj.evolve_gas(gas, **run_options(n_steps=10, save_every=3, **options))
     with pytest.raises(ValueError, match="gamma must be > 0"):
-        oj.evolve_gas(gas, n_steps=4, **{**options, "gamma": -1.0})
-    with pytest.raises(TypeError, match="t_max"):
-        oj.evolve_gas(gas, t_max=2.0, **options)
+        oj.evolve_gas(gas, **run_options(n_steps=4, **{**options, "gamma": -1.0}))
+    with pytest.raises(ValueError, match="not t_max"):
+        oj.evolve_gas(gas, **run_options(t_max=2.0, **options))

@@ -9,7 +9,7 @@ import oile_jax as oj
 from oile_jax._manybody import statevector as M
 
 from . import reference as ref
-from .conftest import assert_allclose
+from .conftest import assert_allclose, run_options
 
 
 def pure(rng, n):
@@ -100,10 +100,10 @@ def test_exact_and_oile_side_by_side(key):
         n_realizations=3,
         B=oj.mixing_vector(0.2),
     )
-    sol = oj.simulate_manybody(gas, **kw)
+    sol = oj.simulate_manybody(gas, **run_options(**kw))
     assert_allclose(sol.exact[:, 1], sol.oile[:, 1], rtol=0, atol=1e-13)
     assert_allclose(sol.norm, 1.0, rtol=0, atol=1e-13)
-    gas_sol = oj.simulate_gas(gas, save_state=True, **kw)
+    gas_sol = oj.simulate_gas(gas, **run_options(save_state=True, **kw))
     assert_allclose(gas_sol.state, sol.oile, rtol=0, atol=0)
     assert float(np.max(np.abs(sol.exact[:, -1] - sol.oile[:, -1]))) > 0.05
     assert_allclose(sol.exact_entropy[:, 0], 0.0, rtol=0, atol=1e-7)
@@ -123,12 +123,10 @@ def test_equal_populations_equilibrate(key):
     gas = oj.Gas((4, 4), (0.0, 0.0), [[0.0, 0, 1.0], [0.0, 0, -1.0]])
     sol = oj.simulate_manybody(
         gas,
-        gamma=0.5,
+        system=oj.System(gamma=0.5),
         schedule=oj.Deterministic(),
-        key=key,
-        n_steps=80,
-        save_every=80,
-        n_realizations=4,
+        sampling=oj.Sampling(key=key, n_steps=80, n_realizations=4),
+        saveat=oj.SaveAt(every=80),
     )
     final = np.asarray(sol.exact[:, -1])
     assert np.max(np.abs(final.sum(1))) < 1e-12  # the total stays 0
@@ -140,18 +138,16 @@ def test_bad_input(key):
     with pytest.raises(ValueError, match="pure states"):
         oj.simulate_manybody(
             oj.Gas((2, 2), (0.0, 0.0), [[0, 0, 0.9], [0, 0, -1.0]]),
-            gamma=0.1,
+            system=oj.System(gamma=0.1),
             schedule=oj.Deterministic(),
-            key=key,
-            n_steps=1,
+            sampling=oj.Sampling(key=key, n_steps=1),
         )
     with pytest.raises(ValueError, match="vacuum='inside'"):
         oj.simulate_manybody(
             oj.Gas((2, 2), (0.0, 0.0), [[0, 0, 1.0], [0, 0, -1.0]]),
-            gamma=0.1,
+            system=oj.System(gamma=0.1),
             schedule=oj.Deterministic(vacuum="inside"),
-            key=key,
-            n_steps=1,
+            sampling=oj.Sampling(key=key, n_steps=1),
         )
     with pytest.raises(ValueError, match="2 <= N <= 30"):
         M.initial_state(jnp.zeros((32, 3)).at[:, 2].set(1.0), (0.0, 0.0, -1.0))
@@ -170,7 +166,7 @@ def test_vmap_and_map_over_realizations_agree(key, monkeypatch):
         save_every=3,
         angles="fixed-velocities",
     )
-    mapped = oj.simulate_manybody(gas, n_realizations=3, **kw)
+    mapped = oj.simulate_manybody(gas, **run_options(n_realizations=3, **kw))
     original = M.over_realizations
     used = []
 
@@ -179,7 +175,7 @@ def test_vmap_and_map_over_realizations_agree(key, monkeypatch):
         return original(fn, keys, backend="gpu")
 
     monkeypatch.setattr(M, "over_realizations", on_gpu)
-    vmapped = oj.simulate_manybody(gas, n_realizations=4, **kw)
+    vmapped = oj.simulate_manybody(gas, **run_options(n_realizations=4, **kw))
     assert used, "the vmap path was not traced"
     assert_allclose(vmapped.exact[:3], mapped.exact, rtol=0, atol=1e-12)
     assert_allclose(vmapped.oile[:3], mapped.oile, rtol=0, atol=1e-12)

@@ -11,7 +11,12 @@ import pytest
 import oile_jax as oj
 from oile_jax._gas import sharded
 
-from .conftest import assert_allclose, assert_same_to_rounding, interrupt_after_checkpoints
+from .conftest import (
+    assert_allclose,
+    assert_same_to_rounding,
+    interrupt_after_checkpoints,
+    run_options,
+)
 
 
 def partners(n, shards, steps, key):
@@ -22,15 +27,11 @@ def partners(n, shards, steps, key):
     P0 = np.stack([labels, np.zeros(n), np.zeros(n)], axis=-1)
     sol = oj.simulate_gas(
         oj.Gas((n,), (0.0,), P0),
-        gamma=np.pi / 2,
+        system=oj.System(gamma=np.pi / 2, angles="fixed-angle"),
         schedule=oj.Deterministic(),
-        key=key,
-        angles="fixed-angle",
-        n_steps=steps,
-        save_every=1,
-        save_state=True,
-        shards=shards,
-        dtype=jnp.float64,
+        sampling=oj.Sampling(key=key, n_steps=steps, dtype=jnp.float64),
+        saveat=oj.SaveAt(every=1, state=True),
+        sharding=oj.Sharding(shards=shards),
     )
     assert np.array_equal(sol.state[0, -1], sol.final_state[0])
     label = np.rint(sol.state[0, :, :, 0] * 2 * n).astype(int) - 1  # (steps + 1, n)
@@ -125,13 +126,11 @@ def test_equal_opposite_groups_decay_as_the_numpy_sharded_schedule(key):
     cos2, sin2, _ = (float(v) for v in oj.encounter_averages(gamma))
     sol = oj.simulate_gas(
         gas,
-        gamma=gamma,
+        system=oj.System(gamma=gamma),
         schedule=oj.Deterministic(),
-        key=key,
-        n_steps=n,
-        save_every=n,
-        n_realizations=10_000,
-        shards=shards,
+        sampling=oj.Sampling(key=key, n_steps=n, n_realizations=10_000),
+        saveat=oj.SaveAt(every=n),
+        sharding=oj.Sharding(shards=shards),
     )
     z = sol.group_mean[:, -1, 0, 2]
     ref = sharded_decay_reference(N, shards, gamma, n, 20_000, np.random.default_rng(8))
@@ -158,14 +157,14 @@ def test_conservation_float64(key, schedule):
         dtype=jnp.float64,
     )
     gas = oj.Gas((128, 128), (0.4, -1.3), P0)
-    sol = oj.simulate_gas(gas, n_steps=600, save_every=200, shards=4, **run)
+    sol = oj.simulate_gas(gas, **run_options(n_steps=600, save_every=200, shards=4, **run))
     assert sol.encounters[0, -1] > 2e4
     lepton0 = float(P0.sum(0) @ np.asarray(B))
     assert np.max(np.abs(sol.lepton - lepton0)) < 1e-12 * np.abs(P0).sum()
     # The final state is each neutrino's own: lengths never grow in an encounter.
     assert np.all(np.linalg.norm(sol.final_state, axis=-1) <= np.linalg.norm(P0, axis=-1) + 1e-12)
     # Velocities come back in gas order: those of the unsharded run with the same key.
-    unsharded = oj.simulate_gas(gas, n_steps=2, **run)
+    unsharded = oj.simulate_gas(gas, **run_options(n_steps=2, **run))
     assert_same_to_rounding(sol.velocities, unsharded.velocities)
 
 
@@ -183,16 +182,16 @@ def test_checkpoint_and_exact_resume(key, tmp_path, monkeypatch):
         shards=4,
         exchange_every=2,
     )
-    full = oj.simulate_gas(gas, **kw)
+    full = oj.simulate_gas(gas, **run_options(**kw))
     path = tmp_path / "run.ckpt.h5"
     restore = interrupt_after_checkpoints(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
-        oj.simulate_gas(gas, checkpoint=path, **kw)
+        oj.simulate_gas(gas, **run_options(checkpoint=path, **kw))
     restore()
     assert int(oj.read_h5(path)[0]["step"]) == 8
     with pytest.raises(ValueError, match="differs in shards"):
-        oj.simulate_gas(gas, checkpoint=path, resume=True, **{**kw, "shards": 2})
-    resumed = oj.simulate_gas(gas, checkpoint=path, resume=True, **kw)
+        oj.simulate_gas(gas, **run_options(checkpoint=path, resume=True, **{**kw, "shards": 2}))
+    resumed = oj.simulate_gas(gas, **run_options(checkpoint=path, resume=True, **kw))
     # Resuming runs the very same compiled chunks on the saved state: exact on any machine.
     for name in (
         "group_mean",
@@ -212,14 +211,11 @@ def test_observables_match_the_state(key):
     gas = oj.Gas((48, 16), (0.3, -0.5), [[0.6, 0.0, 0.7], [-0.2, 0.5, -0.6]])
     sol = oj.simulate_gas(
         gas,
-        gamma=0.3,
+        system=oj.System(gamma=0.3),
         schedule=oj.Stochastic(dt=0.2),
-        key=key,
-        n_steps=9,
-        save_every=3,
-        save_state=True,
-        shards=2,
-        dtype=jnp.float64,
+        sampling=oj.Sampling(key=key, n_steps=9, dtype=jnp.float64),
+        saveat=oj.SaveAt(every=3, state=True),
+        sharding=oj.Sharding(shards=2),
     )
     P = sol.state[0, -1]
     for g, members in enumerate((P[:48], P[48:])):
@@ -239,7 +235,7 @@ def test_observables_match_the_state(key):
     [
         (dict(shards=3), "N=64 must be a multiple of shards\\^2 = 9"),
         (dict(shards=0), "shards must be an integer >= 1"),
-        (dict(exchange_every=3), "save_every=4 must be a multiple of exchange_every=3"),
+        (dict(exchange_every=3), "SaveAt.every=4 must be a multiple of Sharding.exchange_every=3"),
         (
             dict(devices=2),
             "shards=2 must be a multiple of the number of devices|devices=2 asks for more devices",
@@ -250,7 +246,7 @@ def test_bad_sharding_names_the_argument(key, change, message):
     gas = oj.Gas((32, 32), (0.3, -0.5), [[0.6, 0.0, 0.7], [-0.2, 0.5, -0.6]])
     kw = dict(gamma=0.2, schedule=oj.Stochastic(dt=0.1), key=key, n_steps=8, save_every=4, shards=2)
     with pytest.raises(ValueError, match=message):
-        oj.simulate_gas(gas, **{**kw, **change})
+        oj.simulate_gas(gas, **run_options(**{**kw, **change}))
 
 
 def test_changing_parameters_does_not_recompile(key, monkeypatch):
@@ -264,11 +260,11 @@ def test_changing_parameters_does_not_recompile(key, monkeypatch):
     monkeypatch.setattr(sharded, "shard_step", counting)
     gas = oj.Gas((32, 32), (0.3, -0.5), [[0.6, 0.0, 0.7], [-0.2, 0.5, -0.6]])
     kw = dict(key=key, n_steps=4, shards=4, angles="fixed-velocities")
-    oj.simulate_gas(gas, gamma=0.2, schedule=oj.Stochastic(dt=0.01), **kw)
+    oj.simulate_gas(gas, **run_options(gamma=0.2, schedule=oj.Stochastic(dt=0.01), **kw))
     start = len(traces)
     assert start > 0
     other = oj.Gas((32, 32), (1.3, 0.1), [[0.0, 0.0, 1.0], [0.1, 0.2, 0.3]])
-    oj.simulate_gas(other, gamma=0.5, mu=2.0, schedule=oj.Stochastic(dt=0.02), **kw)
+    oj.simulate_gas(other, **run_options(gamma=0.5, mu=2.0, schedule=oj.Stochastic(dt=0.02), **kw))
     assert len(traces) == start
 
 
@@ -280,17 +276,16 @@ def test_sharded_ensembles_agree_with_the_dense_engine(key):
     from uniform at O(S / M^2) per step, far below them), and have moved far from the start."""
     gas = oj.Gas((256, 256), (0.3, -0.5), [[0.6, 0.0, 0.7], [-0.2, 0.5, -0.6]])
     kw = dict(
-        gamma=0.3,
-        B=oj.mixing_vector(0.4, "flavour"),
+        system=oj.System(gamma=0.3, B=oj.mixing_vector(0.4, "flavour"), angles="fixed-velocities"),
         schedule=oj.Stochastic(dt=0.2),
-        angles="fixed-velocities",
-        n_steps=40,
-        save_every=40,
-        n_realizations=600,
+        sampling=oj.Sampling(n_steps=40, n_realizations=600),
+        saveat=oj.SaveAt(every=40),
     )
-    dense = oj.simulate_gas(gas, key=key, **kw).group_mean[:, -1]
+    dense = oj.simulate_gas(gas, **kw, sampling=oj.Sampling(key=key)).group_mean[:, -1]
     other = jax.random.fold_in(key, 1)  # independent samples: the engines' streams differ
-    sharded = oj.simulate_gas(gas, key=other, shards=4, **kw).group_mean[:, -1]
+    sharded = oj.simulate_gas(
+        gas, **kw, sampling=oj.Sampling(key=other), sharding=oj.Sharding(shards=4)
+    ).group_mean[:, -1]
     se = np.sqrt(dense.var(0, ddof=1) / 600 + sharded.var(0, ddof=1) / 600)
     assert np.all(np.abs(dense.mean(0) - sharded.mean(0)) < 4 * se), (
         dense.mean(0),

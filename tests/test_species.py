@@ -11,9 +11,9 @@ import pytest
 import oile_jax as oj
 
 from . import reference as ref
-from .conftest import assert_allclose, assert_same_to_rounding
+from .conftest import assert_allclose, assert_same_to_rounding, run_options
 
-ENGINES = {"dense": {}, "sharded": {"shards": 1}}
+ENGINES = {"dense": {}, "sharded": {"sharding": oj.Sharding(shards=1)}}
 THETA = 0.3
 B = np.array([np.sin(2 * THETA), 0.0, -np.cos(2 * THETA)])  # flavour basis
 
@@ -60,10 +60,14 @@ def test_a_neutrino_gas_gives_the_numbers_of_before(run):
     gas = oj.Gas((6, 10), jnp.array([0.5, -1.0]), jnp.array([[0.0, 0.1, 0.99], [0.3, 0.0, -0.9]]),
                  antineutrino=(False, False))  # fmt: skip
     sol = oj.simulate_gas(
-        gas, gamma=0.2, schedule=schedule, key=jax.random.key(3), n_steps=40, save_every=20,
-        n_realizations=2, dtype=jnp.float64, angles=angles, B=oj.mixing_vector(0.3),
-        ordering="normal",
-    )  # fmt: skip
+        gas,
+        system=oj.System(gamma=0.2, B=oj.mixing_vector(0.3), angles=angles, ordering="normal"),
+        schedule=schedule,
+        sampling=oj.Sampling(
+            key=jax.random.key(3), n_steps=40, n_realizations=2, dtype=jnp.float64
+        ),
+        saveat=oj.SaveAt(every=20),
+    )
     assert_allclose(sol.group_mean[:, -1], BEFORE[run], rtol=0, atol=1e-12)
 
 
@@ -89,10 +93,20 @@ def test_a_pair_matches_the_flavour_basis_loop(engine, pair, inverted):
     omegas, gamma, mu, matter, n = (0.7, 1.3), 0.3, 1.5, 0.9, 10
     gas = oj.Gas((1, 1), jnp.array(omegas), jnp.array(P0), antineutrino=anti)
     sol = oj.simulate_gas(
-        gas, **engine, gamma=gamma, mu=mu, schedule=oj.Deterministic(), angles="fixed-angle",
-        B=jnp.array(B), matter=matter, ordering="inverted" if inverted else "normal",
-        key=jax.random.key(0), n_steps=n, save_every=5, dtype=jnp.float64,
-    )  # fmt: skip
+        gas,
+        **engine,
+        system=oj.System(
+            gamma=gamma,
+            mu=mu,
+            B=jnp.array(B),
+            angles="fixed-angle",
+            matter=matter,
+            ordering="inverted" if inverted else "normal",
+        ),
+        schedule=oj.Deterministic(),
+        sampling=oj.Sampling(key=jax.random.key(0), n_steps=n, dtype=jnp.float64),
+        saveat=oj.SaveAt(every=5),
+    )
     loop = ref.species_pair_run(
         P0, anti, omegas, gamma=gamma, mu=mu, B=B, matter=matter, L=(0, 0, 1), x=1.0,
         n_steps=n, inverted=inverted,
@@ -112,9 +126,11 @@ def test_the_isospin_many_body_pair_is_the_flavour_basis_pair():
     omegas, gamma, mu, n = (0.7, 1.3), 0.25, 1.0, 12
     gas = oj.Gas((1, 1), jnp.array(omegas), jnp.array(P0), antineutrino=anti)
     sol = oj.simulate_manybody(
-        gas, gamma=gamma, mu=mu, schedule=oj.Deterministic(), angles="fixed-angle",
-        B=jnp.array(B), key=jax.random.key(0), n_steps=n, dtype=jnp.float64,
-    )  # fmt: skip
+        gas,
+        system=oj.System(gamma=gamma, mu=mu, B=jnp.array(B), angles="fixed-angle"),
+        schedule=oj.Deterministic(),
+        sampling=oj.Sampling(key=jax.random.key(0), n_steps=n, dtype=jnp.float64),
+    )
     exact = ref.species_pair_manybody(P0, anti, omegas, gamma=gamma, mu=mu, B=B, x=1.0, n_steps=n)
     assert_allclose(sol.exact[0], exact, rtol=0, atol=1e-12)
     assert np.abs(exact[-1] - exact[0]).max() > 0.3
@@ -132,9 +148,12 @@ def test_msw_oscillation_in_constant_matter(antineutrino, schedule):
     omega, lam = 1.0, 0.6
     gas = oj.Gas(4, jnp.array([omega]), jnp.array([[0.0, 0.0, 1.0]]), antineutrino=antineutrino)
     sol = oj.simulate_gas(
-        gas, gamma=0.1, schedule=schedule, B=jnp.array(B), matter=lam, key=jax.random.key(1),
-        t_max=10.0, save_every=10, dtype=jnp.float64,
-    )  # fmt: skip
+        gas,
+        system=oj.System(gamma=0.1, B=jnp.array(B), matter=lam),
+        schedule=schedule,
+        sampling=oj.Sampling(key=jax.random.key(1), t_max=10.0, dtype=jnp.float64),
+        saveat=oj.SaveAt(every=10),
+    )
 
     def P_ee(signed):
         omega_m = np.hypot(omega * np.cos(2 * THETA) - signed, omega * np.sin(2 * THETA))
@@ -157,12 +176,12 @@ def test_total_isospin_and_lepton_number():
     )  # fmt: skip
     options = dict(gamma=0.4, schedule=oj.Stochastic(dt=0.2), key=jax.random.key(2),
                    n_steps=60, save_every=10, dtype=jnp.float64, n_realizations=3)  # fmt: skip
-    sol = oj.simulate_gas(gas, **options, matter=0.8, B=jnp.array(B))
+    sol = oj.simulate_gas(gas, **run_options(**options, matter=0.8, B=jnp.array(B)))
     expected = 4 * np.array([0.0, 0.0, 1.0]) - 6 * np.array([0.5, 0.5, 0.5])
     assert_allclose(sol.total[..., 2], expected[2], rtol=0, atol=1e-12)
     assert np.abs(sol.total[..., 0] - expected[0]).max() > 0.1  # turning about L
     vacuum = oj.Gas(gas.counts, jnp.array([1.0, 2.0]), gas.P0, antineutrino=(False, True))
-    sol = oj.simulate_gas(vacuum, **options, B=jnp.array(B))
+    sol = oj.simulate_gas(vacuum, **run_options(**options, B=jnp.array(B)))
     assert_allclose(sol.lepton, expected @ B, rtol=0, atol=1e-12)
     assert_allclose(sol.total[:, 0], np.broadcast_to(expected, (3, 3)), rtol=0, atol=1e-12)
 
@@ -173,9 +192,12 @@ def test_states_come_back_physical():
     P0 = jnp.array([[0.0, 0.0, 1.0], [0.3, -0.4, 0.8]])
     gas = oj.Gas((2, 4), jnp.array([0.5, 0.5]), P0, antineutrino=(True, False))
     sol = oj.simulate_gas(
-        gas, gamma=0.2, schedule=oj.Deterministic(), key=jax.random.key(0), n_steps=4,
-        save_state=True, dtype=jnp.float64,
-    )  # fmt: skip
+        gas,
+        system=oj.System(gamma=0.2),
+        schedule=oj.Deterministic(),
+        sampling=oj.Sampling(key=jax.random.key(0), n_steps=4, dtype=jnp.float64),
+        saveat=oj.SaveAt(state=True),
+    )
     assert_allclose(sol.group_mean[0, 0], P0, rtol=0, atol=1e-15)
     assert_allclose(sol.state[0, 0], np.repeat(np.asarray(P0), [2, 4], axis=0), rtol=0, atol=0)
     assert_allclose(sol.state[0, -1], sol.final_state[0], rtol=0, atol=1e-15)
@@ -204,10 +226,14 @@ def test_the_gas_with_antineutrinos_and_matter_tends_to_the_mean_field():
         }  # fmt: skip
         mf = {c: oj.solve_meanfield(f, P0, ts).P for c, f in fields.items()}
         sol = oj.simulate_gas(
-            gas, gamma=gamma, mu=mu, schedule=oj.Deterministic(), angles="fixed-angle",
-            B=jnp.array(B), matter=0.5, key=jax.random.key(0), t_max=2.0,
-            save_every=round(0.5 / (gamma / mu)), n_realizations=4, dtype=jnp.float64,
-        )  # fmt: skip
+            gas,
+            system=oj.System(gamma=gamma, mu=mu, B=jnp.array(B), angles="fixed-angle", matter=0.5),
+            schedule=oj.Deterministic(),
+            sampling=oj.Sampling(
+                key=jax.random.key(0), t_max=2.0, n_realizations=4, dtype=jnp.float64
+            ),
+            saveat=oj.SaveAt(every=round(0.5 / (gamma / mu))),
+        )
         mean = sol.group_mean.mean(0)
         se = sol.group_mean.std(0, ddof=1) / 2
         assert np.all(np.abs(mean - mf["deterministic"]) < 4 * se + 1e-12)
@@ -223,9 +249,12 @@ def test_a_falling_density_slows_the_meetings(key):
     N, gamma, dt, n = 10, 0.5, 0.1, 20
     gas = oj.Gas((5, 5), jnp.zeros(2), jnp.array([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]))
     sol = oj.simulate_gas(
-        gas, gamma=gamma, mu=oj.Exponential(2.0, 1.0), schedule=oj.Stochastic(dt=dt), key=key,
-        n_steps=n, save_every=n, n_realizations=4000, dtype=jnp.float64,
-    )  # fmt: skip
+        gas,
+        system=oj.System(gamma=gamma, mu=oj.Exponential(2.0, 1.0)),
+        schedule=oj.Stochastic(dt=dt),
+        sampling=oj.Sampling(key=key, n_steps=n, n_realizations=4000, dtype=jnp.float64),
+        saveat=oj.SaveAt(every=n),
+    )
     sin2 = float(oj.encounter_averages(gamma)[1])
     p = 2.0 * np.exp(-(np.arange(n) + 0.5) * dt) * dt / gamma
     expected = np.prod(1 - p * sin2 * N / (N - 1))
@@ -274,9 +303,12 @@ def test_beams_pair_and_group_field():
     P0 = np.array([[0.0, 0.0, 1.0], [0.6, -0.3, 0.5]])
     gas = oj.Gas((1, 1), jnp.array([0.7, 1.3]), jnp.array(P0), antineutrino=(False, True))
     sol = oj.simulate_gas(
-        gas, gamma=0.3, schedule=oj.Deterministic(), angles=oj.Beams(d), B=jnp.array(B),
-        key=jax.random.key(0), n_steps=10, save_every=10, dtype=jnp.float64,
-    )  # fmt: skip
+        gas,
+        system=oj.System(gamma=0.3, B=jnp.array(B), angles=oj.Beams(d)),
+        schedule=oj.Deterministic(),
+        sampling=oj.Sampling(key=jax.random.key(0), n_steps=10, dtype=jnp.float64),
+        saveat=oj.SaveAt(every=10),
+    )
     loop = ref.species_pair_run(
         P0, (False, True), (0.7, 1.3), gamma=0.3, mu=1.0, B=B, matter=0.0, L=(0, 0, 1),
         x=1 - np.cos(angle), n_steps=10,
@@ -312,11 +344,17 @@ def test_foreground_with_species_and_matter_against_the_flavour_basis_loop(anti,
     P0, P_b = np.array([0.0, 0.0, 1.0]), np.array([0.6, 0.0, 0.8])
     kw = dict(gamma=0.3, mu=1.0, omega=0.8, matter=0.5, dt=0.1, n_steps=40)
     sol = oj.simulate_foreground(
-        jnp.array(P0), jnp.array(P_b), gamma=kw["gamma"], mu=kw["mu"], omega=kw["omega"],
-        B=jnp.array(B), matter=kw["matter"], schedule=oj.Stochastic(dt=kw["dt"]),
-        key=jax.random.key(5), n_steps=kw["n_steps"], n_realizations=2000, dtype=jnp.float64,
-        antineutrino=anti, background_antineutrino=anti_b,
-    )  # fmt: skip
+        jnp.array(P0),
+        jnp.array(P_b),
+        system=oj.System(gamma=kw["gamma"], mu=kw["mu"], B=jnp.array(B), matter=kw["matter"]),
+        schedule=oj.Stochastic(dt=kw["dt"]),
+        sampling=oj.Sampling(
+            key=jax.random.key(5), n_steps=kw["n_steps"], n_realizations=2000, dtype=jnp.float64
+        ),
+        omega=kw["omega"],
+        antineutrino=anti,
+        background_antineutrino=anti_b,
+    )
     rng = np.random.default_rng(7)
     loop = np.stack(
         [ref.species_foreground_run(P0, P_b, anti, anti_b, B=B, L=(0, 0, 1), rng=rng, **kw)
@@ -338,10 +376,17 @@ def test_a_mixed_gas_against_the_flavour_basis_loop(engine, angles):
     gamma, mu, matter, n = 0.5, 1.0, 0.7, 12
     gas = oj.Gas((3, 3), jnp.array([0.6, 1.1]), jnp.array(P0), antineutrino=(False, True))
     sol = oj.simulate_gas(
-        gas, **engine, gamma=gamma, mu=mu, schedule=oj.Deterministic(), angles=angles,
-        B=jnp.array(B), matter=matter, ordering="inverted", key=jax.random.key(11),
-        n_steps=n, save_every=n, n_realizations=500, dtype=jnp.float64,
-    )  # fmt: skip
+        gas,
+        **engine,
+        system=oj.System(
+            gamma=gamma, mu=mu, B=jnp.array(B), angles=angles, matter=matter, ordering="inverted"
+        ),
+        schedule=oj.Deterministic(),
+        sampling=oj.Sampling(
+            key=jax.random.key(11), n_steps=n, n_realizations=500, dtype=jnp.float64
+        ),
+        saveat=oj.SaveAt(every=n),
+    )
     rng = np.random.default_rng(3)
     starts, omegas = np.repeat(P0, 3, axis=0), -np.repeat([0.6, 1.1], 3)
     runs = np.stack([
@@ -369,9 +414,12 @@ def test_a_falling_matter_potential_in_the_gas_and_the_mean_field():
     for dt in (0.02, 0.01):
         gas = oj.Gas(2, jnp.array([1.0]), jnp.array([[0.0, 0.0, 1.0]]))
         sol = oj.simulate_gas(
-            gas, gamma=0.1, schedule=oj.Stochastic(dt=dt), B=jnp.array(B), matter=profile,
-            key=jax.random.key(0), t_max=6.0, save_every=round(1 / dt), dtype=jnp.float64,
-        )  # fmt: skip
+            gas,
+            system=oj.System(gamma=0.1, B=jnp.array(B), matter=profile),
+            schedule=oj.Stochastic(dt=dt),
+            sampling=oj.Sampling(key=jax.random.key(0), t_max=6.0, dtype=jnp.float64),
+            saveat=oj.SaveAt(every=round(1 / dt)),
+        )
         errors.append(np.abs(sol.group_mean[0, :, 0] - mf).max())
     assert errors[1] < 1e-4 and 3.5 < errors[0] / errors[1] < 4.5, errors
 
@@ -383,9 +431,9 @@ def test_a_sweep_with_species_and_matter_is_simulate_gas_point_by_point():
                  antineutrino=(False, True))  # fmt: skip
     kw = dict(schedule=oj.Stochastic(dt=0.05), key=jax.random.key(4), n_steps=20, save_every=10,
               dtype=jnp.float64, B=jnp.array(B), matter=0.4, ordering="inverted")  # fmt: skip
-    sweep = oj.sweep_gas(gas, gamma=jnp.array([0.1, 0.2]), **kw)
+    sweep = oj.sweep_gas(gas, **run_options(gamma=jnp.array([0.1, 0.2]), **kw))
     for gamma, point in zip((0.1, 0.2), sweep, strict=True):
-        alone = oj.simulate_gas(gas, gamma=gamma, **kw)
+        alone = oj.simulate_gas(gas, **run_options(gamma=gamma, **kw))
         assert_same_to_rounding(point.encounters, alone.encounters)
         assert_same_to_rounding(point.group_mean, alone.group_mean)
 
@@ -400,10 +448,12 @@ def test_vacuum_inside_the_encounter_with_antineutrinos(pair):
     omegas, gamma, mu, n = (0.7, 1.3), 0.3, 1.5, 10
     gas = oj.Gas((1, 1), jnp.array(omegas), jnp.array(P0), antineutrino=anti)
     sol = oj.simulate_gas(
-        gas, gamma=gamma, mu=mu, schedule=oj.Deterministic(vacuum="inside"),
-        angles="fixed-angle", B=jnp.array(B), key=jax.random.key(0), n_steps=n, save_every=5,
-        dtype=jnp.float64,
-    )  # fmt: skip
+        gas,
+        system=oj.System(gamma=gamma, mu=mu, B=jnp.array(B), angles="fixed-angle"),
+        schedule=oj.Deterministic(vacuum="inside"),
+        sampling=oj.Sampling(key=jax.random.key(0), n_steps=n, dtype=jnp.float64),
+        saveat=oj.SaveAt(every=5),
+    )
     loop = ref.species_pair_run(
         P0, anti, omegas, gamma=gamma, mu=mu, B=B, matter=0.0, L=(0, 0, 1), x=1.0, n_steps=n,
         inside=True,
@@ -432,11 +482,15 @@ def test_profiles_are_traced(monkeypatch):
                  antineutrino=(False, True))  # fmt: skip
     kw = dict(schedule=oj.Stochastic(dt=0.05), key=jax.random.key(0), n_steps=4, gamma=0.2,
               L=oj.nu_e("mass", 0.3))  # fmt: skip
-    oj.simulate_gas(gas, mu=oj.Exponential(2.0, 3.0), matter=oj.Exponential(1.0, 2.0), **kw)
+    oj.simulate_gas(
+        gas, **run_options(mu=oj.Exponential(2.0, 3.0), matter=oj.Exponential(1.0, 2.0), **kw)
+    )
     start = len(traces)
-    oj.simulate_gas(gas, mu=oj.Exponential(3.0, -5.0), matter=oj.Exponential(0.2, 7.0), **kw)
+    oj.simulate_gas(
+        gas, **run_options(mu=oj.Exponential(3.0, -5.0), matter=oj.Exponential(0.2, 7.0), **kw)
+    )
     assert len(traces) == start
-    oj.simulate_gas(gas, mu=oj.Exponential(3.0, 5.0), matter=0.3, **kw)
+    oj.simulate_gas(gas, **run_options(mu=oj.Exponential(3.0, 5.0), matter=0.3, **kw))
     assert len(traces) > start
 
 
@@ -450,14 +504,14 @@ def test_a_run_with_species_and_matter_resumes_exactly(tmp_path, monkeypatch):
     kw = dict(gamma=0.2, schedule=oj.Stochastic(dt=0.05), key=jax.random.key(0), n_steps=20,
               save_every=4, chunk_saves=1, matter=oj.Exponential(1.0, 2.0),
               mu=oj.Exponential(2.0, 10.0), ordering="inverted", B=jnp.array(B))  # fmt: skip
-    full = oj.simulate_gas(gas, **kw)
+    full = oj.simulate_gas(gas, **run_options(**kw))
     path = tmp_path / "run.ckpt.h5"
     restore = interrupt_after_checkpoints(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
-        oj.simulate_gas(gas, checkpoint=path, **kw)
+        oj.simulate_gas(gas, **run_options(checkpoint=path, **kw))
     restore()
     with pytest.raises(ValueError, match="differs in matter"):
-        oj.simulate_gas(gas, checkpoint=path, resume=True, **{**kw, "matter": 0.5})
-    resumed = oj.simulate_gas(gas, checkpoint=path, resume=True, **kw)
+        oj.simulate_gas(gas, **run_options(checkpoint=path, resume=True, **{**kw, "matter": 0.5}))
+    resumed = oj.simulate_gas(gas, **run_options(checkpoint=path, resume=True, **kw))
     for name in ("group_mean", "total", "lepton", "encounters", "final_state"):
         assert np.array_equal(getattr(resumed, name), getattr(full, name)), name

@@ -320,9 +320,15 @@ def test_the_oile_gas_grows_at_the_collision_linearization_rate():
     seed = 1e-3
     up = [seed, 0.0, np.sqrt(1 - seed**2)]
     gas = oj.Gas((6000, 4000), (0.1, 0.2), [up, [-x for x in up]])
-    sol = oj.simulate_gas(gas, gamma=0.01, schedule=oj.Stochastic(dt=0.01), key=jax.random.key(1),
-                          B=oj.mixing_vector(basis="mass"), t_max=30.0, save_every=1000,
-                          n_realizations=2, dtype=jnp.float64)  # fmt: skip
+    sol = oj.simulate_gas(
+        gas,
+        system=oj.System(gamma=0.01, B=oj.mixing_vector(basis="mass")),
+        schedule=oj.Stochastic(dt=0.01),
+        sampling=oj.Sampling(
+            key=jax.random.key(1), t_max=30.0, n_realizations=2, dtype=jnp.float64
+        ),
+        saveat=oj.SaveAt(every=1000),
+    )
     perp = np.linalg.norm(sol.group_mean[..., :2].reshape(2, len(sol.ts), -1), axis=-1)
     assert np.all(perp[:, -1] < 0.12)
     measured = (np.log(perp[:, 3]) - np.log(perp[:, 1])) / 20.0

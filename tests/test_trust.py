@@ -20,7 +20,7 @@ import pytest
 import oile_jax as oj
 from oile_jax._app import cli as _cli
 
-from .conftest import assert_allclose
+from .conftest import assert_allclose, run_options
 from .test_bad_input import _snapshot, cli_refused, refused, workdir  # noqa: F401
 
 KEY = jax.random.key(0)
@@ -34,19 +34,19 @@ FLAVOUR = oj.mixing_vector(0.3, "flavour")
 def gas(gas=GAS, **kw):
     args = dict(gamma=0.1, schedule=STOCH, key=KEY, n_steps=4)
     args.update(kw)
-    return oj.simulate_gas(gas, **args)
+    return oj.simulate_gas(gas, **run_options(**args))
 
 
 def evolve(gas=GAS, **kw):
     args = dict(gamma=0.1, schedule=oj.Deterministic(), key=KEY, n_steps=4)
     args.update(kw)
-    return oj.evolve_gas(gas, **args)
+    return oj.evolve_gas(gas, **run_options(**args))
 
 
 def foreground(P0=Z, P_b=(1.0, 0.0, 0.0), **kw):
     args = dict(gamma=0.1, schedule=STOCH, key=KEY, n_steps=4)
     args.update(kw)
-    return oj.simulate_foreground(P0, P_b, **args)
+    return oj.simulate_foreground(P0, P_b, **run_options(**args))
 
 
 PAIR = oj.Gas((2, 2), (0.1, 0.2), [Z, [0, 0, -1.0]])
@@ -55,7 +55,7 @@ PAIR = oj.Gas((2, 2), (0.1, 0.2), [Z, [0, 0, -1.0]])
 def manybody(gas=PAIR, **kw):
     args = dict(gamma=0.1, schedule=STOCH, key=KEY, n_steps=4)
     args.update(kw)
-    return oj.simulate_manybody(gas, **args)
+    return oj.simulate_manybody(gas, **run_options(**args))
 
 
 def groups(**kw):
@@ -262,10 +262,9 @@ API = [
         "three-flavour-unphysical-P0",
         lambda: oj.simulate_gas(
             oj.Gas((2, 2), (0.1, 0.2), [[0.0] * 7 + [2.0], [0.0] * 8]),
-            gamma=0.1,
+            system=oj.System(gamma=0.1),
             schedule=STOCH,
-            key=KEY,
-            n_steps=4,
+            sampling=oj.Sampling(key=KEY, n_steps=4),
         ),
         ValueError,
         r"P0 is unphysical",
@@ -380,7 +379,7 @@ API = [
         "checkpoint-directory",
         lambda tmp: gas(checkpoint=tmp),
         ValueError,
-        r"checkpoint=.* is a directory",
+        r"Checkpoint.path=.* is a directory",
     ),
     (
         "checkpoint-foreign-file",
@@ -411,13 +410,23 @@ API = [
     # run options
     (
         "sweep-gamma-nan",
-        lambda: oj.sweep_gas(GAS, gamma=[0.1, np.nan], schedule=STOCH, key=KEY, n_steps=4),
+        lambda: oj.sweep_gas(
+            GAS,
+            system=oj.System(gamma=[0.1, np.nan]),
+            schedule=STOCH,
+            sampling=oj.Sampling(key=KEY, n_steps=4),
+        ),
         ValueError,
         r"gamma",
     ),  # fmt: skip
     (
         "sweep-gamma-2d",
-        lambda: oj.sweep_gas(GAS, gamma=[[0.1, 0.2]], schedule=STOCH, key=KEY, n_steps=4),
+        lambda: oj.sweep_gas(
+            GAS,
+            system=oj.System(gamma=[[0.1, 0.2]]),
+            schedule=STOCH,
+            sampling=oj.Sampling(key=KEY, n_steps=4),
+        ),
         ValueError,
         r"gamma",
     ),  # fmt: skip
@@ -425,7 +434,7 @@ API = [
         "save-every-indivisible",
         lambda: gas(n_steps=10, save_every=3),
         ValueError,
-        r"n_steps=10 must be a multiple of save_every=3",
+        r"n_steps=10 must be a multiple of the save interval SaveAt.every=3",
     ),  # fmt: skip
     ("dt-negative", lambda: oj.Stochastic(dt=-0.1), ValueError, r"dt"),
     ("dt-nan", lambda: gas(schedule=oj.Stochastic(dt=np.nan)), ValueError, r"dt"),
@@ -437,13 +446,12 @@ API = [
         ValueError,
         r"omegas contains NaN",
     ),  # fmt: skip
-    ("resume-without-checkpoint", lambda: gas(resume=True), ValueError, r"resume=True needs"),
     # evolve_gas and its gradients
     (
         "evolve-save-every",
         lambda: evolve(n_steps=10, save_every=3),
         ValueError,
-        r"n_steps=10 must be a multiple of save_every=3",
+        r"n_steps=10 must be a multiple of the save interval SaveAt.every=3",
     ),  # fmt: skip
     ("evolve-realizations", lambda: evolve(n_realizations=0), ValueError, r"n_realizations"),
     (
@@ -467,10 +475,14 @@ API = [
     (
         "sweep-checkpoint-directory",
         lambda tmp: oj.sweep_gas(
-            GAS, gamma=[0.1, 0.2], schedule=STOCH, key=KEY, n_steps=4, checkpoint=tmp
+            GAS,
+            system=oj.System(gamma=[0.1, 0.2]),
+            schedule=STOCH,
+            sampling=oj.Sampling(key=KEY, n_steps=4),
+            checkpoint=oj.Checkpoint(tmp),
         ),
         ValueError,
-        r"checkpoint=.* is a directory",
+        r"Checkpoint.path=.* is a directory",
     ),  # fmt: skip
     # the foreground model in three flavours and with species
     (
@@ -711,8 +723,12 @@ def _pmns_is_unitary():
 
 
 def _a_sweep_is_its_points():
-    swept = oj.sweep_gas(GAS, gamma=[0.1, 0.2], schedule=STOCH, key=KEY, n_steps=4,
-                         dtype=jnp.float64)  # fmt: skip
+    swept = oj.sweep_gas(
+        GAS,
+        system=oj.System(gamma=[0.1, 0.2]),
+        schedule=STOCH,
+        sampling=oj.Sampling(key=KEY, n_steps=4, dtype=jnp.float64),
+    )
     for k, g in enumerate((0.1, 0.2)):
         alone = gas(gamma=g, dtype=jnp.float64)
         assert np.allclose(swept[k].group_mean, alone.group_mean, atol=1e-12)
@@ -1072,8 +1088,10 @@ def test_matter_along_the_default_axis_inside_jit():
 
     def run(P0):
         return oj.evolve_gas(
-            oj.Gas(gas.counts, gas.omegas, P0), gamma=0.1, schedule=oj.Deterministic(),
-            key=jax.random.key(0), n_steps=2, matter=0.2, B=B,
-        ).group_mean  # fmt: skip
+            oj.Gas(gas.counts, gas.omegas, P0),
+            system=oj.System(gamma=0.1, B=B, matter=0.2),
+            schedule=oj.Deterministic(),
+            sampling=oj.Sampling(key=jax.random.key(0), n_steps=2),
+        ).group_mean
 
     assert_allclose(jax.jit(run)(gas.P0), run(gas.P0), rtol=0, atol=1e-6)

@@ -242,6 +242,7 @@ def _check_together(c: dict, model: str, given: set):
     from .._gas.sharded import check_shards
     from .._manybody.statevector import MAX_QUBITS, check_manybody_schedule
     from .._sampling.angles import fresh_angle_model
+    from .._sampling.options import Sharding
     from .._sampling.schedule import Deterministic, Stochastic
 
     _flavours(c, model, given)
@@ -311,7 +312,7 @@ def _check_together(c: dict, model: str, given: set):
         _library("gas.counts", lambda: Gas(c["gas.counts"], c["gas.omegas"], c["gas.P0"]))
     n = sum(c["gas.counts"])
     if model == "gas" and c["gas.shards"]:
-        _library("gas.shards", lambda: check_shards(c["gas.shards"], n, 1, 1))
+        _library("gas.shards", lambda: check_shards(Sharding(shards=c["gas.shards"]), n, 1))
     if model == "manybody":
         if n > MAX_QUBITS:
             _fail(

@@ -11,7 +11,9 @@ from .._gas import Gas
 from .._physics.flavours import pmns_vacuum
 from .._physics.profiles import Exponential
 from .._physics.states import mixing_vector
+from .._physics.system import System
 from .._sampling.angles import Beams
+from .._sampling.options import Sampling, SaveAt
 from .._sampling.schedule import Deterministic, Stochastic
 from .._support.checks import check_dtype
 from .config import ConfigError
@@ -88,18 +90,6 @@ def coupling_profile(value, scale):
     return value if scale is None else Exponential(value, scale)
 
 
-def history(config) -> dict:
-    """The mass ordering, the coupling's history and the matter term (physics.md section 10),
-    as the keyword arguments of the simulators (none for defaults)."""
-    physics = config["physics"]
-    options = {"mu": coupling_profile(physics["mu"], physics["mu_scale"])}
-    if physics["ordering"] != "normal" and n_flavours(config) == 2:
-        options["ordering"] = physics["ordering"]  # three flavours: it is in `B`
-    if physics["matter"] != 0:
-        options["matter"] = coupling_profile(physics["matter"], physics["matter_scale"])
-    return options
-
-
 def angle_option(config):
     physics = config["physics"]
     if physics["angles"] == "beams":
@@ -107,23 +97,35 @@ def angle_option(config):
     return physics["angles"]
 
 
-def sampling(config, key, dtype) -> dict:
-    """The arguments every encounter simulation (foreground, gas, many-body) takes alike."""
+def run_system(config, dtype) -> System:
+    """The run file's physics as a `System`: `physics.gamma`, the coupling and its history,
+    the vacuum vector, the mass ordering (three flavours: in `B`), matter and the angle
+    model (physics.md section 10)."""
     physics = config["physics"]
-    schedule = run_schedule(config)
-    n_steps, save_every = saving(config, schedule)
-    return dict(
+    matter = physics["matter"]
+    return System(
         gamma=physics["gamma"],
+        mu=coupling_profile(physics["mu"], physics["mu_scale"]),
         B=vacuum_direction(config, dtype),
-        schedule=schedule,
         angles=angle_option(config),
-        key=key,
-        n_steps=n_steps,
-        save_every=save_every,
-        n_realizations=config["run"]["n_realizations"],
-        dtype=dtype,
-        **history(config),
+        matter=None if matter == 0 else coupling_profile(matter, physics["matter_scale"]),
+        ordering=physics["ordering"] if n_flavours(config) == 2 else "normal",
     )
+
+
+def run_sampling(config, schedule, key, dtype) -> tuple[Sampling, SaveAt]:
+    """How an encounter simulation (foreground, gas, many-body) samples and saves:
+    `run.n_realizations`, the whole steps per save interval ending at `run.t_max`
+    (`saving`), `run.save_state` and `run.chunk_saves` (gas runs)."""
+    run = config["run"]
+    n_steps, save_every = saving(config, schedule)
+    sampling = Sampling(key, n_steps=n_steps, n_realizations=run["n_realizations"], dtype=dtype)
+    saveat = SaveAt(
+        every=save_every,
+        state=bool(run.get("save_state", False)),
+        chunk=run.get("chunk_saves"),
+    )
+    return sampling, saveat
 
 
 def group_tables(gas: Gas) -> dict:

@@ -25,17 +25,17 @@ from .._output.io import write_h5
 from .._physics.profiles import AbstractProfile
 from .._physics.states import occupations
 from .._sampling.angles import FixedVelocities, Isotropic
+from .._sampling.options import Checkpoint, SaveAt, Sharding
 from .._support.resources import check_disk
 from .._support.sharding import is_main_process
 from .config import dumps
 from .run_options import (
-    angle_option,
     group_tables,
-    history,
     run_dtype,
     run_gas_groups,
-    sampling,
-    vacuum_direction,
+    run_sampling,
+    run_schedule,
+    run_system,
 )
 
 
@@ -49,15 +49,18 @@ def run_foreground(config, key, progress):
 
     dtype = run_dtype(config)
     physics, fg = config["physics"], config["foreground"]
-    options = sampling(config, key, dtype)
-    schedule, B = options["schedule"], options["B"]
+    system, schedule = run_system(config, dtype), run_schedule(config)
+    sampling, saveat = run_sampling(config, schedule, key, dtype)
     sol = simulate_foreground(
         jnp.asarray(fg["P0"], dtype),
         jnp.asarray(fg["P_b"], dtype),
+        system,
+        schedule,
+        sampling,
         omega=fg["omega"],
         antineutrino=fg["antineutrino"],
         background_antineutrino=fg["background_antineutrino"],
-        **options,
+        saveat=SaveAt(every=saveat.every),
     )
     data = {
         "ts": sol.ts,
@@ -75,7 +78,7 @@ def run_foreground(config, key, progress):
     )
     if physics["angles"] == "isotropic" and plain:
         exact = dict(P0=fg["P0"], P_b=fg["P_b"], gamma=physics["gamma"], mu=physics["mu"])
-        exact.update(omega=fg["omega"], B=B)
+        exact.update(omega=fg["omega"], B=system.B)
         # The master equation (dt -> 0) and, for the stochastic schedule, the exact ensemble
         # mean of the schedule at this dt.
         data["master_equation"] = foreground_mean(t=sol.ts, **exact)
@@ -84,23 +87,27 @@ def run_foreground(config, key, progress):
     return data
 
 
-def run_gas(config, key, progress, checkpoint, resume, devices=None):
+def run_gas(config, key, progress, checkpoint: Checkpoint, devices=None):
     from .._gas import simulate_gas
 
     dtype = run_dtype(config)
-    run = config["run"]
     gas = run_gas_groups(config, dtype)
-    sol = simulate_gas(
-        gas,
-        **sampling(config, key, dtype),
-        save_state=run["save_state"],
-        chunk_saves=run["chunk_saves"],
-        checkpoint=checkpoint,
-        resume=resume,
-        progress=progress,
+    system, schedule = run_system(config, dtype), run_schedule(config)
+    sampling, saveat = run_sampling(config, schedule, key, dtype)
+    sharding = Sharding(
         devices=devices,
         shards=config["gas"]["shards"] or None,
         exchange_every=config["gas"]["exchange_every"],
+    )
+    sol = simulate_gas(
+        gas,
+        system,
+        schedule,
+        sampling,
+        saveat=saveat,
+        checkpoint=checkpoint,
+        sharding=sharding,
+        progress=progress,
     )
     data = {
         name: getattr(sol, name)
@@ -133,18 +140,18 @@ def run_meanfield(config, key, progress):
     dtype = run_dtype(config)
     physics, run, mf = config["physics"], config["run"], config["meanfield"]
     gas = run_gas_groups(config, dtype)
-    B = vacuum_direction(config, dtype)
+    system = run_system(config, dtype)
+    B = system.B
     gamma = jnp.asarray(physics["gamma"] or 0.0, dtype)
-    extra = history(config)
-    mu = extra.pop("mu")
-    mu = mu if isinstance(mu, AbstractProfile) else jnp.asarray(mu, dtype)
+    mu = system.mu if isinstance(system.mu, AbstractProfile) else jnp.asarray(system.mu, dtype)
+    extra = dict(ordering=system.ordering, matter=system.matter)
     ts = jnp.linspace(0.0, run["t_max"], run["n_saves"], dtype=dtype)
     ids = jnp.asarray(gas.group_ids())
     step = config["schedule"]["dt"]  # used by the stochastic collision term only
     dt = None if step is None else jnp.asarray(step, dtype)
     anti = jnp.asarray(gas.antineutrino)
     if physics["angles"] in ("isotropic", "beams"):
-        angles = angle_option(config)
+        angles = system.angles
         field = GroupField(
             jnp.asarray(gas.fractions, dtype),
             gas.omegas,
@@ -210,7 +217,9 @@ def run_manybody(config, key, progress):
 
     dtype = run_dtype(config)
     gas = run_gas_groups(config, dtype)
-    sol = simulate_manybody(gas, **sampling(config, key, dtype))
+    system, schedule = run_system(config, dtype), run_schedule(config)
+    sampling, saveat = run_sampling(config, schedule, key, dtype)
+    sol = simulate_manybody(gas, system, schedule, sampling, saveat=SaveAt(every=saveat.every))
     data = {
         name: getattr(sol, name)
         for name in ("ts", "exact", "oile", "exact_entropy", "oile_entropy", "norm")
@@ -394,7 +403,7 @@ def _run(config, out, resume, force, progress, attrs, devices) -> Path:
                 file=sys.stderr,
             )
         try:
-            data = run_gas(config, key, progress, checkpoint, resume, devices)
+            data = run_gas(config, key, progress, Checkpoint(checkpoint, resume), devices)
         except CheckpointMismatch as error:
             keys = run_file_keys(error.differ)
             raise ValueError(

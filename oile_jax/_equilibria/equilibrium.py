@@ -25,7 +25,7 @@ import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
 from .._sampling.angles import angle_model
-from .._sampling.spec import check_count
+from .._sampling.options import check_count
 from .._support.checks import (
     _show,
     as_dtype,

@@ -5,11 +5,13 @@ The background is a reservoir: it is not updated by the encounters and has no va
 oscillation of its own (it is the `P_b` of physics.md sections 5 and 8).
 """
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._physics.encounter import (
     encounter,
@@ -19,7 +21,8 @@ from .._physics.encounter import (
 from .._physics.flavours import dimension, flavours_of
 from .._physics.states import check_state
 from .._physics.system import System
-from .._sampling.angles import AbstractAngleModel, fresh_angle_model
+from .._sampling.angles import fresh_angle_model
+from .._sampling.options import Sampling, SaveAt
 from .._sampling.random import realization_keys
 from .._sampling.schedule import AbstractSchedule
 from .._sampling.spec import RunSpec, make_spec
@@ -132,24 +135,14 @@ def _run(model: Foreground, P0, spec: RunSpec):
 def simulate_foreground(
     P0: Float[ArrayLike, "*batch D"],
     P_b: Float[ArrayLike, " D"],
-    *,
-    gamma: Float[ArrayLike, ""],
+    system: System,
     schedule: AbstractSchedule,
-    key: PRNGKeyArray,
-    mu: Float[ArrayLike, ""] = 1.0,
+    sampling: Sampling,
+    *,
     omega: Float[ArrayLike, ""] = 0.0,
-    B: "Float[ArrayLike, ' D'] | None" = None,
-    angles: "str | AbstractAngleModel" = "isotropic",
-    n_steps: int | None = None,
-    t_max: float | None = None,
-    save_every: int = 1,
-    n_realizations: int = 1,
-    dtype=None,
     antineutrino: bool = False,
     background_antineutrino: bool = False,
-    ordering: str = "normal",
-    matter=None,
-    L: "Float[ArrayLike, ' D'] | None" = None,
+    saveat: SaveAt = SaveAt(),
 ) -> ForegroundSolution:
     """Foreground neutrino(s) meeting fresh background neutrinos in the fixed state `P_b`.
 
@@ -158,31 +151,33 @@ def simulate_foreground(
       batch member is an independent foreground neutrino. Three flavours: `(*batch, 8)`
       (`P^a = Tr(rho lambda^a)`, physics.md section 11; e.g. `flavour_state("e")`).
     - `P_b`: Bloch vector of every background neutrino, shape `(3,)` (or `(8,)`).
-    - `gamma`: impact parameter `mu t_int` (> 0). `mu`: coupling (> 0). `omega`: vacuum
-      frequency of the foreground. `B`: unit vacuum direction in the basis `P0`, `P_b` are written
-      in (default mass basis `(0, 0, -1)`; see `mixing_vector`); three flavours: the vacuum
-      vector `pmns_vacuum(ordering, basis)` (default `pmns_vacuum("normal", "mass")`).
+    - `system`: the physics (`System`), bound here to the foreground neutrino; its angle model
+      is `"isotropic"` or `"fixed-angle"` (`x = 1`) (or `Isotropic()` / `FixedAngle(theta)`).
     - `schedule`: `Stochastic(dt)` (meeting probability `mu dt / gamma` per step) or
       `Deterministic(vacuum="split" | "inside")` (an encounter every `gamma / mu`).
-    - `angles`: `"isotropic"`, `"fixed-angle"` (`x = 1`), or an `Isotropic()` / `FixedAngle(theta)`.
-    - `n_steps` or `t_max` (exactly one): the length of the run, in steps or in time; `t_max`
-      is rounded to the nearest multiple of `save_every` steps (`ts` holds the actual times).
-    - `save_every`: steps between saved states; the initial state is saved too.
-    - `n_realizations`: independent realizations, run vmapped; realization `r` uses
-      `fold_in(key, r)` and step `s` of it `fold_in(fold_in(key, r), s)`.
-    - `dtype`: float dtype (default: that of `P0` if it is a float array, else JAX's default).
+    - `sampling`, `saveat`: as in `simulate_gas` (`Sampling`, `SaveAt`; `SaveAt.state` and
+      `chunk` do not apply: every saved vector is returned). The default dtype is that of
+      `P0` where it is a float array.
+    - `omega`: the vacuum frequency of the foreground.
     - `antineutrino`, `background_antineutrino`: whether the foreground, and the background,
       are antineutrinos (their `P0`, `P_b` and the result are then the physical `Pbar`;
-      physics.md section 10). `ordering`: `"normal"` or `"inverted"` (`omega -> -omega`).
-    - `matter`: the matter potential `lambda` (a number or a profile of time; None: none) along
-      the flavour axis `L` (default `flavour_axis(n)`, the electron flavour); not with
-      `Deterministic(vacuum="inside")`. `mu` may be a profile of time with `Stochastic(dt)`
-      (meeting probability `mu(t) dt / gamma <= 1`). Three flavours: `ordering` stays
-      `"normal"` (the ordering is in `B`) and the schedule's vacuum is `"split"`.
+      physics.md section 10).
 
-    Parameters `gamma`, `mu`, `omega`, `B`, `P_b`, `P0` and `dt` are traced: changing them does
-    not recompile. Differentiable in them (pathwise, at a fixed encounter sequence).
+    The system's numbers, `omega`, `P_b`, `P0` and `dt` are traced: changing them does not
+    recompile. Differentiable in them (pathwise, at a fixed encounter sequence).
     """
+    if not isinstance(saveat, SaveAt):
+        raise ValueError(f"saveat must be a SaveAt(...), got {saveat!r}")
+    if saveat.state or saveat.chunk is not None:
+        raise ValueError(
+            "simulate_foreground returns every saved vector in one program: SaveAt.state and "
+            "SaveAt.chunk do not apply"
+        )
+    if not isinstance(sampling, Sampling):
+        raise ValueError(f"sampling must be a Sampling(...), got {sampling!r}")
+    if not isinstance(system, System):
+        raise ValueError(f"system must be a System(...), got {system!r}")
+    dtype = sampling.dtype
     if dtype is None:
         P0_array = jnp.asarray(P0)
         dtype = (
@@ -190,8 +185,9 @@ def simulate_foreground(
             if jnp.issubdtype(P0_array.dtype, jnp.floating)
             else jnp.result_type(float)
         )
+        sampling = dataclasses.replace(sampling, dtype=check_dtype(dtype))
     dtype = check_dtype(dtype)
-    angles = fresh_angle_model(angles)
+    system = dataclasses.replace(system, angles=fresh_angle_model(system.angles))
     n = flavours_of(P0, "P0")
     D = dimension(n)
     P0 = check_state(check_vector(P0, "P0", dtype, size=D), "P0")
@@ -207,22 +203,12 @@ def simulate_foreground(
         if not isinstance(flag, (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {flag!r}")
     spec = make_spec(
-        schedule=schedule,
-        gamma=gamma,
-        key=key,
+        system,
+        schedule,
+        sampling,
+        saveat,
         omegas=omega[None],
         antineutrino=bool(antineutrino),
-        mu=mu,
-        B=B,
-        angles=angles,
-        n_steps=n_steps,
-        t_max=t_max,
-        save_every=save_every,
-        n_realizations=n_realizations,
-        dtype=dtype,
-        ordering=ordering,
-        matter=matter,
-        L=L,
         n_flavours=n,
     )
     # The saved vectors of every realization, on the device and on the host (the mean and the
@@ -234,8 +220,8 @@ def simulate_foreground(
         saved,
         f"this foreground run ({R} realizations x {spec.n_saves} saves x "
         f"{int(np.prod(P0.shape[:-1]))} foreground neutrinos, {np.dtype(spec.dtype).name})",
-        "lower n_realizations (run.n_realizations), the number of saves (save_every, "
-        "run.n_saves) or the batch of P0",
+        "lower Sampling.n_realizations (run.n_realizations), the number of saves "
+        "(SaveAt.every, run.n_saves) or the batch of P0",
     )
     sign = -1.0 if antineutrino else 1.0  # isospin s = sign P (physics.md section 10)
     model = Foreground(

@@ -12,6 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,7 +21,7 @@ from .._support.sharding import is_main_process
 
 # The random streams and the engine's state: a checkpoint of another format is refused. The
 # history of the format is in CHANGELOG.md.
-FORMAT = 7
+FORMAT = 8
 
 
 def by_value(value) -> str:
@@ -43,46 +44,45 @@ def by_value(value) -> str:
 
 
 def _fields(name: str, module) -> dict:
-    """`{name.kind: class, name.field: by_value(field), ...}` for a module (the angle model,
-    the schedule, a profile), so that a mismatch names the field."""
+    """`{name.kind: class, name.field: value, ...}` for a module (the angle model, the
+    schedule, a profile; nested modules in turn), so that a mismatch names the field."""
     values = {f"{name}.kind": f"{type(module).__module__}.{type(module).__qualname__}"}
     for field in dataclasses.fields(module):
-        values[f"{name}.{field.name}"] = by_value(getattr(module, field.name, None))
+        values.update(_entry(f"{name}.{field.name}", getattr(module, field.name, None)))
     return values
 
 
-def fingerprint(gas, spec, options: dict) -> str:
-    """What a checkpoint must match to be continued: the gas, the run specification and the
-    engine's options (`shards`, `exchange_every`, `save_state`)."""
-    system = spec.system
+def _entry(name: str, value) -> dict:
+    if isinstance(value, eqx.Module):
+        return _fields(name, value)
+    return {name: None if value is None else by_value(value)}
+
+
+def fingerprint(gas, spec, saveat, sharding) -> str:
+    """What a checkpoint must match to be continued, derived from the run's objects by value:
+    the gas, every field of the bound system (`gamma`, `mu`, `B`, `omegas`, the angle model's
+    and the profiles' fields, ...), the schedule's fields, the run specification's key and
+    sizes, what is saved (`SaveAt.state`) and the shards (`Sharding.shards`,
+    `exchange_every`; not the devices, which change no encounter)."""
     values = {
         "format": FORMAT,
         "counts": list(gas.counts),
-        "omegas": np.asarray(gas.omegas, dtype=float).tolist(),
-        "P0": np.asarray(gas.P0, dtype=float).tolist(),
-        "gamma": np.asarray(system.gamma, dtype=float).tolist(),
-        "mu": np.asarray(system.mu, dtype=float).tolist(),
-        "B": np.asarray(system.B, dtype=float).tolist(),
-        **_fields("angles", system.angles),
+        "P0": by_value(np.asarray(gas.P0, np.float64)),
         **_fields("schedule", spec.schedule),
-        "key": np.asarray(jax.random.key_data(spec.key)).tolist(),
+        "key": by_value(spec.key),
         "n_realizations": spec.n_realizations,
         "n_steps": spec.n_steps,
         "save_every": spec.save_every,
         "dtype": jnp.dtype(spec.dtype).name,
-        "save_state": False,
-        "shards": None,
-        "exchange_every": None,
-        **options,
+        "save_state": saveat.state,
+        "shards": sharding.shards if sharding is not None else None,
+        "exchange_every": sharding.exchange_every if sharding is not None else None,
     }
-    values["antineutrino"] = [bool(a) for a in gas.antineutrino]
-    values["ordering"] = system.ordering
-    for name in ("matter", "density"):
-        profile = getattr(system, name)
-        values[name] = None if profile is None else profile.__class__.__qualname__
-        if profile is not None:
-            values.update(_fields(name, profile))
-    values["L"] = None if system.L is None else np.asarray(system.L, dtype=float).tolist()
+    for field in dataclasses.fields(spec.system):
+        value = getattr(spec.system, field.name)
+        if isinstance(value, (jax.Array, np.ndarray)):  # its value (the dtype is `dtype`)
+            value = np.asarray(value, np.float64)
+        values.update(_entry(field.name, value))
     return json.dumps(values, sort_keys=True)
 
 

@@ -25,15 +25,16 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, PRNGKeyArray
+from jaxtyping import Array
 
-from .._sampling.angles import AbstractAngleModel
+from .._physics.system import System
+from .._sampling.options import Sampling, SaveAt
 from .._sampling.schedule import AbstractSchedule
-from .._sampling.spec import check_count
 from .._support.resources import check_run_fits, gas_bytes
 from . import dense
 from .driver import prepare
 from .kernel import GasKernel
+from .model import Gas
 
 
 class GasTrajectory(eqx.Module):
@@ -43,7 +44,7 @@ class GasTrajectory(eqx.Module):
 
     - `ts` `(S,)`; `group_mean`, `group_std` `(R, S, G, D)`; `group_length`, `group_entropy`
       `(R, S, G)`; `total` `(R, S, D)`; `lepton` `(R, S)`; `encounters` `(R, S)` (cumulative);
-      `final_state` `(R, N, D)`; `state` `(R, S, N, D)` with `save_state=True`, else None.
+      `final_state` `(R, N, D)`; `state` `(R, S, N, D)` with `SaveAt(state=True)`, else None.
 
     `group_mean`, `total`, `lepton` and the states are smooth functions of the parameters.
     `group_std` (a square root, singular where a group has no spread, as at `t = 0`),
@@ -80,22 +81,12 @@ def _refuse(tree, why: str):
 
 
 def evolve_gas(
-    gas,
-    *,
-    gamma: ArrayLike,
+    gas: Gas,
+    system: System,
     schedule: AbstractSchedule,
-    key: PRNGKeyArray,
-    n_steps: int,
-    save_every: int | None = None,
-    mu: ArrayLike = 1.0,
-    B: ArrayLike | None = None,
-    angles: "str | AbstractAngleModel" = "isotropic",
-    n_realizations: int = 1,
-    dtype=None,
-    save_state: bool = False,
-    ordering: str = "normal",
-    matter=None,
-    L: ArrayLike | None = None,
+    sampling: Sampling,
+    *,
+    saveat: SaveAt = SaveAt(every=None),
     remat: bool = True,
 ) -> GasTrajectory:
     """Run a gas as one pure function: `simulate_gas`'s physics, options and random streams
@@ -103,8 +94,10 @@ def evolve_gas(
     vmapped and differentiated (pathwise, along the encounter sequence the key fixes).
 
     **Arguments:** as `simulate_gas`, except:
-    - `n_steps` (an int; `t_max` is not taken: a run length computed from `gamma` would move
-      with it), `save_every` (default `n_steps`: the initial and the final save only).
+    - `sampling` gives `n_steps` (`t_max` is not taken: a run length computed from `gamma`
+      would move with it).
+    - `saveat`: default `SaveAt(every=None)`, the initial and the final state only
+      (`SaveAt.chunk` does not apply: the run is one program).
     - `remat`: checkpoint the scans in blocks, so that reverse mode stores about
       `2 (sqrt(n_steps / save_every) + sqrt(save_every))` steps (default True; False keeps
       every step, for one forward pass less). A kept step is its input state, its
@@ -118,24 +111,15 @@ def evolve_gas(
 
     Returns a `GasTrajectory`.
     """
-    n_steps = check_count(n_steps, "n_steps")
-    save_every = n_steps if save_every is None else check_count(save_every, "save_every")
-    gas, spec = prepare(
-        gas,
-        gamma=gamma,
-        schedule=schedule,
-        key=key,
-        mu=mu,
-        B=B,
-        angles=angles,
-        n_steps=n_steps,
-        save_every=save_every,
-        n_realizations=n_realizations,
-        dtype=dtype,
-        ordering=ordering,
-        matter=matter,
-        L=L,
-    )
+    if isinstance(sampling, Sampling) and sampling.n_steps is None:
+        raise ValueError(
+            "evolve_gas takes Sampling(n_steps=...), not t_max (a run length computed from "
+            "gamma would move with it)"
+        )
+    if isinstance(saveat, SaveAt) and saveat.chunk is not None:
+        raise ValueError("evolve_gas runs as one program: SaveAt.chunk does not apply")
+    gas, spec = prepare(gas, system, schedule, sampling, saveat)
+    save_every, save_state = spec.save_every, saveat.state
     if spec.schedule.meets_at_random:
         why = (
             "evolve_gas: no pathwise gradient with respect to {} with a Stochastic(dt) "

@@ -8,19 +8,18 @@ key for its steps; step `s` uses `fold_in(steps_key, s)`. A step's numbers depen
 """
 
 import dataclasses
-import os
 from pathlib import Path
 
 import equinox as eqx
 import jax
 import numpy as np
-from jaxtyping import ArrayLike, PRNGKeyArray
 
 from .._physics.flavours import flavour_count
 from .._physics.states import occupations
-from .._sampling.angles import AbstractAngleModel
+from .._physics.system import System
+from .._sampling.options import Checkpoint, Sampling, SaveAt, Sharding
 from .._sampling.schedule import AbstractSchedule
-from .._sampling.spec import RunSpec, check_count, make_spec
+from .._sampling.spec import RunSpec, make_spec
 from .._support.checks import check_dtype, concrete
 from .._support.progress import ProgressBar
 from .._support.resources import check_disk, check_memory, gas_bytes
@@ -29,7 +28,7 @@ from .checkpoint import fingerprint, read_checkpoint, write_checkpoint
 from .dense import DenseEngine
 from .engine import AbstractGasEngine
 from .kernel import GasKernel
-from .model import Gas, check_gas
+from .model import Gas
 from .observe import Observables
 from .sharded import ShardedEngine, check_shards
 
@@ -46,7 +45,7 @@ class GasSolution:
     - `total` `(R, S, D)`: `sum_nu P_i - sum_nubar Pbar_i` (the isospins' sum, which every
       encounter conserves); `lepton` `(R, S)`: `B . total`, the lepton number `nu - nubar`.
     - `encounters` `(R, S)`: cumulative number of encounters (pairs) since `t = 0`.
-    - `state` `(R, S, N, D)` if `save_state=True`, else None; `final_state` `(R, N, D)`.
+    - `state` `(R, S, N, D)` with `SaveAt(state=True)`, else None; `final_state` `(R, N, D)`.
     - `velocities` `(R, N, 3)` for the fixed-velocities model, else None.
     - `counts`: neutrinos per group; `antineutrino`: whether each group is antineutrinos.
     """
@@ -138,49 +137,46 @@ def check_fits(engine: AbstractGasEngine, n_saves: int, chunk_saves: int, save_s
 def drive(
     engine: AbstractGasEngine,
     spec: RunSpec,
-    *,
-    save_state: bool,
-    chunk_saves: int | None,
-    checkpoint,
-    fingerprint,
-    resume: bool,
-    progress,
+    saveat: SaveAt,
+    checkpoint: Checkpoint | None,
+    fingerprint: str | None,
+    progress: bool | None,
     label: str,
 ):
     """The host loop of every gas run: start `engine`, continue a checkpoint, advance chunk by
-    chunk (observables to the host, a checkpoint after every chunk, a progress bar).
-    `chunk_saves`: save intervals per chunk (None: all). The save axis of the results follows
-    the engine's leading axes (`engine.shape[:-2]`).
+    chunk (`saveat.chunk` save intervals; observables to the host, a checkpoint after every
+    chunk, a progress bar). The save axis of the results follows the engine's leading axes
+    (`engine.shape[:-2]`).
 
     Returns `(final_state, observables, encounters, state)`: the final Bloch vectors in gas
     order, a dict of observable series (the initial save included), cumulative encounters, and
-    the state series (`None` without `save_state`). The engines carry isospins; the group means
-    and the states come back as the physical `P` and `Pbar` (`Gas.physical`)."""
+    the state series (`None` without `saveat.state`). The engines carry isospins; the group
+    means and the states come back as the physical `P` and `Pbar` (`Gas.physical`)."""
     save_every, n_intervals = spec.save_every, spec.n_saves - 1
     axis = len(engine.shape) - 2  # after the realization axis (and a sweep's point axis)
-    chunk_saves = n_intervals if chunk_saves is None else check_count(chunk_saves, "chunk_saves")
-    check_fits(engine, n_intervals + 1, chunk_saves, save_state, checkpoint)
+    chunk_saves = n_intervals if saveat.chunk is None else saveat.chunk
+    save_state = saveat.state
+    path = Path(checkpoint.path) if checkpoint is not None else None
+    check_fits(engine, n_intervals + 1, chunk_saves, save_state, path)
     n = engine.shape[-2]
     if (n // 2) * save_every >= 2**31:
         raise ValueError(
             f"save_every={save_every} steps per save is too many for N={n}: the encounters of "
             f"one save interval, up to N/2 x save_every = {(n // 2) * save_every}, are counted "
-            "in int32 (< 2^31); save more often (a smaller save_every, or on the command line "
-            "a larger run.n_saves)"
+            "in int32 (< 2^31); save more often (a smaller SaveAt.every, or on the command "
+            "line a larger run.n_saves)"
         )
     carry, obs0 = engine.start()
-    path = Path(checkpoint) if checkpoint is not None else None
-    # "saves_state": the saved states (save_state=True), apart from the engine's own "state".
+    # "saves_state": the saved states (SaveAt(state=True)), apart from the engine's own "state".
     pieces: dict[str, list] = {name: [] for name in FIELDS + ["encounters", "saves_state"]}
     done = 0
-    if resume and path is None:
-        raise ValueError("resume=True needs checkpoint=PATH, the checkpoint to continue")
     if path is not None and path.is_dir():
-        raise ValueError(f"checkpoint={str(path)!r} is a directory; give the path of a file")
+        raise ValueError(f"Checkpoint.path={str(path)!r} is a directory; give the path of a file")
     if path is not None and path.exists():
-        if not resume:
+        if not checkpoint.resume:
             raise FileExistsError(
-                f"checkpoint={str(path)!r} exists; pass resume=True to continue it"
+                f"Checkpoint.path={str(path)!r} exists; give Checkpoint(path, resume=True) to "
+                "continue it"
             )
         saved = read_checkpoint(path, fingerprint)
         done = int(saved["step"]) // save_every
@@ -231,131 +227,79 @@ def drive(
     return final, out, np.cumsum(n_met, axis=axis), state
 
 
-def prepare(gas, **options) -> tuple[Gas, RunSpec]:
-    """A validated gas and run specification (`make_spec`'s options)."""
+def prepare(gas, system, schedule, sampling, saveat) -> tuple[Gas, RunSpec]:
+    """A validated gas and its run specification (`make_spec`)."""
     if not isinstance(gas, Gas):
         raise ValueError(f"gas must be a Gas(counts, omegas, P0), got {type(gas).__name__}")
-    gas = check_gas(gas, check_dtype(options.get("dtype")))
+    gas = gas.checked(check_dtype(getattr(sampling, "dtype", None)))
     spec = make_spec(
-        **options, omegas=gas.omegas, antineutrino=gas.antineutrino, n_flavours=gas.n_flavours
+        system,
+        schedule,
+        sampling,
+        saveat,
+        omegas=gas.omegas,
+        antineutrino=gas.antineutrino,
+        n_flavours=gas.n_flavours,
     )
     angles = spec.system.angles
     return gas, eqx.tree_at(lambda s: s.system.angles, spec, angles.for_gas(gas.counts))
 
 
+def run_stamp(gas, spec, saveat, checkpoint, sharding) -> str | None:
+    """The fingerprint a checkpoint of this run carries (None without a checkpoint)."""
+    if checkpoint is None:
+        return None
+    if any(concrete(x) is None for x in (spec.system.gamma, spec.system.mu, gas.omegas, gas.P0)):
+        raise ValueError("a Checkpoint needs concrete parameters (not under jit or grad)")
+    return fingerprint(gas, spec, saveat, sharding)
+
+
 def simulate_gas(
     gas: Gas,
-    *,
-    gamma: ArrayLike,
+    system: System,
     schedule: AbstractSchedule,
-    key: PRNGKeyArray,
-    mu: ArrayLike = 1.0,
-    B: ArrayLike | None = None,
-    angles: "str | AbstractAngleModel" = "isotropic",
-    n_steps: int | None = None,
-    t_max: float | None = None,
-    save_every: int = 1,
-    n_realizations: int = 1,
-    dtype=None,
-    save_state: bool = False,
-    chunk_saves: int | None = None,
-    checkpoint: str | os.PathLike | None = None,
-    resume: bool = False,
+    sampling: Sampling,
+    *,
+    saveat: SaveAt = SaveAt(),
+    checkpoint: Checkpoint | None = None,
+    sharding: Sharding | None = None,
     progress: bool | None = None,
-    devices=None,
-    shards: int | None = None,
-    exchange_every: int = 1,
-    ordering: str = "normal",
-    matter=None,
-    L: ArrayLike | None = None,
 ) -> GasSolution:
-    """Simulate an OILE gas: `n_realizations` independent realizations, vmapped.
+    """Simulate an OILE gas: `sampling.n_realizations` independent realizations, vmapped.
 
     **Arguments:**
     - `gas`: a `Gas`; its antineutrino groups are given and returned as their physical `Pbar`.
-    - `gamma` (> 0): impact parameter. `mu` (> 0): the coupling, a number or a profile of time
-      (`Constant`, `Exponential`, `Samples`; with `Stochastic(dt)` only: the meeting
-      probability `mu(t) dt / gamma` must stay `<= 1` at every step). `B`: unit vacuum direction
-      in the basis the states are written in (default mass basis `(0, 0, -1)`; see
-      `mixing_vector`); for three flavours (`P0` of 8 components) the vacuum vector
-      `pmns_vacuum(ordering, basis, ...)` (default `pmns_vacuum(basis="mass")`), for which
-      `omega = |dm2_3l| / 2E`. `ordering`: `"normal"` or `"inverted"` (two flavours: every
-      vacuum frequency flips sign; three: give it to `pmns_vacuum`).
-    - `matter`: the matter potential `lambda` (a number or a profile of time; None: none)
-      along the flavour axis `L` (default: the electron flavour in the flavour basis,
-      `(0, 0, 1)`, or `flavour_axis(3)`; in the mass basis `nu_e("mass", theta)`: the default
-      is refused where it commutes with `B`, whose matter would change no flavour). Every
-      particle turns about `omega_g B + lambda(t) L`
-      exactly over each half step (the field at the step's midpoint); not with
-      `Deterministic(vacuum="inside")`.
-    - `schedule`: `Stochastic(dt)` or `Deterministic(vacuum="split" | "inside")`.
-    - `angles`: `"isotropic"`, `"fixed-velocities"`, `"fixed-angle"` (or an instance).
-    - `n_steps` or `t_max` (exactly one), `save_every`: run length and save interval in steps.
-    - `dtype`: `jnp.float32` (default) or `jnp.float64` (needs `jax_enable_x64`).
-    - `save_state`: also return the full state at every save (memory: `R S N D` floats).
-    - `chunk_saves`: save intervals per jitted chunk (default: all; smaller chunks give a live
-      progress bar and more frequent checkpoints at no cost in results).
-    - `checkpoint`: an HDF5 path written (atomically) after every chunk; with `resume=True` an
-      existing checkpoint of the same run is continued, giving exactly the numbers of an
-      uninterrupted run. An existing checkpoint is never overwritten without `resume=True`.
+    - `system`: the physics (`System`: gamma, mu, the vacuum, matter, the angle model), bound
+      here to the gas's groups. Every particle turns about `omega_g B + lambda(t) L` exactly
+      over each half step (the field at the step's midpoint).
+    - `schedule`: `Stochastic(dt)` or `Deterministic(vacuum="split" | "inside")` (not with
+      matter or three flavours).
+    - `sampling`: key, run length, realizations and dtype (`Sampling`).
+    - `saveat`: what is saved and how often (`SaveAt`).
+    - `checkpoint`: a `Checkpoint` written after every chunk, or continued.
+    - `sharding`: realizations across devices, or one gas in shards (`Sharding`).
     - `progress`: draw a progress bar on stderr (default: when stderr is a terminal).
-    - `devices`: shard the realizations across devices (`"all"`, a count, or a list of
-      `jax.Device`; `n_realizations` a multiple of their number). The encounters are those of
-      an unsharded run and the numbers the same to rounding. With `jax.distributed.initialize()`
-      on every host, `"all"` spans the hosts.
-    - `shards`: split each realization's gas into this many shards along the neutrino axis
-      (for a gas larger than one device): pairs form within shards, and every
-      `exchange_every` steps the shards exchange random equal parts (see `sharded.py` for the
-      pairing statistics). `devices` then places the shards (`shards` a multiple of their
-      number), and any device count makes the same encounters (numbers equal to rounding).
-      N must be a multiple of `shards^2` with `N / shards` even; `save_every` a multiple of
-      `exchange_every`.
 
-    `gamma`, `mu`, `B`, `L`, `dt`, the profiles' numbers, the gas's `omegas` and `P0` are
-    traced: changing them does not recompile; `counts`, `n_realizations`, `save_every`, chunk
-    sizes and options are static.
+    The system's numbers, `dt`, the gas's `omegas` and `P0` are traced: changing them does not
+    recompile; `counts`, the sampling's sizes, `saveat` and the sharding are static.
     """
-    gas, spec = prepare(
-        gas,
-        gamma=gamma,
-        schedule=schedule,
-        key=key,
-        mu=mu,
-        B=B,
-        angles=angles,
-        n_steps=n_steps,
-        t_max=t_max,
-        save_every=save_every,
-        n_realizations=n_realizations,
-        dtype=dtype,
-        ordering=ordering,
-        matter=matter,
-        L=L,
-    )
+    gas, spec = prepare(gas, system, schedule, sampling, saveat)
     kernel = GasKernel.make(gas, spec)
-    options = {"save_state": save_state}
-    if shards is None:
-        engine = DenseEngine.make(kernel, gas, spec, devices)
+    sharding = Sharding() if sharding is None else sharding
+    if not isinstance(sharding, Sharding):
+        raise ValueError(f"sharding must be a Sharding(...), got {sharding!r}")
+    if sharding.shards is None:
+        engine = DenseEngine.make(kernel, gas, spec, sharding.devices)
     else:
-        shards, exchange_every = check_shards(shards, gas.n, exchange_every, spec.save_every)
-        engine = ShardedEngine.make(kernel, gas, spec, shards, exchange_every, devices)
-        options.update(shards=shards, exchange_every=exchange_every)
-    stamp = None
-    if checkpoint is not None:
-        if any(
-            concrete(x) is None for x in (spec.system.gamma, spec.system.mu, gas.omegas, gas.P0)
-        ):
-            raise ValueError("checkpoint needs concrete parameters (not under jit or grad)")
-        stamp = fingerprint(gas, spec, options)
+        check_shards(sharding, gas.n, spec.save_every)
+        engine = ShardedEngine.make(kernel, gas, spec, sharding)
     final_state, out, encounters, state = drive(
         engine,
         spec,
-        save_state=save_state,
-        chunk_saves=chunk_saves,
-        checkpoint=checkpoint,
-        fingerprint=stamp,
-        resume=resume,
-        progress=progress,
+        saveat,
+        checkpoint,
+        run_stamp(gas, spec, saveat, checkpoint, sharding),
+        progress,
         label=f"gas N={gas.n} R={spec.n_realizations}",
     )
     return GasSolution(

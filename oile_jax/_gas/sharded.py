@@ -42,7 +42,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PRNGKeyArray
 
 from .._sampling.random import WORDS, realization_keys, realization_streams
-from .._sampling.spec import check_count
 from .._support.sharding import device_list, to_host
 from .engine import AbstractGasEngine
 from .kernel import GasKernel, Slots
@@ -51,21 +50,21 @@ from .model import Gas
 AXIS = "shards"
 
 
-def check_shards(shards, n: int, exchange_every, save_every: int) -> tuple[int, int]:
-    """Validate `shards` and `exchange_every` for a gas of `n` neutrinos."""
-    shards = check_count(shards, "shards")
-    exchange_every = check_count(exchange_every, "exchange_every")
+def check_shards(sharding, n: int, save_every: int) -> None:
+    """Refuse `sharding.shards` and `exchange_every` that do not fit a gas of `n` neutrinos
+    saved every `save_every` steps."""
+    shards, exchange_every = sharding.shards, sharding.exchange_every
     if n % (shards * shards) or (n // shards) % 2:
         raise ValueError(
-            f"shards={shards} does not fit the gas: N={n} must be a multiple of "
+            f"Sharding.shards={shards} does not fit the gas: N={n} must be a multiple of "
             f"shards^2 = {shards * shards} with N / shards even (every shard sends "
             f"N / shards^2 neutrinos to every shard and pairs its own)"
         )
     if save_every % exchange_every:
         raise ValueError(
-            f"save_every={save_every} must be a multiple of exchange_every={exchange_every}"
+            f"SaveAt.every={save_every} must be a multiple of Sharding.exchange_every="
+            f"{exchange_every}"
         )
-    return shards, exchange_every
 
 
 def shard_mesh(devices: "str | int | Sequence | None", shards: int) -> Mesh:
@@ -73,7 +72,7 @@ def shard_mesh(devices: "str | int | Sequence | None", shards: int) -> Mesh:
     devices = jax.devices()[:1] if devices is None else device_list(devices)
     if shards % len(devices):
         raise ValueError(
-            f"shards={shards} must be a multiple of the number of devices ({len(devices)})"
+            f"Sharding.shards={shards} must be a multiple of the number of devices ({len(devices)})"
         )
     return Mesh(np.asarray(devices), (AXIS,))
 
@@ -244,8 +243,8 @@ def unpermute(values: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 
 class ShardedEngine(AbstractGasEngine):
-    """The sharded layout behind `simulate_gas(..., shards=S)`: slots `(R, S, 2, M/2)`, the
-    shard axis split across the devices of a one-axis mesh."""
+    """The sharded layout behind `simulate_gas(..., sharding=Sharding(shards=S))`: slots
+    `(R, S, 2, M/2)`, the shard axis split across the devices of a one-axis mesh."""
 
     kernel: GasKernel
     gas: Gas
@@ -257,8 +256,10 @@ class ShardedEngine(AbstractGasEngine):
     mesh: Mesh = eqx.field(static=True)
 
     @classmethod
-    def make(cls, kernel, gas, spec, shards, exchange_every, devices=None) -> "ShardedEngine":
-        mesh = shard_mesh(devices, shards)
+    def make(cls, kernel, gas, spec, sharding) -> "ShardedEngine":
+        """The engine of `sharding` (`Sharding` with `shards`; `check_shards` passed)."""
+        shards, exchange_every = sharding.shards, sharding.exchange_every
+        mesh = shard_mesh(sharding.devices, shards)
         return cls(
             kernel, gas, spec.key, spec.dtype, spec.n_realizations, shards, exchange_every, mesh
         )

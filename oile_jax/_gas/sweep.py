@@ -3,10 +3,12 @@ across devices.
 
 Every point runs `simulate_gas` with the same key (common random numbers: the points differ by
 their parameters only, not by sampling noise), so point `k` makes the encounters of
-`simulate_gas(gamma=gamma[k], mu=mu[k], ...)`, on any number of devices, and gives its numbers
-to rounding (the vmapped program is another XLA program; XLA promises no fusion, multiply-add
-contraction or reduction order across programs).
+`simulate_gas` with `System(gamma=gamma[k], mu=mu[k], ...)`, on any number of devices, and gives
+its numbers to rounding (the vmapped program is another XLA program; XLA promises no fusion,
+multiply-add contraction or reduction order across programs).
 """
+
+import dataclasses
 
 import equinox as eqx
 import jax
@@ -14,11 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._physics.profiles import AbstractProfile
+from .._physics.system import System
+from .._sampling.options import Checkpoint, Sampling, SaveAt, Sharding
+from .._sampling.schedule import AbstractSchedule
 from .._support.checks import concrete
 from .._support.sharding import leading_axis_sharding, placement, shard, to_host
 from . import dense
-from .checkpoint import fingerprint
-from .driver import GasSolution, drive, prepare
+from .driver import GasSolution, drive, prepare, run_stamp
 from .engine import AbstractGasEngine
 from .kernel import GasKernel, Slots
 from .model import Gas
@@ -88,8 +92,8 @@ class SweptEngine(AbstractGasEngine):
 def _points(gamma, mu) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(mu, AbstractProfile):
         raise ValueError(
-            "mu of a sweep must be numbers (the sweep's points); a coupling mu(t) is a "
-            "simulate_gas option"
+            "System.mu of a sweep must be numbers (the sweep's points); a coupling mu(t) "
+            "is for simulate_gas"
         )
     values = [np.asarray(concrete(x) if concrete(x) is not None else np.nan) for x in (gamma, mu)]
     if any(np.isnan(v).any() for v in values):
@@ -112,74 +116,65 @@ def _points(gamma, mu) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sweep_gas(
-    gas,
+    gas: Gas,
+    system: System,
+    schedule: AbstractSchedule,
+    sampling: Sampling,
     *,
-    gamma,
-    schedule,
-    key,
-    mu=1.0,
-    B=None,
-    angles="isotropic",
-    n_steps: int | None = None,
-    t_max: float | None = None,
-    save_every: int = 1,
-    n_realizations: int = 1,
-    dtype=None,
-    save_state: bool = False,
-    chunk_saves: int | None = None,
-    checkpoint=None,
-    resume: bool = False,
+    saveat: SaveAt = SaveAt(),
+    checkpoint: Checkpoint | None = None,
+    sharding: Sharding | None = None,
     progress: bool | None = None,
-    devices=None,
-    ordering: str = "normal",
-    matter=None,
-    L=None,
 ) -> list[GasSolution]:
     """`simulate_gas` at every point of a parameter sweep, in one vmapped call per chunk.
 
-    **Arguments:** as `simulate_gas`, except `gamma` and `mu`: 1-d arrays of the sweep's `K`
-    points (or scalars, broadcast). Every point needs the same number of steps: give `n_steps`,
-    or `t_max` with a stochastic schedule (its step `dt` is the same at every point; a
-    deterministic round lasts `gamma / mu`). `devices`: shard the sweep axis across devices
-    (`"all"`, a count or a list; `K` a multiple of their number). `checkpoint`, `resume`: as in
-    `simulate_gas` (one checkpoint file for the whole sweep).
+    **Arguments:** as `simulate_gas`, except:
+    - `system`: its `gamma` and `mu` are 1-d arrays of the sweep's `K` points (or scalars,
+      broadcast). Every point needs the same number of steps: give `sampling.n_steps`, or
+      `t_max` with a stochastic schedule (its step `dt` is the same at every point; a
+      deterministic round lasts `gamma / mu`).
+    - `sharding`: `Sharding(devices=...)` shards the sweep axis across devices (`K` a multiple
+      of their number); the sweep takes no `shards`.
+    - `checkpoint`: one checkpoint file for the whole sweep.
 
     **Returns:** one `GasSolution` per point, with the numbers `simulate_gas` gives at that
     point with the same key.
     """
-    gammas, mus = _points(gamma, mu)
-    options = dict(schedule=schedule, key=key, B=B, angles=angles, n_steps=n_steps, t_max=t_max)
-    options.update(save_every=save_every, n_realizations=n_realizations, dtype=dtype)
-    options.update(ordering=ordering, matter=matter, L=L)
-    runs = [prepare(gas, gamma=g, mu=m, **options) for g, m in zip(gammas, mus, strict=True)]
+    if not isinstance(system, System):
+        raise ValueError(f"system must be a System(...), got {system!r}")
+    sharding = Sharding() if sharding is None else sharding
+    if not isinstance(sharding, Sharding) or sharding.shards is not None:
+        raise ValueError(
+            f"sharding of a sweep must be a Sharding(devices=...) without shards, got {sharding!r}"
+        )
+    gammas, mus = _points(system.gamma, system.mu)
+    runs = [
+        prepare(gas, dataclasses.replace(system, gamma=g, mu=m), schedule, sampling, saveat)
+        for g, m in zip(gammas, mus, strict=True)
+    ]
     steps = sorted({spec.n_steps for _, spec in runs})
     if len(steps) > 1:
         raise ValueError(
-            f"t_max={t_max} gives {steps[0]} to {steps[-1]} steps across the sweep (a "
+            f"t_max={sampling.t_max} gives {steps[0]} to {steps[-1]} steps across the sweep (a "
             "deterministic round lasts gamma / mu); pass n_steps for a sweep"
         )
     gas, spec = runs[0]
     K = len(runs)
     kernels = jax.tree.map(lambda *xs: jnp.stack(xs), *[GasKernel.make(g, s) for g, s in runs])
-    sharding = leading_axis_sharding(
-        devices, K, "sweep", f"the sweep's {K} points", "the sweep's points"
+    placed = leading_axis_sharding(
+        sharding.devices, K, "sweep", f"the sweep's {K} points", "the sweep's points"
     )
-    kernels = jax.tree.map(lambda x: shard(x, sharding), kernels)
-    engine = SweptEngine(dense.DenseEngine.make(kernels, gas, spec), sharding)
-    stamp = None
-    if checkpoint is not None:
-        points = tuple(jnp.stack([getattr(s.system, x) for _, s in runs]) for x in ("gamma", "mu"))
-        at = lambda s: (s.system.gamma, s.system.mu)
-        stamp = fingerprint(gas, eqx.tree_at(at, spec, points), {"save_state": save_state})
+    kernels = jax.tree.map(lambda x: shard(x, placed), kernels)
+    engine = SweptEngine(dense.DenseEngine.make(kernels, gas, spec), placed)
+    points = tuple(jnp.stack([getattr(s.system, x) for _, s in runs]) for x in ("gamma", "mu"))
+    stamped = eqx.tree_at(lambda s: (s.system.gamma, s.system.mu), spec, points)
     final_state, series, encounters, state = drive(
         engine,
         spec,
-        save_state=save_state,
-        chunk_saves=chunk_saves,
-        checkpoint=checkpoint,
-        fingerprint=stamp,
-        resume=resume,
-        progress=progress,
+        saveat,
+        checkpoint,
+        run_stamp(gas, stamped, saveat, checkpoint, None),
+        progress,
         label=f"sweep K={K} N={gas.n}",
     )
     velocities = engine.velocities()
@@ -188,7 +183,7 @@ def sweep_gas(
             ts=point.times(),
             encounters=encounters[k],
             final_state=final_state[k],
-            state=state[k] if save_state else None,
+            state=state[k] if saveat.state else None,
             velocities=velocities[k] if velocities is not None else None,
             counts=gas.counts,
             antineutrino=gas.antineutrino,

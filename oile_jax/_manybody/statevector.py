@@ -240,55 +240,46 @@ def check_manybody_schedule(schedule):
 
 def simulate_manybody(
     gas,
-    *,
-    gamma,
+    system,
     schedule,
-    key,
-    mu=1.0,
-    B=(0.0, 0.0, -1.0),
-    angles="isotropic",
-    n_steps: int | None = None,
-    t_max: float | None = None,
-    save_every: int = 1,
-    n_realizations: int = 1,
-    dtype=None,
-    ordering: str = "normal",
+    sampling,
+    *,
+    saveat=None,
 ) -> ManyBodySolution:
     """The encounters of `simulate_gas` (same schedules, matchings, angle models and random
     streams) applied exactly to the `2^N` state vector, side by side with OILE.
 
-    `gas` must hold pure initial states (`|P| = 1`) and at most `MAX_QUBITS` neutrinos (memory:
-    `2^N` complex numbers per realization). Antineutrino groups and `ordering` as in
+    **Arguments:** as `simulate_gas` (`gas`, `System`, schedule, `Sampling`, `SaveAt`), for
+    `gas` holding pure initial states (`|P| = 1`) of at most `MAX_QUBITS` neutrinos (memory:
+    `2^N` complex numbers per realization). Antineutrino groups and the ordering as in
     `simulate_gas`: the state vector is that of the flavour isospins, on which every pair has
-    the same `mu (1 - v_i.v_j) S_ij` (physics.md section 10); `exact` and `oile` come back as the
-    physical `P` and `Pbar`. `mu` may be a profile of time (it changes which pairs meet). The
-    deterministic schedule's `vacuum="inside"` and matter are not available here. Returns a
-    `ManyBodySolution`.
+    the same `mu (1 - v_i.v_j) S_ij` (physics.md section 10); `exact` and `oile` come back as
+    the physical `P` and `Pbar`. `mu` may be a profile of time (it changes which pairs meet).
+    The deterministic schedule's `vacuum="inside"`, matter, `SaveAt.state` and `chunk` are not
+    available here. Returns a `ManyBodySolution`.
     """
     from .._gas.driver import prepare
     from .._gas.kernel import GasKernel
     from .._gas.model import Gas
+    from .._sampling.options import SaveAt
 
+    saveat = SaveAt() if saveat is None else saveat
+    if isinstance(saveat, SaveAt) and (saveat.state or saveat.chunk is not None):
+        raise ValueError(
+            "simulate_manybody saves the one-body vectors and entropies of both evolutions: "
+            "SaveAt.state and SaveAt.chunk do not apply"
+        )
     if isinstance(gas, Gas) and gas.P0.shape[-1] != 3:
         raise ValueError(
             f"gas: the many-body model is two-flavour (each neutrino a qubit); this gas has "
             f"{gas.P0.shape[-1]}-component states (three flavours): give P0 of 3 components"
         )
-    gas, spec = prepare(
-        gas,
-        gamma=gamma,
-        schedule=schedule,
-        key=key,
-        mu=mu,
-        B=B,
-        angles=angles,
-        n_steps=n_steps,
-        t_max=t_max,
-        save_every=save_every,
-        n_realizations=n_realizations,
-        dtype=dtype,
-        ordering=ordering,
-    )
+    if getattr(system, "matter", None) is not None:
+        raise ValueError(
+            "System.matter is not available for the many-body engine (its vacuum is a phase "
+            "in the mass basis); give matter=None"
+        )
+    gas, spec = prepare(gas, system, schedule, sampling, saveat)
     check_manybody_schedule(spec.schedule)
     # Per realization: the state vector (2^N complex amplitudes, with the step's copies) and
     # the saved one-body vectors and entropies of both evolutions.
@@ -305,7 +296,7 @@ def simulate_manybody(
         saved,
         f"this many-body run ({R} realizations of N = {n}, {spec.n_saves} saves, "
         f"{np.dtype(spec.dtype).name})",
-        "lower n_realizations (run.n_realizations), N or the number of saves",
+        "lower Sampling.n_realizations (run.n_realizations), N or the number of saves",
     )
     P0 = gas.initial_isospins(spec.dtype)
     state = initial_state(P0, spec.system.B)

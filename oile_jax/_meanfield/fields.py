@@ -33,7 +33,7 @@ from .._physics.flavours import (
     star_array,
 )
 from .._physics.profiles import AbstractProfile, Constant
-from .._physics.system import ORDERINGS, System, species
+from .._physics.system import System, species
 from .._sampling.angles import Isotropic
 from .._support.checks import check_if_concrete, check_option, concrete
 
@@ -97,7 +97,6 @@ def field_system(omegas, mu, gamma, B, angles, antineutrino, ordering, matter, L
     """The `System` of a mean field's arguments (traced numbers, as given: no value is
     checked, so that a field built inside `jit` or a derivative costs nothing more), with
     `mu` and `matter` numbers or profiles of time."""
-    check_option(ordering, "ordering", ORDERINGS)
     omegas = jnp.asarray(omegas)
     density = None
     if isinstance(mu, AbstractProfile):

@@ -18,7 +18,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Complex, Float
 
 from .._physics.flavours import flavour_count, star_array, structure_constants
-from .._sampling.spec import check_count
+from .._sampling.options import check_count
 from .._support.checks import check_finite, concrete, fail_if, refuse
 from .fields import mean_field
 

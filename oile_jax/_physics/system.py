@@ -73,24 +73,40 @@ def species(antineutrino, n_classes: int, name: str = "antineutrino") -> Array |
 
 
 class System(eqx.Module):
-    """A neutrino system: the classes' vacuum frequencies and species, the vacuum vector and the
-    mass ordering, matter, the coupling and its history, the impact parameter and the angle
-    model. Numbers and the species are traced leaves (changing `gamma`, `mu` or a frequency
-    does not recompile); the ordering and the flavour count are static. Build it with
-    `System.make`, which validates every option once and names it in its errors.
+    """A neutrino system: what defines the physics every model computes with.
 
-    - `omegas` `(K,)`: vacuum frequency of each class (`dm^2 / 2E > 0` of either species).
-    - `gamma`: impact parameter; `mu`: the coupling, times `density(t)` where given.
-    - `B` `(D,)`: the vacuum vector (two flavours: a unit vector; three: `pmns_vacuum`).
-    - `angles`: the angle model; `matter`: `lambda(t)` along `L` (None: no matter).
-    - `antineutrino`: one bool per class; `ordering`: `"normal"` or `"inverted"` (two
-      flavours: every frequency flips sign; for three the ordering is in `B`).
-    """
+    Made by the user with the physics of a run, before its particle classes are known:
 
-    omegas: Float[Array, " K"]
+        system = oj.System(gamma=0.1, mu=1.0, B=oj.mixing_vector(0.1), matter=2.0)
+
+    - `gamma`: the impact parameter `mu t_int` (> 0).
+    - `mu`: the coupling (> 0), a number or a profile of time (`Constant`, `Exponential`,
+      `Samples`): a varying profile becomes `density` (and `mu = 1`), with `Stochastic(dt)`
+      only (the meeting probability `mu(t) dt / gamma` must stay `<= 1` at every step).
+    - `B`: the vacuum vector in the basis the states are written in. Two flavours: a unit
+      vector (default: the mass basis, `(0, 0, -1)`; see `mixing_vector`); three: the vacuum
+      vector `pmns_vacuum(ordering, basis, ...)` (default `pmns_vacuum(basis="mass")`), for
+      which `omega = |dm2_3l| / 2E`.
+    - `angles`: the angle model, `"isotropic"`, `"fixed-velocities"`, `"fixed-angle"` or an
+      instance (`Isotropic()`, `FixedVelocities(...)`, `FixedAngle(theta)`).
+    - `matter`: the matter potential `lambda` (a number or a profile of time; None: none)
+      along the flavour axis `L` (default: the electron flavour of the flavour basis,
+      `(0, 0, 1)`, or `flavour_axis(3)`; the default is refused where it commutes with `B`,
+      whose matter would then change no flavour).
+    - `ordering`: `"normal"` or `"inverted"` (two flavours: every vacuum frequency flips sign;
+      for three the ordering is in `B`).
+
+    A model binds it to its particle classes (`bind`: the groups of a gas, the foreground
+    neutrino, the angles of a multi-angle mean field), each with a vacuum frequency `omegas_k`
+    (the positive `dm^2 / 2E` of either species) and a species (`antineutrino_k`), and
+    validates it there, once, in its dtype and flavour count. Numbers and the species are
+    traced leaves of the bound system (changing `gamma`, `mu` or a frequency does not
+    recompile); the ordering and the flavour count are static."""
+
+    omegas: Float[Array, " K"] | None
     gamma: Float[Array, ""]
     mu: Float[Array, ""]
-    B: Float[Array, " D"]
+    B: Float[Array, " D"] | None
     angles: AbstractAngleModel
     density: AbstractProfile | None = None
     matter: AbstractProfile | None = None
@@ -98,8 +114,56 @@ class System(eqx.Module):
     antineutrino: Bool[Array, " K"] | None = None
     ordering: str = eqx.field(static=True, default="normal")
 
+    def __init__(
+        self,
+        gamma,
+        mu=1.0,
+        B=None,
+        angles="isotropic",
+        matter=None,
+        L=None,
+        ordering="normal",
+        *,
+        omegas=None,
+        antineutrino=None,
+        density=None,
+    ):
+        self.gamma, self.mu, self.B, self.angles = gamma, mu, B, angles
+        self.matter, self.L, self.ordering = matter, L, ordering
+        self.omegas, self.antineutrino, self.density = omegas, antineutrino, density
+
+    @property
+    def bound(self) -> bool:
+        """Whether the system is bound to its classes (validated, its numbers arrays)."""
+        return self.omegas is not None
+
+    def bind(self, omegas, antineutrino=False, *, n_flavours: int = 2, dtype=jnp.float32):
+        """This system bound to particle classes of vacuum frequencies `omegas` and species
+        `antineutrino` (one bool per class, or one for all), for `n_flavours` flavours in
+        `dtype`: every option checked, once, its errors naming it."""
+        if self.bound:
+            raise ValueError(
+                "the system is already bound to its particle classes; give the model a "
+                "System(gamma, mu, B, ...) of its own"
+            )
+        return System.make(
+            omegas,
+            gamma=self.gamma,
+            mu=self.mu,
+            B=self.B,
+            angles=self.angles,
+            matter=self.matter,
+            L=self.L,
+            antineutrino=antineutrino,
+            ordering=self.ordering,
+            n_flavours=n_flavours,
+            dtype=dtype,
+        )
+
     def __check_init__(self):
         check_option(self.ordering, "ordering", ORDERINGS)
+        if not self.bound:
+            return
         D = jnp.shape(self.B)[-1] if jnp.ndim(self.B) else 0
         n = flavour_count(D, "B")
         if jnp.shape(self.B) != (D,):
@@ -148,14 +212,7 @@ class System(eqx.Module):
         profile. `B` None: the mass basis (`(0, 0, -1)`; for three flavours
         `pmns_vacuum(basis="mass")`); `L` None: the electron flavour of the flavour basis,
         refused where it commutes with `B` (matter would then change no flavour)."""
-        check_option(ordering, "ordering", ORDERINGS)
         n = check_flavours(n_flavours)
-        if n > 2 and ordering != "normal":
-            raise ValueError(
-                "ordering='inverted' is two-flavour only (it flips the two-flavour "
-                "frequencies); for three flavours the mass ordering is part of the vacuum "
-                "vector: pass B=pmns_vacuum('inverted', ...)"
-            )
         if B is None:
             B = (0.0, 0.0, -1.0) if n == 2 else pmns_vacuum("normal", "mass")
         angles = angle_model(angles)

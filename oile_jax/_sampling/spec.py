@@ -1,7 +1,5 @@
-"""The run specification: the options every simulation driver takes (schedule, coupling and its
-history, vacuum direction and mass ordering, matter, angle model, run length, save interval,
-ensemble size, key, dtype), validated in one place (`make_spec`) and carried as one
-`RunSpec`."""
+"""The run specification: a driver's system (bound to the model's classes), schedule, sampling
+and save interval, validated in one place (`make_spec`) and carried as one `RunSpec`."""
 
 import equinox as eqx
 import jax
@@ -17,13 +15,8 @@ from .._support.checks import (
     concrete,
     fail_if,
 )
+from .options import Sampling, SaveAt
 from .schedule import AbstractSchedule
-
-
-def check_count(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def check_key(key):
@@ -41,24 +34,25 @@ def check_key(key):
     return jax.random.wrap_key_data(key)
 
 
-def run_length(schedule, gamma, mu, n_steps, t_max, save_every) -> int:
-    """Steps of a run given `n_steps`, or `t_max` rounded to a multiple of `save_every` steps."""
-    if (n_steps is None) == (t_max is None):
-        raise ValueError("give exactly one of n_steps and t_max")
-    if n_steps is not None:
-        n_steps = check_count(n_steps, "n_steps")
+def run_length(schedule, gamma, mu, sampling: Sampling, save_every: int) -> int:
+    """Steps of a run: `sampling.n_steps`, or `sampling.t_max` rounded to a whole number of
+    save intervals (at least one)."""
+    if sampling.n_steps is not None:
+        n_steps = sampling.n_steps
     else:
         tau = concrete(schedule.step_length(gamma, mu))
-        t_max_value = concrete(t_max)
+        t_max_value = concrete(sampling.t_max)
         if tau is None or t_max_value is None:
             raise ValueError(
                 "t_max needs concrete gamma, mu, dt and t_max; under jit or grad pass n_steps"
             )
         if not np.isfinite(t_max_value) or t_max_value <= 0:
-            raise ValueError(f"t_max must be > 0, got {t_max!r}")
+            raise ValueError(f"t_max must be > 0, got {sampling.t_max!r}")
         n_steps = save_every * max(1, round(float(t_max_value) / (float(tau) * save_every)))
     if n_steps % save_every:
-        raise ValueError(f"n_steps={n_steps} must be a multiple of save_every={save_every}")
+        raise ValueError(
+            f"n_steps={n_steps} must be a multiple of the save interval SaveAt.every={save_every}"
+        )
     return n_steps
 
 
@@ -90,28 +84,26 @@ class RunSpec(eqx.Module):
 
 
 def make_spec(
+    system: System,
+    schedule: AbstractSchedule,
+    sampling: Sampling,
+    saveat: SaveAt,
     *,
-    schedule,
-    gamma,
-    key,
     omegas,
     antineutrino=False,
-    mu=1.0,
-    B=None,
-    angles="isotropic",
-    n_steps=None,
-    t_max=None,
-    save_every=1,
-    n_realizations=1,
-    dtype=None,
-    ordering="normal",
-    matter=None,
-    L=None,
-    n_flavours=2,
+    n_flavours: int = 2,
 ) -> RunSpec:
-    """The one place a run's options are validated (the physics by `System.make`); errors
-    name the argument and what is allowed."""
-    dtype = check_dtype(dtype)
+    """The run of `system` (bound here to the model's classes: `omegas`, `antineutrino`,
+    `n_flavours`), `schedule`, `sampling` and `saveat`, validated in one place (the physics by
+    `System.bind`); errors name the argument and what is allowed."""
+    for value, kind, name in (
+        (system, System, "system"),
+        (sampling, Sampling, "sampling"),
+        (saveat, SaveAt, "saveat"),
+    ):
+        if not isinstance(value, kind):
+            raise ValueError(f"{name} must be a {kind.__name__}(...), got {value!r}")
+    dtype = check_dtype(sampling.dtype)
     if not isinstance(schedule, AbstractSchedule):
         raise ValueError(
             f"schedule must be Stochastic(dt=...) or Deterministic(), got {schedule!r}"
@@ -121,11 +113,12 @@ def make_spec(
             "Deterministic(vacuum='inside') is two-flavour only; use vacuum='split' for three "
             "flavours"
         )
-    if matter is not None and schedule.vacuum_inside:
+    if system.matter is not None and schedule.vacuum_inside:
         raise ValueError(
             "matter with Deterministic(vacuum='inside') is not available (the pair's "
             "vacuum-inside unitary turns both about B); use vacuum='split'"
         )
+    mu = system.mu
     varying = isinstance(mu, AbstractProfile) and not mu.constant
     if varying and not schedule.follows_density:
         raise ValueError(
@@ -133,24 +126,16 @@ def make_spec(
             f"(Stochastic(dt)); {type(schedule).__name__}() rounds last gamma / mu, so "
             "give mu as a number"
         )
-    system = System.make(
-        omegas,
-        gamma=gamma,
-        mu=mu,
-        B=B,
-        angles=angles,
-        matter=matter,
-        L=L,
-        antineutrino=antineutrino,
-        ordering=ordering,
-        n_flavours=n_flavours,
-        dtype=dtype,
-    )
+    system = system.bind(omegas, antineutrino, n_flavours=n_flavours, dtype=dtype)
     gamma, mu = system.gamma, system.mu
     schedule = schedule.checked(gamma, mu, dtype)
-    save_every = check_count(save_every, "save_every")
-    n_realizations = check_count(n_realizations, "n_realizations")
-    n_steps = run_length(schedule, gamma, mu, n_steps, t_max, save_every)
+    if saveat.every is None:  # the initial and the final state
+        if sampling.n_steps is None:
+            raise ValueError("SaveAt(every=None) (the final state only) needs n_steps")
+        save_every = sampling.n_steps
+    else:
+        save_every = saveat.every
+    n_steps = run_length(schedule, gamma, mu, sampling, save_every)
     tau = concrete(schedule.step_length(gamma, mu))
     for name, prof in (("matter", system.matter), ("mu", system.density)):
         if prof is not None and tau is not None:
@@ -160,10 +145,10 @@ def make_spec(
     return RunSpec(
         system=system,
         schedule=schedule,
-        key=check_key(key),
+        key=check_key(sampling.key),
         n_steps=n_steps,
         save_every=save_every,
-        n_realizations=n_realizations,
+        n_realizations=sampling.n_realizations,
         dtype=jnp.dtype(dtype),
     )
 
