@@ -35,9 +35,11 @@ PAGES = {
     "states": ("States and flavours", "Bloch vectors, density matrices, flavours."),
     "encounters": ("Encounters", "The encounter map and vacuum propagation."),
     "run-description": (
-        "Schedules, angles, profiles",
-        "What describes a run besides the states: when neutrinos meet, at which angles, and "
-        "how the coupling and the matter potential change in time.",
+        "System and run options",
+        "What describes a run besides the states: the physical system (`System`), when "
+        "neutrinos meet, at which angles, how the coupling and the matter potential change in "
+        "time, and how a run samples, saves, checkpoints and shards (`Sampling`, `SaveAt`, "
+        "`Checkpoint`, `Sharding`).",
     ),
     "foreground": (
         "Foreground model",

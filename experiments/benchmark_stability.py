@@ -32,9 +32,11 @@ def angles_field(n: int):
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     anti = jnp.asarray(np.arange(n) >= n // 2)
     field = oj.MultiAngleField(
-        jnp.ones(n), jnp.asarray(v), jnp.asarray(10.0), jnp.asarray(0.0), -Z,
-        antineutrino=anti, ordering="inverted",
-    )  # fmt: skip
+        jnp.ones(n),
+        jnp.asarray(v),
+        oj.System(gamma=jnp.asarray(0.0), mu=jnp.asarray(10.0), B=-Z, ordering="inverted"),
+        antineutrino=anti,
+    )
     return field, jnp.tile(Z, (n, 1))
 
 
@@ -80,9 +82,11 @@ def main(argv=None) -> int:
 
     def rate(mu, omega):
         field = oj.GroupField(
-            jnp.asarray([0.5, 0.5]), jnp.stack([omega, omega]), mu, jnp.asarray(0.0), -Z,
-            antineutrino=jnp.asarray([False, True]), ordering="inverted",
-        )  # fmt: skip
+            jnp.asarray([0.5, 0.5]),
+            jnp.stack([omega, omega]),
+            oj.System(gamma=jnp.asarray(0.0), mu=mu, B=-Z, ordering="inverted"),
+            antineutrino=jnp.asarray([False, True]),
+        )
         return oj.linear_stability(field, flavour_state).growth_rate
 
     grid = jax.jit(jax.vmap(jax.vmap(rate, (None, 0)), (0, None)))

@@ -62,11 +62,13 @@ def run(*, size: str, seed: int) -> dict:
     fractions = jnp.asarray(np.asarray(gas.counts) / n)
     fields = {
         name: oj.GroupField(
-            fractions=fractions,
-            omegas=jnp.asarray(OMEGAS, ts.dtype),
-            mu=jnp.asarray(1.0, ts.dtype),
-            gamma=jnp.asarray(gamma, ts.dtype),
-            B=jnp.asarray(B, ts.dtype),
+            fractions,
+            jnp.asarray(OMEGAS, ts.dtype),
+            oj.System(
+                gamma=jnp.asarray(gamma, ts.dtype),
+                mu=jnp.asarray(1.0, ts.dtype),
+                B=jnp.asarray(B, ts.dtype),
+            ),
             collision=option,
             n=n,
         )

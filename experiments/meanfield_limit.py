@@ -61,13 +61,14 @@ def run_gamma(gas, gamma, *, realizations, t_max, per_unit, key):
 
         def solve(v, collision=collision):
             field = oj.MultiAngleField(
-                omegas=omegas,
-                velocities=v,
-                mu=jnp.asarray(1.0, ts.dtype),
-                gamma=jnp.asarray(gamma, ts.dtype),
-                B=jnp.asarray([0.0, 0.0, -1.0], ts.dtype),
+                omegas,
+                v,
+                oj.System(
+                    gamma=jnp.asarray(gamma, ts.dtype),
+                    mu=jnp.asarray(1.0, ts.dtype),
+                    B=jnp.asarray([0.0, 0.0, -1.0], ts.dtype),
+                ),
                 collision=collision,
-                # The schedule's finite step (p = 1/2): its -(dt/2) DF.F term (physics.md 6).
                 dt=jnp.asarray(P_MEET * gamma, ts.dtype) if collision == "stochastic" else None,
             )
             return oj.solve_meanfield(field, P0, ts, rtol=1e-7, atol=1e-9).P

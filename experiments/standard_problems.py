@@ -74,11 +74,8 @@ def msw(gammas, *, omega=1.0, theta=0.3, lam=0.6, lam0=20.0, scale=100.0, lam_en
         field = oj.GroupField(
             jnp.ones(1),
             jnp.array([omega]),
-            1.0,
-            0.0,
-            B,
+            oj.System(gamma=0.0, mu=1.0, B=B, matter=lam),
             antineutrino=jnp.array([anti]),
-            matter=lam,
         )
         mf = oj.solve_meanfield(field, NU_E[None], ts, rtol=1e-12, atol=1e-13).P[:, 0, 2]
         row = {"ts": np.asarray(ts), "reference": ref, "mean_field": (1 + np.asarray(mf)) / 2}
@@ -103,7 +100,9 @@ def msw(gammas, *, omega=1.0, theta=0.3, lam=0.6, lam0=20.0, scale=100.0, lam_en
     expected = (1 + cos_2theta_m(omega, theta, lam0) * cos_2theta_m(omega, theta, lam_mid)) / 2
     profile = oj.Exponential(lam0, scale)
     ts = jnp.linspace(t_end - window, t_end, 2001)
-    field = oj.GroupField(jnp.ones(1), jnp.array([omega]), 1.0, 0.0, B, matter=profile)
+    field = oj.GroupField(
+        jnp.ones(1), jnp.array([omega]), oj.System(gamma=0.0, mu=1.0, B=B, matter=profile)
+    )
     P = oj.solve_meanfield(
         field, NU_E[None], jnp.concatenate([jnp.zeros(1), ts]), rtol=1e-11, atol=1e-12
     ).P[1:, 0, 2]
@@ -220,12 +219,8 @@ def pendulum_runs(
     field = oj.GroupField(
         f,
         jnp.array([omega, omega]),
-        mu,
-        0.0,
-        B,
-        angles=angles,
+        oj.System(gamma=0.0, mu=mu, B=B, angles=angles, ordering="inverted"),
         antineutrino=jnp.array([False, True]),
-        ordering="inverted",
     )
     mf = np.asarray(oj.solve_meanfield(field, P0, ts, rtol=1e-11, atol=1e-13).P)
     low, high = 1e-3, 3e-2
@@ -241,14 +236,10 @@ def pendulum_runs(
         collision = oj.GroupField(
             f,
             jnp.array([omega, omega]),
-            mu,
-            gamma,
-            B,
-            angles=angles,
+            oj.System(gamma=gamma, mu=mu, B=B, angles=angles, ordering="inverted"),
+            collision="deterministic",
             n=sum(counts),
             antineutrino=jnp.array([False, True]),
-            ordering="inverted",
-            collision="deterministic",
         )
         mfc = np.asarray(oj.solve_meanfield(collision, P0, ts, rtol=1e-11, atol=1e-13).P)
         row[f"rate_mean_field_collision_{gamma:g}"] = growth_rate(
@@ -304,13 +295,10 @@ def sleeping_top(
         return oj.GroupField(
             f,
             jnp.array([omega, omega]),
-            mu,
-            gamma,
-            B,
-            antineutrino=jnp.array([False, True]),
-            ordering="inverted",
+            oj.System(gamma=gamma, mu=mu, B=B, ordering="inverted"),
             collision=collision,
             n=None if collision == "none" else sum(counts),
+            antineutrino=jnp.array([False, True]),
         )
 
     drops, rates = [], []
@@ -386,7 +374,9 @@ def spectral_split(
     expected = (a + b) / 2 + np.cos(2 * theta) * (b - a) / 2
     profile = oj.Exponential(mu0, scale)
     P0 = jnp.broadcast_to(NU_E, (modes, 3))
-    field = oj.GroupField(jnp.full(modes, 1.0 / modes), omegas, profile, 0.0, B)
+    field = oj.GroupField(
+        jnp.full(modes, 1.0 / modes), omegas, oj.System(gamma=0.0, mu=profile, B=B)
+    )
     P = np.asarray(
         oj.solve_meanfield(field, P0, jnp.array([0.0, t_end]), rtol=1e-9, atol=1e-11).P[-1]
     )
@@ -409,12 +399,10 @@ def spectral_split(
         collision = oj.GroupField(
             jnp.full(modes, 1.0 / modes),
             omegas,
-            profile,
-            gamma,
-            B,
+            oj.System(gamma=gamma, mu=profile, B=B),
             collision="stochastic",
-            dt=dt,
             n=per * modes,
+            dt=dt,
         )
         P = np.asarray(
             oj.solve_meanfield(collision, P0, jnp.array([0.0, t_end]), rtol=1e-9, atol=1e-11).P[-1]

@@ -78,10 +78,10 @@ def mean_field(collision: str, ts) -> dict:
     field = oj.GroupField(
         jnp.asarray(FRACTIONS),
         jnp.asarray(OMEGAS),
-        jnp.asarray(1.0),
-        jnp.asarray(GAMMA),
-        oj.pmns_vacuum("normal", "flavour"),
-        collision,
+        oj.System(
+            gamma=jnp.asarray(GAMMA), mu=jnp.asarray(1.0), B=oj.pmns_vacuum("normal", "flavour")
+        ),
+        collision=collision,
         dt=jnp.asarray(DT) if collision == "stochastic" else None,
     )
     P0 = jnp.stack([oj.flavour_state("e", 3), oj.flavour_state("mu", 3)])

@@ -144,3 +144,13 @@ def run_options(**values) -> dict:
     if sharding:
         out["sharding"] = oj.Sharding(**sharding)
     return {**out, **values}
+
+
+def with_system(**values) -> dict:
+    """A model's arguments from a test's flat parameters, the physics (`gamma`, `mu`, `B`,
+    `angles`, `matter`, `L`, `ordering`) gathered into `system=System(...)` (the mean fields'
+    constructors), the rest passed as they are."""
+    import oile_jax as oj
+
+    physics = {k: values.pop(k) for k in _GROUPS["system"] if k in values}
+    return {**values, "system": oj.System(**physics)}

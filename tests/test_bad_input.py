@@ -325,11 +325,9 @@ API = [
         lambda: oj.GroupField(
             jnp.asarray(F),
             jnp.asarray(W),
-            jnp.asarray(1.0),
-            jnp.asarray(0.01),
-            jnp.asarray([0.0, 0, -1]),
-            "sometimes",
-            10,
+            oj.System(gamma=jnp.asarray(0.01), mu=jnp.asarray(1.0), B=jnp.asarray([0.0, 0, -1])),
+            collision="sometimes",
+            n=10,
         ),
         ValueError,
         r"collision=.*allowed",
@@ -362,7 +360,9 @@ API = [
     ),
     (
         "ordering-field",
-        lambda: oj.GroupField(jnp.ones(1), jnp.ones(1), 1.0, 0.0, jnp.array(UP), ordering="IH"),
+        lambda: oj.GroupField(
+            jnp.ones(1), jnp.ones(1), oj.System(gamma=0.0, mu=1.0, B=jnp.array(UP), ordering="IH")
+        ),
         ValueError,
         r"ordering='IH'",
     ),
@@ -421,9 +421,7 @@ API = [
         lambda: oj.GroupField(
             jnp.ones(1),
             jnp.ones(1),
-            oj.Exponential(1.0, 1.0),
-            0.1,
-            jnp.array(UP),
+            oj.System(gamma=0.1, mu=oj.Exponential(1.0, 1.0), B=jnp.array(UP)),
             collision="deterministic",
         ),
         ValueError,

@@ -242,8 +242,14 @@ def test_meanfield_and_manybody_runs_and_plots(tmp_path):
     B = jnp.asarray([0.0, 0.0, -1.0])
 
     def solve(dt):
-        field = oj.GroupField(jnp.asarray(gas.fractions), gas.omegas, 1.0, 0.01, B, "stochastic",
-                              gas.n, dt=dt)  # fmt: skip
+        field = oj.GroupField(
+            jnp.asarray(gas.fractions),
+            gas.omegas,
+            oj.System(gamma=0.01, mu=1.0, B=B),
+            collision="stochastic",
+            n=gas.n,
+            dt=dt,
+        )
         return np.asarray(oj.solve_meanfield(field, gas.P0, jnp.asarray(ts), rtol=1e-8,
                                              atol=1e-10).P)  # fmt: skip
 
@@ -452,3 +458,31 @@ def test_resume_with_another_step_names_the_step(tmp_path, monkeypatch, capsys):
     assert oile("run", config, "--out", out, "--resume", "--set", "schedule.dt=0.005") == 2
     err = capsys.readouterr().err
     assert "it differs in schedule.dt;" in err, err
+
+
+def test_every_value_of_a_checkpoint_has_a_run_file_key():
+    """The run-file keys a resume blames are derived from the schema (`Key.shapes`), not kept
+    by hand beside the fingerprint: every value a checkpoint records, for a run with species,
+    matter, a coupling profile, beams and shards, maps to keys of the schema."""
+    from oile_jax._app.runner import run_file_keys
+    from oile_jax._app.schema import SCHEMA
+    from oile_jax._gas.checkpoint import fingerprint
+    from oile_jax._gas.driver import prepare
+
+    gas = oj.Gas((8, 8), (0.1, 0.2), [[0.0, 0, 1], [0, 0, -1.0]], antineutrino=(False, True))
+    system = oj.System(
+        gamma=0.1,
+        mu=oj.Exponential(1.0, 5.0),
+        B=oj.mixing_vector(0.3, "flavour"),
+        angles=oj.Beams([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]),
+        matter=oj.Exponential(0.5, 4.0),
+        ordering="inverted",
+    )
+    saveat, sharding = oj.SaveAt(every=2), oj.Sharding(shards=2)
+    gas, spec = prepare(
+        gas, system, oj.Stochastic(dt=0.05), oj.Sampling(jax.random.key(0), n_steps=4), saveat
+    )
+    names = json.loads(fingerprint(gas, spec, saveat, sharding))
+    for name in names:
+        keys = run_file_keys([name])
+        assert keys and all(k in SCHEMA or "checkpoint format" in k for k in keys), (name, keys)

@@ -52,11 +52,9 @@ def test_equilibrium_precesses_rigidly_under_the_mean_field(lengths):
         assert_allclose(F @ eq.P[:, 2], PZ, rtol=0, atol=1e-12)
         assert_allclose(jnp.linalg.norm((F @ eq.P)[:2]), eq.Q, rtol=0, atol=1e-12)
         field = oj.GroupField(
-            fractions=F,
-            omegas=W,
-            mu=jnp.asarray(1.0),
-            gamma=jnp.asarray(0.0),
-            B=jnp.asarray([0.0, 0, -1]),
+            F,
+            W,
+            oj.System(gamma=jnp.asarray(0.0), mu=jnp.asarray(1.0), B=jnp.asarray([0.0, 0, -1])),
         )
         ts = jnp.linspace(0.0, 20.0, 9)
         sol = oj.solve_meanfield(field, eq.P, ts, rtol=1e-11, atol=1e-13)

@@ -348,9 +348,14 @@ def test_gamma_to_zero_is_the_three_flavour_mean_field():
         )
         means = sol.group_mean[:, -1]
         field = lambda collision, gamma=gamma, dt=dt: oj.GroupField(
-            fractions, jnp.asarray(omegas), mu, gamma, B, collision=collision, n=N,
-            antineutrino=jnp.asarray(anti), dt=dt if collision != "none" else None,
-        )  # fmt: skip
+            fractions,
+            jnp.asarray(omegas),
+            oj.System(gamma=gamma, mu=mu, B=B),
+            collision=collision,
+            n=N,
+            dt=dt if collision != "none" else None,
+            antineutrino=jnp.asarray(anti),
+        )
         ts = jnp.asarray([0.0, t_max])
         mf = oj.solve_meanfield(field("none"), jnp.asarray(P0), ts).P[-1]
         mfc = oj.solve_meanfield(field("stochastic"), jnp.asarray(P0), ts).P[-1]
@@ -428,9 +433,11 @@ def test_the_three_flavour_foreground_master_equation():
     exact = oj.foreground_mean(P0, P_b, jnp.array([4.0]), B=B, **kw)[0]
     assert_allclose(exact, loop, rtol=0, atol=1e-10)
     field = oj.ForegroundField(
-        P_b=jnp.asarray(P_b), mu=jnp.asarray(1.2), omega=jnp.asarray(0.8), B=B,
-        gamma=jnp.asarray(0.3), collision="stochastic",
-    )  # fmt: skip
+        jnp.asarray(P_b),
+        jnp.asarray(0.8),
+        oj.System(gamma=jnp.asarray(0.3), mu=jnp.asarray(1.2), B=B),
+        collision="stochastic",
+    )
     sol = oj.solve_meanfield(field, jnp.asarray(P0), jnp.array([0.0, 4.0]))
     assert_allclose(sol.P[-1], loop, rtol=0, atol=1e-7)
     assert np.abs(loop - P0).max() > 0.3
@@ -521,8 +528,11 @@ def test_the_three_flavour_multi_angle_field_against_matrices():
     cases = (("none", mean_field, 1e-12), ("stochastic", mean_field + collision, 1e-6))
     for option, expected, atol in cases:
         field = oj.MultiAngleField(
-            omegas=jnp.asarray(w), velocities=jnp.asarray(v), mu=jnp.asarray(mu),
-            gamma=jnp.asarray(gamma), B=B, collision=option, antineutrino=jnp.asarray(anti),
-        )  # fmt: skip
+            jnp.asarray(w),
+            jnp.asarray(v),
+            oj.System(gamma=jnp.asarray(gamma), mu=jnp.asarray(mu), B=B),
+            collision=option,
+            antineutrino=jnp.asarray(anti),
+        )
         assert_allclose(field(0.0, jnp.asarray(P)), expected, rtol=0, atol=atol, err_msg=option)
     assert np.abs(collision).max() > 1e-3

@@ -174,9 +174,12 @@ def test_a_three_flavour_mean_field_run_file(tmp_path):
     data, _ = oj.read_h5(out)
     B = oj.pmns_vacuum("inverted", "flavour", theta23=0.7)
     field = oj.GroupField(
-        jnp.asarray([0.6, 0.4]), jnp.asarray([0.3, 0.3]), jnp.asarray(1.0), jnp.asarray(0.0),
-        B, n=50, antineutrino=jnp.asarray([False, True]),
-    )  # fmt: skip
+        jnp.asarray([0.6, 0.4]),
+        jnp.asarray([0.3, 0.3]),
+        oj.System(gamma=jnp.asarray(0.0), mu=jnp.asarray(1.0), B=B),
+        n=50,
+        antineutrino=jnp.asarray([False, True]),
+    )
     sol = oj.solve_meanfield(field, jnp.stack([E, E]), jnp.linspace(0.0, 10.0, 6))
     np.testing.assert_allclose(data["group_mean"], sol.P, rtol=0, atol=1e-9)
     assert_allclose(data["occupations"], oj.occupations(sol.P), rtol=0, atol=1e-9)

@@ -6,7 +6,7 @@ import pytest
 
 import oile_jax as oj
 
-from .conftest import assert_allclose
+from .conftest import assert_allclose, with_system
 
 
 def random_setup(N=40, seed=0):
@@ -27,7 +27,9 @@ def test_foreground_field_matches_closed_forms():
         B=oj.mixing_vector(0.3),
     )
     for collision, gamma in (("none", 0.0), ("stochastic", 0.2)):
-        field = oj.ForegroundField(gamma=jnp.asarray(gamma), collision=collision, **kw)
+        field = oj.ForegroundField(
+            **with_system(gamma=jnp.asarray(gamma), **kw), collision=collision
+        )
         sol = oj.solve_meanfield(field, jnp.asarray([0.0, 0, 1]), ts)
         exact = oj.foreground_mean(
             [0.0, 0, 1], kw["P_b"], ts, gamma=gamma, mu=1.3, omega=0.4, B=kw["B"]
@@ -60,11 +62,9 @@ def test_multi_angle_field_against_direct_sums():
     }
     for option, value in expected.items():
         field = oj.MultiAngleField(
-            omegas=jnp.asarray(w),
-            velocities=jnp.asarray(v),
-            mu=jnp.asarray(mu),
-            gamma=jnp.asarray(gamma),
-            B=jnp.asarray(B),
+            jnp.asarray(w),
+            jnp.asarray(v),
+            oj.System(gamma=jnp.asarray(gamma), mu=jnp.asarray(mu), B=jnp.asarray(B)),
             collision=option,
         )
         assert_allclose(field(0.0, jnp.asarray(P)), value, rtol=0, atol=1e-14, err_msg=option)
@@ -74,11 +74,7 @@ def test_pure_mean_field_conserves_lengths_lepton_number_and_energy():
     v, P, w = random_setup(seed=1)
     B = oj.mixing_vector(0.3)
     field = oj.MultiAngleField(
-        omegas=jnp.asarray(w),
-        velocities=jnp.asarray(v),
-        mu=jnp.asarray(1.1),
-        gamma=jnp.asarray(0.0),
-        B=B,
+        jnp.asarray(w), jnp.asarray(v), oj.System(gamma=jnp.asarray(0.0), mu=jnp.asarray(1.1), B=B)
     )
     sol = oj.solve_meanfield(field, jnp.asarray(P), jnp.linspace(0, 20, 6), rtol=1e-10, atol=1e-12)
     assert_allclose(
@@ -95,11 +91,9 @@ def test_pure_mean_field_conserves_lengths_lepton_number_and_energy():
     assert float(jnp.max(jnp.abs(sol.P[-1] - P))) > 0.1
     # The collision term breaks the lengths but keeps lepton number.
     coll = oj.MultiAngleField(
-        omegas=jnp.asarray(w),
-        velocities=jnp.asarray(v),
-        mu=jnp.asarray(1.1),
-        gamma=jnp.asarray(0.05),
-        B=B,
+        jnp.asarray(w),
+        jnp.asarray(v),
+        oj.System(gamma=jnp.asarray(0.05), mu=jnp.asarray(1.1), B=B),
         collision="stochastic",
     )
     sol = oj.solve_meanfield(coll, jnp.asarray(P), jnp.linspace(0, 20, 6))
@@ -113,11 +107,9 @@ def test_pure_mean_field_conserves_lengths_lepton_number_and_energy():
 def test_group_field_conserves_energy_and_matches_multi_angle_for_identical_velocities():
     fractions = jnp.asarray([0.6, 0.4])
     field = oj.GroupField(
-        fractions=fractions,
-        omegas=jnp.asarray([0.1, 0.2]),
-        mu=jnp.asarray(1.0),
-        gamma=jnp.asarray(0.0),
-        B=jnp.asarray([0.0, 0, -1]),
+        fractions,
+        jnp.asarray([0.1, 0.2]),
+        oj.System(gamma=jnp.asarray(0.0), mu=jnp.asarray(1.0), B=jnp.asarray([0.0, 0, -1])),
     )
     P0 = jnp.asarray([[0.1, 0.0, np.sqrt(0.99)], [-0.1, 0.0, -np.sqrt(0.99)]])
     sol = oj.solve_meanfield(field, P0, jnp.linspace(0, 50, 11), rtol=1e-10, atol=1e-12)
@@ -144,11 +136,11 @@ def test_deterministic_term_matches_the_per_round_mean_map():
             P = cos2 * P + sin2 * P_b + sincos * np.cross(P_b, P)
         for option in ("deterministic", "stochastic"):
             field = oj.GroupField(
-                fractions=jnp.asarray([1e-12, 1 - 1e-12]),
-                omegas=jnp.zeros(2),
-                mu=jnp.asarray(1.0),
-                gamma=jnp.asarray(gamma),
-                B=jnp.asarray([0.0, 0, -1]),
+                jnp.asarray([1e-12, 1 - 1e-12]),
+                jnp.zeros(2),
+                oj.System(
+                    gamma=jnp.asarray(gamma), mu=jnp.asarray(1.0), B=jnp.asarray([0.0, 0, -1])
+                ),
                 collision=option,
             )
             sol = oj.solve_meanfield(
@@ -177,11 +169,9 @@ def test_deterministic_term_matches_the_per_round_mean_map():
 def test_vmap_over_parameters_and_initial_states():
     def final(omega, P0):
         field = oj.ForegroundField(
-            P_b=jnp.asarray([0.0, 0.6, 0.6]),
-            mu=jnp.asarray(1.0),
-            omega=omega,
-            B=jnp.asarray([0.0, 0, -1]),
-            gamma=jnp.asarray(0.0),
+            jnp.asarray([0.0, 0.6, 0.6]),
+            omega,
+            oj.System(gamma=jnp.asarray(0.0), mu=jnp.asarray(1.0), B=jnp.asarray([0.0, 0, -1])),
         )
         return oj.solve_meanfield(field, P0, jnp.asarray([0.0, 3.0])).P[-1]
 
@@ -204,11 +194,9 @@ def test_gradients_through_the_solve(adjoint):
 
     def observable(omega_scale, mu, gamma):
         field = oj.MultiAngleField(
-            omegas=omega_scale * jnp.asarray(w),
-            velocities=jnp.asarray(v),
-            mu=mu,
-            gamma=gamma,
-            B=B,
+            omega_scale * jnp.asarray(w),
+            jnp.asarray(v),
+            oj.System(gamma=gamma, mu=mu, B=B),
             collision="stochastic",
         )
         sol = oj.solve_meanfield(
@@ -232,11 +220,9 @@ def test_gradients_through_the_solve(adjoint):
 def test_bad_options():
     with pytest.raises(ValueError, match="collision='sometimes'"):
         oj.GroupField(
-            fractions=jnp.ones(1),
-            omegas=jnp.zeros(1),
-            mu=jnp.asarray(1.0),
-            gamma=jnp.asarray(0.1),
-            B=jnp.asarray([0.0, 0, -1]),
+            jnp.ones(1),
+            jnp.zeros(1),
+            oj.System(gamma=jnp.asarray(0.1), mu=jnp.asarray(1.0), B=jnp.asarray([0.0, 0, -1])),
             collision="sometimes",
         )
     with pytest.raises(ValueError, match="ts must be a non-empty 1-D array"):
@@ -245,11 +231,9 @@ def test_bad_options():
 
 def test_progress_meter_reports(capfd):
     field = oj.ForegroundField(
-        P_b=jnp.asarray([0.0, 0.6, 0.6]),
-        mu=jnp.asarray(1.0),
-        omega=jnp.asarray(0.3),
-        B=jnp.asarray([0.0, 0, -1]),
-        gamma=jnp.asarray(0.0),
+        jnp.asarray([0.0, 0.6, 0.6]),
+        jnp.asarray(0.3),
+        oj.System(gamma=jnp.asarray(0.0), mu=jnp.asarray(1.0), B=jnp.asarray([0.0, 0, -1])),
     )
     sol = oj.solve_meanfield(
         field, jnp.asarray([0.0, 0, 1]), jnp.linspace(0.0, 50.0, 6), progress=True
@@ -270,9 +254,11 @@ def test_group_field_takes_its_moments_from_the_angle_model(theta):
     angles = oj.FixedAngle(jnp.asarray(theta))
     mu, gamma = 1.3, 0.004
     B = jnp.asarray([0.0, 0.0, -1.0])
-    common = dict(fractions=jnp.asarray([0.5, 0.5]), omegas=jnp.zeros(2), mu=jnp.asarray(mu))
+    common = dict(fractions=jnp.asarray([0.5, 0.5]), omegas=jnp.zeros(2))
     P0 = jnp.asarray([[0.6, 0.0, 0.8], [0.0, 0.6, 0.8]])
-    field = oj.GroupField(**common, gamma=jnp.asarray(0.0), B=B, angles=angles)
+    field = oj.GroupField(
+        system=oj.System(gamma=jnp.asarray(0.0), mu=jnp.asarray(mu), B=B, angles=angles), **common
+    )
     ts = jnp.linspace(0.0, 3.0, 4)
     sol = oj.solve_meanfield(field, P0, ts, rtol=1e-11, atol=1e-13)
     Pbar = np.asarray(P0).mean(0)
@@ -283,9 +269,8 @@ def test_group_field_takes_its_moments_from_the_angle_model(theta):
         turned = np.cos(rate * t) * perp + np.sin(rate * t) * np.cross(n, perp)
         assert_allclose(P, along[:, None] * n + turned, rtol=0, atol=1e-8)
     opposite = jnp.asarray([[0.0, 0.0, 0.9], [0.0, 0.0, -0.9]])
-    field = oj.GroupField(
-        **common, gamma=jnp.asarray(gamma), B=B, collision="stochastic", angles=angles
-    )
+    system = oj.System(gamma=jnp.asarray(gamma), mu=jnp.asarray(mu), B=B, angles=angles)
+    field = oj.GroupField(system=system, collision="stochastic", **common)
     T = 1.0 / (mu * gamma * x**2)
     sol = oj.solve_meanfield(field, opposite, jnp.asarray([0.0, T]), rtol=1e-11, atol=1e-13)
     measured = -np.log(float(sol.P[-1, 0, 2]) / 0.9) / T
@@ -307,11 +292,11 @@ def test_finite_step_term_of_the_stochastic_schedule():
     distance = {}
     for name, step in (("poisson", None), ("finite", jnp.asarray(dt))):
         field = oj.GroupField(
-            fractions=jnp.asarray([1e-9, 1 - 1e-9]),
-            omegas=jnp.zeros(2),
-            mu=jnp.asarray(mu),
-            gamma=jnp.asarray(gamma),
-            B=jnp.asarray([0.0, 0.0, -1.0]),
+            jnp.asarray([1e-9, 1 - 1e-9]),
+            jnp.zeros(2),
+            oj.System(
+                gamma=jnp.asarray(gamma), mu=jnp.asarray(mu), B=jnp.asarray([0.0, 0.0, -1.0])
+            ),
             collision="stochastic",
             dt=step,
         )
@@ -369,9 +354,11 @@ def test_the_bipolar_pendulum_first_minima_at_finite_theta(theta, mu_prime, expe
 
     B = jnp.asarray([np.sin(2 * theta), 0.0, -np.cos(2 * theta)])
     field = oj.GroupField(
-        jnp.asarray([0.5, 0.5]), jnp.ones(2), jnp.asarray(2 * mu_prime), jnp.asarray(0.0), B,
-        antineutrino=jnp.asarray([False, True]), ordering="inverted",
-    )  # fmt: skip
+        jnp.asarray([0.5, 0.5]),
+        jnp.ones(2),
+        oj.System(gamma=jnp.asarray(0.0), mu=jnp.asarray(2 * mu_prime), B=B, ordering="inverted"),
+        antineutrino=jnp.asarray([False, True]),
+    )
     ts = np.linspace(0.9 * t_bottom, 1.1 * t_ee, 4001)
     P0 = jnp.asarray([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
     start = oj.solve_meanfield(field, P0, jnp.asarray([0.0, ts[0]]), rtol=1e-12, atol=1e-14)

@@ -219,11 +219,15 @@ def test_the_gas_with_antineutrinos_and_matter_tends_to_the_mean_field():
     for gamma in (0.04, 0.02):
         fields = {
             c: oj.GroupField(
-                jnp.array([0.5, 0.5]), omegas, mu, gamma, jnp.array(B), collision=c, n=N,
-                angles=oj.FixedAngle(), antineutrino=jnp.array([False, True]), matter=0.5,
+                jnp.array([0.5, 0.5]),
+                omegas,
+                oj.System(gamma=gamma, mu=mu, B=jnp.array(B), angles=oj.FixedAngle(), matter=0.5),
+                collision=c,
+                n=N,
+                antineutrino=jnp.array([False, True]),
             )
             for c in ("none", "deterministic")
-        }  # fmt: skip
+        }
         mf = {c: oj.solve_meanfield(f, P0, ts).P for c, f in fields.items()}
         sol = oj.simulate_gas(
             gas,
@@ -278,9 +282,11 @@ def test_the_mean_field_follows_mu_of_t(profile, integral):
     `|D| int_0^t mu`: `GroupField` with a profile against that closed form."""
     P0 = jnp.array([[0.0, 0.0, 1.0], [0.0, 0.8, 0.6]])
     field = oj.GroupField(
-        jnp.array([0.5, 0.5]), jnp.zeros(2), profile, 0.0, jnp.array(B),
+        jnp.array([0.5, 0.5]),
+        jnp.zeros(2),
+        oj.System(gamma=0.0, mu=profile, B=jnp.array(B)),
         antineutrino=jnp.array([False, True]),
-    )  # fmt: skip
+    )
     ts = jnp.linspace(0.0, 2.5, 11)
     P = oj.solve_meanfield(field, P0, ts, rtol=1e-11, atol=1e-12).P
     D = 0.5 * (P0[0] - P0[1])
@@ -318,15 +324,20 @@ def test_beams_pair_and_group_field():
 
     counts, anti = (3, 5), jnp.array([False, True])
     group = oj.GroupField(
-        jnp.array([3 / 8, 5 / 8]), jnp.array([0.7, 1.3]), 2.0, 0.1, jnp.array(B), n=8,
-        angles=oj.Beams(d), antineutrino=anti, collision="deterministic",
-    )  # fmt: skip
+        jnp.array([3 / 8, 5 / 8]),
+        jnp.array([0.7, 1.3]),
+        oj.System(gamma=0.1, mu=2.0, B=jnp.array(B), angles=oj.Beams(d)),
+        collision="deterministic",
+        n=8,
+        antineutrino=anti,
+    )
     multi = oj.MultiAngleField(
         jnp.repeat(jnp.array([0.7, 1.3]), jnp.array(counts), total_repeat_length=8),
-        jnp.repeat(d, jnp.array(counts), axis=0, total_repeat_length=8), 2.0, 0.1,
-        jnp.array(B), collision="deterministic",
+        jnp.repeat(d, jnp.array(counts), axis=0, total_repeat_length=8),
+        oj.System(gamma=0.1, mu=2.0, B=jnp.array(B)),
+        collision="deterministic",
         antineutrino=jnp.repeat(anti, jnp.array(counts), total_repeat_length=8),
-    )  # fmt: skip
+    )
     state = jnp.array(P0)
     assert_allclose(
         jnp.repeat(group(0.0, state), jnp.array(counts), axis=0, total_repeat_length=8),
@@ -406,7 +417,9 @@ def test_a_falling_matter_potential_in_the_gas_and_the_mean_field():
     step's midpoint, second order) against the mean field's `lambda(t)`; the error falls by 4
     when the step halves."""
     profile = oj.Samples(jnp.array([0.0, 2.0, 6.0]), jnp.array([3.0, 1.0, 0.0]))
-    field = oj.GroupField(jnp.ones(1), jnp.array([1.0]), 1.0, 0.0, jnp.array(B), matter=profile)
+    field = oj.GroupField(
+        jnp.ones(1), jnp.array([1.0]), oj.System(gamma=0.0, mu=1.0, B=jnp.array(B), matter=profile)
+    )
     ts = jnp.linspace(0.0, 6.0, 7)
     mf = np.asarray(oj.solve_meanfield(field, jnp.array([[0.0, 0.0, 1.0]]), ts, rtol=1e-12,
                                        atol=1e-13).P[:, 0])  # fmt: skip

@@ -23,11 +23,19 @@ def kappa(omega, mu1, mu2, e):
 
 
 def bipolar_field(omega, mu, f1, ordering="inverted", angles=None):
-    return oj.GroupField(
-        jnp.asarray([f1, 1 - f1]), jnp.asarray([omega, omega]), jnp.asarray(mu),
-        jnp.asarray(0.0), -Z, antineutrino=jnp.asarray([False, True]), ordering=ordering,
+    system = oj.System(
+        gamma=jnp.asarray(0.0),
+        mu=jnp.asarray(mu),
+        B=-Z,
+        ordering=ordering,
         **({} if angles is None else {"angles": angles}),
-    )  # fmt: skip
+    )
+    return oj.GroupField(
+        jnp.asarray([f1, 1 - f1]),
+        jnp.asarray([omega, omega]),
+        system,
+        antineutrino=jnp.asarray([False, True]),
+    )
 
 
 @pytest.mark.parametrize("beams", [False, True], ids=["bipolar", "two beams"])
@@ -74,9 +82,11 @@ def test_a_growth_rate_map_in_one_vmapped_call():
 
 def two_groups(collision):
     return oj.GroupField(
-        jnp.asarray([0.6, 0.4]), jnp.asarray([0.1, 0.2]), jnp.asarray(1.0), jnp.asarray(0.01),
-        -Z, collision,
-    )  # fmt: skip
+        jnp.asarray([0.6, 0.4]),
+        jnp.asarray([0.1, 0.2]),
+        oj.System(gamma=jnp.asarray(0.01), mu=jnp.asarray(1.0), B=-Z),
+        collision=collision,
+    )
 
 
 def test_the_two_group_instability_against_the_simulated_mean_field():
@@ -140,10 +150,15 @@ def test_three_flavours_grow_in_the_e_tau_sector():
     r = fit["dm2_21"] / abs(fit["dm2_3l"])
     for ordering, expected in (("inverted", kappa(omega * (1 - r), 5.0, 5.0, -1)), ("normal", 0)):
         field = oj.GroupField(
-            jnp.asarray([0.5, 0.5]), jnp.asarray([omega, omega]), jnp.asarray(mu),
-            jnp.asarray(0.0), oj.pmns_vacuum(ordering, "flavour", **zero),
+            jnp.asarray([0.5, 0.5]),
+            jnp.asarray([omega, omega]),
+            oj.System(
+                gamma=jnp.asarray(0.0),
+                mu=jnp.asarray(mu),
+                B=oj.pmns_vacuum(ordering, "flavour", **zero),
+            ),
             antineutrino=jnp.asarray([False, True]),
-        )  # fmt: skip
+        )
         result = oj.linear_stability(field, jnp.stack([e, e]))
         assert result.eigenvalues.shape == (8,)
         assert_allclose(result.growth_rate, expected, rtol=0, atol=1e-9)
@@ -156,9 +171,11 @@ def test_many_angles_two_beams():
     M, omega, mu = 4, 1.0, 3.0
     v = jnp.asarray([[0.0, 0.0, 1.0]] * M + [[0.0, 0.0, -1.0]] * M)
     field = oj.MultiAngleField(
-        jnp.full(2 * M, omega), v, jnp.asarray(mu), jnp.asarray(0.0), -Z,
-        antineutrino=jnp.asarray([False] * M + [True] * M), ordering="inverted",
-    )  # fmt: skip
+        jnp.full(2 * M, omega),
+        v,
+        oj.System(gamma=jnp.asarray(0.0), mu=jnp.asarray(mu), B=-Z, ordering="inverted"),
+        antineutrino=jnp.asarray([False] * M + [True] * M),
+    )
     result = oj.linear_stability(field, jnp.tile(Z, (2 * M, 1)))
     m = 2 * mu * M / (2 * M - 1)
     assert_allclose(result.growth_rate, np.sqrt(omega * (2 * m - omega)), rtol=0, atol=1e-10)
@@ -190,8 +207,11 @@ def test_bad_input_is_refused():
         oj.linear_stability(field, jnp.zeros((2, 4)))
     with pytest.raises(ValueError, match="rotation axis must have shape \\(3,\\)"):
         oj.linear_stability(field, jnp.stack([Z, -Z]), rotation=(0.1, jnp.zeros(8)))
-    big = oj.MultiAngleField(jnp.zeros(1400), jnp.tile(Z, (1400, 1)), jnp.asarray(1.0),
-                             jnp.asarray(0.0), -Z)  # fmt: skip
+    big = oj.MultiAngleField(
+        jnp.zeros(1400),
+        jnp.tile(Z, (1400, 1)),
+        oj.System(gamma=jnp.asarray(0.0), mu=jnp.asarray(1.0), B=-Z),
+    )
     with pytest.raises(ValueError, match="4200 components: .* GiB.*modes=k"):
         oj.linear_stability(big, jnp.tile(Z, (1400, 1)))
     for bad in (0, 1.5, True):
@@ -252,9 +272,11 @@ def multi_angle_bipolar(n: int, seed: int = 0):
     v = np.random.default_rng(seed).normal(size=(n, 3))
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     field = oj.MultiAngleField(
-        jnp.ones(n), jnp.asarray(v), jnp.asarray(10.0), jnp.asarray(0.0), -Z,
-        antineutrino=jnp.asarray(np.arange(n) >= n // 2), ordering="inverted",
-    )  # fmt: skip
+        jnp.ones(n),
+        jnp.asarray(v),
+        oj.System(gamma=jnp.asarray(0.0), mu=jnp.asarray(10.0), B=-Z, ordering="inverted"),
+        antineutrino=jnp.asarray(np.arange(n) >= n // 2),
+    )
     return field, jnp.tile(Z, (n, 1))
 
 

@@ -20,7 +20,7 @@ import pytest
 import oile_jax as oj
 from oile_jax._app import cli as _cli
 
-from .conftest import assert_allclose, run_options
+from .conftest import assert_allclose, run_options, with_system
 from .test_bad_input import _snapshot, cli_refused, refused, workdir  # noqa: F401
 
 KEY = jax.random.key(0)
@@ -67,7 +67,7 @@ def groups(**kw):
         B=jnp.asarray([0.0, 0.0, -1.0]),
     )
     args.update(kw)
-    return oj.GroupField(**args)
+    return oj.GroupField(**with_system(**args))
 
 
 def angles(**kw):
@@ -80,7 +80,7 @@ def angles(**kw):
         B=jnp.asarray([0.0, 0.0, -1.0]),
     )
     args.update(kw)
-    return oj.MultiAngleField(**args)
+    return oj.MultiAngleField(**with_system(**args))
 
 
 def equilibrium(**kw):
@@ -509,10 +509,8 @@ API = [
         "foreground-field-collision",
         lambda: oj.ForegroundField(
             jnp.asarray([1.0, 0, 0]),
-            jnp.asarray(1.0),
             jnp.asarray(0.1),
-            jnp.asarray([0, 0, -1.0]),
-            jnp.asarray(0.1),
+            oj.System(gamma=jnp.asarray(0.1), mu=jnp.asarray(1.0), B=jnp.asarray([0, 0, -1.0])),
             collision="often",
         ),
         ValueError,

@@ -241,11 +241,16 @@ def _check_together(c: dict, model: str, given: set):
     from .._gas import Gas
     from .._gas.sharded import check_shards
     from .._manybody.statevector import MAX_QUBITS, check_manybody_schedule
+    from .._physics.system import System
     from .._sampling.angles import fresh_angle_model
     from .._sampling.options import Sharding
     from .._sampling.schedule import Deterministic, Stochastic
 
     _flavours(c, model, given)
+    # gamma and mu: the library's own rule (`System.bind`), once, under the key written.
+    if c["physics.gamma"] is not None:
+        _library("physics.gamma", lambda: System(gamma=c["physics.gamma"]).bind([0.0]))
+    _library("physics.mu", lambda: System(gamma=1.0, mu=c["physics.mu"]).bind([0.0]))
     if c["physics.basis"] == "mass" and c["physics.theta"] != 0:
         _fail("physics.theta", "is the flavour-basis mixing angle; remove it for basis 'mass'")
     if c["physics.matter"] != 0 and c["physics.basis"] == "mass":

@@ -7,6 +7,7 @@ with `resume=True` and gives exactly the numbers of an uninterrupted run.
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -21,10 +22,11 @@ import numpy as np
 from .._gas import observe
 from .._gas.checkpoint import CheckpointMismatch, read_checkpoint
 from .._gas.model import realization_velocities
+from .._gas.observe import FIELDS
 from .._output.io import write_h5
 from .._physics.profiles import AbstractProfile
 from .._physics.states import occupations
-from .._sampling.angles import FixedVelocities, Isotropic
+from .._sampling.angles import FixedVelocities
 from .._sampling.options import Checkpoint, SaveAt, Sharding
 from .._support.resources import check_disk
 from .._support.sharding import is_main_process
@@ -37,6 +39,7 @@ from .run_options import (
     run_schedule,
     run_system,
 )
+from .schema import SCHEMA
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -109,23 +112,9 @@ def run_gas(config, key, progress, checkpoint: Checkpoint, devices=None):
         sharding=sharding,
         progress=progress,
     )
-    data = {
-        name: getattr(sol, name)
-        for name in (
-            "ts",
-            "group_mean",
-            "group_std",
-            "group_length",
-            "group_entropy",
-            "entropy",
-            "total",
-            "lepton",
-            "occupations",
-            "flavour_numbers",
-            "encounters",
-            "final_state",
-        )
-    }
+    data = {"ts": sol.ts, **{name: getattr(sol, name) for name in FIELDS}}
+    for name in ("entropy", "occupations", "flavour_numbers", "encounters", "final_state"):
+        data[name] = getattr(sol, name)
     if sol.state is not None:
         data["state"] = sol.state
     if sol.velocities is not None:
@@ -142,28 +131,24 @@ def run_meanfield(config, key, progress):
     gas = run_gas_groups(config, dtype)
     system = run_system(config, dtype)
     B = system.B
-    gamma = jnp.asarray(physics["gamma"] or 0.0, dtype)
     mu = system.mu if isinstance(system.mu, AbstractProfile) else jnp.asarray(system.mu, dtype)
-    extra = dict(ordering=system.ordering, matter=system.matter)
+    # `physics.gamma` is used by the collision terms only (0 without one).
+    gamma = jnp.asarray(physics["gamma"] or 0.0, dtype)
+    system = dataclasses.replace(system, gamma=gamma, mu=mu)
     ts = jnp.linspace(0.0, run["t_max"], run["n_saves"], dtype=dtype)
     ids = jnp.asarray(gas.group_ids())
     step = config["schedule"]["dt"]  # used by the stochastic collision term only
     dt = None if step is None else jnp.asarray(step, dtype)
     anti = jnp.asarray(gas.antineutrino)
     if physics["angles"] in ("isotropic", "beams"):
-        angles = system.angles
         field = GroupField(
             jnp.asarray(gas.fractions, dtype),
             gas.omegas,
-            mu,
-            gamma,
-            B,
+            system,
             mf["collision"],
             gas.n,
-            angles=angles if not isinstance(angles, str) else Isotropic(),
             dt=dt,
             antineutrino=anti,
-            **extra,
         )
         sol = solve_meanfield(
             field, gas.P0, ts, rtol=mf["rtol"], atol=mf["atol"], progress=bool(progress)
@@ -175,13 +160,10 @@ def run_meanfield(config, key, progress):
         field = MultiAngleField(
             gas.omegas[ids],
             velocities,
-            mu,
-            gamma,
-            B,
+            dataclasses.replace(system, angles="isotropic"),
             mf["collision"],
             dt=dt,
             antineutrino=anti[ids],
-            **extra,
         )
         sol = solve_meanfield(
             field,
@@ -202,7 +184,7 @@ def run_meanfield(config, key, progress):
     obs = jax.vmap(observed)(isospins)
     obs = eqx.tree_at(lambda o: o.group_mean, obs, gas.physical(obs.group_mean))
     data = {"ts": sol.ts, "groups": group_tables(gas)}
-    for name in ("group_mean", "group_std", "group_length", "group_entropy", "total", "lepton"):
+    for name in FIELDS:
         data[name] = getattr(obs, name)
     data["occupations"] = occupations(obs.group_mean)
     data["entropy"] = obs.group_entropy @ jnp.asarray(gas.fractions, dtype)
@@ -232,61 +214,25 @@ def run_manybody(config, key, progress):
     return data
 
 
-# The run-file keys behind each argument of `simulate_gas` a checkpoint records.
-_RUN_KEYS = {
-    "format": ("the checkpoint format (written by another version of oile_jax)",),
-    "counts": ("gas.counts",),
-    "omegas": ("gas.omegas",),
-    "P0": ("gas.P0",),
-    "antineutrino": ("gas.antineutrino",),
-    "gamma": ("physics.gamma",),
-    "mu": ("physics.mu",),
-    "density": ("physics.mu", "physics.mu_scale"),
-    "ordering": ("physics.ordering",),
-    "matter": ("physics.matter", "physics.matter_scale"),
-    "matter.": ("physics.matter", "physics.matter_scale"),
-    "density.": ("physics.mu", "physics.mu_scale"),
-    "L": ("physics.basis",),
-    "B": (
-        "physics.basis",
-        "physics.theta",
-        "physics.n_flavours",
-        "physics.ordering",
-        "physics.theta12",
-        "physics.theta13",
-        "physics.theta23",
-        "physics.delta",
-        "physics.dm2_21",
-        "physics.dm2_3l",
-    ),  # fmt: skip
-    "angles.kind": ("physics.angles",),
-    "angles.directions": ("gas.directions",),
-    "angles.": ("physics.angles",),
-    "schedule.kind": ("schedule.kind",),
-    "schedule.dt": ("schedule.dt",),
-    "schedule.vacuum": ("schedule.vacuum",),
-    "key": ("seed",),
-    "n_realizations": ("run.n_realizations",),
-    "n_steps": ("run.t_max", "run.n_saves"),
-    "save_every": ("run.t_max", "run.n_saves"),
-    "dtype": ("precision",),
-    "save_state": ("run.save_state",),
-    "shards": ("gas.shards",),
-    "exchange_every": ("gas.exchange_every",),
-}
-
-
 def run_file_keys(differ: list[str]) -> list[str]:
-    """The run-file keys behind the arguments of `simulate_gas` in which two runs differ. The
-    number of steps follows from `run.t_max` and the step's length: it is blamed on the run's
-    length only when nothing that sets the step's length differs."""
+    """The run-file keys behind the values of a run (the checkpoint fingerprint's names) in
+    which two runs differ: the keys whose schema entry `shapes` the name, its module field
+    (`angles.directions`) or its module (`matter` for `matter.scale`). The number of steps
+    follows from `run.t_max` and the step's length: it is blamed on the run's length only when
+    nothing that sets the step's length differs."""
     steps = {"n_steps", "save_every"}
     if any(name.startswith(("schedule.", "density")) or name in ("gamma", "mu") for name in differ):
         differ = [name for name in differ if name not in steps]
     keys = set()
     for name in differ:
-        prefix = name.split(".")[0] + "." if "." in name else None
-        keys.update(_RUN_KEYS.get(name) or _RUN_KEYS.get(prefix) or (name,))
+        if name == "format":
+            keys.add("the checkpoint format (written by another version of oile_jax)")
+            continue
+        blamed = [k for k, entry in SCHEMA.items() if name in entry.shapes]
+        if not blamed:  # a module's field: the keys of the field, else of the module
+            module = name.split(".")[0]
+            blamed = [k for k, entry in SCHEMA.items() if module in entry.shapes]
+        keys.update(blamed or (name,))
     return sorted(keys)
 
 

@@ -22,6 +22,10 @@ class Key:
     maximum: int | None = None
     positive: bool = False
     models: frozenset = ALL
+    # The values of a run this key shapes, by the names of the checkpoint fingerprint
+    # (`_gas/checkpoint.fingerprint`: a field of the bound `System`, of the schedule, of the
+    # sampling, ...): a checkpoint that differs in one of them is blamed on this key.
+    shapes: tuple[str, ...] = ()
 
 
 SCHEMA: dict[str, Key] = {
@@ -32,18 +36,31 @@ SCHEMA: dict[str, Key] = {
         "PRNG seed (`jax.random.key(seed)`, a 64-bit integer)",
         minimum=0,
         maximum=2**63 - 1,
+        shapes=("key",),
     ),  # fmt: skip
-    "precision": Key("str", "float32", "floating-point precision", allowed=("float32", "float64")),
+    "precision": Key(
+        "str",
+        "float32",
+        "floating-point precision",
+        allowed=("float32", "float64"),
+        shapes=("dtype",),
+    ),
     "title": Key("str", "", "figure title (default: made from the configuration)"),
     "physics.gamma": Key(
         "float",
         REQUIRED,
-        "impact parameter `mu t_int` (the mean field is `gamma -> 0`); "
+        "impact parameter `mu t_int`, > 0 (the mean field is `gamma -> 0`); "
         "meanfield: only used by the collision terms",
         "1",
-        positive=True,
+        shapes=("gamma",),
     ),
-    "physics.mu": Key("float", 1.0, "neutrino-neutrino coupling", "frequency", positive=True),
+    "physics.mu": Key(
+        "float",
+        1.0,
+        "neutrino-neutrino coupling, > 0",
+        "frequency",
+        shapes=("mu", "density"),
+    ),
     "physics.n_flavours": Key(
         "int",
         2,
@@ -51,6 +68,7 @@ SCHEMA: dict[str, Key] = {
         "physics.md section 11); not with the many-body model",
         minimum=2,
         models=ALL - {"manybody"},
+        shapes=("B",),
     ),
     "physics.basis": Key(
         "str",
@@ -58,9 +76,14 @@ SCHEMA: dict[str, Key] = {
         "basis the Bloch vectors are written in: `B = (0, 0, -1)` (mass) or "
         "`(sin 2theta, 0, -cos 2theta)` (flavour)",
         allowed=("mass", "flavour", "flavor"),
+        shapes=("B", "L"),
     ),
     "physics.theta": Key(
-        "float", 0.0, "vacuum mixing angle (two flavours, flavour basis only)", "rad"
+        "float",
+        0.0,
+        "vacuum mixing angle (two flavours, flavour basis only)",
+        "rad",
+        shapes=("B",),
     ),
     **{
         f"physics.{name}": Key(
@@ -70,6 +93,7 @@ SCHEMA: dict[str, Key] = {
             "physics.ordering)",
             "rad",
             models=ALL - {"manybody"},
+            shapes=("B",),
         )
         for name, what in (
             ("theta12", "PMNS mixing angle theta_12"),
@@ -86,6 +110,7 @@ SCHEMA: dict[str, Key] = {
         "eV^2",
         positive=True,
         models=ALL - {"manybody"},
+        shapes=("B",),
     ),
     "physics.dm2_3l": Key(
         "float",
@@ -94,6 +119,7 @@ SCHEMA: dict[str, Key] = {
         "(inverted, < 0) (default: NuFIT 6.0 for physics.ordering)",
         "eV^2",
         models=ALL - {"manybody"},
+        shapes=("B",),
     ),
     "physics.ordering": Key(
         "str",
@@ -101,6 +127,7 @@ SCHEMA: dict[str, Key] = {
         "mass ordering: inverted flips the sign of every vacuum frequency (two flavours) or "
         "takes the inverted mass spectrum and its NuFIT 6.0 fit (three flavours)",
         allowed=("normal", "inverted"),
+        shapes=("B", "ordering"),
     ),
     "physics.matter": Key(
         "float",
@@ -108,6 +135,7 @@ SCHEMA: dict[str, Key] = {
         "matter potential `lambda = sqrt 2 G_F n_e` along the flavour axis (flavour basis "
         "only; 0: no matter term; not with the many-body model)",
         "mu",
+        shapes=("matter",),
     ),
     "physics.matter_scale": Key(
         "float",
@@ -115,6 +143,7 @@ SCHEMA: dict[str, Key] = {
         "e-folding time of the matter potential, `lambda(t) = matter exp(-t / matter_scale)` "
         "(negative: growing; default: constant)",
         "1/mu",
+        shapes=("matter",),
     ),
     "physics.mu_scale": Key(
         "float",
@@ -122,6 +151,7 @@ SCHEMA: dict[str, Key] = {
         "e-folding time of the coupling, `mu(t) = mu exp(-t / mu_scale)` (negative: growing; "
         "stochastic schedule or meanfield; default: constant)",
         "1/mu",
+        shapes=("density",),
     ),
     "physics.angles": Key(
         "str",
@@ -130,6 +160,7 @@ SCHEMA: dict[str, Key] = {
         "`1 - v.v = 1`, or one direction per group (`gas.directions`) (foreground: isotropic "
         "or fixed-angle; meanfield: isotropic, fixed-velocities or beams)",
         allowed=("isotropic", "fixed-velocities", "fixed-angle", "beams"),
+        shapes=("angles",),
     ),
     "schedule.kind": Key(
         "str",
@@ -138,6 +169,7 @@ SCHEMA: dict[str, Key] = {
         "(everyone meets once per round of length `gamma / mu`)",
         allowed=("stochastic", "deterministic"),
         models=SAMPLED,
+        shapes=("schedule",),
     ),
     "schedule.dt": Key(
         "float",
@@ -149,6 +181,7 @@ SCHEMA: dict[str, Key] = {
         "1/mu",
         positive=True,
         models=SAMPLED | {"meanfield"},
+        shapes=("schedule.dt",),
     ),
     "schedule.vacuum": Key(
         "str",
@@ -157,6 +190,7 @@ SCHEMA: dict[str, Key] = {
         "(foreground and gas only)",
         allowed=("split", "inside"),
         models=SAMPLED,
+        shapes=("schedule.vacuum",),
     ),
     "run.t_max": Key(
         "float",
@@ -164,10 +198,22 @@ SCHEMA: dict[str, Key] = {
         "length of the run (rounded to a whole number of save intervals)",
         "1/mu",
         positive=True,
+        shapes=("n_steps", "save_every"),
     ),
-    "run.n_saves": Key("int", 101, "saved times, the initial state included", minimum=2),
+    "run.n_saves": Key(
+        "int",
+        101,
+        "saved times, the initial state included",
+        minimum=2,
+        shapes=("n_steps", "save_every"),
+    ),
     "run.n_realizations": Key(
-        "int", 1, "independent realizations (vmapped)", minimum=1, models=SAMPLED
+        "int",
+        1,
+        "independent realizations (vmapped)",
+        minimum=1,
+        models=SAMPLED,
+        shapes=("n_realizations",),
     ),
     "run.chunk_saves": Key(
         "int",
@@ -181,6 +227,7 @@ SCHEMA: dict[str, Key] = {
         False,
         "also save every neutrino's Bloch vector at every save (`R S N D` numbers, D = 3 or 8)",
         models=frozenset({"gas"}),
+        shapes=("save_state",),
     ),
     "foreground.P0": Key(
         "vector",
@@ -214,26 +261,38 @@ SCHEMA: dict[str, Key] = {
         "the background is antineutrinos (`P_b` their `Pbar`)",
         models=frozenset({"foreground"}),
     ),
-    "gas.counts": Key("ints", REQUIRED, "neutrinos per group", minimum=1, models=GROUPS),
-    "gas.omegas": Key("floats", REQUIRED, "vacuum frequency of each group", "mu", models=GROUPS),
+    "gas.counts": Key(
+        "ints", REQUIRED, "neutrinos per group", minimum=1, models=GROUPS, shapes=("counts",)
+    ),
+    "gas.omegas": Key(
+        "floats",
+        REQUIRED,
+        "vacuum frequency of each group",
+        "mu",
+        models=GROUPS,
+        shapes=("omegas",),
+    ),
     "gas.P0": Key(
         "vectors",
         REQUIRED,
         "initial Bloch vector of each group (`Pbar` for an antineutrino group), or a flavour "
         "name (e, x; e, mu, tau for three flavours; flavour basis)",
         models=GROUPS,
+        shapes=("P0",),
     ),
     "gas.antineutrino": Key(
         "bools",
         None,
         "whether each group is antineutrinos (default: none is)",
         models=GROUPS,
+        shapes=("antineutrino",),
     ),
     "gas.directions": Key(
         "vectors",
         None,
         "unit direction of each group's beam (physics.angles = 'beams' only)",
         models=GROUPS,
+        shapes=("angles.directions",),
     ),
     "gas.shards": Key(
         "int",
@@ -242,6 +301,7 @@ SCHEMA: dict[str, Key] = {
         "within shards and mixed by exchanges (0: no sharding); --devices places the shards",
         minimum=0,
         models=frozenset({"gas"}),
+        shapes=("shards",),
     ),
     "gas.exchange_every": Key(
         "int",
@@ -249,6 +309,7 @@ SCHEMA: dict[str, Key] = {
         "steps between exchanges of the shards (> 1 raises repeated meetings inside a shard)",
         minimum=1,
         models=frozenset({"gas"}),
+        shapes=("exchange_every",),
     ),
     "meanfield.collision": Key(
         "str",

@@ -35,6 +35,7 @@ from . import dense
 from .driver import prepare
 from .kernel import GasKernel
 from .model import Gas
+from .observe import Observables, series
 
 
 class GasTrajectory(eqx.Module):
@@ -42,9 +43,10 @@ class GasTrajectory(eqx.Module):
     differentiated). The fields of `GasSolution`, with its shapes (`R` realizations, `S` saves
     including `t = 0`, `G` groups, `N` neutrinos, `D` components):
 
-    - `ts` `(S,)`; `group_mean`, `group_std` `(R, S, G, D)`; `group_length`, `group_entropy`
-      `(R, S, G)`; `total` `(R, S, D)`; `lepton` `(R, S)`; `encounters` `(R, S)` (cumulative);
-      `final_state` `(R, N, D)`; `state` `(R, S, N, D)` with `SaveAt(state=True)`, else None.
+    - `ts` `(S,)`; `observables`, whose fields are also attributes: `group_mean`, `group_std`
+      `(R, S, G, D)`; `group_length`, `group_entropy` `(R, S, G)`; `total` `(R, S, D)`;
+      `lepton` `(R, S)`; `encounters` `(R, S)` (cumulative); `final_state` `(R, N, D)`;
+      `state` `(R, S, N, D)` with `SaveAt(state=True)`, else None.
 
     `group_mean`, `total`, `lepton` and the states are smooth functions of the parameters.
     `group_std` (a square root, singular where a group has no spread, as at `t = 0`),
@@ -53,15 +55,13 @@ class GasTrajectory(eqx.Module):
     """
 
     ts: Array
-    group_mean: Array
-    group_std: Array
-    group_length: Array
-    group_entropy: Array
-    total: Array
-    lepton: Array
+    observables: Observables
     encounters: Array
     final_state: Array
     state: Array | None
+
+    def __getattr__(self, name: str):  # the series of every field of `Observables`
+        return series(self, name)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
@@ -178,12 +178,7 @@ def evolve_gas(
     tau = spec.step_length().astype(spec.dtype)
     return GasTrajectory(
         ts=tau * save_every * jnp.arange(spec.n_saves, dtype=spec.dtype),
-        group_mean=gas.physical(out.group_mean),
-        group_std=out.group_std,
-        group_length=out.group_length,
-        group_entropy=out.group_entropy,
-        total=out.total,
-        lepton=out.lepton,
+        observables=eqx.tree_at(lambda o: o.group_mean, out, gas.physical(out.group_mean)),
         encounters=encounters,
         final_state=gas.physical(dense.in_gas_order(kernel, slots)),
         state=state,

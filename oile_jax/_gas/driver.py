@@ -29,7 +29,7 @@ from .dense import DenseEngine
 from .engine import AbstractGasEngine
 from .kernel import GasKernel
 from .model import Gas
-from .observe import Observables
+from .observe import FIELDS, Observables, series
 from .sharded import ShardedEngine, check_shards
 
 
@@ -51,18 +51,16 @@ class GasSolution:
     """
 
     ts: np.ndarray
-    group_mean: np.ndarray
-    group_std: np.ndarray
-    group_length: np.ndarray
-    group_entropy: np.ndarray
-    total: np.ndarray
-    lepton: np.ndarray
+    observables: Observables
     encounters: np.ndarray
     final_state: np.ndarray
     state: np.ndarray | None
     velocities: np.ndarray | None
     counts: tuple[int, ...]
     antineutrino: tuple[bool, ...] = ()
+
+    def __getattr__(self, name: str):  # the series of every field of `Observables`
+        return series(self, name)
 
     @property
     def n_flavours(self) -> int:
@@ -97,9 +95,6 @@ class GasSolution:
     @property
     def encounters_per_neutrino(self) -> np.ndarray:
         return 2 * self.encounters / sum(self.counts)
-
-
-FIELDS = [f.name for f in dataclasses.fields(Observables)]
 
 
 def check_fits(engine: AbstractGasEngine, n_saves: int, chunk_saves: int, save_state, checkpoint):
@@ -149,7 +144,7 @@ def drive(
     (`engine.shape[:-2]`).
 
     Returns `(final_state, observables, encounters, state)`: the final Bloch vectors in gas
-    order, a dict of observable series (the initial save included), cumulative encounters, and
+    order, the `Observables` of series (the initial save included), cumulative encounters, and
     the state series (`None` without `saveat.state`). The engines carry isospins; the group
     means and the states come back as the physical `P` and `Pbar` (`Gas.physical`)."""
     save_every, n_intervals = spec.save_every, spec.n_saves - 1
@@ -168,7 +163,7 @@ def drive(
         )
     carry, obs0 = engine.start()
     # "saves_state": the saved states (SaveAt(state=True)), apart from the engine's own "state".
-    pieces: dict[str, list] = {name: [] for name in FIELDS + ["encounters", "saves_state"]}
+    pieces: dict[str, list] = {name: [] for name in [*FIELDS, "encounters", "saves_state"]}
     done = 0
     if path is not None and path.is_dir():
         raise ValueError(f"Checkpoint.path={str(path)!r} is a directory; give the path of a file")
@@ -209,22 +204,22 @@ def drive(
         bar.update(done)
     bar.close()
 
-    def series(name, first):
+    def joined(name, first):
         first = np.expand_dims(to_host(first), axis)
         return np.concatenate([first] + pieces[name], axis=axis) if pieces[name] else first
 
     gas = engine.gas
-    out = {name: series(name, getattr(obs0, name)) for name in FIELDS}
+    out = {name: joined(name, getattr(obs0, name)) for name in FIELDS}
     out["group_mean"] = gas.physical(out["group_mean"])
-    n_met = series("encounters", np.zeros(obs0.lepton.shape, np.int64))
+    n_met = joined("encounters", np.zeros(obs0.lepton.shape, np.int64))
     state = None
     if save_state:
         saved = pieces["saves_state"][0]  # (..., saves, N, 3): the state's shape without `axis`
         shape = saved.shape[:axis] + saved.shape[axis + 1 :]
         initial = np.broadcast_to(np.asarray(gas.initial_isospins(engine.dtype)), shape)
-        state = gas.physical(series("saves_state", initial))
+        state = gas.physical(joined("saves_state", initial))
     final = gas.physical(engine.state(carry))
-    return final, out, np.cumsum(n_met, axis=axis), state
+    return final, Observables(**out), np.cumsum(n_met, axis=axis), state
 
 
 def prepare(gas, system, schedule, sampling, saveat) -> tuple[Gas, RunSpec]:
@@ -293,7 +288,7 @@ def simulate_gas(
     else:
         check_shards(sharding, gas.n, spec.save_every)
         engine = ShardedEngine.make(kernel, gas, spec, sharding)
-    final_state, out, encounters, state = drive(
+    final_state, observables, encounters, state = drive(
         engine,
         spec,
         saveat,
@@ -310,5 +305,5 @@ def simulate_gas(
         velocities=engine.velocities(),
         counts=gas.counts,
         antineutrino=gas.antineutrino,
-        **out,
+        observables=observables,
     )

@@ -15,6 +15,7 @@ from jaxtyping import Array, Float
 
 from .._physics.flavours import flavour_count
 from .._physics.states import check_state
+from .._physics.system import species as system_species
 from .._sampling.random import realization_keys, realization_streams
 from .._support.checks import check_finite, check_vector, concrete
 
@@ -137,33 +138,17 @@ class Gas(eqx.Module):
         return s * per.reshape(shape).astype(s.dtype)
 
     def checked(self, dtype) -> "Gas":
-        """This gas with its arrays in `dtype`, finite and physical (density matrices)."""
+        """This gas with its states in `dtype`, finite and physical (density matrices). The
+        frequencies are checked where the system is bound to the groups (`System.bind`)."""
         P0 = check_vector(self.P0, "P0", dtype, size=self.P0.shape[-1])
         P0 = check_state(check_finite(P0, "P0"), "P0")
-        omegas = check_vector(self.omegas, "omegas", dtype, size=self.n_groups)
-        return Gas(self.counts, check_finite(omegas, "omegas"), P0, self.antineutrino)
+        return Gas(self.counts, self.omegas, P0, self.antineutrino)
 
 
 def species(antineutrino, n_groups: int) -> tuple[bool, ...]:
-    """The `antineutrino` option as one bool per group."""
-    flags = (antineutrino,) * n_groups if isinstance(antineutrino, (bool, np.bool_)) else None
-    if flags is None:
-        try:
-            flags = tuple(antineutrino)
-        except TypeError:
-            flags = ()
-    if len(flags) != n_groups or not all(isinstance(f, (bool, np.bool_)) for f in flags):
-        raise ValueError(
-            f"antineutrino must be True/False or one bool per group ({n_groups} groups), "
-            f"got {antineutrino!r}"
-        )
-    return tuple(bool(f) for f in flags)
-
-
-def check_gas(gas, dtype) -> Gas:
-    if not isinstance(gas, Gas):
-        raise ValueError(f"gas must be a Gas(counts, omegas, P0), got {type(gas).__name__}")
-    return gas.checked(dtype)
+    """The `antineutrino` option as one bool per group, static (`System`'s check)."""
+    flags = system_species(antineutrino, n_groups)
+    return (False,) * n_groups if flags is None else tuple(bool(f) for f in np.asarray(flags))
 
 
 def realization_velocities(angles, key, n_realizations: int, n: int, dtype):

@@ -1,4 +1,8 @@
-"""Observables of a gas: the one reducer every engine uses."""
+"""Observables of a gas: the one reducer every engine uses, and the one list of them every
+result of a gas run carries (`GasSolution`, `GasTrajectory` hold an `Observables` of series and
+answer each of its fields as an attribute; `oile run` writes every field)."""
+
+import dataclasses
 
 import equinox as eqx
 import jax
@@ -24,6 +28,17 @@ class Observables(eqx.Module):
     group_entropy: Array
     total: Array
     lepton: Array
+
+
+FIELDS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(Observables))
+
+
+def series(result, name: str):
+    """`result.<name>` for a field of `Observables`: the series `result.observables` holds
+    (the `__getattr__` of the results of a gas run)."""
+    if name in FIELDS:
+        return getattr(result.observables, name)
+    raise AttributeError(f"{type(result).__name__!r} object has no attribute {name!r}")
 
 
 def observe(P, group, counts, B, ids_sorted: bool = False, combine=None, signs=None) -> Observables:

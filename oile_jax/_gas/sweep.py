@@ -9,6 +9,7 @@ multiply-add contraction or reduction order across programs).
 """
 
 import dataclasses
+import operator
 
 import equinox as eqx
 import jax
@@ -168,7 +169,7 @@ def sweep_gas(
     engine = SweptEngine(dense.DenseEngine.make(kernels, gas, spec), placed)
     points = tuple(jnp.stack([getattr(s.system, x) for _, s in runs]) for x in ("gamma", "mu"))
     stamped = eqx.tree_at(lambda s: (s.system.gamma, s.system.mu), spec, points)
-    final_state, series, encounters, state = drive(
+    final_state, observables, encounters, state = drive(
         engine,
         spec,
         saveat,
@@ -187,7 +188,7 @@ def sweep_gas(
             velocities=velocities[k] if velocities is not None else None,
             counts=gas.counts,
             antineutrino=gas.antineutrino,
-            **{name: values[k] for name, values in series.items()},
+            observables=jax.tree.map(operator.itemgetter(k), observables),
         )
         for k, (_, point) in enumerate(runs)
     ]

@@ -274,12 +274,12 @@ def simulate_manybody(
             f"gas: the many-body model is two-flavour (each neutrino a qubit); this gas has "
             f"{gas.P0.shape[-1]}-component states (three flavours): give P0 of 3 components"
         )
-    if getattr(system, "matter", None) is not None:
-        raise ValueError(
-            "System.matter is not available for the many-body engine (its vacuum is a phase "
-            "in the mass basis); give matter=None"
-        )
     gas, spec = prepare(gas, system, schedule, sampling, saveat)
+    if not spec.system.field_is_vacuum:
+        raise ValueError(
+            "System.matter is not available for the many-body engine (its one-body field is "
+            "the vacuum's alone, a phase in the mass basis); give matter=None"
+        )
     check_manybody_schedule(spec.schedule)
     # Per realization: the state vector (2^N complex amplitudes, with the step's copies) and
     # the saved one-body vectors and entropies of both evolutions.

@@ -27,13 +27,11 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._foreground.master import master_rates
 from .._physics.flavours import (
-    default_matter_axis,
     dstar_array,
     flavour_count,
     star_array,
 )
-from .._physics.profiles import AbstractProfile, Constant
-from .._physics.system import System, species
+from .._physics.system import System
 from .._sampling.angles import Isotropic
 from .._support.checks import check_if_concrete, check_option, concrete
 
@@ -93,39 +91,6 @@ def collision_term(collision, dt=None, allowed=COLLISIONS) -> AbstractCollision:
     return DeterministicCollision() if collision == "deterministic" else NoCollision()
 
 
-def field_system(omegas, mu, gamma, B, angles, antineutrino, ordering, matter, L) -> System:
-    """The `System` of a mean field's arguments (traced numbers, as given: no value is
-    checked, so that a field built inside `jit` or a derivative costs nothing more), with
-    `mu` and `matter` numbers or profiles of time."""
-    omegas = jnp.asarray(omegas)
-    density = None
-    if isinstance(mu, AbstractProfile):
-        density, mu = mu, jnp.ones((), jnp.result_type(float))
-    B = jnp.asarray(B)
-    if matter is not None:
-        n = flavour_count(jnp.shape(B)[-1], "B")
-        if L is None:
-            L = default_matter_axis(B, n)
-        L = jnp.asarray(L, B.dtype)
-        if not isinstance(matter, AbstractProfile):
-            matter = Constant(matter)
-    else:
-        L = None
-    flags = None if antineutrino is None else species(antineutrino, jnp.shape(omegas)[0])
-    return System(
-        omegas=omegas,
-        gamma=jnp.asarray(gamma),
-        mu=jnp.asarray(mu),
-        B=B,
-        angles=angles,
-        density=density,
-        matter=matter,
-        L=L,
-        antineutrino=flags,
-        ordering=ordering,
-    )
-
-
 class AbstractMeanField(eqx.Module):
     """A mean-field vector field `dP/dt = F(t, P)` of a physical system (`solve_meanfield`,
     `linear_stability` and the equilibria take these)."""
@@ -157,6 +122,12 @@ class AbstractMeanField(eqx.Module):
         return n
 
 
+def physics(system, model: str) -> System:
+    if not isinstance(system, System):
+        raise ValueError(f"{model}: system must be a System(gamma, mu, B, ...), got {system!r}")
+    return system
+
+
 def _check_system(system: System, collision: AbstractCollision):
     if isinstance(collision, DeterministicCollision) and system.density is not None:
         raise ValueError(
@@ -166,7 +137,9 @@ def _check_system(system: System, collision: AbstractCollision):
 
 
 class ForegroundField(AbstractMeanField):
-    """Foreground neutrino in a uniform background `P_b` (physics.md section 5).
+    """Foreground neutrino in a uniform background `P_b` (physics.md section 5): `omega` its
+    vacuum frequency, `system` the `System` (`gamma`, `mu`, `B`; isotropic angles, normal
+    ordering, no matter).
 
     `collision="none"`: `dP/dt = (omega B + mu P_b) x P` (mean field). `collision="stochastic"`:
     the master equation `dP/dt = (omega B + mu_R P_b) x P - Gamma (P - P_b)` with the exact
@@ -178,13 +151,24 @@ class ForegroundField(AbstractMeanField):
     system: System
     collision: AbstractCollision
 
-    def __init__(self, P_b, mu, omega, B, gamma, collision="none"):
+    def __init__(self, P_b, omega, system: System, collision="none"):
         self.P_b = P_b
         self.collision = collision_term(collision, allowed=("none", "stochastic"))
-        omegas = jnp.reshape(jnp.asarray(omega), (1,))
-        self.system = field_system(omegas, mu, gamma, B, Isotropic(), None, "normal", None, None)
+        self.system = physics(system, "ForegroundField").given(
+            jnp.reshape(jnp.asarray(omega), (1,))
+        )
 
     def __check_init__(self):
+        system = self.system
+        if (
+            not isinstance(system.angles, Isotropic)
+            or system.ordering != "normal"
+            or (not system.field_is_vacuum or system.density is not None)
+        ):
+            raise ValueError(
+                "ForegroundField is the isotropic foreground in vacuum at a constant mu: its "
+                "System takes gamma, a number mu and B only"
+            )
         if jnp.shape(self.system.B)[-1:] != jnp.shape(self.P_b)[-1:]:
             raise ValueError(
                 f"B and P_b must have the same length, 3 (two flavours) or 8 (three), got "
@@ -224,9 +208,9 @@ class GroupField(AbstractMeanField):
     `+(3/2) mu gamma N/(N-1) sum_h' f_h W2_gh d(s_g, s_h)` over the groups `h` of the other
     species (physics.md section 11).
 
-    `ordering="inverted"` flips every `omega`; `matter` (a number or a profile of time) along
-    the flavour axis `L` (default `(0, 0, 1)`); `mu` a number or a profile of time. `collision`
-    a name or an `AbstractCollision`.
+    `system`: the `System` (`gamma`, `mu` a number or a profile of time, `B`, the angle model,
+    matter along `L`, the ordering), bound to the groups' `omegas` and species as given.
+    `collision` a name or an `AbstractCollision` (`dt`: the stochastic collision's step).
     """
 
     fractions: Float[Array, " G"]
@@ -238,23 +222,16 @@ class GroupField(AbstractMeanField):
         self,
         fractions,
         omegas,
-        mu,
-        gamma,
-        B,
+        system: System,
         collision="none",
         n=None,
-        angles=None,
         dt=None,
         antineutrino=None,
-        ordering="normal",
-        matter=None,
-        L=None,
     ):
         self.fractions = fractions
         self.collision = collision_term(collision, dt)
         self.n = n
-        angles = Isotropic() if angles is None else angles
-        self.system = field_system(omegas, mu, gamma, B, angles, antineutrino, ordering, matter, L)
+        self.system = physics(system, "GroupField").given(omegas, antineutrino)
 
     def __check_init__(self):
         _check_system(self.system, self.collision)
@@ -318,35 +295,27 @@ class MultiAngleField(AbstractMeanField):
 
     With `antineutrino` (one bool per particle) the state holds `Pbar` for those, the sums run
     over isospins (`P_j`, or `-Pbar_j`) and their vacuum term is `-omega_i B` (physics.md
-    section 10); `ordering`, `matter`, `L`, a profile `mu` and `collision` as in `GroupField`.
+    section 10); `system` (its angle model left isotropic: the velocities are the angles) and
+    `collision` as in `GroupField`.
     """
 
     velocities: Float[Array, "N 3"]
     system: System
     collision: AbstractCollision
 
-    def __init__(
-        self,
-        omegas,
-        velocities,
-        mu,
-        gamma,
-        B,
-        collision="none",
-        dt=None,
-        antineutrino=None,
-        ordering="normal",
-        matter=None,
-        L=None,
-    ):
+    def __init__(self, omegas, velocities, system: System, collision="none", dt=None,
+                 antineutrino=None):  # fmt: skip
         self.velocities = velocities
         self.collision = collision_term(collision, dt)
-        self.system = field_system(
-            omegas, mu, gamma, B, Isotropic(), antineutrino, ordering, matter, L
-        )
+        self.system = physics(system, "MultiAngleField").given(omegas, antineutrino)
 
     def __check_init__(self):
         _check_system(self.system, self.collision)
+        if not isinstance(self.system.angles, Isotropic):
+            raise ValueError(
+                f"System.angles={self.system.angles!r}: MultiAngleField takes its angles from "
+                "its velocities; leave the system's angle model at 'isotropic'"
+            )
         v = concrete(self.velocities)
         if v is not None and (
             v.ndim != 2 or v.shape[-1] != 3 or not np.allclose(np.linalg.norm(v, axis=-1), 1.0)

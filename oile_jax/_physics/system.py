@@ -41,7 +41,7 @@ from .flavours import (
     pmns_vacuum,
     turn_matrices,
 )
-from .profiles import AbstractProfile, profile
+from .profiles import AbstractProfile, Constant, profile
 
 ORDERINGS = ("normal", "inverted")
 
@@ -51,8 +51,6 @@ def species(antineutrino, n_classes: int, name: str = "antineutrino") -> Array |
     traced), or None where every class is neutrinos."""
     if isinstance(antineutrino, (bool, np.bool_)):
         return jnp.full((n_classes,), True) if antineutrino else None
-    if isinstance(antineutrino, jax.Array) and not isinstance(antineutrino, jax.core.Tracer):
-        antineutrino = np.asarray(antineutrino)
     if isinstance(antineutrino, jax.core.Tracer):
         flags = antineutrino
     else:
@@ -137,31 +135,13 @@ class System(eqx.Module):
         """Whether the system is bound to its classes (validated, its numbers arrays)."""
         return self.omegas is not None
 
-    def bind(self, omegas, antineutrino=False, *, n_flavours: int = 2, dtype=jnp.float32):
-        """This system bound to particle classes of vacuum frequencies `omegas` and species
-        `antineutrino` (one bool per class, or one for all), for `n_flavours` flavours in
-        `dtype`: every option checked, once, its errors naming it."""
-        if self.bound:
-            raise ValueError(
-                "the system is already bound to its particle classes; give the model a "
-                "System(gamma, mu, B, ...) of its own"
-            )
-        return System.make(
-            omegas,
-            gamma=self.gamma,
-            mu=self.mu,
-            B=self.B,
-            angles=self.angles,
-            matter=self.matter,
-            L=self.L,
-            antineutrino=antineutrino,
-            ordering=self.ordering,
-            n_flavours=n_flavours,
-            dtype=dtype,
-        )
-
     def __check_init__(self):
         check_option(self.ordering, "ordering", ORDERINGS)
+        if self.L is not None and self.matter is None:
+            raise ValueError(
+                "L is the axis of the matter potential: give matter=... with it (or leave L "
+                "out); without matter it would change nothing"
+            )
         if not self.bound:
             return
         D = jnp.shape(self.B)[-1] if jnp.ndim(self.B) else 0
@@ -185,33 +165,30 @@ class System(eqx.Module):
                 f"got {self.antineutrino!r}"
             )
         if (self.matter is None) != (self.L is None):
-            raise ValueError("matter and its axis L go together (System.make gives L)")
+            raise ValueError("matter and its axis L go together (System.bind gives L)")
         if self.L is not None and jnp.shape(self.L) != (D,):
             raise ValueError(f"L must have shape ({D},), got {jnp.shape(self.L)}")
 
-    @classmethod
-    def make(
-        cls,
-        omegas,
-        *,
-        gamma,
-        mu=1.0,
-        B=None,
-        angles="isotropic",
-        matter=None,
-        L=None,
-        antineutrino=False,
-        ordering="normal",
-        n_flavours: int = 2,
-        dtype=jnp.float32,
-    ) -> "System":
-        """A validated system in `dtype`: every option checked once, its errors naming it.
+    def _check_unbound(self):
+        if self.bound:
+            raise ValueError(
+                "the system is already bound to its particle classes; give the model a "
+                "System(gamma, mu, B, ...) of its own"
+            )
 
-        `mu` is a number or a profile of time (`Constant`, `Exponential`, `Samples`): a
-        varying profile becomes `density` (and `mu = 1`). `matter` None, a number or a
-        profile. `B` None: the mass basis (`(0, 0, -1)`; for three flavours
-        `pmns_vacuum(basis="mass")`); `L` None: the electron flavour of the flavour basis,
-        refused where it commutes with `B` (matter would then change no flavour)."""
+    def bind(self, omegas, antineutrino=False, *, n_flavours: int = 2, dtype=jnp.float32):
+        """This system bound to particle classes of vacuum frequencies `omegas` and species
+        `antineutrino` (one bool per class, or one for all), for `n_flavours` flavours in
+        `dtype`: every option checked, once, its errors naming it.
+
+        `mu` a varying profile becomes `density` (and `mu = 1`); a constant profile its value.
+        `matter` None, a number or a profile. `B` None: the mass basis (`(0, 0, -1)`; for three
+        flavours `pmns_vacuum(basis="mass")`); `L` None: the electron flavour of the flavour
+        basis, refused where it commutes with `B` (matter would then change no flavour)."""
+        self._check_unbound()
+        gamma, mu, B, angles, matter, L = (
+            self.gamma, self.mu, self.B, self.angles, self.matter, self.L
+        )  # fmt: skip
         n = check_flavours(n_flavours)
         if B is None:
             B = (0.0, 0.0, -1.0) if n == 2 else pmns_vacuum("normal", "mass")
@@ -226,19 +203,18 @@ class System(eqx.Module):
             profile(mu, "mu", dtype)  # refused, saying how to give a function of time
         mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
         D = dimension(n)
-        what = "the vacuum vector of the gas's flavours" if n > 2 else ""
-        B = check_vector(B, "B", dtype, size=D, what=what)
-        B = check_unit(B, "B") if n == 2 else check_finite(B, "B")
-        if B.ndim != 1:
-            raise ValueError(f"B must have shape ({D},), got {B.shape}")
+
+        def axis(v, name, what=""):  # a unit vector (two flavours) or a finite one (three)
+            v = check_vector(v, name, dtype, size=D, what=what)
+            v = check_unit(v, name) if n == 2 else check_finite(v, name)
+            if v.ndim != 1:
+                raise ValueError(f"{name} must have shape ({D},), got {v.shape}")
+            return v
+
+        B = axis(B, "B", "the vacuum vector of the gas's flavours" if n > 2 else "")
         if matter is not None:
             matter = profile(matter, "matter", dtype)
-            if L is None:
-                L = default_matter_axis(B, n)
-            L = check_vector(L, "L", dtype, size=D)
-            L = check_unit(L, "L") if n == 2 else check_finite(L, "L")
-            if L.ndim != 1:
-                raise ValueError(f"L must have shape ({D},), got {L.shape}")
+            L = axis(default_matter_axis(B, n) if L is None else L, "L")
         else:
             L = None
         omegas = as_array(omegas, "omegas", "an array of vacuum frequencies")
@@ -247,7 +223,7 @@ class System(eqx.Module):
                 f"omegas must be one vacuum frequency per group, shape (K,), got {omegas.shape}"
             )
         omegas = check_finite(as_dtype(omegas, jnp.dtype(dtype)), "omegas")
-        return cls(
+        return System(
             omegas=omegas,
             gamma=gamma,
             mu=mu,
@@ -257,7 +233,41 @@ class System(eqx.Module):
             matter=matter,
             L=L,
             antineutrino=species(antineutrino, omegas.shape[0]),
-            ordering=ordering,
+            ordering=self.ordering,
+        )
+
+    def given(self, omegas, antineutrino=None) -> "System":
+        """This system bound to classes of frequencies `omegas` and species `antineutrino`
+        (one bool per class, or None) as its numbers are given: no value is checked, so that a
+        mean field built inside `jit` or a derivative costs nothing more (`bind` validates).
+        `mu` and `matter` may be numbers or profiles of time; `B` None is the two-flavour mass
+        basis `(0, 0, -1)`."""
+        self._check_unbound()
+        omegas = jnp.asarray(omegas)
+        mu, density = self.mu, None
+        if isinstance(mu, AbstractProfile):
+            density, mu = mu, jnp.ones((), jnp.result_type(float))
+        B = jnp.asarray((0.0, 0.0, -1.0) if self.B is None else self.B)
+        matter, L = self.matter, None
+        if matter is not None:
+            L = self.L
+            if L is None:
+                L = default_matter_axis(B, flavour_count(jnp.shape(B)[-1], "B"))
+            L = jnp.asarray(L, B.dtype)
+            if not isinstance(matter, AbstractProfile):
+                matter = Constant(matter)
+        flags = None if antineutrino is None else species(antineutrino, jnp.shape(omegas)[0])
+        return System(
+            omegas=omegas,
+            gamma=jnp.asarray(self.gamma),
+            mu=jnp.asarray(mu),
+            B=B,
+            angles=angle_model(self.angles),
+            density=density,
+            matter=matter,
+            L=L,
+            antineutrino=flags,
+            ordering=self.ordering,
         )
 
     @property
@@ -297,6 +307,12 @@ class System(eqx.Module):
     def field_is_constant(self) -> bool:
         """Whether the one-body field is constant in time (static)."""
         return self.matter is None or self.matter.constant
+
+    def profiles(self) -> dict[str, AbstractProfile]:
+        """The profiles of time the system holds, by their option: `mu` (its `density`) and
+        `matter` (a run checks each for overflow over its length)."""
+        named = (("mu", self.density), ("matter", self.matter))
+        return {name: prof for name, prof in named if prof is not None}
 
     def coupling(self, t):
         """`mu(t) = mu density(t)`."""

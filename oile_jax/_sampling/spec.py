@@ -113,11 +113,6 @@ def make_spec(
             "Deterministic(vacuum='inside') is two-flavour only; use vacuum='split' for three "
             "flavours"
         )
-    if system.matter is not None and schedule.vacuum_inside:
-        raise ValueError(
-            "matter with Deterministic(vacuum='inside') is not available (the pair's "
-            "vacuum-inside unitary turns both about B); use vacuum='split'"
-        )
     mu = system.mu
     varying = isinstance(mu, AbstractProfile) and not mu.constant
     if varying and not schedule.follows_density:
@@ -127,6 +122,11 @@ def make_spec(
             "give mu as a number"
         )
     system = system.bind(omegas, antineutrino, n_flavours=n_flavours, dtype=dtype)
+    if not system.field_is_vacuum and schedule.vacuum_inside:
+        raise ValueError(
+            "matter with Deterministic(vacuum='inside') is not available (the pair's "
+            "vacuum-inside unitary turns both about B alone); use vacuum='split'"
+        )
     gamma, mu = system.gamma, system.mu
     schedule = schedule.checked(gamma, mu, dtype)
     if saveat.every is None:  # the initial and the final state
@@ -137,8 +137,8 @@ def make_spec(
         save_every = saveat.every
     n_steps = run_length(schedule, gamma, mu, sampling, save_every)
     tau = concrete(schedule.step_length(gamma, mu))
-    for name, prof in (("matter", system.matter), ("mu", system.density)):
-        if prof is not None and tau is not None:
+    for name, prof in system.profiles().items():
+        if tau is not None:
             check_overflow(prof, float(tau) * n_steps, name, dtype)
     if system.density is not None:
         schedule = check_density(schedule, gamma, system.density, n_steps)
