@@ -261,6 +261,7 @@ def simulate_manybody(
     from .._gas.driver import prepare
     from .._gas.kernel import GasKernel
     from .._gas.model import Gas
+    from .._physics.system import System
     from .._sampling.options import SaveAt
 
     saveat = SaveAt() if saveat is None else saveat
@@ -274,12 +275,12 @@ def simulate_manybody(
             f"gas: the many-body model is two-flavour (each neutrino a qubit); this gas has "
             f"{gas.P0.shape[-1]}-component states (three flavours): give P0 of 3 components"
         )
-    gas, spec = prepare(gas, system, schedule, sampling, saveat)
-    if not spec.system.field_is_vacuum:
+    if isinstance(system, System) and not system.field_is_vacuum:
         raise ValueError(
             "System.matter is not available for the many-body engine (its one-body field is "
             "the vacuum's alone, a phase in the mass basis); give matter=None"
         )
+    gas, spec = prepare(gas, system, schedule, sampling, saveat)
     check_manybody_schedule(spec.schedule)
     # Per realization: the state vector (2^N complex amplitudes, with the step's copies) and
     # the saved one-body vectors and entropies of both evolutions.

@@ -300,7 +300,8 @@ class System(eqx.Module):
 
     @property
     def field_is_vacuum(self) -> bool:
-        """Whether the one-body field is the vacuum's alone, `+/- omega_k B` (static)."""
+        """Whether the one-body field is the vacuum's alone, `+/- omega_k B` (static; bound
+        or not)."""
         return self.matter is None
 
     @property

@@ -58,23 +58,23 @@ class AbstractAngleModel(eqx.Module):
         return jax.random.bits(key, (2,), dtype=jnp.uint32)
 
 
-def _uniform_weights(model: AbstractAngleModel, fractions) -> tuple[Array, Array]:
-    """`group_weights` of a model whose `x` does not depend on the groups: `<x>`, `<x^2>`."""
-    G = jnp.shape(fractions)[0]
-    return jnp.full((G, G), model.mean_x()), jnp.full((G, G), model.mean_x2())
-
-
-class AbstractFreshAngleModel(AbstractAngleModel):
-    """Angle models that draw `x` afresh for every encounter (no per-neutrino state)."""
-
-    keeps_velocities = False
-    by_group = True
+class AbstractGroupFreeAngleModel(AbstractAngleModel):
+    """Angle models whose statistics do not depend on the groups: nothing to bind to a gas,
+    and the same `<x>`, `<x^2>` for every pair of groups."""
 
     def for_gas(self, counts):
         return self
 
     def group_weights(self, fractions):
-        return _uniform_weights(self, fractions)
+        G = jnp.shape(fractions)[0]
+        return jnp.full((G, G), self.mean_x()), jnp.full((G, G), self.mean_x2())
+
+
+class AbstractFreshAngleModel(AbstractGroupFreeAngleModel):
+    """Angle models that draw `x` afresh for every encounter (no per-neutrino state)."""
+
+    keeps_velocities = False
+    by_group = True
 
     @abc.abstractmethod
     def from_uniform(self, u: Float[Array, "..."]) -> Float[Array, "..."]:
@@ -129,7 +129,7 @@ class FixedAngle(AbstractFreshAngleModel):
         return self.x() ** 2
 
 
-class FixedVelocities(AbstractAngleModel):
+class FixedVelocities(AbstractGroupFreeAngleModel):
     """Each neutrino draws one isotropic unit velocity at the start and keeps it.
 
     `x = 1 - v_i.v_j`; only meaningful for a gas (both partners persist). Over uniformly random
@@ -142,12 +142,6 @@ class FixedVelocities(AbstractAngleModel):
 
     keeps_velocities = True
     by_group = False
-
-    def for_gas(self, counts):
-        return self
-
-    def group_weights(self, fractions):
-        return _uniform_weights(self, fractions)
 
     @staticmethod
     def directions(words, index, dtype) -> tuple[Array, Array, Array]:

@@ -121,12 +121,12 @@ def make_spec(
             f"(Stochastic(dt)); {type(schedule).__name__}() rounds last gamma / mu, so "
             "give mu as a number"
         )
-    system = system.bind(omegas, antineutrino, n_flavours=n_flavours, dtype=dtype)
     if not system.field_is_vacuum and schedule.vacuum_inside:
         raise ValueError(
             "matter with Deterministic(vacuum='inside') is not available (the pair's "
             "vacuum-inside unitary turns both about B alone); use vacuum='split'"
         )
+    system = system.bind(omegas, antineutrino, n_flavours=n_flavours, dtype=dtype)
     gamma, mu = system.gamma, system.mu
     schedule = schedule.checked(gamma, mu, dtype)
     if saveat.every is None:  # the initial and the final state
