@@ -50,15 +50,15 @@ def test_checkpoint_and_exact_resume(engine, tmp_path, monkeypatch):
 @pytest.mark.long  # 15-20 s: make test-long and CI, to keep the default suite inside 10 minutes
 def test_every_sweep_point_is_the_single_run():
     kw = dict(
-        system=oj.System(B=B, angles="fixed-velocities"),
         schedule=oj.Stochastic(dt=0.02),
         sampling=oj.Sampling(key=jax.random.key(2), n_steps=40, n_realizations=2),
         saveat=oj.SaveAt(every=10),
     )
     gammas = [0.05, 0.2]
-    sols = oj.sweep_gas(GAS, **kw, system=oj.System(gamma=gammas))
+    system = lambda gamma: oj.System(gamma=gamma, B=B, angles="fixed-velocities")
+    sols = oj.sweep_gas(GAS, **kw, system=system(gammas))
     for gamma, sol in zip(gammas, sols, strict=True):
-        single = oj.simulate_gas(GAS, **kw, system=oj.System(gamma=gamma))
+        single = oj.simulate_gas(GAS, **kw, system=system(gamma))
         for name in NAMES:
             # The sweep is another XLA program: the same encounters, the same numbers to rounding.
             assert_same_to_rounding(getattr(sol, name), getattr(single, name), f"{gamma} {name}")

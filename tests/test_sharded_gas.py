@@ -278,13 +278,13 @@ def test_sharded_ensembles_agree_with_the_dense_engine(key):
     kw = dict(
         system=oj.System(gamma=0.3, B=oj.mixing_vector(0.4, "flavour"), angles="fixed-velocities"),
         schedule=oj.Stochastic(dt=0.2),
-        sampling=oj.Sampling(n_steps=40, n_realizations=600),
         saveat=oj.SaveAt(every=40),
     )
-    dense = oj.simulate_gas(gas, **kw, sampling=oj.Sampling(key=key)).group_mean[:, -1]
+    sampling = lambda key: oj.Sampling(key=key, n_steps=40, n_realizations=600)
+    dense = oj.simulate_gas(gas, **kw, sampling=sampling(key)).group_mean[:, -1]
     other = jax.random.fold_in(key, 1)  # independent samples: the engines' streams differ
     sharded = oj.simulate_gas(
-        gas, **kw, sampling=oj.Sampling(key=other), sharding=oj.Sharding(shards=4)
+        gas, **kw, sampling=sampling(other), sharding=oj.Sharding(shards=4)
     ).group_mean[:, -1]
     se = np.sqrt(dense.var(0, ddof=1) / 600 + sharded.var(0, ddof=1) / 600)
     assert np.all(np.abs(dense.mean(0) - sharded.mean(0)) < 4 * se), (

@@ -31,9 +31,9 @@ SCRIPT = textwrap.dedent(
     runs, shardings = {}, {}
     for devices in (1, 2, 8):
         sol = oj.simulate_gas(
-            gas, gamma=0.1, schedule=oj.Stochastic(dt=0.05), key=jax.random.key(1),
-            angles="fixed-velocities", n_steps=60, save_every=10, n_realizations=8,
-            devices=devices, chunk_saves=3,
+            gas, oj.System(gamma=0.1, angles="fixed-velocities"), oj.Stochastic(dt=0.05),
+            oj.Sampling(jax.random.key(1), n_steps=60, n_realizations=8),
+            saveat=oj.SaveAt(every=10, chunk=3), sharding=oj.Sharding(devices=devices),
         )
         runs[devices] = sol
     out = {}
@@ -46,9 +46,10 @@ SCRIPT = textwrap.dedent(
     big = oj.Gas((96, 32), (0.1, 0.2), [[0.1, 0, 0.99], [-0.1, 0, -0.99]])
     sharded = {
         devices: oj.simulate_gas(
-            big, gamma=0.1, schedule=oj.Stochastic(dt=0.05), key=jax.random.key(2),
-            angles="fixed-velocities", n_steps=24, save_every=4, n_realizations=2,
-            chunk_saves=2, shards=8, exchange_every=2, devices=devices, save_state=True,
+            big, oj.System(gamma=0.1, angles="fixed-velocities"), oj.Stochastic(dt=0.05),
+            oj.Sampling(jax.random.key(2), n_steps=24, n_realizations=2),
+            saveat=oj.SaveAt(every=4, state=True, chunk=2),
+            sharding=oj.Sharding(devices=devices, shards=8, exchange_every=2),
         )
         for devices in (1, 2, 8)
     }
@@ -64,16 +65,18 @@ SCRIPT = textwrap.dedent(
     gammas = [0.02 * (k + 1) for k in range(8)]
     sweeps = [
         oj.sweep_gas(
-            gas, gamma=gammas, schedule=oj.Stochastic(dt=0.01), key=jax.random.key(3),
-            n_steps=20, save_every=5, n_realizations=2, devices=devices,
+            gas, oj.System(gamma=gammas), oj.Stochastic(dt=0.01),
+            oj.Sampling(jax.random.key(3), n_steps=20, n_realizations=2),
+            saveat=oj.SaveAt(every=5), sharding=oj.Sharding(devices=devices),
         )
         for devices in (None, 8)
     ]
     out["sweep"] = max(diff(a.group_mean, b.group_mean) for a, b in zip(*sweeps))
     out["shards_moved"] = float(np.max(np.abs(sharded[8].final_state - sharded[8].state[:, 0])))
     try:
-        oj.simulate_gas(gas, gamma=0.1, schedule=oj.Stochastic(dt=0.05), key=jax.random.key(1),
-                        n_steps=10, n_realizations=6, devices=8)
+        oj.simulate_gas(gas, oj.System(gamma=0.1), oj.Stochastic(dt=0.05),
+                        oj.Sampling(jax.random.key(1), n_steps=10, n_realizations=6),
+                        sharding=oj.Sharding(devices=8))
         out["error"] = None
     except ValueError as error:
         out["error"] = str(error)

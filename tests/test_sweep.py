@@ -16,16 +16,16 @@ GAS = oj.Gas((30, 20), (0.1, 0.2), [[0.1, 0, 0.99], [-0.1, 0, -0.99]])
 @pytest.mark.long  # 15-20 s: make test-long and CI, to keep the default suite inside 10 minutes
 def test_every_point_is_the_single_run(key):
     kw = dict(
-        system=oj.System(angles="fixed-velocities"),
         schedule=oj.Stochastic(dt=0.02),
         sampling=oj.Sampling(key=key, t_max=2.0, n_realizations=2),
         saveat=oj.SaveAt(every=10, state=True, chunk=3),
     )
     gammas, mus = [0.05, 0.1, 0.4], [1.0, 2.0, 1.0]
-    sols = oj.sweep_gas(GAS, **kw, system=oj.System(gamma=gammas, mu=mus))
+    system = lambda gamma, mu: oj.System(gamma=gamma, mu=mu, angles="fixed-velocities")
+    sols = oj.sweep_gas(GAS, **kw, system=system(gammas, mus))
     assert len(sols) == 3
     for gamma, mu, sol in zip(gammas, mus, sols, strict=True):
-        ref = oj.simulate_gas(GAS, **kw, system=oj.System(gamma=gamma, mu=mu))
+        ref = oj.simulate_gas(GAS, **kw, system=system(gamma, mu))
         for name in (
             "ts",
             "group_mean",
