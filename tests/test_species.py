@@ -528,3 +528,11 @@ def test_a_run_with_species_and_matter_resumes_exactly(tmp_path, monkeypatch):
     resumed = oj.simulate_gas(gas, **run_options(checkpoint=path, resume=True, **kw))
     for name in ("group_mean", "total", "lepton", "encounters", "final_state"):
         assert np.array_equal(getattr(resumed, name), getattr(full, name)), name
+
+
+def test_a_gas_with_species_is_made_inside_jit():
+    """The species are static: a `Gas` with antineutrino groups is made inside a traced
+    function (as the gradient tests do) without reading a traced array."""
+    make = lambda P0: oj.Gas((2, 2), (0.1, 0.2), P0, antineutrino=(False, True))
+    assert jax.jit(lambda P0: make(P0).P0.sum())(jnp.ones((2, 3))) == 6.0
+    assert make(jnp.ones((2, 3))).antineutrino == (False, True)

@@ -15,7 +15,7 @@ from jaxtyping import Array, Float
 
 from .._physics.flavours import flavour_count
 from .._physics.states import check_state
-from .._physics.system import species as system_species
+from .._physics.system import species_flags
 from .._sampling.random import realization_keys, realization_streams
 from .._support.checks import check_finite, check_vector, concrete
 
@@ -147,8 +147,7 @@ class Gas(eqx.Module):
 
 def species(antineutrino, n_groups: int) -> tuple[bool, ...]:
     """The `antineutrino` option as one bool per group, static (`System`'s check)."""
-    flags = system_species(antineutrino, n_groups)
-    return (False,) * n_groups if flags is None else tuple(bool(f) for f in np.asarray(flags))
+    return tuple(bool(f) for f in species_flags(antineutrino, n_groups))
 
 
 def realization_velocities(angles, key, n_realizations: int, n: int, dtype):

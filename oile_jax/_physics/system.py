@@ -46,11 +46,11 @@ from .profiles import AbstractProfile, Constant, profile
 ORDERINGS = ("normal", "inverted")
 
 
-def species(antineutrino, n_classes: int, name: str = "antineutrino") -> Array | None:
-    """The `antineutrino` option as one bool per class, an array (traced where it was given
-    traced), or None where every class is neutrinos."""
+def species_flags(antineutrino, n_classes: int, name: str = "antineutrino"):
+    """The `antineutrino` option checked as one bool per class: a NumPy array, or the tracer
+    it was given as."""
     if isinstance(antineutrino, (bool, np.bool_)):
-        return jnp.full((n_classes,), True) if antineutrino else None
+        return np.full((n_classes,), bool(antineutrino))
     if isinstance(antineutrino, jax.core.Tracer):
         flags = antineutrino
     else:
@@ -65,6 +65,13 @@ def species(antineutrino, n_classes: int, name: str = "antineutrino") -> Array |
             f"{name} must be True/False or one bool per group ({n_classes} groups), "
             f"got {antineutrino!r}"
         )
+    return flags
+
+
+def species(antineutrino, n_classes: int, name: str = "antineutrino") -> Array | None:
+    """The `antineutrino` option as one bool per class, an array (traced where it was given
+    traced), or None where every class is neutrinos."""
+    flags = species_flags(antineutrino, n_classes, name)
     if not isinstance(flags, jax.core.Tracer) and not flags.any():
         return None
     return jnp.asarray(flags)
