@@ -12,7 +12,7 @@ from .._physics.flavours import pmns_vacuum
 from .._physics.profiles import Exponential
 from .._physics.states import mixing_vector
 from .._physics.system import System
-from .._sampling.angles import Beams
+from .._sampling.angles import Beams, angle_model
 from .._sampling.options import Sampling, SaveAt
 from .._sampling.schedule import Deterministic, Stochastic
 from .._support.checks import check_dtype
@@ -107,7 +107,7 @@ def run_system(config, dtype) -> System:
         gamma=physics["gamma"],
         mu=coupling_profile(physics["mu"], physics["mu_scale"]),
         B=vacuum_direction(config, dtype),
-        angles=angle_option(config),
+        angles=angle_model(angle_option(config)),
         matter=None if matter == 0 else coupling_profile(matter, physics["matter_scale"]),
         ordering=physics["ordering"] if n_flavours(config) == 2 else "normal",
     )

@@ -26,7 +26,7 @@ from .._gas.observe import FIELDS
 from .._output.io import write_h5
 from .._physics.profiles import AbstractProfile
 from .._physics.states import occupations
-from .._sampling.angles import FixedVelocities
+from .._sampling.angles import FixedVelocities, Isotropic
 from .._sampling.options import Checkpoint, SaveAt, Sharding
 from .._support.resources import check_disk
 from .._support.sharding import is_main_process
@@ -72,14 +72,15 @@ def run_foreground(config, key, progress):
         "stderr": sol.stderr,
         "encounters": sol.encounters,
     }
-    # The closed forms are those of a neutrino in a neutrino background, in vacuum, normal
-    # ordering, at a constant coupling.
-    # (Three flavours: the ordering is in `B`, which the closed forms take.)
-    ordering = physics["ordering"] == "normal" or physics.get("n_flavours", 2) == 3
+    # The closed forms are those of a neutrino in a neutrino background at isotropic angles, in
+    # vacuum, normal ordering (three flavours: the ordering is in `B`, which they take), at a
+    # constant coupling.
     plain = not (fg["antineutrino"] or fg["background_antineutrino"]) and (
-        ordering and physics["matter"] == 0 and physics["mu_scale"] is None
+        system.ordering == "normal"
+        and system.field_is_vacuum
+        and not isinstance(system.mu, AbstractProfile)
     )
-    if physics["angles"] == "isotropic" and plain:
+    if isinstance(system.angles, Isotropic) and plain:
         exact = dict(P0=fg["P0"], P_b=fg["P_b"], gamma=physics["gamma"], mu=physics["mu"])
         exact.update(omega=fg["omega"], B=system.B)
         # The master equation (dt -> 0) and, for the stochastic schedule, the exact ensemble
@@ -140,7 +141,7 @@ def run_meanfield(config, key, progress):
     step = config["schedule"]["dt"]  # used by the stochastic collision term only
     dt = None if step is None else jnp.asarray(step, dtype)
     anti = jnp.asarray(gas.antineutrino)
-    if physics["angles"] in ("isotropic", "beams"):
+    if system.angles.by_group:
         field = GroupField(
             jnp.asarray(gas.fractions, dtype),
             gas.omegas,
@@ -188,7 +189,7 @@ def run_meanfield(config, key, progress):
         data[name] = getattr(obs, name)
     data["occupations"] = occupations(obs.group_mean)
     data["entropy"] = obs.group_entropy @ jnp.asarray(gas.fractions, dtype)
-    if physics["angles"] == "fixed-velocities":
+    if system.angles.keeps_velocities:
         data["velocities"] = velocities
     data["solver_steps"] = np.asarray(sol.stats["num_steps"])
     return data
