@@ -27,7 +27,7 @@ from .._output.io import write_h5
 from .._physics.profiles import AbstractProfile
 from .._physics.states import occupations
 from .._sampling.angles import FixedVelocities, Isotropic
-from .._sampling.options import Checkpoint, SaveAt, Sharding
+from .._sampling.options import Checkpoint, Sharding
 from .._support.resources import check_disk
 from .._support.sharding import is_main_process
 from .config import dumps
@@ -63,7 +63,7 @@ def run_foreground(config, key, progress):
         omega=fg["omega"],
         antineutrino=fg["antineutrino"],
         background_antineutrino=fg["background_antineutrino"],
-        saveat=SaveAt(every=saveat.every),
+        saveat=saveat,
     )
     data = {
         "ts": sol.ts,
@@ -202,7 +202,7 @@ def run_manybody(config, key, progress):
     gas = run_gas_groups(config, dtype)
     system, schedule = run_system(config, dtype), run_schedule(config)
     sampling, saveat = run_sampling(config, schedule, key, dtype)
-    sol = simulate_manybody(gas, system, schedule, sampling, saveat=SaveAt(every=saveat.every))
+    sol = simulate_manybody(gas, system, schedule, sampling, saveat=saveat)
     data = {
         name: getattr(sol, name)
         for name in ("ts", "exact", "oile", "exact_entropy", "oile_entropy", "norm")

@@ -29,6 +29,7 @@ from .._sampling.spec import RunSpec, make_spec
 from .._support.checks import (
     check_dtype,
     check_finite,
+    check_instance,
     check_scalar,
     check_vector,
 )
@@ -166,18 +167,12 @@ def simulate_foreground(
     The system's numbers, `omega`, `P_b`, `P0` and `dt` are traced: changing them does not
     recompile. Differentiable in them (pathwise, at a fixed encounter sequence).
     """
-    if not isinstance(saveat, SaveAt):
-        raise ValueError(f"saveat must be a SaveAt(...), got {saveat!r}")
-    if saveat.state or saveat.chunk is not None:
+    if check_instance(saveat, SaveAt, "saveat").state or saveat.chunk is not None:
         raise ValueError(
             "simulate_foreground returns every saved vector in one program: SaveAt.state and "
             "SaveAt.chunk do not apply"
         )
-    if not isinstance(sampling, Sampling):
-        raise ValueError(f"sampling must be a Sampling(...), got {sampling!r}")
-    if not isinstance(system, System):
-        raise ValueError(f"system must be a System(...), got {system!r}")
-    dtype = sampling.dtype
+    dtype = check_instance(sampling, Sampling, "sampling").dtype
     if dtype is None:
         P0_array = jnp.asarray(P0)
         dtype = (
@@ -187,6 +182,7 @@ def simulate_foreground(
         )
         sampling = dataclasses.replace(sampling, dtype=check_dtype(dtype))
     dtype = check_dtype(dtype)
+    system = check_instance(system, System, "system")
     system = dataclasses.replace(system, angles=fresh_angle_model(system.angles))
     n = flavours_of(P0, "P0")
     D = dimension(n)

@@ -75,8 +75,8 @@ def fingerprint(gas, spec, saveat, sharding) -> str:
         "save_every": spec.save_every,
         "dtype": jnp.dtype(spec.dtype).name,
         "save_state": saveat.state,
-        "shards": sharding.shards if sharding is not None else None,
-        "exchange_every": sharding.exchange_every if sharding is not None else None,
+        "shards": sharding.shards,
+        "exchange_every": sharding.exchange_every,
     }
     for field in dataclasses.fields(spec.system):
         value = getattr(spec.system, field.name)

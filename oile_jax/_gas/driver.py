@@ -20,7 +20,7 @@ from .._physics.system import System
 from .._sampling.options import Checkpoint, Sampling, SaveAt, Sharding
 from .._sampling.schedule import AbstractSchedule
 from .._sampling.spec import RunSpec, make_spec
-from .._support.checks import check_dtype, concrete
+from .._support.checks import check_instance, concrete
 from .._support.progress import ProgressBar
 from .._support.resources import check_disk, check_memory, gas_bytes
 from .._support.sharding import to_host
@@ -223,10 +223,10 @@ def drive(
 
 
 def prepare(gas, system, schedule, sampling, saveat) -> tuple[Gas, RunSpec]:
-    """A validated gas and its run specification (`make_spec`)."""
+    """A validated gas and its run specification (`make_spec`; the gas's frequencies are
+    checked where the system is bound to its groups, its states here in the run's dtype)."""
     if not isinstance(gas, Gas):
         raise ValueError(f"gas must be a Gas(counts, omegas, P0), got {type(gas).__name__}")
-    gas = gas.checked(check_dtype(getattr(sampling, "dtype", None)))
     spec = make_spec(
         system,
         schedule,
@@ -237,7 +237,8 @@ def prepare(gas, system, schedule, sampling, saveat) -> tuple[Gas, RunSpec]:
         n_flavours=gas.n_flavours,
     )
     angles = spec.system.angles
-    return gas, eqx.tree_at(lambda s: s.system.angles, spec, angles.for_gas(gas.counts))
+    spec = eqx.tree_at(lambda s: s.system.angles, spec, angles.for_gas(gas.counts))
+    return gas.checked(spec.dtype), spec
 
 
 def run_stamp(gas, spec, saveat, checkpoint, sharding) -> str | None:
@@ -280,9 +281,7 @@ def simulate_gas(
     """
     gas, spec = prepare(gas, system, schedule, sampling, saveat)
     kernel = GasKernel.make(gas, spec)
-    sharding = Sharding() if sharding is None else sharding
-    if not isinstance(sharding, Sharding):
-        raise ValueError(f"sharding must be a Sharding(...), got {sharding!r}")
+    sharding = check_instance(Sharding() if sharding is None else sharding, Sharding, "sharding")
     if sharding.shards is None:
         engine = DenseEngine.make(kernel, gas, spec, sharding.devices)
     else:

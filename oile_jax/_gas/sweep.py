@@ -20,7 +20,7 @@ from .._physics.profiles import AbstractProfile
 from .._physics.system import System
 from .._sampling.options import Checkpoint, Sampling, SaveAt, Sharding
 from .._sampling.schedule import AbstractSchedule
-from .._support.checks import concrete
+from .._support.checks import check_instance, concrete
 from .._support.sharding import leading_axis_sharding, placement, shard, to_host
 from . import dense
 from .driver import GasSolution, drive, prepare, run_stamp
@@ -141,8 +141,7 @@ def sweep_gas(
     **Returns:** one `GasSolution` per point, with the numbers `simulate_gas` gives at that
     point with the same key.
     """
-    if not isinstance(system, System):
-        raise ValueError(f"system must be a System(...), got {system!r}")
+    check_instance(system, System, "system")
     sharding = Sharding() if sharding is None else sharding
     if not isinstance(sharding, Sharding) or sharding.shards is not None:
         raise ValueError(
@@ -167,14 +166,17 @@ def sweep_gas(
     )
     kernels = jax.tree.map(lambda x: shard(x, placed), kernels)
     engine = SweptEngine(dense.DenseEngine.make(kernels, gas, spec), placed)
-    points = tuple(jnp.stack([getattr(s.system, x) for _, s in runs]) for x in ("gamma", "mu"))
-    stamped = eqx.tree_at(lambda s: (s.system.gamma, s.system.mu), spec, points)
+    stamp = None
+    if checkpoint is not None:  # the run of every point: their gamma and mu stacked
+        points = tuple(jnp.stack([getattr(s.system, x) for _, s in runs]) for x in ("gamma", "mu"))
+        stamped = eqx.tree_at(lambda s: (s.system.gamma, s.system.mu), spec, points)
+        stamp = run_stamp(gas, stamped, saveat, checkpoint, sharding)
     final_state, observables, encounters, state = drive(
         engine,
         spec,
         saveat,
         checkpoint,
-        run_stamp(gas, stamped, saveat, checkpoint, None),
+        stamp,
         progress,
         label=f"sweep K={K} N={gas.n}",
     )

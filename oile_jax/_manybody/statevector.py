@@ -22,6 +22,7 @@ import numpy as np
 from jaxtyping import Array, Complex, Float
 
 from .._physics.states import complex_dtype, entropy
+from .._sampling.options import SaveAt
 from .._support.sharding import platform
 
 MAX_QUBITS = 30
@@ -244,7 +245,7 @@ def simulate_manybody(
     schedule,
     sampling,
     *,
-    saveat=None,
+    saveat: SaveAt = SaveAt(),
 ) -> ManyBodySolution:
     """The encounters of `simulate_gas` (same schedules, matchings, angle models and random
     streams) applied exactly to the `2^N` state vector, side by side with OILE.
@@ -262,9 +263,7 @@ def simulate_manybody(
     from .._gas.kernel import GasKernel
     from .._gas.model import Gas
     from .._physics.system import System
-    from .._sampling.options import SaveAt
 
-    saveat = SaveAt() if saveat is None else saveat
     if isinstance(saveat, SaveAt) and (saveat.state or saveat.chunk is not None):
         raise ValueError(
             "simulate_manybody saves the one-body vectors and entropies of both evolutions: "

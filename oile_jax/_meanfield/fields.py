@@ -33,7 +33,7 @@ from .._physics.flavours import (
 )
 from .._physics.system import System
 from .._sampling.angles import Isotropic
-from .._support.checks import check_if_concrete, check_option, concrete
+from .._support.checks import check_if_concrete, check_instance, check_option, concrete
 
 COLLISIONS = ("none", "stochastic", "deterministic")
 
@@ -122,12 +122,6 @@ class AbstractMeanField(eqx.Module):
         return n
 
 
-def physics(system, model: str) -> System:
-    if not isinstance(system, System):
-        raise ValueError(f"{model}: system must be a System(gamma, mu, B, ...), got {system!r}")
-    return system
-
-
 def _check_system(system: System, collision: AbstractCollision):
     if isinstance(collision, DeterministicCollision) and system.density is not None:
         raise ValueError(
@@ -154,7 +148,7 @@ class ForegroundField(AbstractMeanField):
     def __init__(self, P_b, omega, system: System, collision="none"):
         self.P_b = P_b
         self.collision = collision_term(collision, allowed=("none", "stochastic"))
-        self.system = physics(system, "ForegroundField").given(
+        self.system = check_instance(system, System, "ForegroundField: system").given(
             jnp.reshape(jnp.asarray(omega), (1,))
         )
 
@@ -231,7 +225,9 @@ class GroupField(AbstractMeanField):
         self.fractions = fractions
         self.collision = collision_term(collision, dt)
         self.n = n
-        self.system = physics(system, "GroupField").given(omegas, antineutrino)
+        self.system = check_instance(system, System, "GroupField: system").given(
+            omegas, antineutrino
+        )
 
     def __check_init__(self):
         _check_system(self.system, self.collision)
@@ -307,7 +303,9 @@ class MultiAngleField(AbstractMeanField):
                  antineutrino=None):  # fmt: skip
         self.velocities = velocities
         self.collision = collision_term(collision, dt)
-        self.system = physics(system, "MultiAngleField").given(omegas, antineutrino)
+        self.system = check_instance(system, System, "MultiAngleField: system").given(
+            omegas, antineutrino
+        )
 
     def __check_init__(self):
         _check_system(self.system, self.collision)

@@ -12,6 +12,7 @@ from .._physics.profiles import AbstractProfile, check_overflow, check_range
 from .._physics.system import System
 from .._support.checks import (
     check_dtype,
+    check_instance,
     concrete,
     fail_if,
 )
@@ -96,13 +97,9 @@ def make_spec(
     """The run of `system` (bound here to the model's classes: `omegas`, `antineutrino`,
     `n_flavours`), `schedule`, `sampling` and `saveat`, validated in one place (the physics by
     `System.bind`); errors name the argument and what is allowed."""
-    for value, kind, name in (
-        (system, System, "system"),
-        (sampling, Sampling, "sampling"),
-        (saveat, SaveAt, "saveat"),
-    ):
-        if not isinstance(value, kind):
-            raise ValueError(f"{name} must be a {kind.__name__}(...), got {value!r}")
+    check_instance(system, System, "system")
+    check_instance(sampling, Sampling, "sampling")
+    check_instance(saveat, SaveAt, "saveat")
     dtype = check_dtype(sampling.dtype)
     if not isinstance(schedule, AbstractSchedule):
         raise ValueError(

@@ -91,6 +91,13 @@ def fail_if(x, bad, message: str):
     return eqx.error_if(x, bad, message)
 
 
+def check_instance(value, kind: type, name: str):
+    """`value`, refused unless it is a `kind` (a run option's object, the physical system)."""
+    if not isinstance(value, kind):
+        raise ValueError(f"{name} must be a {kind.__name__}(...), got {value!r}")
+    return value
+
+
 def check_dtype(dtype, name: str = "dtype"):
     """A float dtype the simulators run in: float32, or float64 with x64 enabled (default: JAX's
     default float)."""
