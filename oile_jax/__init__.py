@@ -83,6 +83,8 @@ from ._output.plot import (
     plot_two_groups as plot_two_groups,
 )
 from ._physics.encounter import (
+    AbstractEncounter as AbstractEncounter,
+    Swap as Swap,
     encounter as encounter,
     encounter_antineutrino as encounter_antineutrino,
     encounter_rho as encounter_rho,

@@ -200,3 +200,126 @@ def test_encounter_with_vacuum_limits():
     # B.(P_i + P_j) (lepton number) is conserved by vacuum + interaction together.
     full = oj.encounter_vacuum(P_i, P_j, c, phase_i=0.8, phase_j=-0.4, B=B)
     assert_allclose((full[0] + full[1]) @ B, (P_i + P_j) @ B, rtol=0, atol=1e-14)
+
+
+class NoEncounter(oj.AbstractEncounter):
+    """An encounter that changes nothing, `H_pair = 0`, written only here: every model must then
+    evolve each particle by its one-body field alone. A model that computed the SWAP itself, and
+    not through `System.encounter`, fails these tests."""
+
+    antisymmetric = True
+
+    def coefficients(self, c):
+        return (0 * c,)
+
+    def mixed_coefficients(self, c, coefficients, anti, n):
+        return coefficients, 0 * c
+
+    def change(self, Pa, Pb, coefficients, n, mixed=None):
+        return tuple(coefficients[0] * a for a in Pa)
+
+    def bloch(self, P_i, P_j, c):
+        return P_i, P_j
+
+    def bloch_antineutrino(self, P, Pbar, c):
+        return P, Pbar
+
+    def with_vacuum(self, P_i, P_j, c, *, phase_i, phase_j, B):
+        return oj.vacuum_rotation(P_i, phase_i, B), oj.vacuum_rotation(P_j, phase_j, B)
+
+    def on_state_vector(self, psi, i, j, c):
+        return psi
+
+    def isotropic_rates(self, gamma, mu):
+        return 0 * mu, 0 * mu
+
+    def forward_field(self, partners):
+        return 0 * partners
+
+    def collision_change(self, s, sign, weight, partners, other, n):
+        return 0 * s
+
+
+_B = np.asarray(oj.mixing_vector(0.4))
+_P0 = np.asarray([[0.0, 0.0, 1.0], [0.6, 0.0, -0.8]])
+_OMEGAS = np.asarray([0.3, 0.7])
+
+
+def _vacuum(P0, omegas, ts):
+    """Each group precessing about its vacuum field alone: `(T, G, 3)`."""
+    return np.stack([[np.asarray(oj.vacuum_rotation(jnp.asarray(p), w * t, _B)) for p, w in
+                      zip(P0, omegas, strict=True)] for t in ts])  # fmt: skip
+
+
+@pytest.mark.parametrize("schedule", ["stochastic", "inside"])
+def test_every_encounter_model_applies_the_systems_encounter(schedule):
+    """A gas, a foreground neutrino and the many-body engine with `NoEncounter`: the vacuum's
+    closed form, while the SWAP at the same parameters moves the states by more than 0.05."""
+    inside = schedule == "inside"
+    schedule = {
+        "stochastic": oj.Stochastic(dt=0.05),
+        "deterministic": oj.Deterministic(),
+        "inside": oj.Deterministic(vacuum="inside"),
+    }[schedule]
+    sampling = oj.Sampling(jax.random.key(4), n_steps=40, n_realizations=2, dtype=jnp.float64)
+    saveat = oj.SaveAt(every=10)
+    gas = oj.Gas((4, 4), jnp.asarray(_OMEGAS), jnp.asarray(_P0))
+    moved = []
+    for meet in (NoEncounter(), oj.Swap()):
+        system = oj.System(gamma=0.2, mu=1.0, B=jnp.asarray(_B), encounter=meet)
+        sol = oj.simulate_gas(gas, system, schedule, sampling, saveat=saveat)
+        expected = _vacuum(_P0, _OMEGAS, np.asarray(sol.ts))
+        moved.append(np.max(np.abs(np.asarray(sol.group_mean) - expected)))
+        fg = oj.simulate_foreground(
+            jnp.asarray(_P0[0]), jnp.asarray(_P0[1]), system, schedule, sampling, omega=0.3,
+            saveat=saveat,
+        )  # fmt: skip
+        fg_expected = _vacuum(_P0[:1], _OMEGAS[:1], np.asarray(fg.ts))[:, 0]
+        moved.append(np.max(np.abs(np.asarray(fg.mean) - fg_expected)))
+        if not inside:  # the many-body engine applies the vacuum between the encounters
+            mb = oj.simulate_manybody(gas, system, schedule, sampling, saveat=saveat)
+            groups = np.asarray(mb.exact).reshape(2, -1, 2, 4, 3).mean(axis=3)
+            mb_expected = _vacuum(_P0, _OMEGAS, np.asarray(mb.ts))
+            moved.append(np.max(np.abs(groups - mb_expected[None])))
+    n = len(moved) // 2
+    assert max(moved[:n]) < 1e-12, moved[:n]
+    assert min(moved[n:]) > 0.05, moved[n:]
+
+
+@pytest.mark.parametrize("collision", ["stochastic", "deterministic"])
+def test_every_mean_field_applies_the_systems_encounter(collision):
+    """`GroupField`, `MultiAngleField` and `ForegroundField` with `NoEncounter`: the vacuum's
+    precession, to the solver's tolerance; with the SWAP, off by more than 0.05. Both collision
+    terms carry the forward field (first order) and the collision term (second order);
+    "deterministic" adds the finite step's term, made of the forward field."""
+    ts = np.linspace(0.0, 3.0, 4)
+    velocities = np.asarray([[0.0, 0.0, 1.0], [0.0, 0.6, 0.8]])
+    moved = []
+    for meet in (NoEncounter(), oj.Swap()):
+        system = oj.System(gamma=0.3, mu=1.0, B=jnp.asarray(_B), encounter=meet)
+        expected = _vacuum(_P0, _OMEGAS, ts)
+        fields = [
+            oj.GroupField(jnp.asarray([0.5, 0.5]), jnp.asarray(_OMEGAS), system, collision),
+            oj.MultiAngleField(jnp.asarray(_OMEGAS), jnp.asarray(velocities), system, collision),
+        ]
+        for field in fields:
+            sol = oj.solve_meanfield(field, jnp.asarray(_P0), jnp.asarray(ts))
+            moved.append(np.max(np.abs(np.asarray(sol.P) - expected)))
+        if collision != "deterministic":
+            field = oj.ForegroundField(jnp.asarray(_P0[1]), 0.3, system, collision)
+            sol = oj.solve_meanfield(field, jnp.asarray(_P0[0]), jnp.asarray(ts))
+            moved.append(np.max(np.abs(np.asarray(sol.P) - expected[:, 0])))
+    n = len(moved) // 2
+    assert max(moved[:n]) < 1e-7, moved[:n]
+    assert min(moved[n:]) > 0.05, moved[n:]
+
+
+def test_encounter_option():
+    """The encounter by name, by instance, refused otherwise (naming the option), and part of
+    the checkpoint fingerprint."""
+    assert isinstance(oj.System(gamma=0.1).bind([0.1]).encounter, oj.Swap)
+    assert isinstance(oj.System(gamma=0.1, encounter="swap").bind([0.1]).encounter, oj.Swap)
+    assert isinstance(oj.System(gamma=0.1, encounter=NoEncounter()).bind([0.1]).encounter,
+                      NoEncounter)  # fmt: skip
+    with pytest.raises(ValueError, match=r"encounter='heisenberg' is not a known option.*'swap'"):
+        oj.System(gamma=0.1, encounter="heisenberg")

@@ -35,7 +35,9 @@ def test_two_neutrinos_equal_the_encounter_map():
         P = pure(rng, 2)
         state = M.initial_state(jnp.asarray(P), B)
         assert_allclose(state.bloch(), P, rtol=0, atol=1e-14)
-        after = M.ManyBodyState(psi=M.apply_encounter(state.psi, 0, 1, c), frame=state.frame)
+        after = M.ManyBodyState(
+            psi=oj.Swap().on_state_vector(state.psi, 0, 1, c), frame=state.frame
+        )
         expected = np.stack(oj.encounter(jnp.asarray(P[0]), jnp.asarray(P[1]), c))
         assert_allclose(after.bloch(), expected, rtol=0, atol=1e-14)
         # Two neutrinos: the entanglement entropy of one is that of its reduced state.
@@ -49,7 +51,9 @@ def test_encounter_and_vacuum_against_dense_matrices():
     psi /= np.linalg.norm(psi)
     for i, j, c in ((0, 1, 0.3), (4, 1, 1.1), (5, 2, 2.0)):
         U = np.cos(c) * np.eye(2**n) - 1j * np.sin(c) * dense_swap(n, i, j)
-        assert_allclose(M.apply_encounter(jnp.asarray(psi), i, j, c), U @ psi, rtol=0, atol=1e-14)
+        assert_allclose(
+            oj.Swap().on_state_vector(jnp.asarray(psi), i, j, c), U @ psi, rtol=0, atol=1e-14
+        )
     w, t = rng.normal(size=n), 0.7
     H = sum(w[k] / 2 * op(n, k, -ref.SIGMA[2]) for k in range(n))  # B = (0, 0, -1)
     assert_allclose(

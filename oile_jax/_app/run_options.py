@@ -99,8 +99,8 @@ def angle_option(config):
 
 def run_system(config, dtype) -> System:
     """The run file's physics as a `System`: `physics.gamma`, the coupling and its history,
-    the vacuum vector, the mass ordering (three flavours: in `B`), matter and the angle
-    model (physics.md section 10)."""
+    the vacuum vector, the mass ordering (three flavours: in `B`), matter, the angle model and
+    the encounter (physics.md section 10)."""
     physics = config["physics"]
     matter = physics["matter"]
     return System(
@@ -110,6 +110,7 @@ def run_system(config, dtype) -> System:
         angles=angle_model(angle_option(config)),
         matter=None if matter == 0 else coupling_profile(matter, physics["matter_scale"]),
         ordering=physics["ordering"] if n_flavours(config) == 2 else "normal",
+        encounter=physics["encounter"],
     )
 
 

@@ -24,6 +24,7 @@ from .._gas.checkpoint import CheckpointMismatch, read_checkpoint
 from .._gas.model import realization_velocities
 from .._gas.observe import FIELDS
 from .._output.io import write_h5
+from .._physics.encounter import Swap
 from .._physics.profiles import AbstractProfile
 from .._physics.states import occupations
 from .._sampling.angles import FixedVelocities, Isotropic
@@ -74,9 +75,10 @@ def run_foreground(config, key, progress):
     }
     # The closed forms are those of a neutrino in a neutrino background at isotropic angles, in
     # vacuum, normal ordering (three flavours: the ordering is in `B`, which they take), at a
-    # constant coupling.
+    # constant coupling, meeting by the SWAP.
     plain = not (fg["antineutrino"] or fg["background_antineutrino"]) and (
-        system.ordering == "normal"
+        isinstance(system.encounter, Swap)
+        and system.ordering == "normal"
         and system.field_is_vacuum
         and not isinstance(system.mu, AbstractProfile)
     )

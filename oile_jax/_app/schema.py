@@ -4,6 +4,8 @@ allowed values and the models that use it, and the reference table made from it.
 import dataclasses
 from typing import Any
 
+from .._physics.encounter import ENCOUNTERS
+
 MODELS = ("foreground", "gas", "meanfield", "manybody")
 ALL = frozenset(MODELS)
 SAMPLED = frozenset({"foreground", "gas", "manybody"})  # models with encounters and a schedule
@@ -161,6 +163,14 @@ SCHEMA: dict[str, Key] = {
         "or fixed-angle; meanfield: isotropic, fixed-velocities or beams)",
         allowed=("isotropic", "fixed-velocities", "fixed-angle", "beams"),
         shapes=("angles",),
+    ),
+    "physics.encounter": Key(
+        "str",
+        "swap",
+        "the pair's encounter Hamiltonian: swap, the once-in-a-lifetime encounter "
+        "`exp(-i c SWAP)` (physics.md section 2)",
+        allowed=tuple(ENCOUNTERS),
+        shapes=("encounter",),
     ),
     "schedule.kind": Key(
         "str",

@@ -6,7 +6,8 @@ Averaging the encounter over isotropic `x ~ U[0, 2]` with encounter rate `mu / g
     mu_R  = mu sin^2(2 gamma) / (4 gamma^2)
     Gamma = (mu / gamma) (1/2 - sin(4 gamma) / (8 gamma))
 
-a linear ODE, solved here exactly by the exponential of its 4x4 affine generator.
+a linear ODE, solved here exactly by the exponential of its 4x4 affine generator. These are the
+closed forms of the `Swap` encounter (`_physics/encounter.py`, which computes its averages).
 """
 
 import jax
@@ -14,6 +15,7 @@ import jax.numpy as jnp
 from jax.scipy.linalg import expm
 from jaxtyping import Array, ArrayLike, Float
 
+from .._physics.encounter import Swap
 from .._physics.flavours import (
     dimension,
     flavours_of,
@@ -37,35 +39,6 @@ from .._support.checks import (
 )
 from .._support.programs import stored_program
 
-# Below this gamma the Taylor series replace the direct formulas, which lose digits to
-# cancellation there; the series are cut after the g^8 term, whose successor is below float64
-# rounding for gamma < 1e-2.
-_SERIES_BELOW = 1e-2
-
-
-def _where_small(gamma, series, direct):
-    small = jnp.abs(gamma) < _SERIES_BELOW
-    safe = jnp.where(small, _SERIES_BELOW, gamma)
-    return jnp.where(small, series(gamma), direct(safe))
-
-
-def _sin2_over_g2(g):
-    """`<sin^2 c> / gamma^2 = (1/2 - sin(4g)/(8g)) / g^2`."""
-    return _where_small(
-        g,
-        lambda g: 4 / 3 - g**2 * (16 / 15 - g**2 * (128 / 315 - g**2 * (256 / 2835))),
-        lambda g: (0.5 - jnp.sin(4 * g) / (8 * g)) / g**2,
-    )
-
-
-def _sincos_over_g(g):
-    """`<sin c cos c> / gamma = sin^2(2g) / (4 g^2)`."""
-    return _where_small(
-        g,
-        lambda g: 1 - g**2 * (4 / 3 - g**2 * (32 / 45 - g**2 * (64 / 315))),
-        lambda g: jnp.sin(2 * g) ** 2 / (4 * g**2),
-    )
-
 
 def encounter_averages(gamma: Float[ArrayLike, "..."]) -> tuple[Array, Array, Array]:
     """Per-encounter averages over isotropic `x ~ U[0, 2]`, `c = gamma x`:
@@ -75,8 +48,7 @@ def encounter_averages(gamma: Float[ArrayLike, "..."]) -> tuple[Array, Array, Ar
     """
     check_if_concrete(gamma, "gamma", nonnegative=True)
     gamma = jnp.asarray(gamma, dtype=jnp.result_type(gamma, float))
-    sin2 = gamma**2 * _sin2_over_g2(gamma)
-    return 1 - sin2, sin2, gamma * _sincos_over_g(gamma)
+    return Swap().isotropic_averages(gamma)
 
 
 def master_rates(
@@ -90,7 +62,7 @@ def master_rates(
     check_if_concrete(mu, "mu", nonnegative=True)
     gamma = jnp.asarray(gamma, dtype=jnp.result_type(gamma, float))
     mu = jnp.asarray(mu, dtype=gamma.dtype)
-    return mu * _sincos_over_g(gamma), mu * gamma * _sin2_over_g2(gamma)
+    return Swap().isotropic_rates(gamma, mu)
 
 
 def _skew(h):

@@ -13,11 +13,6 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from .._physics.encounter import (
-    encounter,
-    encounter_antineutrino,
-    encounter_vacuum,
-)
 from .._physics.flavours import dimension, flavours_of
 from .._physics.states import check_state
 from .._physics.system import System
@@ -78,11 +73,12 @@ class Foreground(eqx.Module):
 
     def _meet(self, s, c):
         """The foreground isospins `s` after meeting the background (`c = 0`: no meeting)."""
+        meet = self.system.encounter
         if self.mixed == 0:
-            return encounter(s, self.P_b, c)[0]
+            return meet.bloch(s, self.P_b, c)[0]
         if self.mixed == 1:  # P = s meets Pbar_b = -s_b
-            return encounter_antineutrino(s, -self.P_b, c)[0]
-        return -encounter_antineutrino(self.P_b, -s, c)[1]  # Pbar = -s meets P_b = s_b
+            return meet.bloch_antineutrino(s, -self.P_b, c)[0]
+        return -meet.bloch_antineutrino(self.P_b, -s, c)[1]  # Pbar = -s meets P_b = s_b
 
     def step(self, P, key, s):
         """Step `s` of the schedule for foreground neutrinos `P` (shape `(*batch, 3)`)."""
@@ -97,7 +93,7 @@ class Foreground(eqx.Module):
         c, met = self.schedule.meetings(u_meet, c, system.gamma, system.coupling(t))
         if self.schedule.vacuum_inside:
             phase = system.frequencies()[0] * tau
-            P, _ = encounter_vacuum(
+            P, _ = system.encounter.with_vacuum(
                 P, self.P_b, c, phase_i=phase, phase_j=jnp.zeros_like(tau), B=system.B
             )
         else:

@@ -21,7 +21,7 @@ from .._support.sharding import is_main_process
 
 # The random streams and the engine's state: a checkpoint of another format is refused. The
 # history of the format is in CHANGELOG.md.
-FORMAT = 8
+FORMAT = 9
 
 
 def by_value(value) -> str:

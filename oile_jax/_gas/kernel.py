@@ -31,14 +31,11 @@ import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 from jaxtyping import Array, Float, Int
 
-from .._physics.encounter import encounter_vacuum
-from .._physics.flavours import dstar, star
 from .._physics.system import System
 from .._sampling.angles import AbstractAngleModel
 from .._sampling.random import pair_uniforms, permutation
 from .._sampling.schedule import AbstractSchedule
 from .._support.sharding import platform
-from .._support.trig import sin_cos
 from .groups import group_of, group_values
 from .observe import Observables, observe
 
@@ -111,27 +108,8 @@ def _take_vmap(axis_size, in_batched, x, index):
     return flat.reshape(index.shape), True
 
 
-def _exchange(Pa, Pb, sin2, sin_cos, n: int, mixed=None):
-    """The change of `Pa` in an encounter with `Pb` (`Pb` changes by its negative):
-    `sin^2 c (Pb - Pa) + sin c cos c (Pb * Pa)`, vectors as component tuples (`*` the product
-    of `_flavours.star`, the cross product for two flavours). `mixed`, for three flavours with
-    antineutrinos: the coefficient of the nu-nubar pairs' extra term `d(Pa, Pb)` (zero for a pair
-    of one species; `Pb`'s coefficient is its negative, `d` symmetric), with `sin2`, `sin_cos`
-    that pair's coefficients (physics.md section 11)."""
-    d = tuple(sin2 * (b - a) + sin_cos * x for a, b, x in zip(Pa, Pb, star(Pb, Pa, n), strict=True))
-    if mixed is None:
-        return d
-    return tuple(x + mixed * y for x, y in zip(d, dstar(Pa, Pb, n), strict=True))
-
-
 def _components(P):
     return tuple(P[..., a] for a in range(P.shape[-1]))
-
-
-def _coefficients(c):
-    """`(sin^2 c, sin c cos c)` of encounter angles `c`."""
-    sin, cos = sin_cos(c)
-    return sin * sin, sin * cos
 
 
 @jax.custom_jvp
@@ -145,22 +123,6 @@ def _on_rows(x):
 @_on_rows.defjvp
 def _on_rows_jvp(primals, tangents):
     return _on_rows(*primals), jnp.stack([tangents[0], tangents[0]])
-
-
-def _mixed_coefficients(c, sin2, sincos, anti, n: int):
-    """The coefficients of every pair on both of its rows, `anti` `(2, n/2)` whether each slot
-    holds an antineutrino, `c`, `sin2`, `sincos` `(2, n/2)`. A nu-nubar pair meets by
-    `1 + (e^{i n c} - 1) |Phi+><Phi+|`: on isospins `A = 2 (1 - cos nc) / n^2`,
-    `C = sin(nc) / n` and `+/- (1 - cos nc) / n` (the neutrino's row `+`) on `d(Pa, Pb)`; a pair
-    of one species keeps `(sin^2 c, sin c cos c, 0)`."""
-    mixed = anti[0] != anti[1]
-    s = sin_cos(n * c)[0]
-    one_minus = 2 * sin_cos(n * c / 2)[0] ** 2
-    A = jnp.where(mixed, 2 * one_minus / n**2, sin2)
-    C = jnp.where(mixed, s / n, sincos)
-    sign = jnp.where(anti, -1.0, 1.0).astype(c.dtype)
-    D = jnp.where(mixed, sign * one_minus / n, 0.0)
-    return A, C, D
 
 
 class Slots(eqx.Module):
@@ -333,26 +295,27 @@ class GasKernel(eqx.Module):
 
     def exchange(self, P, index, c, live):
         """Component tuples `P` after the pairs `(0, k)`, `(1, k)` meet at angles `c` (the
-        neutrinos `index`; `live` as in `materialize`)."""
-        sin2, sin_cos = materialize(live, _coefficients, c)
-        if self.n_flavours == 2:
+        neutrinos `index`; `live` as in `materialize`), by the system's encounter."""
+        meet = self.system.encounter
+        coefficients = materialize(live, meet.coefficients, c)
+        if self.n_flavours == 2 and meet.antisymmetric:
             # One change `d` per pair, added to one row and taken from the other: in reverse
             # mode no row reversal of computed values (which XLA's fusion recomputes at the
             # reversed indices).
             Pa, Pb = tuple(x[0] for x in P), tuple(x[1] for x in P)
-            d = _exchange(Pa, Pb, sin2, sin_cos, 2)
+            d = meet.change(Pa, Pb, coefficients, 2)
             return tuple(jnp.stack([a + x, b - x]) for a, b, x in zip(Pa, Pb, d, strict=True))
         # Each row from its partner's, in one elementwise pass over both rows, the pair
         # coefficients broadcast in it: with the rows joined as above, or the coefficients
         # stored on both rows, the three-flavour forward step ran slower.
-        sin2, sin_cos, mixed = _on_rows(sin2), _on_rows(sin_cos), None
+        coefficients, mixed = tuple(_on_rows(x) for x in coefficients), None
         if self.mixed:
             anti = self.antineutrinos(index)
-            sin2, sin_cos, mixed = _mixed_coefficients(
-                _on_rows(c), sin2, sin_cos, anti, self.n_flavours
+            coefficients, mixed = meet.mixed_coefficients(
+                _on_rows(c), coefficients, anti, self.n_flavours
             )
         partner = tuple(x[::-1] for x in P)
-        d = _exchange(P, partner, sin2, sin_cos, self.n_flavours, mixed)
+        d = meet.change(P, partner, coefficients, self.n_flavours, mixed)
         return tuple(p + x for p, x in zip(P, d, strict=True))
 
     def step(self, slots: Slots, words, velocity_words, live, step):
@@ -448,7 +411,8 @@ class AbstractPlainPropagation(AbstractPropagation):
 
 class VacuumInside(AbstractPlainPropagation):
     """`Deterministic(vacuum="inside")` (two flavours): each pair evolves under the vacuum and
-    the encounter together (`encounter_vacuum`); the Bloch vectors are carried as they are."""
+    the encounter together (the encounter's `with_vacuum`); the Bloch vectors are carried as
+    they are."""
 
     def step(self, kernel, slots, c, live, t):
         dtype = slots.P[0].dtype
@@ -456,7 +420,9 @@ class VacuumInside(AbstractPlainPropagation):
         phases = (kernel.system.frequencies() * kernel.step_length()).astype(dtype)
         phase = group_values(kernel.counts, phases, slots.index)
         B = kernel.system.B.astype(dtype)
-        Pa, Pb = encounter_vacuum(Pa, Pb, c, phase_i=phase[0], phase_j=phase[1], B=B)
+        Pa, Pb = kernel.system.encounter.with_vacuum(
+            Pa, Pb, c, phase_i=phase[0], phase_j=phase[1], B=B
+        )
         return Slots(P=_components(jnp.stack([Pa, Pb])), index=slots.index)
 
 

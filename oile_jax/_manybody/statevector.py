@@ -7,9 +7,10 @@ state reshaped to `(2,) * N` has neutrino `k` on axis `k`). Basis states are the
 mass basis (`B = (0, 0, -1)`) bit 0 is the `+z` state. Bloch vectors in and out are written in
 the caller's basis; internally they are rotated into the frame where `B = (0, 0, -1)`.
 
-- A pair encounter `exp(-i c S_ij) = cos c - i sin c S_ij` is applied by index permutation:
-  `S_ij` swaps bits `i` and `j` of the basis index, a gather computed elementwise, so the pair
-  can be chosen at run time (random matchings) without a compile per pair.
+- A pair encounter is the system's (`AbstractEncounter.on_state_vector`): for `Swap`,
+  `exp(-i c S_ij) = cos c - i sin c S_ij`, applied by index permutation (`S_ij` swaps bits `i`
+  and `j` of the basis index, a gather computed elementwise), so the pair can be chosen at run
+  time (random matchings) without a compile per pair.
 - The vacuum Hamiltonian `sum_k (omega_k / 2) B.sigma_k` is diagonal: a phase per basis state.
 - One-body density matrices by partial traces of `|psi><psi|`; entropies from their Bloch
   vectors. No correlations are ever traced out: pairs may meet again and entanglement accumulates.
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Complex, Float
 
+from .._physics.encounter import AbstractEncounter, Swap
 from .._physics.states import complex_dtype, entropy
 from .._sampling.options import SaveAt
 from .._support.sharding import platform
@@ -60,22 +62,6 @@ def product_state(P: Float[Array, "N 3"]) -> Complex[Array, " 2**N"]:
     return psi
 
 
-def bit_swap_index(n: int, i, j) -> Array:
-    """For every basis index, the index with bits of neutrinos `i` and `j` exchanged."""
-    b = jnp.arange(2**n, dtype=jnp.int32)
-    si, sj = n - 1 - i, n - 1 - j  # neutrino k is bit (n - 1 - k)
-    diff = ((b >> si) ^ (b >> sj)) & 1
-    return b ^ ((diff << si) | (diff << sj))
-
-
-def apply_encounter(psi: Complex[Array, " D"], i, j, c) -> Complex[Array, " D"]:
-    """`exp(-i c S_ij) psi`; `i`, `j` may be traced."""
-    n = int(np.log2(psi.shape[0]))
-    swapped = psi[bit_swap_index(n, i, j)]
-    c = jnp.asarray(c, dtype=jnp.finfo(psi.dtype).dtype)
-    return jnp.cos(c).astype(psi.dtype) * psi - 1j * jnp.sin(c).astype(psi.dtype) * swapped
-
-
 def vacuum_phases(n: int, omegas, t, dtype) -> Complex[Array, " 2**n"]:
     """`exp(-i t sum_k (omega_k/2) b_k)`, `b_k = -1` for bit 0 and `+1` for bit 1 (frame B = -z)."""
     b = jnp.arange(2**n, dtype=jnp.int32)
@@ -108,12 +94,13 @@ def over_realizations(fn, keys, backend: str | None = None):
     return jax.vmap(fn)(keys)
 
 
-def _encounters(psi, a, b, c):
-    """Pair encounters `(a_k, b_k, c_k)` applied in order. A `lax.scan` over the pairs: unrolled,
-    XLA's CPU backend runs each encounter several times slower (`experiments/README.md`)."""
+def _encounters(meet: AbstractEncounter, psi, a, b, c):
+    """Pair encounters `(a_k, b_k, c_k)` of the encounter `meet` applied in order. A `lax.scan`
+    over the pairs: unrolled, XLA's CPU backend runs each encounter several times slower
+    (`experiments/README.md`)."""
 
     def one(psi, abc):
-        return apply_encounter(psi, *abc), None
+        return meet.on_state_vector(psi, *abc), None
 
     return jax.lax.scan(one, psi, (a, b, c))[0]
 
@@ -200,7 +187,9 @@ def _run_manybody(kernel, state: ManyBodyState, P0, spec):
             # the state vector alongside: half a step of vacuum, the encounters, the other half.
             psi, slots = carry
             slots, c, _ = kernel.step(slots, step_words(steps_key, s), velocity_words, s >= 0, s)
-            psi = half * _encounters(half * psi, slots.index[0], slots.index[1], c)
+            psi = half * _encounters(
+                kernel.system.encounter, half * psi, slots.index[0], slots.index[1], c
+            )
             return (psi, slots), None
 
         def interval(carry, k):
@@ -342,8 +331,8 @@ def all_to_all(
     c = dt / 2 * mu / n * x[first, second]
 
     def step(psi, _):
-        psi = _encounters(half * psi, first, second, c)
-        psi = _encounters(psi, first[::-1], second[::-1], c[::-1])
+        psi = _encounters(Swap(), half * psi, first, second, c)
+        psi = _encounters(Swap(), psi, first[::-1], second[::-1], c[::-1])
         return half * psi, None
 
     psi, _ = jax.lax.scan(step, state.psi, None, length=n_steps)

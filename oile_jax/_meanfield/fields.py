@@ -25,9 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._foreground.master import master_rates
 from .._physics.flavours import (
-    dstar_array,
     flavour_count,
     star_array,
 )
@@ -176,10 +174,11 @@ class ForegroundField(AbstractMeanField):
         n = flavour_count(P.shape[-1], "P")
         system = self.system
         h = system.field(t, P.dtype)[0]
+        meet = system.encounter
         if not self.collision.present:
-            return star_array(h + system.coupling(t) * self.P_b, P, n)
-        mu_R, Gamma = master_rates(system.gamma, system.coupling(t))
-        return star_array(h + mu_R * self.P_b, P, n) - Gamma * (P - self.P_b)
+            return star_array(h + meet.forward_field(system.coupling(t) * self.P_b), P, n)
+        mu_R, Gamma = meet.isotropic_rates(system.gamma, system.coupling(t))
+        return star_array(h + meet.forward_field(mu_R * self.P_b), P, n) - Gamma * (P - self.P_b)
 
 
 class GroupField(AbstractMeanField):
@@ -251,12 +250,15 @@ class GroupField(AbstractMeanField):
         mu = system.coupling(t)
         W, W2 = (w.astype(P.dtype) for w in system.angles.group_weights(self.fractions))
         f = self.fractions
+        meet = system.encounter
 
         def interaction(s):
             pull = (f[None, :] * W) @ s
             if self.n is None:
-                return mu * pull
-            return mu * (self.n * pull - jnp.diagonal(W)[:, None] * s) / (self.n - 1)
+                return meet.forward_field(mu * pull)
+            return meet.forward_field(
+                mu * (self.n * pull - jnp.diagonal(W)[:, None] * s) / (self.n - 1)
+            )
 
         nf = self._flavours(P)
         x = lambda a, b: star_array(a, b, nf)
@@ -264,15 +266,15 @@ class GroupField(AbstractMeanField):
         dP = x(system.field(t, P.dtype) + H_int, P)
         if self.collision.present:
             scale = 1.0 if self.n is None else self.n / (self.n - 1)
-            # sum_h f_h W2_gh (s_g - s_h), in each group's own sign.
-            towards = signed((f[None, :] * W2) @ s)
-            dP = dP - scale * mu * system.gamma * (jnp.sum(f * W2, axis=1)[:, None] * P - towards)
-            if nf > 2 and sign is not None:
-                # nu-nubar pairs: (n/2) d(s_g, sum_h' f_h W2_gh s_h) over the other species,
-                # the same in `P_g` (its sign squared).
-                other = (sign[:, None] != sign[None, :]).astype(P.dtype)
-                partners = (f[None, :] * W2 * other) @ s
-                dP = dP + scale * mu * system.gamma * (nf / 2) * dstar_array(s, partners, nf)
+            # The encounter's second order over the partners `h`, weighted by `f_h W2_gh`
+            # (those of the other species apart), in each group's own sign.
+            other = None
+            if sign is not None:
+                unlike = (sign[:, None] != sign[None, :]).astype(P.dtype)
+                other = (f[None, :] * W2 * unlike) @ s
+            weight, partners = jnp.sum(f * W2, axis=1), (f[None, :] * W2) @ s
+            ds = meet.collision_change(s, sign, weight, partners, other, nf)
+            dP = dP + scale * mu * system.gamma * signed(ds)
         tau = self.collision.step(system)
         if tau is not None:
             # -(tau/2) DF.F, F_g = H_g x s_g: DF.F = (dH_g along F) x s_g + H_g x F_g.
@@ -333,7 +335,9 @@ class MultiAngleField(AbstractMeanField):
         N = P.shape[0]
         sign = self.signs(P.dtype)
         s = P if sign is None else sign[:, None] * P
-        return self.system.coupling(t) / (N - 1) * (jnp.sum(s, axis=0) - v @ (v.T @ s))
+        return self.system.encounter.forward_field(
+            self.system.coupling(t) / (N - 1) * (jnp.sum(s, axis=0) - v @ (v.T @ s))
+        )
 
     def __call__(self, t, P, args=None):
         v = self.velocities
@@ -354,21 +358,19 @@ class MultiAngleField(AbstractMeanField):
                 jnp.sum(s, axis=0) - 2 * v @ (v.T @ s) + jnp.einsum("ia,ib,abc->ic", v, v, second)
             )
 
-        # The partners' isospins `s_j`, and each particle pulled towards them in its own sign.
+        # The encounter's second order over the partners' isospins `s_j` (those of the other
+        # species apart, as in `GroupField`), in each particle's own sign.
         s = P if sign is None else sign[:, None] * P
-        pull = weighted(s)
-        if sign is not None:
-            pull = sign[:, None] * pull
         total = N - 2 * v @ jnp.sum(v, axis=0) + jnp.einsum("ia,ab,ib->i", v, v.T @ v, v)
-        mu = system.coupling(t)
-        dP = dP - mu * system.gamma / (N - 1) * (total[:, None] * P - pull)
-        if nf > 2 and sign is not None:
-            # nu-nubar pairs (as in `GroupField`): each particle's partners of the other species.
+        other = None
+        if sign is not None:
             anti = (sign < 0)[:, None]
             other = jnp.where(
                 anti, weighted(jnp.where(anti, 0, s)), weighted(jnp.where(anti, s, 0))
             )
-            dP = dP + mu * system.gamma / (N - 1) * (nf / 2) * dstar_array(s, other, nf)
+        ds = system.encounter.collision_change(s, sign, total, weighted(s), other, nf)
+        mu = system.coupling(t)
+        dP = dP + mu * system.gamma / (N - 1) * (ds if sign is None else sign[:, None] * ds)
         tau = self.collision.step(system)
         if tau is not None:
             F = x(H_int, P)

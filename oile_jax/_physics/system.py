@@ -12,7 +12,8 @@ class feels the one-body field
 
 (`B` the vacuum vector, `L` the matter axis, `lambda(t)` the matter potential) and every pair
 couples by `mu(t) (1 - v_i.v_j)`, with `mu(t) = mu density(t)`. A model asks the system for
-`field`, `turns`, `coupling`, `frequencies` and `signs`, and computes none of them itself.
+`field`, `turns`, `coupling`, `frequencies` and `signs`, and computes none of them itself; it
+applies its encounters through the system's `encounter` (`_physics/encounter.py`).
 """
 
 import equinox as eqx
@@ -32,6 +33,7 @@ from .._support.checks import (
     check_unit,
     check_vector,
 )
+from .encounter import AbstractEncounter, encounter_model
 from .flavours import (
     check_flavours,
     default_matter_axis,
@@ -100,6 +102,9 @@ class System(eqx.Module):
       whose matter would then change no flavour).
     - `ordering`: `"normal"` or `"inverted"` (two flavours: every vacuum frequency flips sign;
       for three the ordering is in `B`).
+    - `encounter`: the pair's encounter, `"swap"` (`Swap()`, the OILE encounter
+      `exp(-i c SWAP)`) or an `AbstractEncounter`; every model applies its encounters through
+      it.
 
     A model binds it to its particle classes (`bind`: the groups of a gas, the foreground
     neutrino, the angles of a multi-angle mean field), each with a vacuum frequency `omegas_k`
@@ -113,6 +118,7 @@ class System(eqx.Module):
     mu: Float[Array, ""]
     B: Float[Array, " D"] | None
     angles: AbstractAngleModel
+    encounter: AbstractEncounter
     density: AbstractProfile | None = None
     matter: AbstractProfile | None = None
     L: Float[Array, " D"] | None = None
@@ -128,6 +134,7 @@ class System(eqx.Module):
         matter=None,
         L=None,
         ordering="normal",
+        encounter="swap",
         *,
         omegas=None,
         antineutrino=None,
@@ -135,6 +142,7 @@ class System(eqx.Module):
     ):
         self.gamma, self.mu, self.B, self.angles = gamma, mu, B, angles
         self.matter, self.L, self.ordering = matter, L, ordering
+        self.encounter = encounter_model(encounter)
         self.omegas, self.antineutrino, self.density = omegas, antineutrino, density
 
     @property
@@ -241,6 +249,7 @@ class System(eqx.Module):
             L=L,
             antineutrino=species(antineutrino, omegas.shape[0]),
             ordering=self.ordering,
+            encounter=self.encounter,
         )
 
     def given(self, omegas, antineutrino=None) -> "System":
@@ -275,6 +284,7 @@ class System(eqx.Module):
             L=L,
             antineutrino=flags,
             ordering=self.ordering,
+            encounter=self.encounter,
         )
 
     @property
