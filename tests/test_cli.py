@@ -486,3 +486,64 @@ def test_every_value_of_a_checkpoint_has_a_run_file_key():
     for name in names:
         keys = run_file_keys([name])
         assert keys and all(k in SCHEMA or "checkpoint format" in k for k in keys), (name, keys)
+
+
+@pytest.mark.parametrize("model", ["gas", "foreground", "meanfield"])
+def test_gamma_goes_from_the_run_file_to_the_model_checked_once(tmp_path, monkeypatch, model):
+    """`physics.gamma` is checked once on its way from `oile run` to the model: the run file is
+    built into its objects once (`run_options.build`, which binds the `System`) and the driver
+    takes the bound system as it is. Counted at the library's one rule for it."""
+    from oile_jax._physics import system as _system
+
+    checked = []
+    rule = _system.check_positive
+
+    def counted(x, name):
+        checked.append(name)
+        return rule(x, name)
+
+    monkeypatch.setattr(_system, "check_positive", counted)
+    preset = {"gas": "two-groups", "foreground": "foreground", "meanfield": "two-groups-meanfield"}
+    small = ["--set", "run.t_max=1", "--set", "run.n_saves=2"]
+    if model != "meanfield":
+        small += ["--set", "run.n_realizations=2"]
+    if model != "foreground":
+        small += ["--set", "gas.counts=[4, 4]"]
+    if model == "meanfield":
+        small += ["--set", "physics.gamma=0.1", "--set", "meanfield.collision='stochastic'"]
+    assert oile("run", preset[model], *small, "--out", tmp_path / "out.h5") == 0
+    assert checked.count("gamma") == 1, checked
+
+
+def test_a_bound_system_is_taken_as_is():
+    """A `System` bound to the gas's groups runs as the unbound one (the same program on the
+    same numbers); bound to other groups, it is refused."""
+    gas = oj.Gas((4, 4), jnp.asarray([0.1, 0.2]), jnp.asarray([[0.0, 0, 1], [0, 0, -1.0]]))
+    system = oj.System(gamma=0.1, B=oj.mixing_vector(0.1))
+    sampling = oj.Sampling(jax.random.key(1), n_steps=8, n_realizations=2, dtype=jnp.float32)
+    bound = system.bind(gas.omegas, gas.antineutrino, dtype=jnp.float32)
+    a = oj.simulate_gas(gas, system, oj.Stochastic(dt=0.05), sampling)
+    b = oj.simulate_gas(gas, bound, oj.Stochastic(dt=0.05), sampling)
+    np.testing.assert_array_equal(np.asarray(a.group_mean), np.asarray(b.group_mean))
+    other = system.bind(jnp.asarray([0.1, 0.3]), dtype=jnp.float32)
+    with pytest.raises(ValueError, match="already bound to other particle classes"):
+        oj.simulate_gas(gas, other, oj.Stochastic(dt=0.05), sampling)
+    with pytest.raises(ValueError, match="already bound to other particle classes"):
+        oj.simulate_gas(gas, bound, oj.Stochastic(dt=0.05), oj.Sampling(
+            jax.random.key(1), n_steps=8, n_realizations=2, dtype=jnp.float64))  # fmt: skip
+
+
+def test_system_errors_name_the_option():
+    """`System.bind`'s errors say which option they are about (`OptionError.option`), and the
+    run file names the keys that set it."""
+    from oile_jax._support.checks import OptionError
+
+    for system, option in (
+        (oj.System(gamma=-1.0), "gamma"),
+        (oj.System(gamma=1.0, mu=0.0), "mu"),
+        (oj.System(gamma=1.0, B=(0.0, 0.0, 2.0)), "B"),
+        (oj.System(gamma=1.0, matter=float("nan")), "matter"),
+    ):
+        with pytest.raises(OptionError) as error:
+            system.bind([0.1])
+        assert error.value.option == option

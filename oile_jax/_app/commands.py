@@ -162,6 +162,7 @@ def _summary(config: dict, data: dict) -> str:
 
 def cmd_run(args) -> int:
     from .._output.io import read_h5
+    from .run_options import build
     from .runner import run
 
     # Before the run file is checked: its checks use JAX, and jax.distributed must start first.
@@ -173,12 +174,15 @@ def cmd_run(args) -> int:
     device = _select_device(args.device)
     import jax
 
+    with jax.default_device(device):
+        objects = build(config)  # the run file's objects, each built and checked once
+
     start = time.perf_counter()
     command = command_line(args)
     try:
         with jax.default_device(device):
             run(
-                config,
+                objects,
                 out,
                 resume=args.resume,
                 force=args.force,
@@ -212,7 +216,11 @@ def cmd_presets(args) -> int:
 
 
 def cmd_config(args) -> int:
+    from .run_options import build
+
     config, _ = resolved(args)
+    precision(config["precision"])
+    build(config)  # the library's checks of the objects the file builds
     print(_config.dumps(config), end="")
     return 0
 

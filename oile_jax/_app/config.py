@@ -23,17 +23,17 @@ class ConfigError(ValueError):
     """A configuration that does not match the schema; the message names the key."""
 
 
-def _fail(key: str, message: str):
+def fail(key: str, message: str):
     raise ConfigError(f"config key {key!r}: {message}")
 
 
 def _number(key: str, value, integer: bool = False):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        _fail(key, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
+        fail(key, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
     if integer and not isinstance(value, int):
-        _fail(key, f"must be an integer, got {value!r}")
+        fail(key, f"must be an integer, got {value!r}")
     if not math.isfinite(value):
-        _fail(key, f"must be finite, got {value!r}")
+        fail(key, f"must be finite, got {value!r}")
     return value if integer else float(value)
 
 
@@ -41,38 +41,38 @@ def _value(key: str, spec: Key, value):
     kind = spec.kind
     if kind == "str":
         if not isinstance(value, str):
-            _fail(key, f"must be a string, got {value!r}")
+            fail(key, f"must be a string, got {value!r}")
         if spec.allowed and value not in spec.allowed:
-            _fail(key, f"must be one of {', '.join(map(repr, spec.allowed))}, got {value!r}")
+            fail(key, f"must be one of {', '.join(map(repr, spec.allowed))}, got {value!r}")
         return value
     if kind == "bool":
         if not isinstance(value, bool):
-            _fail(key, f"must be true or false, got {value!r}")
+            fail(key, f"must be true or false, got {value!r}")
         return value
     if kind in ("int", "float"):
         values = [_number(key, value, kind == "int")]
     elif kind in ("ints", "floats"):
         if not isinstance(value, list) or not value:
-            _fail(key, f"must be a non-empty list of numbers (one per group), got {value!r}")
+            fail(key, f"must be a non-empty list of numbers (one per group), got {value!r}")
         values = [_number(key, v, kind == "ints") for v in value]
     elif kind == "bools":
         if not isinstance(value, list) or not value or not all(isinstance(v, bool) for v in value):
-            _fail(key, f"must be a non-empty list of true/false (one per group), got {value!r}")
+            fail(key, f"must be a non-empty list of true/false (one per group), got {value!r}")
         return value
     elif kind == "vector":
         return _vector(key, value)
     else:  # vectors
         if not isinstance(value, list) or not value:
-            _fail(key, f"must be a non-empty list of [x, y, z] vectors, got {value!r}")
+            fail(key, f"must be a non-empty list of [x, y, z] vectors, got {value!r}")
         vectors = [_vector(key, v) for v in value]
         return vectors
     for v in values:
         if spec.positive and v <= 0:
-            _fail(key, f"must be > 0, got {v!r}")
+            fail(key, f"must be > 0, got {v!r}")
         if spec.minimum is not None and v < spec.minimum:
-            _fail(key, f"must be >= {spec.minimum:g}, got {v!r}")
+            fail(key, f"must be >= {spec.minimum:g}, got {v!r}")
         if spec.maximum is not None and v > spec.maximum:
-            _fail(key, f"must be <= {spec.maximum}, got {v!r}")
+            fail(key, f"must be <= {spec.maximum}, got {v!r}")
     return values[0] if kind in ("int", "float") else values
 
 
@@ -82,7 +82,7 @@ def _vector(key: str, value) -> "list[float] | str":
     if isinstance(value, str):
         return value
     if not isinstance(value, list) or len(value) not in (3, 8):
-        _fail(
+        fail(
             key,
             f"must be a Bloch vector [x, y, z] (8 numbers for three flavours) or a flavour name, "
             f"got {value!r}",
@@ -91,7 +91,7 @@ def _vector(key: str, value) -> "list[float] | str":
     if len(vector) == 8:
         return vector
     if math.hypot(*vector) > 1 + 1e-6:
-        _fail(
+        fail(
             key, f"is unphysical: |P| = {math.hypot(*vector):.6g} > 1 (Bloch vectors have |P| <= 1)"
         )
     return vector
@@ -102,11 +102,11 @@ def _flatten(document: dict) -> dict[str, Any]:
     for name, value in document.items():
         if name in SECTIONS:
             if not isinstance(value, dict):
-                _fail(name, f"must be a table [{name}], got {value!r}")
+                fail(name, f"must be a table [{name}], got {value!r}")
             for sub, item in value.items():
                 flat[f"{name}.{sub}"] = item
         elif isinstance(value, dict):
-            _fail(name, f"unknown section; the sections are {', '.join(SECTIONS)}")
+            fail(name, f"unknown section; the sections are {', '.join(SECTIONS)}")
         else:
             flat[name] = value
     return flat
@@ -117,16 +117,16 @@ def resolve(document: dict) -> dict[str, Any]:
     model. Raises `ConfigError` naming the first offending key."""
     flat = _flatten(document)
     if "model" not in flat:
-        _fail("model", f"is required: one of {', '.join(map(repr, MODELS))}")
+        fail("model", f"is required: one of {', '.join(map(repr, MODELS))}")
     model = _value("model", SCHEMA["model"], flat["model"])
     for key in flat:
         if key not in SCHEMA:
             section = key.split(".")[0] if "." in key else ""
             known = sorted(k for k in SCHEMA if k.startswith(section + ".")) if section else []
             known = known or sorted(k for k in SCHEMA if "." not in k)
-            _fail(key, f"unknown key; the keys here are {', '.join(known)}")
+            fail(key, f"unknown key; the keys here are {', '.join(known)}")
         if model not in SCHEMA[key].models:
-            _fail(key, f"is not used by model {model!r}")
+            fail(key, f"is not used by model {model!r}")
     resolved: dict[str, Any] = {}
     for key, spec in SCHEMA.items():
         if model not in spec.models:
@@ -134,7 +134,7 @@ def resolve(document: dict) -> dict[str, Any]:
         if key in flat:
             value = _value(key, spec, flat[key])
         elif spec.default is REQUIRED and not _optional(key, model, flat):
-            _fail(key, f"is required for model {model!r}: {spec.doc}")
+            fail(key, f"is required for model {model!r}: {spec.doc}")
         else:
             value = None if spec.default is REQUIRED else spec.default
         resolved[key] = value
@@ -158,13 +158,13 @@ def _optional(key: str, model: str, flat: dict) -> bool:
     )
 
 
-def _library(key: str, check):
+def library(key: str, check):
     """Run one of the library's own checks; its ValueError becomes a ConfigError naming `key`
     (the rules live in the library, once)."""
     try:
         return check()
     except ValueError as error:
-        _fail(key, str(error))
+        fail(key, str(error))
 
 
 PMNS = ("physics.theta12", "physics.theta13", "physics.theta23", "physics.delta")
@@ -180,14 +180,14 @@ def _flavours(c: dict, model: str, given: set):
 
     n = c.get("physics.n_flavours", 2)
     if n not in (2, 3):
-        _fail("physics.n_flavours", f"must be 2 or 3, got {n!r}")
+        fail("physics.n_flavours", f"must be 2 or 3, got {n!r}")
     if n == 2:
         for key in THREE_FLAVOUR_KEYS:
             if key in given:
-                _fail(key, "is a three-flavour key; set physics.n_flavours = 3 to use it")
+                fail(key, "is a three-flavour key; set physics.n_flavours = 3 to use it")
     else:
         if c["physics.theta"] != 0:
-            _fail(
+            fail(
                 "physics.theta",
                 "is the two-flavour angle; three flavours take physics.theta12, theta13, "
                 "theta23 and delta",
@@ -195,12 +195,12 @@ def _flavours(c: dict, model: str, given: set):
         if c["physics.basis"] == "mass":
             for key in PMNS:
                 if key in given:
-                    _fail(key, "mixes the flavour basis; remove it for basis 'mass'")
+                    fail(key, "mixes the flavour basis; remove it for basis 'mass'")
         if model in SAMPLED and c["schedule.vacuum"] != "split":
-            _fail("schedule.vacuum", "'inside' is two-flavour only; use 'split'")
+            fail("schedule.vacuum", "'inside' is two-flavour only; use 'split'")
         dm2 = c["physics.dm2_3l"]
         if dm2 is not None and (dm2 > 0) != (c["physics.ordering"] == "normal"):
-            _fail(
+            fail(
                 "physics.dm2_3l",
                 f"is dm^2_31 > 0 for the normal ordering, dm^2_32 < 0 for the inverted one; "
                 f"got {dm2:g} with ordering {c['physics.ordering']!r}",
@@ -215,53 +215,44 @@ def _flavours(c: dict, model: str, given: set):
         for state in c[key] if many else [c[key]]:
             if isinstance(state, str):
                 if state not in names:
-                    _fail(
+                    fail(
                         key,
                         f"flavour {state!r} is not one of {', '.join(map(repr, names))} "
                         f"(physics.n_flavours = {n})",
                     )
                 if c["physics.basis"] == "mass":
-                    _fail(key, "flavour names are flavour-basis states; use basis = 'flavour'")
+                    fail(key, "flavour names are flavour-basis states; use basis = 'flavour'")
                 state = [float(x) for x in flavour_state(state, n)]
             if len(state) != D:
-                _fail(
+                fail(
                     key,
                     f"has {len(state)} components; physics.n_flavours = {n} takes {D} (or a "
                     f"flavour name)",
                 )
             if n == 3:
-                _library(key, lambda s=state, k=key: check_state(np.asarray(s), k))
+                library(key, lambda s=state, k=key: check_state(np.asarray(s), k))
             states.append(state)
         c[key] = states if many else states[0]
 
 
 def _check_together(c: dict, model: str, given: set):
-    """The rules that tie keys together: each is the library's own check, its message prefixed
-    with the key the user wrote."""
-    from .._gas import Gas
-    from .._gas.sharded import check_shards
-    from .._manybody.statevector import MAX_QUBITS, check_manybody_schedule
-    from .._physics.system import System
-    from .._sampling.angles import fresh_angle_model
-    from .._sampling.options import Sharding
-    from .._sampling.schedule import Deterministic, Stochastic
+    """The rules of the run file that tie its keys together. The objects the keys build, and
+    the library's rules for them (`gamma` and `mu` in `System.bind`, the schedule's step, the
+    gas, the shards), are checked where they are built, once (`run_options.build`)."""
+    from .._manybody.statevector import MAX_QUBITS
 
     _flavours(c, model, given)
-    # gamma and mu: the library's own rule (`System.bind`), once, under the key written.
-    if c["physics.gamma"] is not None:
-        _library("physics.gamma", lambda: System(gamma=c["physics.gamma"]).bind([0.0]))
-    _library("physics.mu", lambda: System(gamma=1.0, mu=c["physics.mu"]).bind([0.0]))
     if c["physics.basis"] == "mass" and c["physics.theta"] != 0:
-        _fail("physics.theta", "is the flavour-basis mixing angle; remove it for basis 'mass'")
+        fail("physics.theta", "is the flavour-basis mixing angle; remove it for basis 'mass'")
     if c["physics.matter"] != 0 and c["physics.basis"] == "mass":
-        _fail("physics.matter", "acts along the flavour axis: use basis = 'flavour' with theta")
+        fail("physics.matter", "acts along the flavour axis: use basis = 'flavour' with theta")
     if c["physics.matter"] == 0 and "physics.matter_scale" in given:
-        _fail("physics.matter_scale", "needs a matter potential (physics.matter != 0)")
+        fail("physics.matter_scale", "needs a matter potential (physics.matter != 0)")
     if model == "manybody" and c["physics.matter"] != 0:
-        _fail("physics.matter", "is not available for the many-body model (vacuum only)")
+        fail("physics.matter", "is not available for the many-body model (vacuum only)")
     for key in ("physics.matter_scale", "physics.mu_scale"):
         if c[key] is not None and c[key] == 0:
-            _fail(key, "must be nonzero (an e-folding time; leave it out for a constant)")
+            fail(key, "must be nonzero (an e-folding time; leave it out for a constant)")
     for key, base in (
         ("physics.matter_scale", "physics.matter"),
         ("physics.mu_scale", "physics.mu"),
@@ -272,7 +263,7 @@ def _check_together(c: dict, model: str, given: set):
             with np.errstate(all="ignore"):
                 end = dtype(c[base]) * np.exp(dtype(t_max) / dtype(-scale))
             if not np.isfinite(end):
-                _fail(
+                fail(
                     key,
                     f"= {scale:g} makes {base} grow by e every {-scale:g}: by run.t_max = "
                     f"{t_max:g} it overflows {np.dtype(dtype).name}; give a larger |{key}| or a "
@@ -280,65 +271,48 @@ def _check_together(c: dict, model: str, given: set):
                 )
     if c["physics.mu_scale"] is not None and model in SAMPLED:
         if c["schedule.kind"] == "deterministic":
-            _fail(
+            fail(
                 "physics.mu_scale",
                 "needs the stochastic schedule (a deterministic round lasts gamma / mu)",
             )
     if model in SAMPLED | {"meanfield"}:
         stochastic = model == "meanfield" or c["schedule.kind"] == "stochastic"
         if not stochastic and "schedule.dt" in given:
-            _fail("schedule.dt", "is used by the stochastic schedule only (kind='deterministic')")
+            fail("schedule.dt", "is used by the stochastic schedule only (kind='deterministic')")
         if model in SAMPLED and stochastic and c["schedule.vacuum"] != "split":
-            _fail("schedule.vacuum", "'inside' needs the deterministic schedule (kind)")
-        if stochastic and c["schedule.dt"] is not None:
-            gamma, mu = c["physics.gamma"], c["physics.mu"]
-            schedule = Stochastic(dt=c["schedule.dt"])
-            _library("schedule.dt", lambda: schedule.checked(gamma, mu, np.float32))
+            fail("schedule.vacuum", "'inside' needs the deterministic schedule (kind)")
     if model == "foreground":
         if c["physics.angles"] == "beams":
-            _fail("physics.angles", "'beams' needs groups; the foreground model has none")
-        _library("physics.angles", lambda: fresh_angle_model(c["physics.angles"]))
+            fail("physics.angles", "'beams' needs groups; the foreground model has none")
         return
     G = len(c["gas.counts"])
     for key in ("gas.omegas", "gas.P0", "gas.antineutrino", "gas.directions"):
         if c[key] is not None and len(c[key]) != G:
-            _fail(key, f"needs one entry per group: {G} (gas.counts), got {len(c[key])}")
+            fail(key, f"needs one entry per group: {G} (gas.counts), got {len(c[key])}")
     beams = c["physics.angles"] == "beams"
     if beams != (c["gas.directions"] is not None):
         if beams:
-            _fail("physics.angles", "'beams' needs gas.directions, one unit vector per group")
-        _fail("gas.directions", "is used by physics.angles = 'beams' only")
-    if beams:
-        from .._sampling.angles import Beams
-
-        _library("gas.directions", lambda: Beams(np.asarray(c["gas.directions"])).for_gas(
-            tuple(c["gas.counts"])))  # fmt: skip
-    if model in ("gas", "manybody"):
-        _library("gas.counts", lambda: Gas(c["gas.counts"], c["gas.omegas"], c["gas.P0"]))
+            fail("physics.angles", "'beams' needs gas.directions, one unit vector per group")
+        fail("gas.directions", "is used by physics.angles = 'beams' only")
     n = sum(c["gas.counts"])
-    if model == "gas" and c["gas.shards"]:
-        _library("gas.shards", lambda: check_shards(Sharding(shards=c["gas.shards"]), n, 1))
     if model == "manybody":
         if n > MAX_QUBITS:
-            _fail(
+            fail(
                 "gas.counts",
                 f"sum to N = {n}; the exact many-body state takes N <= {MAX_QUBITS} "
                 "(2^N amplitudes)",
             )
         if any(abs(math.hypot(*p) - 1) > 1e-6 for p in c["gas.P0"]):
-            _fail("gas.P0", "must be pure states (|P| = 1) for the many-body model")
-        if c["schedule.kind"] == "deterministic":
-            schedule = Deterministic(vacuum=c["schedule.vacuum"])
-            _library("schedule.vacuum", lambda: check_manybody_schedule(schedule))
+            fail("gas.P0", "must be pure states (|P| = 1) for the many-body model")
     if model == "meanfield" and c["physics.angles"] == "fixed-angle":
-        _fail(
+        fail(
             "physics.angles",
             "the mean-field model takes 'isotropic' or 'beams' (group ODE) or "
             "'fixed-velocities' (multi-angle ODE)",
         )
     if model == "meanfield" and c["physics.mu_scale"] is not None:
         if c["meanfield.collision"] == "deterministic":
-            _fail("physics.mu_scale", "needs a collision term other than 'deterministic'")
+            fail("physics.mu_scale", "needs a collision term other than 'deterministic'")
 
 
 def parse_value(text: str):
@@ -358,7 +332,7 @@ def apply_overrides(document: dict, overrides: list[str]) -> dict:
             raise ConfigError(f"--set takes section.key=value, got {item!r}")
         key, text = (part.strip() for part in item.split("=", 1))
         if key not in SCHEMA:
-            _fail(key, f"unknown key; the keys are {', '.join(SCHEMA)}")
+            fail(key, f"unknown key; the keys are {', '.join(SCHEMA)}")
         if "." in key:
             section, name = key.split(".")
             document.setdefault(section, {})[name] = parse_value(text)

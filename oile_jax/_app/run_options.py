@@ -1,9 +1,18 @@
-"""What a resolved run file (`_config`) means as the simulators' arguments: precision, vacuum
-direction, schedule and run length, the gas, the coupling's history, the matter term and the
-angle model (physics.md sections 4 and 10)."""
+"""A resolved run file (`_config`) built into the library's objects, once (`build`): the
+precision, the vacuum direction, the schedule and the run's length, the gas, the coupling's
+history, the matter term, the angle model and the encounter (physics.md sections 4 and 10).
 
+Each object is built here and nowhere else, and checked as it is built by the library's own
+rules, whose errors name the TOML key: the `System` is bound to the model's classes here
+(`System.bind`, the one check of `gamma`, `mu`, `B`, matter and `L`; an `OptionError` names the
+option, and the schema's `Key.shapes` the key that sets it), and the drivers take the bound
+system as it is. The runner passes these objects on and reads no physics of the file itself."""
+
+import dataclasses
 import math
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -12,11 +21,12 @@ from .._physics.flavours import pmns_vacuum
 from .._physics.profiles import Exponential
 from .._physics.states import mixing_vector
 from .._physics.system import System
-from .._sampling.angles import Beams, angle_model
-from .._sampling.options import Sampling, SaveAt
-from .._sampling.schedule import Deterministic, Stochastic
-from .._support.checks import check_dtype
-from .config import ConfigError
+from .._sampling.angles import Beams, angle_model, fresh_angle_model
+from .._sampling.options import Sampling, SaveAt, Sharding
+from .._sampling.schedule import AbstractSchedule, Deterministic, Stochastic
+from .._support.checks import OptionError, check_dtype
+from .config import ConfigError, fail, library
+from .schema import SCHEMA
 
 
 def run_dtype(config):
@@ -97,17 +107,17 @@ def angle_option(config):
     return physics["angles"]
 
 
-def run_system(config, dtype) -> System:
-    """The run file's physics as a `System`: `physics.gamma`, the coupling and its history,
-    the vacuum vector, the mass ordering (three flavours: in `B`), matter, the angle model and
-    the encounter (physics.md section 10)."""
+def run_system(config, dtype, angles) -> System:
+    """The run file's physics as a `System` (unbound): `physics.gamma`, the coupling and its
+    history, the vacuum vector, the mass ordering (three flavours: in `B`), matter, the angle
+    model `angles` and the encounter (physics.md section 10)."""
     physics = config["physics"]
     matter = physics["matter"]
     return System(
         gamma=physics["gamma"],
         mu=coupling_profile(physics["mu"], physics["mu_scale"]),
         B=vacuum_direction(config, dtype),
-        angles=angle_model(angle_option(config)),
+        angles=angles,
         matter=None if matter == 0 else coupling_profile(matter, physics["matter_scale"]),
         ordering=physics["ordering"] if n_flavours(config) == 2 else "normal",
         encounter=physics["encounter"],
@@ -136,3 +146,136 @@ def group_tables(gas: Gas) -> dict:
         "omegas": np.asarray(gas.omegas),
         "antineutrino": np.asarray(gas.antineutrino),
     }
+
+
+def option_keys(option: str) -> list[str]:
+    """The run-file keys that set a `System` option: those whose schema entry `shapes` it
+    (`gamma` -> `physics.gamma`; `B` -> the vacuum's keys)."""
+    return [key for key, entry in SCHEMA.items() if option in entry.shapes] or [option]
+
+
+def bound(system: System, omegas, antineutrino, n_flavours: int, dtype) -> System:
+    """`system` bound to the model's classes (`System.bind`, its one check), its errors naming
+    the run-file keys of the option."""
+    try:
+        return system.bind(omegas, antineutrino, n_flavours=n_flavours, dtype=dtype)
+    except OptionError as error:
+        keys = option_keys(error.option)
+        if len(keys) == 1:
+            fail(keys[0], str(error))
+        raise ConfigError(
+            f"config keys {', '.join(map(repr, keys))} (they set {error.option}): {error}"
+        ) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunObjects:
+    """A run file as the library's objects, built once (`build`).
+
+    - `config`: the resolved run file it was built from (written beside the results);
+    - `dtype`, `key` (from `seed`);
+    - `system`: the `System`, bound to the model's classes (the gas's groups, the foreground
+      neutrino, the mean field's groups or angles);
+    - `schedule`, `sampling`, `saveat`: how the encounters are sampled and saved (None for the
+      mean field);
+    - `gas`: the `Gas` (None for the foreground);
+    - `sharding`: the gas's shards (`Sharding`, its devices given by the command line);
+    - `field`, `ts`: the mean field and its save times (mean field only)."""
+
+    config: dict
+    dtype: Any
+    key: Any
+    system: System
+    schedule: AbstractSchedule | None = None
+    sampling: Sampling | None = None
+    saveat: SaveAt | None = None
+    gas: Gas | None = None
+    sharding: Sharding | None = None
+    field: Any = None
+    ts: Any = None
+
+    @property
+    def model(self) -> str:
+        return self.config["model"]
+
+
+def build(config: dict) -> RunObjects:
+    """The resolved run file `config` as the library's objects, each built and checked once."""
+    from .._gas.sharded import check_shards
+    from .._manybody.statevector import check_manybody_schedule
+
+    model, physics = config["model"], config["physics"]
+    dtype = run_dtype(config)
+    key = jax.random.key(config["seed"])
+    n = n_flavours(config)
+    beams = physics["angles"] == "beams"
+    angles = library(
+        "gas.directions" if beams else "physics.angles",
+        lambda: angle_model(angle_option(config)),
+    )
+    system = run_system(config, dtype, angles)
+    if model == "meanfield":
+        return _meanfield(config, dtype, key, system)
+    schedule = library("schedule.dt", lambda: run_schedule(config))
+    if model == "foreground":
+        library("physics.angles", lambda: fresh_angle_model(system.angles))
+        fg = config["foreground"]
+        system = bound(system, [fg["omega"]], fg["antineutrino"], n, dtype)
+        gas = None
+    else:
+        if beams:
+            library("gas.directions", lambda: angles.for_gas(tuple(config["gas"]["counts"])))
+        gas = library("gas.counts", lambda: run_gas_groups(config, dtype))
+        system = bound(system, gas.omegas, gas.antineutrino, n, dtype)
+    library("schedule.dt", lambda: schedule.checked(system.gamma, system.mu, dtype))
+    if model == "manybody":
+        library("schedule.vacuum", lambda: check_manybody_schedule(schedule))
+    sampling, saveat = run_sampling(config, schedule, key, dtype)
+    sharding = None
+    if model == "gas":
+        sharding = Sharding(
+            shards=config["gas"]["shards"] or None, exchange_every=config["gas"]["exchange_every"]
+        )
+        if sharding.shards:
+            library("gas.shards", lambda: check_shards(sharding, gas.n, 1))
+    return RunObjects(
+        config, dtype, key, system, schedule, sampling, saveat, gas=gas, sharding=sharding
+    )
+
+
+def _meanfield(config, dtype, key, system) -> RunObjects:
+    """The mean field of the run file's gas: its groups (`GroupField`, for angle models of
+    groups) or its angles (`MultiAngleField`, fixed velocities: those of realization 0 of the
+    gas run with the same seed), with the run file's collision term."""
+    from .._gas.model import realization_velocities
+    from .._meanfield.fields import GroupField, MultiAngleField
+
+    physics, run, mf = config["physics"], config["run"], config["meanfield"]
+    gas = library("gas.counts", lambda: run_gas_groups(config, dtype))
+    n = n_flavours(config)
+    if physics["gamma"] is None:
+        # `physics.gamma` is used by the collision terms only; without one it is left out, and
+        # the system takes 1 in its place (no term reads it).
+        system = dataclasses.replace(system, gamma=1.0)
+    step = config["schedule"]["dt"]  # used by the stochastic collision term only
+    dt = None if step is None else jnp.asarray(step, dtype)
+    anti = np.asarray(gas.antineutrino)
+    if system.angles.by_group:
+        library("gas.directions", lambda: system.angles.group_weights(gas.fractions))
+        system = bound(system, gas.omegas, anti, n, dtype)
+        field = GroupField(
+            jnp.asarray(gas.fractions, dtype), gas.omegas, system, mf["collision"], gas.n,
+            dt=dt, antineutrino=anti,
+        )  # fmt: skip
+    else:
+        ids = gas.group_ids()
+        velocities = realization_velocities(system.angles, key, 1, gas.n, dtype)[0]
+        system = dataclasses.replace(system, angles="isotropic")
+        system = bound(system, gas.omegas[ids], anti[ids], n, dtype)
+        field = MultiAngleField(
+            gas.omegas[ids], velocities, system, mf["collision"], dt=dt, antineutrino=anti[ids]
+        )
+    if dt is not None:
+        library("schedule.dt", lambda: Stochastic(dt=dt).checked(system.gamma, system.mu, dtype))
+    ts = jnp.linspace(0.0, run["t_max"], run["n_saves"], dtype=dtype)
+    return RunObjects(config, dtype, key, system, gas=gas, field=field, ts=ts)

@@ -21,25 +21,17 @@ import numpy as np
 
 from .._gas import observe
 from .._gas.checkpoint import CheckpointMismatch, read_checkpoint
-from .._gas.model import realization_velocities
 from .._gas.observe import FIELDS
 from .._output.io import write_h5
 from .._physics.encounter import Swap
-from .._physics.profiles import AbstractProfile
 from .._physics.states import occupations
-from .._sampling.angles import FixedVelocities, Isotropic
-from .._sampling.options import Checkpoint, Sharding
+from .._sampling.angles import Isotropic
+from .._sampling.options import Checkpoint
+from .._sampling.schedule import Stochastic
 from .._support.resources import check_disk
 from .._support.sharding import is_main_process
 from .config import dumps
-from .run_options import (
-    group_tables,
-    run_dtype,
-    run_gas_groups,
-    run_sampling,
-    run_schedule,
-    run_system,
-)
+from .run_options import RunObjects, group_tables
 from .schema import SCHEMA
 
 
@@ -47,24 +39,22 @@ def checkpoint_path(out: Path) -> Path:
     return out.with_name(out.stem + ".checkpoint.h5")
 
 
-def run_foreground(config, key, progress):
+def run_foreground(run: RunObjects, progress):
     from .._foreground.master import foreground_mean
     from .._foreground.model import simulate_foreground
 
-    dtype = run_dtype(config)
-    physics, fg = config["physics"], config["foreground"]
-    system, schedule = run_system(config, dtype), run_schedule(config)
-    sampling, saveat = run_sampling(config, schedule, key, dtype)
+    dtype, system, schedule = run.dtype, run.system, run.schedule
+    fg = run.config["foreground"]
     sol = simulate_foreground(
         jnp.asarray(fg["P0"], dtype),
         jnp.asarray(fg["P_b"], dtype),
         system,
         schedule,
-        sampling,
+        run.sampling,
         omega=fg["omega"],
         antineutrino=fg["antineutrino"],
         background_antineutrino=fg["background_antineutrino"],
-        saveat=saveat,
+        saveat=run.saveat,
     )
     data = {
         "ts": sol.ts,
@@ -80,39 +70,31 @@ def run_foreground(config, key, progress):
         isinstance(system.encounter, Swap)
         and system.ordering == "normal"
         and system.field_is_vacuum
-        and not isinstance(system.mu, AbstractProfile)
+        and system.density is None
     )
     if isinstance(system.angles, Isotropic) and plain:
-        exact = dict(P0=fg["P0"], P_b=fg["P_b"], gamma=physics["gamma"], mu=physics["mu"])
+        exact = dict(P0=fg["P0"], P_b=fg["P_b"], gamma=system.gamma, mu=system.mu)
         exact.update(omega=fg["omega"], B=system.B)
         # The master equation (dt -> 0) and, for the stochastic schedule, the exact ensemble
         # mean of the schedule at this dt.
         data["master_equation"] = foreground_mean(t=sol.ts, **exact)
-        if config["schedule"]["kind"] == "stochastic":
+        if isinstance(schedule, Stochastic):
             data["exact_mean"] = foreground_mean(t=sol.ts, dt=schedule.dt, **exact)
     return data
 
 
-def run_gas(config, key, progress, checkpoint: Checkpoint, devices=None):
+def run_gas(run: RunObjects, progress, checkpoint: Checkpoint, devices=None):
     from .._gas import simulate_gas
 
-    dtype = run_dtype(config)
-    gas = run_gas_groups(config, dtype)
-    system, schedule = run_system(config, dtype), run_schedule(config)
-    sampling, saveat = run_sampling(config, schedule, key, dtype)
-    sharding = Sharding(
-        devices=devices,
-        shards=config["gas"]["shards"] or None,
-        exchange_every=config["gas"]["exchange_every"],
-    )
+    gas = run.gas
     sol = simulate_gas(
         gas,
-        system,
-        schedule,
-        sampling,
-        saveat=saveat,
+        run.system,
+        run.schedule,
+        run.sampling,
+        saveat=run.saveat,
         checkpoint=checkpoint,
-        sharding=sharding,
+        sharding=dataclasses.replace(run.sharding, devices=devices),
         progress=progress,
     )
     data = {"ts": sol.ts, **{name: getattr(sol, name) for name in FIELDS}}
@@ -126,63 +108,25 @@ def run_gas(config, key, progress, checkpoint: Checkpoint, devices=None):
     return data
 
 
-def run_meanfield(config, key, progress):
-    from .._meanfield.fields import GroupField, MultiAngleField, solve_meanfield
+def run_meanfield(run: RunObjects, progress):
+    from .._meanfield.fields import MultiAngleField, solve_meanfield
 
-    dtype = run_dtype(config)
-    physics, run, mf = config["physics"], config["run"], config["meanfield"]
-    gas = run_gas_groups(config, dtype)
-    system = run_system(config, dtype)
-    B = system.B
-    mu = system.mu if isinstance(system.mu, AbstractProfile) else jnp.asarray(system.mu, dtype)
-    # `physics.gamma` is used by the collision terms only (0 without one).
-    gamma = jnp.asarray(physics["gamma"] or 0.0, dtype)
-    system = dataclasses.replace(system, gamma=gamma, mu=mu)
-    ts = jnp.linspace(0.0, run["t_max"], run["n_saves"], dtype=dtype)
+    dtype, gas, field, mf = run.dtype, run.gas, run.field, run.config["meanfield"]
     ids = jnp.asarray(gas.group_ids())
-    step = config["schedule"]["dt"]  # used by the stochastic collision term only
-    dt = None if step is None else jnp.asarray(step, dtype)
     anti = jnp.asarray(gas.antineutrino)
-    if system.angles.by_group:
-        field = GroupField(
-            jnp.asarray(gas.fractions, dtype),
-            gas.omegas,
-            system,
-            mf["collision"],
-            gas.n,
-            dt=dt,
-            antineutrino=anti,
-        )
-        sol = solve_meanfield(
-            field, gas.P0, ts, rtol=mf["rtol"], atol=mf["atol"], progress=bool(progress)
-        )
-        states = sol.P[:, ids]  # every member follows its group
-    else:
-        # The velocities of realization 0 of the gas run with the same seed.
-        velocities = realization_velocities(FixedVelocities(), key, 1, gas.n, dtype)[0]
-        field = MultiAngleField(
-            gas.omegas[ids],
-            velocities,
-            dataclasses.replace(system, angles="isotropic"),
-            mf["collision"],
-            dt=dt,
-            antineutrino=anti[ids],
-        )
-        sol = solve_meanfield(
-            field,
-            gas.initial_state(dtype),
-            ts,
-            rtol=mf["rtol"],
-            atol=mf["atol"],
-            progress=bool(progress),
-        )
-        states = sol.P
+    multi_angle = isinstance(field, MultiAngleField)
+    P0 = gas.initial_state(dtype) if multi_angle else gas.P0
+    sol = solve_meanfield(
+        field, P0, run.ts, rtol=mf["rtol"], atol=mf["atol"], progress=bool(progress)
+    )
+    states = sol.P if multi_angle else sol.P[:, ids]  # every member follows its group
     # The observables of the gas's isospins (`total`, `lepton`: nu - nubar), group means physical.
     isospins = gas.physical(states)
     # Three flavours: the entropy of an antineutrino is that of its `Pbar = -s`, not of `s`.
     signs = None
     if gas.n_flavours > 2 and any(gas.antineutrino):
         signs = jnp.where(anti, -1.0, 1.0).astype(dtype)
+    B = run.system.B
     observed = lambda P: observe(P, ids, gas.counts, B, ids_sorted=True, signs=signs)
     obs = jax.vmap(observed)(isospins)
     obs = eqx.tree_at(lambda o: o.group_mean, obs, gas.physical(obs.group_mean))
@@ -191,20 +135,17 @@ def run_meanfield(config, key, progress):
         data[name] = getattr(obs, name)
     data["occupations"] = occupations(obs.group_mean)
     data["entropy"] = obs.group_entropy @ jnp.asarray(gas.fractions, dtype)
-    if system.angles.keeps_velocities:
-        data["velocities"] = velocities
+    if multi_angle:
+        data["velocities"] = field.velocities
     data["solver_steps"] = np.asarray(sol.stats["num_steps"])
     return data
 
 
-def run_manybody(config, key, progress):
+def run_manybody(run: RunObjects, progress):
     from .._manybody.statevector import simulate_manybody
 
-    dtype = run_dtype(config)
-    gas = run_gas_groups(config, dtype)
-    system, schedule = run_system(config, dtype), run_schedule(config)
-    sampling, saveat = run_sampling(config, schedule, key, dtype)
-    sol = simulate_manybody(gas, system, schedule, sampling, saveat=saveat)
+    gas = run.gas
+    sol = simulate_manybody(gas, run.system, run.schedule, run.sampling, saveat=run.saveat)
     data = {
         name: getattr(sol, name)
         for name in ("ts", "exact", "oile", "exact_entropy", "oile_entropy", "norm")
@@ -240,7 +181,7 @@ def run_file_keys(differ: list[str]) -> list[str]:
 
 
 def run(
-    config: dict,
+    objects: RunObjects,
     out: Path,
     *,
     resume: bool = False,
@@ -249,27 +190,28 @@ def run(
     attrs: dict | None = None,
     devices=None,
 ) -> Path:
-    """Run the resolved `config` and write `out` (HDF5). Refuses to start if `out` exists and
-    `force` is false, so nothing already written is lost. `devices` (gas runs): shard the
-    realizations, or with `gas.shards` the neutrinos, across devices (see `simulate_gas`).
-    Under `jax.distributed`, every process runs and process 0 writes."""
+    """Run a run file built into its objects (`run_options.build`) and write `out` (HDF5).
+    Refuses to start if `out` exists and `force` is false, so nothing already written is lost.
+    `devices` (gas runs): shard the realizations, or with `gas.shards` the neutrinos, across
+    devices (see `simulate_gas`). Under `jax.distributed`, every process runs and process 0
+    writes."""
     out = Path(out)
     if out.is_dir():
         raise IsADirectoryError(f"--out {out} is a directory; give the path of an HDF5 file")
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
     if not is_main_process():  # process 0 alone writes (under jax.distributed)
-        return _run(config, out, resume, force, progress, attrs, devices)
+        return _run(objects, out, resume, force, progress, attrs, devices)
     check_writable(out)
     check_disk(
-        output_bytes(config),
+        output_bytes(objects.config),
         out.parent,
         f"the output {out}",
         "free some space, choose another --out, or lower the run's size (run.n_realizations, "
         "run.n_saves, gas.counts with run.save_state)",
     )
     with output_lock(out):
-        return _run(config, out, resume, force, progress, attrs, devices)
+        return _run(objects, out, resume, force, progress, attrs, devices)
 
 
 def check_writable(out: Path) -> None:
@@ -335,9 +277,8 @@ def output_lock(out: Path):
         os.close(handle)
 
 
-def _run(config, out, resume, force, progress, attrs, devices) -> Path:
-    model = config["model"]
-    key = jax.random.key(config["seed"])
+def _run(objects: RunObjects, out, resume, force, progress, attrs, devices) -> Path:
+    config, model = objects.config, objects.model
     checkpoint = checkpoint_path(out)
     if model == "gas":
         if checkpoint.exists() and not resume:
@@ -352,7 +293,7 @@ def _run(config, out, resume, force, progress, attrs, devices) -> Path:
                 file=sys.stderr,
             )
         try:
-            data = run_gas(config, key, progress, Checkpoint(checkpoint, resume), devices)
+            data = run_gas(objects, progress, Checkpoint(checkpoint, resume), devices)
         except CheckpointMismatch as error:
             keys = run_file_keys(error.differ)
             raise ValueError(
@@ -371,7 +312,7 @@ def _run(config, out, resume, force, progress, attrs, devices) -> Path:
             "meanfield": run_meanfield,
             "manybody": run_manybody,
         }
-        data = runner[model](config, key, progress)
+        data = runner[model](objects, progress)
     data = jax.tree_util.tree_map(np.asarray, data)
     run_attrs = {
         "kind": "run",

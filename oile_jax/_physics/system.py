@@ -24,6 +24,7 @@ from jaxtyping import Array, Bool, Float
 
 from .._sampling.angles import AbstractAngleModel, angle_model
 from .._support.checks import (
+    about,
     as_array,
     as_dtype,
     check_finite,
@@ -32,6 +33,7 @@ from .._support.checks import (
     check_scalar,
     check_unit,
     check_vector,
+    concrete,
 )
 from .encounter import AbstractEncounter, encounter_model
 from .flavours import (
@@ -184,13 +186,6 @@ class System(eqx.Module):
         if self.L is not None and jnp.shape(self.L) != (D,):
             raise ValueError(f"L must have shape ({D},), got {jnp.shape(self.L)}")
 
-    def _check_unbound(self):
-        if self.bound:
-            raise ValueError(
-                "the system is already bound to its particle classes; give the model a "
-                "System(gamma, mu, B, ...) of its own"
-            )
-
     def bind(self, omegas, antineutrino=False, *, n_flavours: int = 2, dtype=jnp.float32):
         """This system bound to particle classes of vacuum frequencies `omegas` and species
         `antineutrino` (one bool per class, or one for all), for `n_flavours` flavours in
@@ -199,8 +194,13 @@ class System(eqx.Module):
         `mu` a varying profile becomes `density` (and `mu = 1`); a constant profile its value.
         `matter` None, a number or a profile. `B` None: the mass basis (`(0, 0, -1)`; for three
         flavours `pmns_vacuum(basis="mass")`); `L` None: the electron flavour of the flavour
-        basis, refused where it commutes with `B` (matter would then change no flavour)."""
-        self._check_unbound()
+        basis, refused where it commutes with `B` (matter would then change no flavour).
+
+        A system already bound to these classes (the same frequencies, species, flavour count and
+        dtype) is returned as it is, checked once; one bound to other classes is refused. An
+        error about one option is an `OptionError` naming it (`error.option`)."""
+        if self.bound:
+            return self._bound_to(omegas, antineutrino, n_flavours, dtype)
         gamma, mu, B, angles, matter, L = (
             self.gamma, self.mu, self.B, self.angles, self.matter, self.L
         )  # fmt: skip
@@ -208,15 +208,17 @@ class System(eqx.Module):
         if B is None:
             B = (0.0, 0.0, -1.0) if n == 2 else pmns_vacuum("normal", "mass")
         angles = angle_model(angles)
-        gamma = check_positive(check_scalar(gamma, "gamma", dtype), "gamma")
+        with about("gamma"):
+            gamma = check_positive(check_scalar(gamma, "gamma", dtype), "gamma")
         density = None
-        if isinstance(mu, AbstractProfile) and not mu.constant:
-            density, mu = profile(mu, "mu", dtype), jnp.ones((), dtype)
-        elif isinstance(mu, AbstractProfile):
-            mu = mu(0.0)  # a constant profile: its value
-        elif callable(mu) and not isinstance(mu, jax.Array):
-            profile(mu, "mu", dtype)  # refused, saying how to give a function of time
-        mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
+        with about("mu"):
+            if isinstance(mu, AbstractProfile) and not mu.constant:
+                density, mu = profile(mu, "mu", dtype), jnp.ones((), dtype)
+            elif isinstance(mu, AbstractProfile):
+                mu = mu(0.0)  # a constant profile: its value
+            elif callable(mu) and not isinstance(mu, jax.Array):
+                profile(mu, "mu", dtype)  # refused, saying how to give a function of time
+            mu = check_positive(check_scalar(mu, "mu", dtype), "mu")
         D = dimension(n)
 
         def axis(v, name, what=""):  # a unit vector (two flavours) or a finite one (three)
@@ -226,18 +228,22 @@ class System(eqx.Module):
                 raise ValueError(f"{name} must have shape ({D},), got {v.shape}")
             return v
 
-        B = axis(B, "B", "the vacuum vector of the gas's flavours" if n > 2 else "")
+        with about("B"):
+            B = axis(B, "B", "the vacuum vector of the gas's flavours" if n > 2 else "")
         if matter is not None:
-            matter = profile(matter, "matter", dtype)
-            L = axis(default_matter_axis(B, n) if L is None else L, "L")
+            with about("matter"):
+                matter = profile(matter, "matter", dtype)
+            with about("L"):
+                L = axis(default_matter_axis(B, n) if L is None else L, "L")
         else:
             L = None
-        omegas = as_array(omegas, "omegas", "an array of vacuum frequencies")
-        if omegas.ndim != 1:
-            raise ValueError(
-                f"omegas must be one vacuum frequency per group, shape (K,), got {omegas.shape}"
-            )
-        omegas = check_finite(as_dtype(omegas, jnp.dtype(dtype)), "omegas")
+        with about("omegas"):
+            omegas = as_array(omegas, "omegas", "an array of vacuum frequencies")
+            if omegas.ndim != 1:
+                raise ValueError(
+                    f"omegas must be one vacuum frequency per group, shape (K,), got {omegas.shape}"
+                )
+            omegas = check_finite(as_dtype(omegas, jnp.dtype(dtype)), "omegas")
         return System(
             omegas=omegas,
             gamma=gamma,
@@ -252,13 +258,40 @@ class System(eqx.Module):
             encounter=self.encounter,
         )
 
+    def _bound_to(self, omegas, antineutrino, n_flavours=None, dtype=None) -> "System":
+        """This bound system, where it is bound to these classes (compared by value); else
+        refused."""
+        mine, theirs = concrete(self.omegas), concrete(jnp.asarray(omegas))
+        flags = None if antineutrino is None else species_flags(antineutrino, jnp.shape(omegas)[0])
+        my_flags = None if self.antineutrino is None else concrete(self.antineutrino)
+        same = (
+            mine is not None
+            and theirs is not None
+            and mine.shape == theirs.shape
+            and np.array_equal(mine, theirs.astype(mine.dtype))
+            and (n_flavours is None or n_flavours == self.n_flavours)
+            and (dtype is None or jnp.dtype(dtype) == self.omegas.dtype)
+            and (flags is None or not isinstance(flags, jax.core.Tracer))
+            and np.array_equal(
+                np.zeros(mine.shape, bool) if my_flags is None else my_flags,
+                np.zeros(mine.shape, bool) if flags is None else np.asarray(flags),
+            )
+        )
+        if not same:
+            raise ValueError(
+                "the system is already bound to other particle classes (frequencies, species, "
+                "flavours or dtype); give the model a System(gamma, mu, B, ...) of its own"
+            )
+        return self
+
     def given(self, omegas, antineutrino=None) -> "System":
         """This system bound to classes of frequencies `omegas` and species `antineutrino`
         (one bool per class, or None) as its numbers are given: no value is checked, so that a
         mean field built inside `jit` or a derivative costs nothing more (`bind` validates).
         `mu` and `matter` may be numbers or profiles of time; `B` None is the two-flavour mass
-        basis `(0, 0, -1)`."""
-        self._check_unbound()
+        basis `(0, 0, -1)`. A system already bound to these classes is returned as it is."""
+        if self.bound:
+            return self._bound_to(omegas, antineutrino)
         omegas = jnp.asarray(omegas)
         mu, density = self.mu, None
         if isinstance(mu, AbstractProfile):

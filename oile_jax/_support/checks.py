@@ -10,12 +10,33 @@ a program of its own, and each costs a fresh process a trace, a lowering and a c
 compilation-cache lookup), about 10 ms apiece on a CPU.
 """
 
+import contextlib
 from collections.abc import Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+class OptionError(ValueError):
+    """A `ValueError` about one option of an object, `option` its name (the field it sets), so
+    that a caller that wrote the option under another name (a run file's key) can say so."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(message)
+        self.option = option
+
+
+@contextlib.contextmanager
+def about(option: str):
+    """A `ValueError` raised inside the block is an `OptionError` about `option`."""
+    try:
+        yield
+    except OptionError:
+        raise
+    except ValueError as error:
+        raise OptionError(option, str(error)) from None
 
 
 def concrete(x) -> np.ndarray | None:
