@@ -311,3 +311,16 @@ def test_fit_gamma_experiment(tmp_path):
     assert 0 < best < len(grid) - 1 and np.isclose(grid[best], 0.1, rtol=1e-9)
     assert loss[0, -1] <= scan[best]
     assert grid[best - 1] < data["gamma_fitted"][0] < grid[best + 1]
+
+
+def test_group_field_benchmark_runs_and_records(tmp_path):
+    """The group-field benchmark end to end at one small size (its rates are measured by running
+    it, never asserted here): both algorithms give the same right-hand side."""
+    import json
+
+    table = tmp_path / "group_field.json"
+    argv = ["--sizes", "5", "--steps", "2", "--rounds", "1", "--repeats", "1", "--json", str(table)]
+    assert load("benchmark_group_field").main(argv) == 0
+    rows = json.loads(table.read_text())["rows"]
+    assert [r["G"] for r in rows] == [5]
+    assert rows[0]["difference"] < 1e-14 and rows[0]["linear"] > 0 and rows[0]["dense"] > 0

@@ -372,3 +372,24 @@ def test_the_bipolar_pendulum_first_minima_at_finite_theta(theta, mu_prime, expe
     assert abs((1 + P_z) / 2 - P_ee) < 1e-9, ((1 + P_z) / 2, P_ee)
     # Not the bottom: the flavour minimum comes later by a measurable stretch.
     assert t_ee - t_bottom > 0.01 * t_bottom
+
+
+@pytest.mark.parametrize("angles", ["isotropic", "fixed-angle", "beams"])
+@pytest.mark.parametrize("power", [1, 2])
+def test_group_sums_are_the_dense_weights(angles, power):
+    """`group_sums` (linear in the groups: rank 1 for fresh angles, the moments of the
+    directions for beams) equals the dense `sum_h W_gh w_h` of `group_weights`, at 7 groups."""
+    rng = np.random.default_rng(11)
+    G = 7
+    d = rng.normal(size=(G, 3))
+    model = {
+        "isotropic": oj.Isotropic(),
+        "fixed-angle": oj.FixedAngle(0.7),
+        "beams": oj.Beams(jnp.asarray(d / np.linalg.norm(d, axis=-1, keepdims=True))),
+    }[angles]
+    fractions = jnp.asarray(rng.dirichlet(np.ones(G)))
+    weighted = jnp.asarray(rng.normal(size=(G, 3)))
+    W = np.asarray(model.group_weights(fractions)[power - 1])
+    assert_allclose(model.group_sums(weighted, power), W @ np.asarray(weighted), rtol=0, atol=1e-13)
+    diagonal = np.diagonal(np.asarray(model.group_weights(fractions)[0]))
+    assert_allclose(model.group_diagonal(G), diagonal, rtol=0, atol=1e-15)

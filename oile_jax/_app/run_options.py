@@ -261,7 +261,7 @@ def _meanfield(config, dtype, key, system) -> RunObjects:
     dt = None if step is None else jnp.asarray(step, dtype)
     anti = np.asarray(gas.antineutrino)
     if system.angles.by_group:
-        library("gas.directions", lambda: system.angles.group_weights(gas.fractions))
+        library("gas.directions", lambda: system.angles.group_diagonal(gas.n_groups))
         system = bound(system, gas.omegas, anti, n, dtype)
         field = GroupField(
             jnp.asarray(gas.fractions, dtype), gas.omegas, system, mf["collision"], gas.n,

@@ -191,7 +191,9 @@ class GroupField(AbstractMeanField):
     section 11).
 
     With `s_g = P_g` or `-Pbar_g` and `W_gh`, `W2_gh` the mean of `x`, `x^2` over pairs of
-    groups `g`, `h` (`angles.group_weights`; `<x>`, `<x^2>` for fresh angles):
+    groups `g`, `h` (`angles.group_weights`; `<x>`, `<x^2>` for fresh angles), summed in a
+    cost linear in the groups (`angles.group_sums`: rank 1 for fresh angles, the directions'
+    moments for beams):
     `H_g = (+/- omega_g) B + lambda(t) L + mu(t) (N sum_h f_h W_gh s_h - W_gg s_g)/(N - 1)`
     (`n=None`: `N -> infinity`), `dP_g/dt = H_g x P_g` (physics.md section 10). Collision:
     `-mu gamma N/(N-1) sum_h f_h W2_gh (P_g - sign_g s_h)`, plus for `"deterministic"` (or
@@ -237,7 +239,7 @@ class GroupField(AbstractMeanField):
                 "groups only (Isotropic(), FixedAngle(theta), Beams(directions)); for fixed "
                 "velocities use MultiAngleField"
             )
-        angles.group_weights(self.fractions)  # an angle model of other groups: refused
+        angles.group_diagonal(jnp.shape(self.fractions)[0])  # a model of other groups: refused
 
     def state_shape(self, D):
         return (self.system.n_classes, D)
@@ -248,17 +250,20 @@ class GroupField(AbstractMeanField):
         signed = (lambda x: x) if sign is None else (lambda x: sign[:, None] * x)
         s = signed(P)  # the isospins
         mu = system.coupling(t)
-        W, W2 = (w.astype(P.dtype) for w in system.angles.group_weights(self.fractions))
-        f = self.fractions
-        meet = system.encounter
+        angles, meet = system.angles, system.encounter
+        f = self.fractions.astype(P.dtype)
+
+        def sums(values, power):
+            """`sum_h f_h W_gh values_h` (`W2` for `power` 2), linear in the groups where the
+            angle model's coupling has low rank (`group_sums`)."""
+            return angles.group_sums(f[:, None] * values, power)
 
         def interaction(s):
-            pull = (f[None, :] * W) @ s
+            pull = sums(s, 1)
             if self.n is None:
                 return meet.forward_field(mu * pull)
-            return meet.forward_field(
-                mu * (self.n * pull - jnp.diagonal(W)[:, None] * s) / (self.n - 1)
-            )
+            diagonal = angles.group_diagonal(s.shape[0]).astype(P.dtype)
+            return meet.forward_field(mu * (self.n * pull - diagonal[:, None] * s) / (self.n - 1))
 
         nf = self._flavours(P)
         x = lambda a, b: star_array(a, b, nf)
@@ -270,9 +275,12 @@ class GroupField(AbstractMeanField):
             # (those of the other species apart), in each group's own sign.
             other = None
             if sign is not None:
-                unlike = (sign[:, None] != sign[None, :]).astype(P.dtype)
-                other = (f[None, :] * W2 * unlike) @ s
-            weight, partners = jnp.sum(f * W2, axis=1), (f[None, :] * W2) @ s
+                anti = (sign < 0)[:, None]
+                other = jnp.where(
+                    anti, sums(jnp.where(anti, 0, s), 2), sums(jnp.where(anti, s, 0), 2)
+                )
+            weight = sums(jnp.ones(s.shape[:1] + (1,), P.dtype), 2)[:, 0]
+            partners = sums(s, 2)
             ds = meet.collision_change(s, sign, weight, partners, other, nf)
             dP = dP + scale * mu * system.gamma * signed(ds)
         tau = self.collision.step(system)

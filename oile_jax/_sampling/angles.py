@@ -52,6 +52,17 @@ class AbstractAngleModel(eqx.Module):
         """`(W, W2)` `(G, G)`: the mean of `x` and of `x^2` over a pair of a neutrino of group
         `g` and one of group `h`, for the group-reduced mean field (`GroupField`)."""
 
+    @abc.abstractmethod
+    def group_sums(self, weighted: Float[Array, "G k"], power: int) -> Float[Array, "G k"]:
+        """`sum_h W_gh weighted_h` (`power` 1) or `sum_h W2_gh weighted_h` (`power` 2), the
+        weights of `group_weights`, in a cost linear in the number of groups where the
+        coupling has low rank (`GroupField` evaluates its sums this way)."""
+
+    @abc.abstractmethod
+    def group_diagonal(self, G: int) -> Float[Array, " G"]:
+        """`W_gg`, the mean of `x` over two neutrinos of one group (`G` groups; refused where
+        the model is of another number of groups)."""
+
     @staticmethod
     def velocity_words(key: PRNGKeyArray) -> Array:
         """The two 32-bit key words the velocities drawn with `key` are hashed from."""
@@ -68,6 +79,14 @@ class AbstractGroupFreeAngleModel(AbstractAngleModel):
     def group_weights(self, fractions):
         G = jnp.shape(fractions)[0]
         return jnp.full((G, G), self.mean_x()), jnp.full((G, G), self.mean_x2())
+
+    def group_sums(self, weighted, power):
+        """Rank 1: `<x^power> sum_h weighted_h` for every group."""
+        mean = (self.mean_x() if power == 1 else self.mean_x2()).astype(weighted.dtype)
+        return jnp.broadcast_to(mean * jnp.sum(weighted, axis=0), weighted.shape)
+
+    def group_diagonal(self, G):
+        return jnp.full((G,), self.mean_x())
 
 
 class AbstractFreshAngleModel(AbstractGroupFreeAngleModel):
@@ -216,15 +235,33 @@ class Beams(AbstractAngleModel):
         counts = jnp.asarray(self._bound(), dtype=self.directions.dtype)
         return counts / jnp.sum(counts)
 
-    def group_weights(self, fractions):
-        G = jnp.shape(fractions)[0]
+    def _for_groups(self, G: int):
         if self.directions.shape[0] != G:
             raise ValueError(
                 f"Beams directions has {self.directions.shape[0]} directions for a field of {G} "
                 "groups: give one unit vector per group"
             )
+
+    def group_weights(self, fractions):
+        self._for_groups(jnp.shape(fractions)[0])
         W = 1 - self.directions @ self.directions.T
         return W, W**2
+
+    def group_sums(self, weighted, power):
+        """`W = 1 - d d^T` has rank 4: `sum_h w_h - d_g . sum_h d_h w_h`; `W2 = 1 - 2 d.d' +
+        (d.d')^2` has rank 10, through the moments `sum_h d_ha d_hb w_h`."""
+        self._for_groups(weighted.shape[0])
+        d = self.directions.astype(weighted.dtype)
+        first = d @ (d.T @ weighted)
+        total = jnp.sum(weighted, axis=0)
+        if power == 1:
+            return total - first
+        second = jnp.einsum("ha,hb,hk->abk", d, d, weighted)
+        return total - 2 * first + jnp.einsum("ga,gb,abk->gk", d, d, second)
+
+    def group_diagonal(self, G):
+        self._for_groups(G)
+        return 1 - jnp.sum(self.directions**2, axis=-1)
 
     def pair_x(self, u, words, index_a, index_b, dtype):
         from .._gas.groups import group_values
