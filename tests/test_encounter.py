@@ -251,6 +251,7 @@ def _vacuum(P0, omegas, ts):
                       zip(P0, omegas, strict=True)] for t in ts])  # fmt: skip
 
 
+@pytest.mark.long  # every model compiled twice: CI's long step
 @pytest.mark.parametrize("schedule", ["stochastic", "inside"])
 def test_every_encounter_model_applies_the_systems_encounter(schedule):
     """A gas, a foreground neutrino and the many-body engine with `NoEncounter`: the vacuum's
@@ -286,6 +287,7 @@ def test_every_encounter_model_applies_the_systems_encounter(schedule):
     assert min(moved[n:]) > 0.05, moved[n:]
 
 
+@pytest.mark.long  # every model compiled twice: CI's long step
 @pytest.mark.parametrize("collision", ["stochastic", "deterministic"])
 def test_every_mean_field_applies_the_systems_encounter(collision):
     """`GroupField`, `MultiAngleField` and `ForegroundField` with `NoEncounter`: the vacuum's
