@@ -528,6 +528,18 @@ def test_a_bound_system_is_taken_as_is():
     other = system.bind(jnp.asarray([0.1, 0.3]), dtype=jnp.float32)
     with pytest.raises(ValueError, match="already bound to other particle classes"):
         oj.simulate_gas(gas, other, oj.Stochastic(dt=0.05), sampling)
+
+    # Species traced (frequencies concrete) cannot be compared: refused, not taken as all
+    # neutrinos.
+    def rebound(flags):
+        traced = oj.System(
+            gamma=bound.gamma, mu=bound.mu, B=bound.B, angles=bound.angles,
+            omegas=bound.omegas, antineutrino=flags,
+        )  # fmt: skip
+        return traced.bind(gas.omegas, gas.antineutrino, dtype=jnp.float32).gamma
+
+    with pytest.raises(ValueError, match="already bound to other particle classes"):
+        jax.jit(rebound)(jnp.asarray([False, True]))
     with pytest.raises(ValueError, match="already bound to other particle classes"):
         oj.simulate_gas(gas, bound, oj.Stochastic(dt=0.05), oj.Sampling(
             jax.random.key(1), n_steps=8, n_realizations=2, dtype=jnp.float64))  # fmt: skip

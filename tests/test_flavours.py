@@ -536,3 +536,51 @@ def test_the_three_flavour_multi_angle_field_against_matrices():
         )
         assert_allclose(field(0.0, jnp.asarray(P)), expected, rtol=0, atol=atol, err_msg=option)
     assert np.abs(collision).max() > 1e-3
+
+
+@pytest.mark.parametrize("n_groups", [None, 40])
+def test_group_field_is_the_expansion_of_the_exact_pair_map(n_groups):
+    """`GroupField` (three flavours, beams, two neutrino groups and an antineutrino group, no
+    vacuum, stochastic collision term) against the expansion of the exact 9x9 pair map of
+    `reference_flavours`, in NumPy: `dP_g/dt = mu N/(N-1) sum_h f_h (x_gh D1_gh + gamma x_gh^2
+    D2_gh)` (the self-pair left out for finite N), with `D1`, `D2` the first and second
+    orders in `c` of the change of `P_g` when it meets `P_h` at angle `c`, taken by symmetric
+    differences of the exact map. Distinguishes the species of each pair (the nu-nubar pair's
+    extra term) and the beams' weights."""
+    rng = np.random.default_rng(7)
+    anti = (False, False, True)
+    fractions = np.asarray([0.5, 0.3, 0.2])
+    d = rng.normal(size=(3, 3))
+    d /= np.linalg.norm(d, axis=-1, keepdims=True)
+    x = 1 - d @ d.T
+    P = []
+    for _ in range(3):
+        v = rng.normal(size=8)
+        P.append(0.6 * v / np.linalg.norm(v))  # well inside the state space
+    P = np.asarray(P)
+    gamma, mu, eps = 0.05, 1.3, 1e-3
+
+    def change(g, h, c):
+        r_g, r_h = ref.from_physical(P[g], anti[g]), ref.from_physical(P[h], anti[h])
+        U = ref.expm_hermitian(ref.pair_hamiltonian(anti[g], anti[h], 1.0), c)
+        after = ref.partial_traces(U @ np.kron(r_g, r_h) @ U.conj().T)[0]
+        return ref.to_physical(after, anti[g]) - P[g]
+
+    expected = np.zeros_like(P)
+    for g in range(3):
+        for h in range(3):
+            plus, minus = change(g, h, eps), change(g, h, -eps)
+            D1, D2 = (plus - minus) / (2 * eps), (plus + minus) / (2 * eps**2)
+            weight = fractions[h]
+            if n_groups is not None:  # the self-pair: one partner fewer in one's own group
+                weight = (n_groups * fractions[h] - (g == h)) / (n_groups - 1)
+            expected[g] += mu * weight * (x[g, h] * D1 + gamma * x[g, h] ** 2 * D2)
+    system = oj.System(
+        gamma=gamma, mu=mu, B=oj.pmns_vacuum("normal", "flavour"), angles=oj.Beams(jnp.asarray(d))
+    )
+    field = oj.GroupField(
+        jnp.asarray(fractions), jnp.zeros(3), system, "stochastic", n=n_groups,
+        antineutrino=jnp.asarray(anti),
+    )  # fmt: skip
+    # The symmetric differences are exact to O(eps^2) ~ 1e-6 of each order.
+    assert_allclose(field(0.0, jnp.asarray(P)), expected, rtol=0, atol=2e-6)

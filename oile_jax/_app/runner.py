@@ -73,7 +73,9 @@ def run_foreground(run: RunObjects, progress):
         and system.density is None
     )
     if isinstance(system.angles, Isotropic) and plain:
-        exact = dict(P0=fg["P0"], P_b=fg["P_b"], gamma=system.gamma, mu=system.mu)
+        # The run file's numbers as written (the closed forms compute in float64).
+        physics = run.config["physics"]
+        exact = dict(P0=fg["P0"], P_b=fg["P_b"], gamma=physics["gamma"], mu=physics["mu"])
         exact.update(omega=fg["omega"], B=system.B)
         # The master equation (dt -> 0) and, for the stochastic schedule, the exact ensemble
         # mean of the schedule at this dt.

@@ -267,6 +267,7 @@ class System(eqx.Module):
         same = (
             mine is not None
             and theirs is not None
+            and (self.antineutrino is None or my_flags is not None)
             and mine.shape == theirs.shape
             and np.array_equal(mine, theirs.astype(mine.dtype))
             and (n_flavours is None or n_flavours == self.n_flavours)
