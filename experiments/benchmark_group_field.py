@@ -40,9 +40,9 @@ class DenseIsotropic(AbstractFreshAngleModel):
     def mean_x2(self):
         return oj.Isotropic().mean_x2()
 
-    def group_sums(self, weighted, power):
-        W = self.group_weights(jnp.ones(weighted.shape[0]))[power - 1]
-        return W.astype(weighted.dtype) @ weighted
+    def group_sums(self, fractions, values, power):
+        W = self.group_weights(fractions)[power - 1]
+        return values @ (W.astype(values.dtype) * fractions).T
 
 
 def field(G: int, angles):

@@ -126,10 +126,13 @@ from ._physics.states import (
 from ._physics.system import System as System
 from ._sampling.angles import (
     AbstractAngleModel as AbstractAngleModel,
+    Axisymmetric as Axisymmetric,
     Beams as Beams,
     FixedAngle as FixedAngle,
     FixedVelocities as FixedVelocities,
     Isotropic as Isotropic,
+    angle_grid as angle_grid,
+    mode_grid as mode_grid,
 )
 from ._sampling.options import (
     Checkpoint as Checkpoint,

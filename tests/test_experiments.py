@@ -324,3 +324,18 @@ def test_group_field_benchmark_runs_and_records(tmp_path):
     rows = json.loads(table.read_text())["rows"]
     assert [r["G"] for r in rows] == [5]
     assert rows[0]["difference"] < 1e-14 and rows[0]["linear"] > 0 and rows[0]["dense"] > 0
+
+
+def test_meanfield_benchmark_runs_and_records(tmp_path):
+    """The mean-field benchmark against SciPy's RK45 end to end at one small size of each
+    problem (its times are measured by running it, never asserted here): both sides solve the
+    same equations to the tolerance."""
+    import json
+
+    table = tmp_path / "meanfield.json"
+    argv = ["--sizes", "21", "--rounds", "1", "--json", str(table)]
+    assert load("benchmark_meanfield").main(argv) == 0
+    rows = json.loads(table.read_text())["rows"]
+    assert [(r["problem"], r["modes"]) for r in rows] == [("split", 21), ("eln", 21)]
+    for row in rows:
+        assert row["difference"] < 1e-4 and row["oile"] > 0 and row["cold"] > 0

@@ -374,11 +374,12 @@ def test_the_bipolar_pendulum_first_minima_at_finite_theta(theta, mu_prime, expe
     assert t_ee - t_bottom > 0.01 * t_bottom
 
 
-@pytest.mark.parametrize("angles", ["isotropic", "fixed-angle", "beams"])
+@pytest.mark.parametrize("angles", ["isotropic", "fixed-angle", "beams", "axisymmetric"])
 @pytest.mark.parametrize("power", [1, 2])
 def test_group_sums_are_the_dense_weights(angles, power):
     """`group_sums` (linear in the groups: rank 1 for fresh angles, the moments of the
-    directions for beams) equals the dense `sum_h W_gh w_h` of `group_weights`, at 7 groups."""
+    directions for beams and rings) equals the dense `sum_h W_gh f_h w_h` of `group_weights`, at
+    7 groups."""
     rng = np.random.default_rng(11)
     G = 7
     d = rng.normal(size=(G, 3))
@@ -386,10 +387,13 @@ def test_group_sums_are_the_dense_weights(angles, power):
         "isotropic": oj.Isotropic(),
         "fixed-angle": oj.FixedAngle(0.7),
         "beams": oj.Beams(jnp.asarray(d / np.linalg.norm(d, axis=-1, keepdims=True))),
+        "axisymmetric": oj.Axisymmetric(jnp.asarray(rng.uniform(-1, 1, G))),
     }[angles]
-    fractions = jnp.asarray(rng.dirichlet(np.ones(G)))
-    weighted = jnp.asarray(rng.normal(size=(G, 3)))
+    fractions = jnp.asarray(rng.normal(size=G))  # signed, as ELN weights may be
+    values = rng.normal(size=(3, G))
     W = np.asarray(model.group_weights(fractions)[power - 1])
-    assert_allclose(model.group_sums(weighted, power), W @ np.asarray(weighted), rtol=0, atol=1e-13)
+    expected = (W @ (np.asarray(fractions)[:, None] * values.T)).T
+    sums = model.group_sums(fractions, jnp.asarray(values), power)
+    assert_allclose(sums, expected, rtol=0, atol=1e-13)
     diagonal = np.diagonal(np.asarray(model.group_weights(fractions)[0]))
     assert_allclose(model.group_diagonal(G), diagonal, rtol=0, atol=1e-15)

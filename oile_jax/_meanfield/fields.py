@@ -25,13 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._physics.flavours import (
-    flavour_count,
-    star_array,
-)
+from .._physics.flavours import flavour_count, star_major
 from .._physics.system import System
 from .._sampling.angles import Isotropic
-from .._support.checks import check_if_concrete, check_instance, check_option, concrete
+from .._support.checks import check_if_concrete, check_instance, check_option, concrete, refuse
+from .solver import AbstractFusedRungeKutta, default_solver
 
 COLLISIONS = ("none", "stochastic", "deterministic")
 
@@ -91,14 +89,24 @@ def collision_term(collision, dt=None, allowed=COLLISIONS) -> AbstractCollision:
 
 class AbstractMeanField(eqx.Module):
     """A mean-field vector field `dP/dt = F(t, P)` of a physical system (`solve_meanfield`,
-    `linear_stability` and the equilibria take these)."""
+    `linear_stability` and the equilibria take these).
+
+    A field computes in the component-major layout (`major`): the states `P` `(K, D)` (one
+    Bloch vector per class) as `Q = P.T` `(D, K)`, each component a contiguous row, which XLA
+    vectorizes over the classes; `solve_meanfield` integrates in that layout. Calling the field
+    on `P` is the same field in the states' own layout."""
 
     system: eqx.AbstractVar[System]
     collision: eqx.AbstractVar[AbstractCollision]
 
     @abc.abstractmethod
+    def major(self, t, Q, args=None):
+        """`dQ/dt` at time `t` of the states `Q` in the component-major layout: `(D, K)` for
+        `K` classes (`(D,)` for a field of one state)."""
+
     def __call__(self, t, P, args=None):
-        """`dP/dt` at time `t`."""
+        """`dP/dt` at time `t` of the states `P` `(K, D)` (or `(D,)`)."""
+        return jnp.moveaxis(self.major(t, jnp.moveaxis(P, -1, 0)), 0, -1)
 
     @abc.abstractmethod
     def state_shape(self, D: int) -> tuple:
@@ -108,16 +116,21 @@ class AbstractMeanField(eqx.Module):
         """The isospin signs of the classes, or None where all are neutrinos."""
         return self.system.signs(dtype) if self.system.has_antineutrinos else None
 
-    def _flavours(self, P) -> int:
-        """The flavour count of the states `P` (`(..., D)`), which `B` must match."""
-        n = flavour_count(P.shape[-1], "P")
+    def _flavours(self, Q) -> int:
+        """The flavour count of the states `Q` (`(D, ...)`, component-major), which `B` must
+        match."""
+        n = flavour_count(Q.shape[0], "P")
         B = self.system.B
-        if B.shape[-1] != P.shape[-1]:
+        if B.shape[-1] != Q.shape[0]:
             raise ValueError(
-                f"B has {B.shape[-1]} components but the states have {P.shape[-1]}: both "
+                f"B has {B.shape[-1]} components but the states have {Q.shape[0]}: both "
                 "3 (two flavours) or both 8 (three flavours, B = pmns_vacuum(...))"
             )
         return n
+
+    def _one_body(self, t, dtype):
+        """The one-body field of each class, component-major `(D, K)`."""
+        return self.system.field(t, dtype).T
 
 
 def _check_system(system: System, collision: AbstractCollision):
@@ -170,21 +183,23 @@ class ForegroundField(AbstractMeanField):
     def state_shape(self, D):
         return (D,)
 
-    def __call__(self, t, P, args=None):
-        n = flavour_count(P.shape[-1], "P")
+    def major(self, t, Q, args=None):
+        n = flavour_count(Q.shape[0], "P")
         system = self.system
-        h = system.field(t, P.dtype)[0]
+        h = system.field(t, Q.dtype)[0]
         meet = system.encounter
         if not self.collision.present:
-            return star_array(h + meet.forward_field(system.coupling(t) * self.P_b), P, n)
+            return star_major(h + meet.forward_field(system.coupling(t) * self.P_b), Q, n)
         mu_R, Gamma = meet.isotropic_rates(system.gamma, system.coupling(t))
-        return star_array(h + meet.forward_field(mu_R * self.P_b), P, n) - Gamma * (P - self.P_b)
+        return star_major(h + meet.forward_field(mu_R * self.P_b), Q, n) - Gamma * (Q - self.P_b)
 
 
 class GroupField(AbstractMeanField):
     """A gas reduced to groups (every member of a group following its group's vector), for
     angle models whose `x` depends on the pair's groups only: angles drawn afresh at every
-    encounter (`Isotropic()` by default, or `FixedAngle(theta)`), or `Beams(directions)`.
+    encounter (`Isotropic()` by default, or `FixedAngle(theta)`), `Beams(directions)` (a
+    direction per group), or `Axisymmetric(u)` (a ring of polar cosine `u` per group: an
+    axisymmetric angular distribution on a grid of `angle_grid`, times energies by `mode_grid`).
     The state is the group vectors `(G, D)`: `P_g` for a neutrino group, `Pbar_g` for an
     antineutrino group (`antineutrino`, one bool per group); `D = 3` for two flavours, 8 for
     three (then `B` is `pmns_vacuum(...)` and `x` below the product `f_abc`, physics.md
@@ -206,6 +221,12 @@ class GroupField(AbstractMeanField):
     `system`: the `System` (`gamma`, `mu` a number or a profile of time, `B`, the angle model,
     matter along `L`, the ordering), bound to the groups' `omegas` and species as given.
     `collision` a name or an `AbstractCollision` (`dt`: the stochastic collision's step).
+
+    `fractions` are the groups' weights `f_g` (each group's share of the gas, or a quadrature
+    weight times it). The pure mean field (`collision="none"`, `n=None`) also takes signed
+    weights, as NuGas writes antineutrinos and ELN distributions: a mode of negative weight and
+    negative frequency, holding `Pbar`, is an antineutrino group of the opposite weight.
+    Every sum over the groups costs `O(G)` (`angles.group_sums`).
     """
 
     fractions: Float[Array, " G"]
@@ -223,9 +244,19 @@ class GroupField(AbstractMeanField):
         dt=None,
         antineutrino=None,
     ):
-        self.fractions = fractions
         self.collision = collision_term(collision, dt)
         self.n = n
+        if self.collision.present or n is not None:
+            # Signed (ELN) weights are a way of writing the pure mean field; a collision term
+            # or a finite gas needs each group's share of the neutrinos.
+            fractions = refuse(
+                jnp.asarray(fractions),
+                lambda xp, f: f < 0,
+                "fractions must be >= 0 with a collision term or a finite n (each group's "
+                "share of the gas); signed (ELN) weights are for the pure mean field "
+                "(collision='none', n=None)",
+            )
+        self.fractions = fractions
         self.system = check_instance(system, System, "GroupField: system").given(
             omegas, antineutrino
         )
@@ -244,51 +275,51 @@ class GroupField(AbstractMeanField):
     def state_shape(self, D):
         return (self.system.n_classes, D)
 
-    def __call__(self, t, P, args=None):
+    def major(self, t, Q, args=None):
         system = self.system
-        sign = self.signs(P.dtype)
-        signed = (lambda x: x) if sign is None else (lambda x: sign[:, None] * x)
-        s = signed(P)  # the isospins
-        mu = system.coupling(t)
+        dtype = Q.dtype
+        sign = self.signs(dtype)
+        signed = (lambda x: x) if sign is None else (lambda x: sign * x)
+        s = signed(Q)  # the isospins, (D, G)
+        mu = system.coupling(t).astype(dtype)
         angles, meet = system.angles, system.encounter
-        f = self.fractions.astype(P.dtype)
+        f = self.fractions.astype(dtype)
 
         def sums(values, power):
-            """`sum_h f_h W_gh values_h` (`W2` for `power` 2), linear in the groups where the
-            angle model's coupling has low rank (`group_sums`)."""
-            return angles.group_sums(f[:, None] * values, power)
+            """`sum_h f_h W_gh values_h` (`W2` for `power` 2) of `values` `(k, G)`, linear in
+            the groups where the angle model's coupling has low rank (`group_sums`)."""
+            return angles.group_sums(f, values, power)
 
         def interaction(s):
             pull = sums(s, 1)
             if self.n is None:
                 return meet.forward_field(mu * pull)
-            diagonal = angles.group_diagonal(s.shape[0]).astype(P.dtype)
-            return meet.forward_field(mu * (self.n * pull - diagonal[:, None] * s) / (self.n - 1))
+            diagonal = angles.group_diagonal(s.shape[1]).astype(dtype)
+            return meet.forward_field(mu * (self.n * pull - diagonal * s) / (self.n - 1))
 
-        nf = self._flavours(P)
-        x = lambda a, b: star_array(a, b, nf)
+        nf = self._flavours(Q)
+        x = lambda a, b: star_major(a, b, nf)
         H_int = interaction(s)
-        dP = x(system.field(t, P.dtype) + H_int, P)
+        dQ = x(self._one_body(t, dtype) + H_int, Q)
         if self.collision.present:
             scale = 1.0 if self.n is None else self.n / (self.n - 1)
             # The encounter's second order over the partners `h`, weighted by `f_h W2_gh`
             # (those of the other species apart), in each group's own sign.
             other = None
             if sign is not None:
-                anti = (sign < 0)[:, None]
+                anti = sign < 0
                 other = jnp.where(
                     anti, sums(jnp.where(anti, 0, s), 2), sums(jnp.where(anti, s, 0), 2)
-                )
-            weight = sums(jnp.ones(s.shape[:1] + (1,), P.dtype), 2)[:, 0]
-            partners = sums(s, 2)
-            ds = meet.collision_change(s, sign, weight, partners, other, nf)
-            dP = dP + scale * mu * system.gamma * signed(ds)
+                ).T
+            weight = sums(jnp.ones((1,) + s.shape[1:], dtype), 2)[0]
+            ds = meet.collision_change(s.T, sign, weight, sums(s, 2).T, other, nf).T
+            dQ = dQ + scale * mu * jnp.asarray(system.gamma, dtype) * signed(ds)
         tau = self.collision.step(system)
         if tau is not None:
             # -(tau/2) DF.F, F_g = H_g x s_g: DF.F = (dH_g along F) x s_g + H_g x F_g.
             F = x(H_int, s)
-            dP = dP - (tau / 2) * (x(interaction(F), P) + x(H_int, x(H_int, P)))
-        return dP
+            dQ = dQ - (tau / 2) * (x(interaction(F), Q) + x(H_int, x(H_int, Q)))
+        return dQ
 
 
 class MultiAngleField(AbstractMeanField):
@@ -302,7 +333,9 @@ class MultiAngleField(AbstractMeanField):
     With `antineutrino` (one bool per particle) the state holds `Pbar` for those, the sums run
     over isospins (`P_j`, or `-Pbar_j`) and their vacuum term is `-omega_i B` (physics.md
     section 10); `system` (its angle model left isotropic: the velocities are the angles) and
-    `collision` as in `GroupField`.
+    `collision` as in `GroupField`. Every particle weighs `1/(N-1)` (a finite gas, the self-pair
+    left out); for weighted directions (a distribution on a grid) use `GroupField` with
+    `Beams(directions)` or `Axisymmetric(u)` and the weights as `fractions`.
     """
 
     velocities: Float[Array, "N 3"]
@@ -336,56 +369,62 @@ class MultiAngleField(AbstractMeanField):
     def state_shape(self, D):
         return (self.system.n_classes, D)
 
+    def _interaction(self, s, t):
+        """`mu/(N-1) sum_j (1 - v_i.v_j) s_j` of isospins `s` `(D, N)`, component-major."""
+        v = self.velocities.astype(s.dtype)
+        N = s.shape[1]
+        total = s @ jnp.ones((N,), s.dtype)
+        return self.system.encounter.forward_field(
+            self.system.coupling(t).astype(s.dtype) / (N - 1) * (total[:, None] - (s @ v) @ v.T)
+        )
+
     def interaction(self, P, t=0.0):
         """`mu/(N-1) sum_j (1 - v_i.v_j) s_j`, shape `(N, D)`, with `s_j` the isospins
         (`P_j`, or `-Pbar_j` for an antineutrino)."""
-        v = self.velocities
-        N = P.shape[0]
         sign = self.signs(P.dtype)
-        s = P if sign is None else sign[:, None] * P
-        return self.system.encounter.forward_field(
-            self.system.coupling(t) / (N - 1) * (jnp.sum(s, axis=0) - v @ (v.T @ s))
-        )
+        s = P.T if sign is None else sign * P.T
+        return self._interaction(s, t).T
 
-    def __call__(self, t, P, args=None):
-        v = self.velocities
-        N = P.shape[0]
+    def major(self, t, Q, args=None):
+        dtype = Q.dtype
+        v = self.velocities.astype(dtype)
+        N = Q.shape[1]
         system = self.system
-        sign = self.signs(P.dtype)
-        nf = self._flavours(P)
-        x = lambda a, b: star_array(a, b, nf)
-        H_int = self.interaction(P, t)
-        dP = x(system.field(t, P.dtype) + H_int, P)
+        sign = self.signs(dtype)
+        nf = self._flavours(Q)
+        x = lambda a, b: star_major(a, b, nf)
+        s = Q if sign is None else sign * Q
+        H_int = self._interaction(s, t)
+        dQ = x(self._one_body(t, dtype) + H_int, Q)
         if not self.collision.present:
-            return dP
+            return dQ
 
         def weighted(s):
-            """`sum_j w_ij s_j`, `w_ij = (1 - v_i.v_j)^2 = 1 - 2 v_i.v_j + (v_i.v_j)^2`."""
-            second = jnp.einsum("ja,jb,jc->abc", v, v, s)
-            return (
-                jnp.sum(s, axis=0) - 2 * v @ (v.T @ s) + jnp.einsum("ia,ib,abc->ic", v, v, second)
-            )
+            """`sum_j w_ij s_j`, `w_ij = (1 - v_i.v_j)^2 = 1 - 2 v_i.v_j + (v_i.v_j)^2`, of
+            `s` `(k, N)`."""
+            second = jnp.einsum("kj,ja,jb->kab", s, v, v)
+            total = s @ jnp.ones((N,), dtype)
+            return total[:, None] - 2 * (s @ v) @ v.T + jnp.einsum("kab,ia,ib->ki", second, v, v)
 
         # The encounter's second order over the partners' isospins `s_j` (those of the other
         # species apart, as in `GroupField`), in each particle's own sign.
-        s = P if sign is None else sign[:, None] * P
         total = N - 2 * v @ jnp.sum(v, axis=0) + jnp.einsum("ia,ab,ib->i", v, v.T @ v, v)
         other = None
         if sign is not None:
-            anti = (sign < 0)[:, None]
+            anti = sign < 0
             other = jnp.where(
                 anti, weighted(jnp.where(anti, 0, s)), weighted(jnp.where(anti, s, 0))
-            )
-        ds = system.encounter.collision_change(s, sign, total, weighted(s), other, nf)
-        mu = system.coupling(t)
-        dP = dP + mu * system.gamma / (N - 1) * (ds if sign is None else sign[:, None] * ds)
+            ).T
+        ds = system.encounter.collision_change(s.T, sign, total, weighted(s).T, other, nf).T
+        mu = system.coupling(t).astype(dtype)
+        rate = mu * jnp.asarray(system.gamma, dtype) / (N - 1)
+        dQ = dQ + rate * (ds if sign is None else sign * ds)
         tau = self.collision.step(system)
         if tau is not None:
-            F = x(H_int, P)
-            dH = self.interaction(F, t)  # d H_int / dt along F
-            DF_F = x(dH, P) + x(H_int, F)
-            dP = dP - (tau / 2) * DF_F
-        return dP
+            F = x(H_int, Q)
+            dH = self._interaction(F if sign is None else sign * F, t)  # d H_int along F
+            dQ = dQ - (tau / 2) * (x(dH, Q) + x(H_int, F))
+        return dQ
 
 
 def lepton_number(
@@ -451,9 +490,15 @@ def solve_meanfield(
     mean field (`ForegroundField`, `GroupField`, `MultiAngleField`) or a plain function
     `f(t, P, args)`.
 
-    Adaptive `Tsit5` with a PID controller by default; `adjoint` defaults to diffrax's
-    `RecursiveCheckpointAdjoint` (reverse-mode gradients through the solve). `progress=True`
-    prints diffrax's text progress meter. Works under `jit`, `vmap` and `grad`.
+    A mean field is integrated in its component-major layout (`AbstractMeanField.major`), by
+    `default_solver` (from 3000 state components on an eighth-order Runge-Kutta method with its
+    stages fused, `FusedDopri8`, whose steps land on the save times `ts`; below, where compiling
+    dominates, diffrax's `Tsit5`) or any diffrax solver given, with a PID controller. `rtol`
+    and `atol` are traced, as are the field's numbers: a new tolerance, coupling, frequency or
+    weight of the same shapes reuses the compiled solve. `adjoint` defaults to diffrax's
+    `RecursiveCheckpointAdjoint` (checkpointed reverse-mode gradients through the solve).
+    `progress=True` prints diffrax's text progress meter. Works under `jit`, `vmap` and `grad`;
+    a solve that does not reach `ts[-1]` in `max_steps` steps raises.
     """
     P0 = check_if_concrete(jnp.asarray(P0), "P0")
     check_if_concrete(ts, "ts")
@@ -466,21 +511,39 @@ def solve_meanfield(
             f"P0 must have the field's shape {expected} (one Bloch vector per group or angle of "
             f"{type(field).__name__}), got {P0.shape}"
         )
+    if not jnp.issubdtype(P0.dtype, jnp.floating):
+        P0 = P0.astype(jnp.result_type(float))
     ts = jnp.asarray(ts, dtype=P0.dtype)
     if ts.ndim != 1 or ts.shape[0] < 1:
         raise ValueError(f"ts must be a non-empty 1-D array of times, got shape {ts.shape}")
+    tolerances = {}
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        value = check_if_concrete(jnp.asarray(value), name)
+        if value.ndim != 0:
+            raise ValueError(f"{name} must be a number, got shape {value.shape}")
+        tolerances[name] = refuse(
+            value.astype(P0.dtype),
+            lambda xp, v: ~(v > 0) | ~xp.isfinite(v),
+            f"{name} must be a finite number > 0",
+        )
     meter = diffrax.TextProgressMeter() if progress else diffrax.NoProgressMeter()
+    # Component-major: `(D, K)` for states `(K, D)`.
+    to_major = (lambda P: P) if plain else (lambda P: jnp.moveaxis(P, -1, 0))
+    from_major = (lambda Y: Y) if plain else (lambda Y: jnp.moveaxis(Y, 1, -1))
+    solver = solver or default_solver(P0.size)
+    # The fused methods' dense output is third order: their steps land on the save times.
+    landing = ts if isinstance(solver, AbstractFusedRungeKutta) else None
     solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(field),
-        solver or diffrax.Tsit5(),
+        diffrax.ODETerm(field if plain else field.major),
+        solver,
         t0=ts[0],
         t1=ts[-1],
         dt0=None,
-        y0=P0,
+        y0=to_major(P0),
         saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        stepsize_controller=diffrax.PIDController(**tolerances, step_ts=landing),
         adjoint=adjoint or diffrax.RecursiveCheckpointAdjoint(),
         max_steps=max_steps,
         progress_meter=meter,
     )
-    return MeanFieldSolution(ts=solution.ts, P=solution.ys, stats=solution.stats)
+    return MeanFieldSolution(ts=solution.ts, P=from_major(solution.ys), stats=solution.stats)

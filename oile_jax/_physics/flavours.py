@@ -145,6 +145,18 @@ def dstar(A, B, n: int):
     )
 
 
+def star_major(A, B, n: int):
+    """`A * B` of arrays whose components run along the first axis, `(D, ...)` (broadcast over
+    the rest): the layout the mean fields compute in, each component a contiguous row. The
+    cross product's six terms for `n = 2`; a contraction with `f_abc` otherwise (its 54 terms
+    written out would make a program several times slower to compile)."""
+    A, B = jnp.broadcast_arrays(A, B)
+    if n == 2:
+        return jnp.stack(star(A, B, n))
+    f = jnp.asarray(structure_constants(n)[0], jnp.result_type(A, B))
+    return jnp.einsum("abc,a...,b...->c...", f, A, B)
+
+
 def star_array(A, B, n: int):
     """`A * B` of arrays `(..., D)`."""
     if n == 2:

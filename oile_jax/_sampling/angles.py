@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._support.checks import check_if_concrete, check_option
+from .._support.checks import check_if_concrete, check_option, concrete
 from .._support.trig import sin_cos_turns
 from .random import uniform_pair
 
@@ -53,10 +53,13 @@ class AbstractAngleModel(eqx.Module):
         `g` and one of group `h`, for the group-reduced mean field (`GroupField`)."""
 
     @abc.abstractmethod
-    def group_sums(self, weighted: Float[Array, "G k"], power: int) -> Float[Array, "G k"]:
-        """`sum_h W_gh weighted_h` (`power` 1) or `sum_h W2_gh weighted_h` (`power` 2), the
-        weights of `group_weights`, in a cost linear in the number of groups where the
-        coupling has low rank (`GroupField` evaluates its sums this way)."""
+    def group_sums(
+        self, fractions: Float[Array, " G"], values: Float[Array, "k G"], power: int
+    ) -> Float[Array, "k G"]:
+        """`sum_h W_gh f_h values_h` (`power` 1) or `sum_h W2_gh f_h values_h` (`power` 2), the
+        weights of `group_weights` and the groups' weights `f` (`fractions`), of `values`
+        `(k, G)` (the groups along the last axis, the layout `GroupField` computes in), in a
+        cost linear in the number of groups where the coupling has low rank."""
 
     @abc.abstractmethod
     def group_diagonal(self, G: int) -> Float[Array, " G"]:
@@ -80,10 +83,10 @@ class AbstractGroupFreeAngleModel(AbstractAngleModel):
         G = jnp.shape(fractions)[0]
         return jnp.full((G, G), self.mean_x()), jnp.full((G, G), self.mean_x2())
 
-    def group_sums(self, weighted, power):
-        """Rank 1: `<x^power> sum_h weighted_h` for every group."""
-        mean = (self.mean_x() if power == 1 else self.mean_x2()).astype(weighted.dtype)
-        return jnp.broadcast_to(mean * jnp.sum(weighted, axis=0), weighted.shape)
+    def group_sums(self, fractions, values, power):
+        """Rank 1: `<x^power> sum_h f_h values_h` for every group."""
+        mean = (self.mean_x() if power == 1 else self.mean_x2()).astype(values.dtype)
+        return jnp.broadcast_to(mean * (values @ fractions)[:, None], values.shape)
 
     def group_diagonal(self, G):
         return jnp.full((G,), self.mean_x())
@@ -194,7 +197,34 @@ class FixedVelocities(AbstractGroupFreeAngleModel):
         return jnp.asarray(4.0 / 3.0)
 
 
-class Beams(AbstractAngleModel):
+class AbstractGroupAngleModel(AbstractAngleModel):
+    """Angle models of one direction (or ring of directions) per group of the gas, bound to the
+    gas's group sizes by `for_gas`: over uniformly random pairs `<x^k> = sum_gh f_g f_h W_gh^(k)`
+    with the weights of `group_weights` and `f` the groups' shares."""
+
+    counts: eqx.AbstractVar[tuple[int, ...] | None]
+    by_group = True
+
+    def _bound(self) -> tuple[int, ...]:
+        if self.counts is None:
+            raise ValueError(f"{type(self).__name__}(...) is used by a gas, which binds its groups")
+        return self.counts
+
+    def _pair_mean(self, power: int):
+        """`sum_gh f_g f_h W_gh` (`power` 1) or with `W2` (`power` 2), in the model's dtype."""
+        counts = np.asarray(self._bound(), dtype=np.float64)
+        W = self.group_weights(counts)[power - 1]
+        f = jnp.asarray(counts / counts.sum(), dtype=W.dtype)
+        return f @ W @ f
+
+    def mean_x(self):
+        return self._pair_mean(1)
+
+    def mean_x2(self):
+        return self._pair_mean(2)
+
+
+class Beams(AbstractGroupAngleModel):
     """Every neutrino of group `g` moves along the unit vector `directions[g]` (beams; the
     two-beam fast-flavour problem): `x = 1 - d_g . d_h` for a pair of groups `g`, `h`.
 
@@ -213,7 +243,6 @@ class Beams(AbstractAngleModel):
             )
 
     keeps_velocities = True
-    by_group = True
 
     def for_gas(self, counts):
         from .._support.checks import check_unit
@@ -225,15 +254,6 @@ class Beams(AbstractAngleModel):
             )
         directions = check_unit(self.directions, "Beams directions")
         return Beams(directions, tuple(counts))
-
-    def _bound(self) -> tuple[int, ...]:
-        if self.counts is None:
-            raise ValueError("Beams(directions) is used by a gas, which binds its groups")
-        return self.counts
-
-    def _fractions(self):
-        counts = jnp.asarray(self._bound(), dtype=self.directions.dtype)
-        return counts / jnp.sum(counts)
 
     def _for_groups(self, G: int):
         if self.directions.shape[0] != G:
@@ -247,17 +267,18 @@ class Beams(AbstractAngleModel):
         W = 1 - self.directions @ self.directions.T
         return W, W**2
 
-    def group_sums(self, weighted, power):
-        """`W = 1 - d d^T` has rank 4: `sum_h w_h - d_g . sum_h d_h w_h`; `W2 = 1 - 2 d.d' +
-        (d.d')^2` has rank 10, through the moments `sum_h d_ha d_hb w_h`."""
-        self._for_groups(weighted.shape[0])
-        d = self.directions.astype(weighted.dtype)
-        first = d @ (d.T @ weighted)
-        total = jnp.sum(weighted, axis=0)
+    def group_sums(self, fractions, values, power):
+        """`W = 1 - d d^T` has rank 4: `sum_h f_h w_h - d_g . sum_h f_h d_h w_h`; `W2 = 1 -
+        2 d.d' + (d.d')^2` has rank 10, through the moments `sum_h f_h d_ha d_hb w_h`."""
+        self._for_groups(values.shape[-1])
+        d = self.directions.astype(values.dtype)
+        fd = fractions[:, None] * d
+        first = (values @ fd) @ d.T
+        total = (values @ fractions)[:, None]
         if power == 1:
             return total - first
-        second = jnp.einsum("ha,hb,hk->abk", d, d, weighted)
-        return total - 2 * first + jnp.einsum("ga,gb,abk->gk", d, d, second)
+        second = jnp.einsum("kh,ha,hb->kab", values, fd, d)
+        return total - 2 * first + jnp.einsum("kab,ga,gb->kg", second, d, d)
 
     def group_diagonal(self, G):
         self._for_groups(G)
@@ -278,13 +299,118 @@ class Beams(AbstractAngleModel):
             total_repeat_length=n,
         )
 
-    def mean_x(self):
-        f = self._fractions()
-        return f @ self.group_weights(f)[0] @ f
 
-    def mean_x2(self):
-        f = self._fractions()
-        return f @ self.group_weights(f)[1] @ f
+class Axisymmetric(AbstractGroupAngleModel):
+    """Every neutrino of group `g` moves at the polar cosine `u[g]` (`u = cos theta = v_z`)
+    about the symmetry axis `z`, at an azimuth drawn afresh for each encounter: an axisymmetric
+    angular distribution, each group one ring of directions (with its energy, a mode of a grid
+    of energies and angles; `angle_grid`, `mode_grid`).
+
+    Averaged over the azimuths, a pair of groups `g`, `h` has
+    `<x> = 1 - u_g u_h` (rank 2 in `u`) and
+    `<x^2> = (1 - u_g u_h)^2 + (1 - u_g^2)(1 - u_h^2) / 2` (rank 3), so that `GroupField`'s sums
+    cost a few moments of the distribution; two neutrinos of one ring have `<x> = 1 - u_g^2`.
+    In a gas an encounter draws `x = 1 - u_a u_b - sin_a sin_b cos(phi)`, `phi` uniform.
+
+    `u` `(G,)` is traced; the model is bound to its gas's groups by the driver (`for_gas`).
+    """
+
+    u: Float[Array, " G"] = eqx.field(converter=jnp.asarray)
+    counts: tuple[int, ...] | None = eqx.field(static=True, default=None)
+
+    keeps_velocities = False
+
+    def __check_init__(self):
+        if self.u.ndim != 1:
+            raise ValueError(
+                f"Axisymmetric u must have shape (G,), one polar cosine per group, got "
+                f"{self.u.shape}"
+            )
+        value = concrete(self.u)
+        if value is not None and not (np.all(np.isfinite(value)) and np.all(np.abs(value) <= 1)):
+            raise ValueError("Axisymmetric u must be polar cosines in [-1, 1]")
+
+    def for_gas(self, counts):
+        self._for_groups(len(counts))
+        return Axisymmetric(self.u, tuple(counts))
+
+    def _for_groups(self, G: int):
+        if self.u.shape[0] != G:
+            raise ValueError(
+                f"Axisymmetric u has {self.u.shape[0]} polar cosines for {G} groups: give one "
+                "per group"
+            )
+
+    def group_weights(self, fractions):
+        self._for_groups(jnp.shape(fractions)[0])
+        u = self.u
+        uu = u[:, None] * u[None, :]
+        sin2 = 1 - u**2
+        return 1 - uu, (1 - uu) ** 2 + sin2[:, None] * sin2[None, :] / 2
+
+    def group_sums(self, fractions, values, power):
+        """`sum_h f_h (1 - u_g u_h) w_h` from the moments `T_m = sum_h f_h u_h^m w_h`; for
+        `power` 2, `(3/2 - u_g^2/2) T_0 - 2 u_g T_1 + (3 u_g^2/2 - 1/2) T_2`."""
+        self._for_groups(values.shape[-1])
+        u = self.u.astype(values.dtype)
+        T0, T1 = values @ fractions, values @ (fractions * u)
+        if power == 1:
+            return T0[:, None] - T1[:, None] * u
+        T2 = values @ (fractions * u * u)
+        u2 = u * u
+        return (1.5 - u2 / 2) * T0[:, None] - 2 * u * T1[:, None] + (1.5 * u2 - 0.5) * T2[:, None]
+
+    def group_diagonal(self, G):
+        self._for_groups(G)
+        return 1 - self.u**2
+
+    def pair_x(self, u, words, index_a, index_b, dtype):
+        from .._gas.groups import group_values
+
+        polar = self.u.astype(dtype)
+        cos_a, cos_b = (group_values(self._bound(), polar, i) for i in (index_a, index_b))
+        sin_a, sin_b = (jnp.sqrt(jnp.maximum(1 - c * c, 0)) for c in (cos_a, cos_b))
+        return 1 - cos_a * cos_b - sin_a * sin_b * sin_cos_turns(u)[1]
+
+    def velocities(self, key, n, dtype):
+        return jnp.zeros((n, 0), dtype=dtype)
+
+
+ANGLE_RULES = ("gauss-legendre", "uniform")
+
+
+def angle_grid(n: int, rule: str = "gauss-legendre") -> tuple[np.ndarray, np.ndarray]:
+    """`(u, w)`: `n` polar cosines on `[-1, 1]` and their quadrature weights, summing to 1 (the
+    mean over directions, `int du/2`): `"gauss-legendre"` (exact for polynomials of degree
+    `2n - 1` in `u`) or `"uniform"` (the midpoints of `n` equal bins, weights `1/n`). NumPy
+    float64, increasing."""
+    check_option(rule, "rule", ANGLE_RULES)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a whole number of angles >= 1, got {n!r}")
+    if rule == "uniform":
+        return -1 + (2 * np.arange(n) + 1) / n, np.full(n, 1 / n)
+    u, w = np.polynomial.legendre.leggauss(int(n))
+    return u, w / 2
+
+
+def mode_grid(omegas, energy_weights, u, angle_weights) -> tuple[np.ndarray, ...]:
+    """The product of a grid of energies (`omegas`, `energy_weights`, `(E,)`) and one of polar
+    cosines (`u`, `angle_weights`, `(A,)`, e.g. `angle_grid`): `(omegas, weights, u)`, each
+    `(E * A,)`, energy-major (mode `e * A + a`), the weights the products. With
+    `GroupField(weights, omegas, System(angles=Axisymmetric(u)))` the spectrum on every ring."""
+    arrays = [np.asarray(a, float) for a in (omegas, energy_weights, u, angle_weights)]
+    names = ("omegas", "energy_weights", "u", "angle_weights")
+    for name, a in zip(names, arrays, strict=True):
+        if a.ndim != 1 or not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} must be a finite 1-D array, got shape {a.shape}")
+    om, we, u, wa = arrays
+    if om.shape != we.shape or u.shape != wa.shape:
+        raise ValueError(
+            f"omegas and energy_weights, u and angle_weights must match in shape, got "
+            f"{om.shape}, {we.shape}, {u.shape}, {wa.shape}"
+        )
+    E, A = om.size, u.size
+    return np.repeat(om, A), (we[:, None] * wa[None, :]).reshape(-1), np.tile(u, E)
 
 
 ANGLE_MODELS = ("isotropic", "fixed-angle", "fixed-velocities")
