@@ -28,7 +28,15 @@ from jaxtyping import Array, ArrayLike, Float
 from .._physics.flavours import flavour_count, star_major
 from .._physics.system import System
 from .._sampling.angles import Isotropic
-from .._support.checks import check_if_concrete, check_instance, check_option, concrete, refuse
+from .._support.checks import (
+    check_if_concrete,
+    check_instance,
+    check_option,
+    check_positive,
+    check_scalar,
+    concrete,
+    refuse,
+)
 from .solver import AbstractFusedRungeKutta, default_solver
 
 COLLISIONS = ("none", "stochastic", "deterministic")
@@ -516,16 +524,10 @@ def solve_meanfield(
     ts = jnp.asarray(ts, dtype=P0.dtype)
     if ts.ndim != 1 or ts.shape[0] < 1:
         raise ValueError(f"ts must be a non-empty 1-D array of times, got shape {ts.shape}")
-    tolerances = {}
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        value = check_if_concrete(jnp.asarray(value), name)
-        if value.ndim != 0:
-            raise ValueError(f"{name} must be a number, got shape {value.shape}")
-        tolerances[name] = refuse(
-            value.astype(P0.dtype),
-            lambda xp, v: ~(v > 0) | ~xp.isfinite(v),
-            f"{name} must be a finite number > 0",
-        )
+    tolerances = {
+        name: check_positive(check_scalar(value, name, P0.dtype), name)
+        for name, value in (("rtol", rtol), ("atol", atol))
+    }
     meter = diffrax.TextProgressMeter() if progress else diffrax.NoProgressMeter()
     # Component-major: `(D, K)` for states `(K, D)`.
     to_major = (lambda P: P) if plain else (lambda P: jnp.moveaxis(P, -1, 0))

@@ -14,6 +14,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._support.checks import check_if_concrete, check_option, concrete
 from .._support.trig import sin_cos_turns
+from .options import check_count
 from .random import uniform_pair
 
 
@@ -385,11 +386,10 @@ def angle_grid(n: int, rule: str = "gauss-legendre") -> tuple[np.ndarray, np.nda
     `2n - 1` in `u`) or `"uniform"` (the midpoints of `n` equal bins, weights `1/n`). NumPy
     float64, increasing."""
     check_option(rule, "rule", ANGLE_RULES)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a whole number of angles >= 1, got {n!r}")
+    n = check_count(n, "n")
     if rule == "uniform":
         return -1 + (2 * np.arange(n) + 1) / n, np.full(n, 1 / n)
-    u, w = np.polynomial.legendre.leggauss(int(n))
+    u, w = np.polynomial.legendre.leggauss(n)
     return u, w / 2
 
 
