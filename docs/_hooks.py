@@ -38,8 +38,9 @@ PAGES = {
         "System and run options",
         "What describes a run besides the states: the physical system (`System`), when "
         "neutrinos meet, at which angles, how the coupling and the matter potential change in "
-        "time, and how a run samples, saves, checkpoints and shards (`Sampling`, `SaveAt`, "
-        "`Checkpoint`, `Sharding`).",
+        "time, how the medium emits, absorbs and scatters neutrinos (`Opacities`), and how a "
+        "run samples, saves, checkpoints and shards (`Sampling`, `SaveAt`, `Checkpoint`, "
+        "`Sharding`).",
     ),
     "foreground": (
         "Foreground model",
@@ -63,6 +64,7 @@ MODULE_PAGE = {  # a module's page: its own entry, else its package's
     "_physics.flavours": "states",
     "_physics.encounter": "encounters",
     "_physics.profiles": "run-description",
+    "_physics.opacities": "run-description",
     "_physics.system": "run-description",
     "_sampling": "run-description",
     "_foreground": "foreground",

@@ -52,11 +52,14 @@ def group_means(P, counts):
 
 
 def rounds_arguments(
-    doc: str, argv=None, *, sizes=(1_000_000,), steps: int | None = None
+    doc: str, argv=None, *, sizes=(1_000_000,), steps: int | None = None, extra=None
 ) -> argparse.Namespace:
     """The command line of the benchmarks that alternate their variants in rounds: `--sizes`,
-    `--rounds`, `--repeats`, `--json`, and `--steps` where `steps` gives its default."""
+    `--rounds`, `--repeats`, `--json`, and `--steps` where `steps` gives its default; `extra`
+    adds a benchmark's own arguments to the parser."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    if extra is not None:
+        extra(p)
     p.add_argument("--sizes", type=int, nargs="+", default=list(sizes))
     if steps is not None:
         p.add_argument("--steps", type=int, default=steps, help=f"steps (default {steps})")

@@ -102,6 +102,11 @@ from ._physics.flavours import (
     pmns_vacuum as pmns_vacuum,
     structure_constants as structure_constants,
 )
+from ._physics.opacities import (
+    AbstractOpacities as AbstractOpacities,
+    Opacities as Opacities,
+    Reemission as Reemission,
+)
 from ._physics.profiles import (
     AbstractProfile as AbstractProfile,
     Constant as Constant,

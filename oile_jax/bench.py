@@ -52,11 +52,13 @@ def gas_rate(
     matter=None,
     mu=1.0,
     n_flavours: int = 2,
+    opacities=None,
 ) -> tuple[float, float]:
     """`(encounters per second, compile seconds)` of `simulate_gas` for `steps` steps: two groups
     (60% / 40%, omega = 0.1, 0.2), gamma = 0.01, `dt = p gamma`, vacuum on, fixed
     velocities, float32; `shards`, `exchange_every`, `devices`, `matter`, `mu` as in
-    `simulate_gas`; `antineutrino`: the second group is antineutrinos. `n_flavours=3`: the
+    `simulate_gas`; `opacities` a `Reemission` of the two groups (or None); `antineutrino`: the
+    second group is antineutrinos. `n_flavours=3`: the
     groups start as `nu_e` and `nu_mu` (`Pbar`: `nubar_mu`) with the default three-flavour
     vacuum. The vacuum is in the mass basis; matter acts along the electron flavour there
     (`nu_e("mass", 0.15)`, or `U^dag E_ee U` with NuFIT 6.0's PMNS matrix). The best of
@@ -86,7 +88,14 @@ def gas_rate(
     sharding = Sharding(devices=devices, shards=shards, exchange_every=exchange_every)
     run = lambda gamma: simulate_gas(
         gas,
-        System(gamma=gamma, mu=mu, angles="fixed-velocities", matter=matter, L=L),
+        System(
+            gamma=gamma,
+            mu=mu,
+            angles="fixed-velocities",
+            matter=matter,
+            L=L,
+            opacities=opacities,
+        ),  # fmt: skip
         Stochastic(dt=p * 0.01),
         sampling,
         saveat=SaveAt(every=steps),

@@ -61,11 +61,26 @@ def _value(key: str, spec: Key, value):
         return value
     elif kind == "vector":
         return _vector(key, value)
+    elif kind == "table":
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(row, list) and row for row in value)
+        ):
+            fail(key, f"must be a non-empty list of rows of numbers (one per group), got {value!r}")
+        values = [_number(key, v) for row in value for v in row]
+        _bounded(key, spec, values)
+        return [[float(v) for v in row] for row in value]
     else:  # vectors
         if not isinstance(value, list) or not value:
             fail(key, f"must be a non-empty list of [x, y, z] vectors, got {value!r}")
         vectors = [_vector(key, v) for v in value]
         return vectors
+    _bounded(key, spec, values)
+    return values[0] if kind in ("int", "float") else values
+
+
+def _bounded(key: str, spec: Key, values):
     for v in values:
         if spec.positive and v <= 0:
             fail(key, f"must be > 0, got {v!r}")
@@ -73,7 +88,6 @@ def _value(key: str, spec: Key, value):
             fail(key, f"must be >= {spec.minimum:g}, got {v!r}")
         if spec.maximum is not None and v > spec.maximum:
             fail(key, f"must be <= {spec.maximum}, got {v!r}")
-    return values[0] if kind in ("int", "float") else values
 
 
 def _vector(key: str, value) -> "list[float] | str":
@@ -289,6 +303,7 @@ def _check_together(c: dict, model: str, given: set):
     for key in ("gas.omegas", "gas.P0", "gas.antineutrino", "gas.directions"):
         if c[key] is not None and len(c[key]) != G:
             fail(key, f"needs one entry per group: {G} (gas.counts), got {len(c[key])}")
+    _opacities(c, G)
     beams = c["physics.angles"] == "beams"
     if beams != (c["gas.directions"] is not None):
         if beams:
@@ -313,6 +328,36 @@ def _check_together(c: dict, model: str, given: set):
     if model == "meanfield" and c["physics.mu_scale"] is not None:
         if c["meanfield.collision"] == "deterministic":
             fail("physics.mu_scale", "needs a collision term other than 'deterministic'")
+
+
+def _opacities(c: dict, G: int):
+    """`physics.opacities` and its tables: one row per group, one number per flavour."""
+    tables = ("gas.rates", "gas.equilibria")
+    if c.get("physics.opacities", "none") == "none":
+        for key in tables:
+            if c.get(key) is not None:
+                fail(key, "is used by physics.opacities = 'reemission' only")
+        return
+    n = 3 if c["physics.n_flavours"] == 3 else 2
+    for key in tables:
+        rows = c.get(key)
+        if rows is None:
+            fail("physics.opacities", f"'reemission' needs {key}, one row per group")
+        if len(rows) != G:
+            fail(key, f"needs one row per group: {G} (gas.counts), got {len(rows)}")
+        if any(len(row) != n for row in rows):
+            fail(key, f"needs {n} numbers per row (one per flavour: physics.n_flavours = {n})")
+    for g, (rates, feq) in enumerate(zip(c["gas.rates"], c["gas.equilibria"], strict=True)):
+        if any(r > 0 for r in rates) and not any(
+            r * f > 0 for r, f in zip(rates, feq, strict=True)
+        ):
+            fail(
+                "gas.equilibria",
+                f"group {g} absorbs (gas.rates > 0) but emits no flavour (rate * equilibrium "
+                "> 0 for one flavour at least): each absorbed neutrino is re-emitted",
+            )
+    if c.get("schedule.vacuum") == "inside" and c.get("schedule.kind") == "deterministic":
+        fail("physics.opacities", "needs schedule.vacuum = 'split' (the vacuum-inside unitary)")
 
 
 def parse_value(text: str):

@@ -18,6 +18,7 @@ import numpy as np
 
 from .._gas import Gas
 from .._physics.flavours import pmns_vacuum
+from .._physics.opacities import Reemission
 from .._physics.profiles import Exponential
 from .._physics.states import mixing_vector
 from .._physics.system import System
@@ -121,7 +122,20 @@ def run_system(config, dtype, angles) -> System:
         matter=None if matter == 0 else coupling_profile(matter, physics["matter_scale"]),
         ordering=physics["ordering"] if n_flavours(config) == 2 else "normal",
         encounter=physics["encounter"],
+        opacities=run_opacities(config, dtype),
     )
+
+
+def run_opacities(config, dtype, ids=None) -> Reemission | None:
+    """`physics.opacities` with its tables `gas.rates`, `gas.equilibria` (one row per group;
+    `ids`: one row per neutrino, of its group)."""
+    if config["physics"].get("opacities", "none") == "none":
+        return None
+    gas = config["gas"]
+    rates, equilibria = (np.asarray(gas[key], dtype) for key in ("rates", "equilibria"))
+    if ids is not None:
+        rates, equilibria = rates[ids], equilibria[ids]
+    return Reemission(jnp.asarray(rates), jnp.asarray(equilibria))
 
 
 def run_sampling(config, schedule, key, dtype) -> tuple[Sampling, SaveAt]:
@@ -270,7 +284,9 @@ def _meanfield(config, dtype, key, system) -> RunObjects:
     else:
         ids = gas.group_ids()
         velocities = realization_velocities(system.angles, key, 1, gas.n, dtype)[0]
-        system = dataclasses.replace(system, angles="isotropic")
+        system = dataclasses.replace(
+            system, angles="isotropic", opacities=run_opacities(config, dtype, ids)
+        )
         system = bound(system, gas.omegas[ids], anti[ids], n, dtype)
         field = MultiAngleField(
             gas.omegas[ids], velocities, system, mf["collision"], dt=dt, antineutrino=anti[ids]

@@ -15,7 +15,9 @@ REQUIRED = object()
 
 @dataclasses.dataclass(frozen=True)
 class Key:
-    kind: str  # "str", "int", "float", "bool", "vector", "ints", "floats", "vectors", "bools"
+    # "str", "int", "float", "bool", "vector", "ints", "floats", "vectors", "bools", "table"
+    # (a list of rows of numbers, one row per group)
+    kind: str
     default: Any
     doc: str
     unit: str = ""
@@ -172,6 +174,16 @@ SCHEMA: dict[str, Key] = {
         allowed=tuple(ENCOUNTERS),
         shapes=("encounter",),
     ),
+    "physics.opacities": Key(
+        "str",
+        "none",
+        "emission and absorption by the medium (physics.md section 14): reemission, each "
+        "neutrino absorbed at its flavour's rate and re-emitted at once (`Reemission`, its "
+        "number kept; rates and equilibria per group in gas.rates and gas.equilibria)",
+        allowed=("none", "reemission"),
+        models=frozenset({"gas", "meanfield"}),
+        shapes=("opacities",),
+    ),
     "schedule.kind": Key(
         "str",
         "stochastic",
@@ -304,6 +316,27 @@ SCHEMA: dict[str, Key] = {
         models=GROUPS,
         shapes=("angles.directions",),
     ),
+    "gas.rates": Key(
+        "table",
+        None,
+        "physics.opacities = 'reemission': each group's rate `Gamma_alpha` of each flavour "
+        "(`[Gamma_e, Gamma_x]`; three flavours `[Gamma_e, Gamma_mu, Gamma_tau]`), the rate at "
+        "which a neutrino of that flavour is absorbed and re-emitted",
+        "mu",
+        minimum=0,
+        models=frozenset({"gas", "meanfield"}),
+        shapes=("opacities.rate",),
+    ),
+    "gas.equilibria": Key(
+        "table",
+        None,
+        "physics.opacities = 'reemission': each group's equilibrium occupation `f_eq` of each "
+        "flavour (in proportion: the flavour mixture its neutrinos relax to is `f_eq / sum "
+        "f_eq`; re-emission draws flavour `alpha` in proportion to `Gamma_alpha f_eq,alpha`)",
+        minimum=0,
+        models=frozenset({"gas", "meanfield"}),
+        shapes=("opacities.equilibrium",),
+    ),
     "gas.shards": Key(
         "int",
         0,
@@ -372,6 +405,7 @@ def reference() -> str:
         "floats": "list of numbers",
         "vectors": "list of vectors or names",
         "bools": "list of booleans",
+        "table": "list of rows of numbers (one row per group)",
     }
     rows = ["| key | type | unit | default | models | meaning |", "|---|---|---|---|---|---|"]
     for key, spec in SCHEMA.items():

@@ -194,6 +194,12 @@ def simulate_foreground(
     ):
         if not isinstance(flag, (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {flag!r}")
+    if isinstance(system, System) and system.opacities is not None:
+        raise ValueError(
+            "System.opacities are not available for the foreground model (its background is "
+            "fixed, and the foreground alone would relax): give opacities=None, or simulate a "
+            "gas (simulate_gas) with Reemission"
+        )
     spec = make_spec(
         system,
         schedule,

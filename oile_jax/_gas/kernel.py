@@ -485,8 +485,29 @@ class MidpointTurns(AbstractPlainPropagation):
         return Slots(P=_turned(R, P), index=slots.index)
 
 
+class MidpointRelaxation(AbstractPlainPropagation):
+    """`Reemission` (physics.md section 14): half a step of each group's one-body field and its
+    Lindblad equation together (the exact affine map of `System.relaxing_turns`, the field at
+    the step's midpoint), the encounters, and the same half step again (second order in the
+    step); the Bloch vectors are carried as they are."""
+
+    def step(self, kernel, slots, c, live, t):
+        dtype = slots.P[0].dtype
+        tau = kernel.step_length().astype(dtype)
+        M = kernel.system.relaxing_turns(t, tau / 2, dtype)
+        D = len(slots.P)
+        R = [[group_values(kernel.counts, M[:, i, k], slots.index) for k in range(D)]
+             for i in range(D)]  # fmt: skip
+        shift = [group_values(kernel.counts, M[:, i, D], slots.index) for i in range(D)]
+        relax = lambda P: tuple(x + y for x, y in zip(_turned(R, P), shift, strict=True))
+        P = kernel.exchange(relax(slots.P), slots.index, c, live)
+        return Slots(P=relax(P), index=slots.index)
+
+
 def propagation(system: System, schedule: AbstractSchedule) -> AbstractPropagation:
     """The propagation of a system under a schedule."""
+    if system.opacities is not None:
+        return MidpointRelaxation()
     if schedule.vacuum_inside:
         return VacuumInside()
     if system.field_is_vacuum:

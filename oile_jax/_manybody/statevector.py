@@ -263,6 +263,11 @@ def simulate_manybody(
             f"gas: the many-body model is two-flavour (each neutrino a qubit); this gas has "
             f"{gas.P0.shape[-1]}-component states (three flavours): give P0 of 3 components"
         )
+    if isinstance(system, System) and system.opacities is not None:
+        raise ValueError(
+            "System.opacities are not available for the many-body engine (it evolves a pure "
+            "state vector; absorption and re-emission would make it mixed): give opacities=None"
+        )
     if isinstance(system, System) and not system.field_is_vacuum:
         raise ValueError(
             "System.matter is not available for the many-body engine (its one-body field is "

@@ -26,8 +26,9 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._physics.flavours import flavour_count, star_major
+from .._physics.opacities import Opacities, check_scatters_somewhere
 from .._physics.system import System
-from .._sampling.angles import Isotropic
+from .._sampling.angles import AbstractFreshAngleModel, Isotropic
 from .._support.checks import (
     check_if_concrete,
     check_instance,
@@ -102,23 +103,66 @@ class AbstractMeanField(eqx.Module):
     A field computes in the component-major layout (`major`): the states `P` `(K, D)` (one
     Bloch vector per class) as `Q = P.T` `(D, K)`, each component a contiguous row, which XLA
     vectorizes over the classes; `solve_meanfield` integrates in that layout. Calling the field
-    on `P` is the same field in the states' own layout."""
+    on `P` is the same field in the states' own layout.
+
+    With the system's `Opacities` (emission, absorption and scattering by the medium, physics.md
+    section 14) each class's state also carries its trace, first: `(K, 1 + D)`, the occupation
+    matrix `(N / n) 1 + P.lambda / 2`; the mean field turns the Bloch vectors `P` (`flow`), the
+    opacities change traces and vectors alike. With `Reemission` (each neutrino's number kept)
+    the states stay `(K, D)`."""
 
     system: eqx.AbstractVar[System]
     collision: eqx.AbstractVar[AbstractCollision]
 
     @abc.abstractmethod
+    def flow(self, t, Q):
+        """The mean field (with the encounters' collision term) on the Bloch vectors `Q` in the
+        component-major layout: `dQ/dt`, `(D, K)` for `K` classes (`(D,)` for one state)."""
+
+    @abc.abstractmethod
+    def weights(self, dtype) -> Array:
+        """The classes' weights `(K,)` (their shares of the gas: what scattering between them
+        keeps)."""
+
     def major(self, t, Q, args=None):
         """`dQ/dt` at time `t` of the states `Q` in the component-major layout: `(D, K)` for
-        `K` classes (`(D,)` for a field of one state)."""
+        `K` classes (`(1 + D, K)`, the traces first, with opacities)."""
+        opacities = self.system.opacities
+        if opacities is None:
+            return self.flow(t, Q)
+        if opacities.keeps_number:  # states of one neutrino each: the Bloch vectors only
+            return self.flow(t, Q) + opacities.change(t, Q)
+        system = self.system
+        dN, dP = opacities.change(
+            t,
+            Q[0],
+            Q[1:],
+            self.weights(Q.dtype),
+            system.omegas,
+            system.antineutrino,
+        )
+        return jnp.concatenate([dN[None], self.flow(t, Q[1:]) + dP])
 
     def __call__(self, t, P, args=None):
-        """`dP/dt` at time `t` of the states `P` `(K, D)` (or `(D,)`)."""
+        """`dP/dt` at time `t` of the states `P` `(K, D)` (or `(D,)`; `(K, 1 + D)` with
+        opacities)."""
         return jnp.moveaxis(self.major(t, jnp.moveaxis(P, -1, 0)), 0, -1)
 
     @abc.abstractmethod
     def state_shape(self, D: int) -> tuple:
         """The shape of the states the field takes, `D` components each."""
+
+    @property
+    def components(self) -> int:
+        """The components of one class's state: `D` (3 or 8), `1 + D` with opacities."""
+        D = jnp.shape(self.system.B)[-1]
+        opacities = self.system.opacities
+        return D if opacities is None or opacities.keeps_number else 1 + D
+
+    @property
+    def shape(self) -> tuple:
+        """The shape of the states the field takes."""
+        return self.state_shape(self.components)
 
     def signs(self, dtype):
         """The isospin signs of the classes, or None where all are neutrinos."""
@@ -141,12 +185,32 @@ class AbstractMeanField(eqx.Module):
         return self.system.field(t, dtype).T
 
 
-def _check_system(system: System, collision: AbstractCollision):
+def _check_system(system: System, collision: AbstractCollision, name: str, directions: bool):
+    """The system's options the field cannot apply, refused naming the field; `directions`
+    whether its classes have directions (scattering changes them)."""
     if isinstance(collision, DeterministicCollision) and system.density is not None:
         raise ValueError(
             "collision='deterministic' needs mu as a number: a deterministic round lasts "
             "gamma / mu, which a coupling mu(t) does not fix"
         )
+    opacities = system.opacities
+    if opacities is None:
+        return
+    if collision.present and not opacities.keeps_number:
+        raise ValueError(
+            f"{name}: Opacities go with collision='none' (the encounters' collision term is "
+            "derived for states of one neutrino each; with Opacities the states are occupations "
+            "whose traces change); Reemission keeps each neutrino's number and takes it"
+        )
+    if opacities.scatters and not directions:
+        raise ValueError(
+            f"{name}: opacities scattering changes directions, and angles="
+            f"{system.angles!r} gives the groups none (each is isotropic already, its angles "
+            "drawn afresh at every encounter): use Beams(directions) or Axisymmetric(u) groups, "
+            "or MultiAngleField"
+        )
+    if isinstance(opacities, Opacities) and opacities.scattering is not None:
+        check_scatters_somewhere(system.omegas, system.antineutrino, name)
 
 
 class ForegroundField(AbstractMeanField):
@@ -177,6 +241,7 @@ class ForegroundField(AbstractMeanField):
             not isinstance(system.angles, Isotropic)
             or system.ordering != "normal"
             or (not system.field_is_vacuum or system.density is not None)
+            or system.opacities is not None
         ):
             raise ValueError(
                 "ForegroundField is the isotropic foreground in vacuum at a constant mu: its "
@@ -191,7 +256,10 @@ class ForegroundField(AbstractMeanField):
     def state_shape(self, D):
         return (D,)
 
-    def major(self, t, Q, args=None):
+    def weights(self, dtype):
+        return jnp.ones((1,), dtype)
+
+    def flow(self, t, Q):
         n = flavour_count(Q.shape[0], "P")
         system = self.system
         h = system.field(t, Q.dtype)[0]
@@ -254,15 +322,15 @@ class GroupField(AbstractMeanField):
     ):
         self.collision = collision_term(collision, dt)
         self.n = n
-        if self.collision.present or n is not None:
-            # Signed (ELN) weights are a way of writing the pure mean field; a collision term
-            # or a finite gas needs each group's share of the neutrinos.
+        if self.collision.present or n is not None or getattr(system, "opacities", None):
+            # Signed (ELN) weights are a way of writing the pure mean field; a collision term,
+            # a finite gas or opacities need each group's share of the neutrinos.
             fractions = refuse(
                 jnp.asarray(fractions),
                 lambda xp, f: f < 0,
-                "fractions must be >= 0 with a collision term or a finite n (each group's "
-                "share of the gas); signed (ELN) weights are for the pure mean field "
-                "(collision='none', n=None)",
+                "fractions must be >= 0 with a collision term, a finite n or opacities (each "
+                "group's share of the gas); signed (ELN) weights are for the pure mean field "
+                "(collision='none', n=None, no opacities)",
             )
         self.fractions = fractions
         self.system = check_instance(system, System, "GroupField: system").given(
@@ -270,8 +338,15 @@ class GroupField(AbstractMeanField):
         )
 
     def __check_init__(self):
-        _check_system(self.system, self.collision)
         angles = self.system.angles
+        directions = not isinstance(angles, AbstractFreshAngleModel)
+        _check_system(self.system, self.collision, "GroupField", directions)
+        opacities = self.system.opacities
+        if opacities is not None and not opacities.keeps_number and self.n is not None:
+            raise ValueError(
+                "GroupField: Opacities go with n=None (a finite gas's self-pair is counted per "
+                "neutrino; with Opacities each group's number changes); Reemission keeps it"
+            )
         if not angles.by_group:
             raise ValueError(
                 f"angles={angles!r}: GroupField takes angle models whose x depends on the "
@@ -283,7 +358,10 @@ class GroupField(AbstractMeanField):
     def state_shape(self, D):
         return (self.system.n_classes, D)
 
-    def major(self, t, Q, args=None):
+    def weights(self, dtype):
+        return self.fractions.astype(dtype)
+
+    def flow(self, t, Q):
         system = self.system
         dtype = Q.dtype
         sign = self.signs(dtype)
@@ -359,7 +437,7 @@ class MultiAngleField(AbstractMeanField):
         )
 
     def __check_init__(self):
-        _check_system(self.system, self.collision)
+        _check_system(self.system, self.collision, "MultiAngleField", True)
         if not isinstance(self.system.angles, Isotropic):
             raise ValueError(
                 f"System.angles={self.system.angles!r}: MultiAngleField takes its angles from "
@@ -377,6 +455,9 @@ class MultiAngleField(AbstractMeanField):
     def state_shape(self, D):
         return (self.system.n_classes, D)
 
+    def weights(self, dtype):
+        return jnp.ones((self.system.n_classes,), dtype)
+
     def _interaction(self, s, t):
         """`mu/(N-1) sum_j (1 - v_i.v_j) s_j` of isospins `s` `(D, N)`, component-major."""
         v = self.velocities.astype(s.dtype)
@@ -393,7 +474,7 @@ class MultiAngleField(AbstractMeanField):
         s = P.T if sign is None else sign * P.T
         return self._interaction(s, t).T
 
-    def major(self, t, Q, args=None):
+    def flow(self, t, Q):
         dtype = Q.dtype
         v = self.velocities.astype(dtype)
         N = Q.shape[1]
@@ -513,7 +594,7 @@ def solve_meanfield(
     # A mean field of the package, or any plain function `f(t, P, args)` (an equation to
     # compare with); another object is refused.
     plain = callable(field) and not isinstance(field, eqx.Module)
-    expected = None if plain else mean_field(field).state_shape(jnp.shape(field.system.B)[-1])
+    expected = None if plain else mean_field(field).shape
     if expected is not None and P0.shape != expected:
         raise ValueError(
             f"P0 must have the field's shape {expected} (one Bloch vector per group or angle of "

@@ -124,7 +124,10 @@ def linear_stability(
     - `rotation`: `(Omega, axis)` for a state precessing uniformly about `axis` (a vector of the
       state's length `D`, e.g. `B`) at `Omega`: the linearization in the co-rotating frame.
     - `tangent`: linearize on the tangent spaces of the particles' orbits (default: when the
-      field has no collision term, whose mean field keeps every `|P_i|`).
+      field has no collision term and its system no opacities, so that it keeps every
+      `|P_i|`). With opacities the state holds each class's trace first (`(K, 1 + D)`), and a
+      stationary state is a fixed point of emission, absorption and the mean field together
+      (e.g. the flavour-diagonal equilibrium): its growth rate is the collisional instability's.
     - `tol`: the largest `max |F'(state)|` accepted as stationary (default: `1e-6` in float64,
       `1e-3` in float32, relative to the largest component of the state); a state that is not
       stationary is refused, as its linearization would mean nothing.
@@ -147,18 +150,16 @@ def linear_stability(
     state = jnp.asarray(state)
     if not jnp.issubdtype(state.dtype, jnp.floating):
         state = state.astype(jnp.result_type(float))
-    D = state.shape[-1] if state.ndim else 0
-    if D not in (3, 8):
-        raise ValueError(
-            f"state must have shape (..., 3) (two flavours) or (..., 8) (three flavours), got "
-            f"{state.shape}"
-        )
-    expected = mean_field(field).state_shape(D)
+    expected = mean_field(field).shape
     if state.shape != expected:
+        traces = field.system.opacities is not None
         raise ValueError(
             f"state must have the field's shape {expected} (one Bloch vector per group or angle "
-            f"of {type(field).__name__}), got {state.shape}"
+            f"of {type(field).__name__}"
+            + (", after its trace: the system has opacities" if traces else "")
+            + f"), got {state.shape}"
         )
+    D = jnp.shape(field.system.B)[-1]  # the Bloch vectors' length (the trace apart)
     state = check_finite(state, "state")
     M = state.size
     if M > MAX_DENSE and modes is None:
@@ -188,7 +189,13 @@ def linear_stability(
             "horizon and krylov are options of the matrix-free method: pass modes=k with them "
             "(the dense method, modes=None, takes neither)"
         )
-    tangent = not field.collision.present if tangent is None else bool(tangent)
+    kinetic = field.collision.present or field.system.opacities is not None
+    if tangent and field.system.opacities is not None:
+        raise ValueError(
+            "tangent=True linearizes on the orbits of a mean field that keeps every |P_i|; with "
+            "System.opacities the traces and lengths change: leave tangent at its default"
+        )
+    tangent = not kinetic if tangent is None else bool(tangent)
     dtype = state.dtype
     if rotation is not None:
         Omega, axis = rotation
@@ -255,9 +262,12 @@ class _Flat(eqx.Module):
         P = x.reshape(self.shape)
         F = self.field(self.t, P)
         if self.rotation is not None:
+            # The Bloch vectors turn; a trace (the first component, with opacities) does not.
             Omega, axis = self.rotation
-            n = flavour_count(P.shape[-1], "state")
-            F = F - Omega * star_array(jnp.broadcast_to(axis, P.shape), P, n)
+            D = axis.shape[-1]
+            bloch = P[..., -D:]
+            turn = Omega * star_array(jnp.broadcast_to(axis, bloch.shape), bloch, flavour_count(D))
+            F = F.at[..., -D:].add(-turn)
         return F.reshape(-1)
 
 

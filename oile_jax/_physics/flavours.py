@@ -157,6 +157,14 @@ def star_major(A, B, n: int):
     return jnp.einsum("abc,a...,b...->c...", f, A, B)
 
 
+def dstar_major(A, B, n: int):
+    """`d(A, B)` of arrays whose components run along the first axis, `(D, ...)` (zero for
+    `n = 2`)."""
+    A, B = jnp.broadcast_arrays(A, B)
+    d = jnp.asarray(structure_constants(n)[1], jnp.result_type(A, B))
+    return jnp.einsum("abc,a...,b...->c...", d, A, B)
+
+
 def star_array(A, B, n: int):
     """`A * B` of arrays `(..., D)`."""
     if n == 2:

@@ -43,8 +43,10 @@ from .flavours import (
     flavour_count,
     mass_frame,
     pmns_vacuum,
+    structure_constants,
     turn_matrices,
 )
+from .opacities import AbstractOpacities
 from .profiles import AbstractProfile, Constant, profile
 
 ORDERINGS = ("normal", "inverted")
@@ -107,6 +109,12 @@ class System(eqx.Module):
     - `encounter`: the pair's encounter, `"swap"` (`Swap()`, the OILE encounter
       `exp(-i c SWAP)`) or an `AbstractEncounter`; every model applies its encounters through
       it.
+    - `opacities`: emission, absorption and scattering by the medium (physics.md section 14;
+      None: none), one rate per class and flavour: `Opacities` (the kinetic equation of
+      occupations, whose traces change: the mean fields `GroupField` and `MultiAngleField`,
+      carrying each class's trace with its Bloch vector) or `Reemission` (each neutrino
+      absorbed and re-emitted, its number kept: the OILE gas and the mean fields). A model that
+      cannot apply them (the foreground, the many-body engine) refuses them.
 
     A model binds it to its particle classes (`bind`: the groups of a gas, the foreground
     neutrino, the angles of a multi-angle mean field), each with a vacuum frequency `omegas_k`
@@ -125,6 +133,7 @@ class System(eqx.Module):
     matter: AbstractProfile | None = None
     L: Float[Array, " D"] | None = None
     antineutrino: Bool[Array, " K"] | None = None
+    opacities: AbstractOpacities | None = None
     ordering: str = eqx.field(static=True, default="normal")
 
     def __init__(
@@ -137,6 +146,7 @@ class System(eqx.Module):
         L=None,
         ordering="normal",
         encounter="swap",
+        opacities=None,
         *,
         omegas=None,
         antineutrino=None,
@@ -144,6 +154,7 @@ class System(eqx.Module):
     ):
         self.gamma, self.mu, self.B, self.angles = gamma, mu, B, angles
         self.matter, self.L, self.ordering = matter, L, ordering
+        self.opacities = opacities
         self.encounter = encounter_model(encounter)
         self.omegas, self.antineutrino, self.density = omegas, antineutrino, density
 
@@ -158,6 +169,11 @@ class System(eqx.Module):
             raise ValueError(
                 "L is the axis of the matter potential: give matter=... with it (or leave L "
                 "out); without matter it would change nothing"
+            )
+        if self.opacities is not None and not isinstance(self.opacities, AbstractOpacities):
+            raise ValueError(
+                f"opacities must be Opacities(rate, equilibrium, ...), Reemission(rate, "
+                f"equilibrium) or None, got {self.opacities!r}"
             )
         if not self.bound:
             return
@@ -244,6 +260,10 @@ class System(eqx.Module):
                     f"omegas must be one vacuum frequency per group, shape (K,), got {omegas.shape}"
                 )
             omegas = check_finite(as_dtype(omegas, jnp.dtype(dtype)), "omegas")
+        opacities = self.opacities
+        if opacities is not None:
+            with about("opacities"):
+                opacities = opacities.bind(omegas.shape[0], n, dtype)
         return System(
             omegas=omegas,
             gamma=gamma,
@@ -256,6 +276,7 @@ class System(eqx.Module):
             antineutrino=species(antineutrino, omegas.shape[0]),
             ordering=self.ordering,
             encounter=self.encounter,
+            opacities=opacities,
         )
 
     def _bound_to(self, omegas, antineutrino, n_flavours=None, dtype=None) -> "System":
@@ -307,6 +328,11 @@ class System(eqx.Module):
             if not isinstance(matter, AbstractProfile):
                 matter = Constant(matter)
         flags = None if antineutrino is None else species(antineutrino, jnp.shape(omegas)[0])
+        opacities = self.opacities
+        if opacities is not None:
+            opacities = opacities.bind(
+                jnp.shape(omegas)[0], flavour_count(jnp.shape(B)[-1], "B"), B.dtype, values=False
+            )
         return System(
             omegas=omegas,
             gamma=jnp.asarray(self.gamma),
@@ -319,6 +345,7 @@ class System(eqx.Module):
             antineutrino=flags,
             ordering=self.ordering,
             encounter=self.encounter,
+            opacities=opacities,
         )
 
     @property
@@ -361,9 +388,10 @@ class System(eqx.Module):
         return self.matter is None or self.matter.constant
 
     def profiles(self) -> dict[str, AbstractProfile]:
-        """The profiles of time the system holds, by their option: `mu` (its `density`) and
-        `matter` (a run checks each for overflow over its length)."""
-        named = (("mu", self.density), ("matter", self.matter))
+        """The profiles of time the system holds, by their option: `mu` (its `density`),
+        `matter` and the opacities' `scale` (a run checks each for overflow over its length)."""
+        scale = None if self.opacities is None else self.opacities.scale
+        named = (("mu", self.density), ("matter", self.matter), ("opacities scale", scale))
         return {name: prof for name, prof in named if prof is not None}
 
     def coupling(self, t):
@@ -382,6 +410,21 @@ class System(eqx.Module):
         if self.matter is not None:
             h = h + self.matter(t).astype(dtype) * self.L.astype(dtype)
         return h
+
+    def relaxing_turns(self, t, duration, dtype) -> Float[Array, "K D1 D1"]:
+        """The exact map of each class's isospin over `duration` under its one-body field at
+        time `t` and the system's `Reemission`: `(K, D + 1, D + 1)`, acting on `(s, 1)`,
+        `exp(duration [[h *, 0], [0, 0]] + duration [[G, sign b], [0, 0]])` with `(G, b)` the
+        Lindblad equation of `Reemission.generator` (the constant flips with an antineutrino's
+        isospin `-Pbar`)."""
+        h = self.field(t, dtype)
+        K, D = h.shape
+        f = jnp.asarray(structure_constants(self.n_flavours)[0], dtype)
+        G, b = self.opacities.generator(t, K, self.n_flavours, dtype)
+        A = jnp.einsum("abc,ka->kcb", f, h) + G  # (h * s)_c = f_abc h_a s_b
+        top = jnp.concatenate([A, (self.signs(dtype)[:, None] * b)[:, :, None]], axis=2)
+        generator = jnp.concatenate([top, jnp.zeros((K, 1, D + 1), dtype)], axis=1)
+        return jax.scipy.linalg.expm(jnp.asarray(duration, dtype) * generator)
 
     def turns(self, t, duration, dtype=None) -> Float[Array, "K D D"]:
         """The turn of each class about its field at time `t` over `duration`:

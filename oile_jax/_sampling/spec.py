@@ -123,6 +123,19 @@ def make_spec(
             "matter with Deterministic(vacuum='inside') is not available (the pair's "
             "vacuum-inside unitary turns both about B alone); use vacuum='split'"
         )
+    opacities = system.opacities
+    if opacities is not None and not opacities.keeps_number:
+        raise ValueError(
+            "System.opacities: Opacities (the kinetic equation of occupations, whose numbers "
+            "change) are for the mean fields (GroupField, MultiAngleField); the OILE gas's "
+            "particles each keep their number: give Reemission(rate, equilibrium) (each "
+            "neutrino absorbed and re-emitted at once, physics.md section 14)"
+        )
+    if opacities is not None and schedule.vacuum_inside:
+        raise ValueError(
+            "System.opacities with Deterministic(vacuum='inside') is not available (the pair's "
+            "vacuum-inside unitary turns both about B alone); use vacuum='split'"
+        )
     system = system.bind(omegas, antineutrino, n_flavours=n_flavours, dtype=dtype)
     gamma, mu = system.gamma, system.mu
     schedule = schedule.checked(gamma, mu, dtype)
