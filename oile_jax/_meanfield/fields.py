@@ -581,8 +581,9 @@ def solve_meanfield(
 
     A mean field is integrated in its component-major layout (`AbstractMeanField.major`), by
     `default_solver` (from 3000 state components on an eighth-order Runge-Kutta method with its
-    stages fused, `FusedDopri8`, whose steps land on the save times `ts`; below, where compiling
-    dominates, diffrax's `Tsit5`) or any diffrax solver given, with a PID controller. `rtol`
+    stages fused, `FusedDopri8`, whose steps land on the save times `ts`, or with opacities
+    diffrax's `Dopri8`; below, where compiling dominates, diffrax's `Tsit5`) or any diffrax
+    solver given, with a PID controller. `rtol`
     and `atol` are traced, as are the field's numbers: a new tolerance, coupling, frequency or
     weight of the same shapes reuses the compiled solve. `adjoint` defaults to diffrax's
     `RecursiveCheckpointAdjoint` (checkpointed reverse-mode gradients through the solve).
@@ -613,7 +614,7 @@ def solve_meanfield(
     # Component-major: `(D, K)` for states `(K, D)`.
     to_major = (lambda P: P) if plain else (lambda P: jnp.moveaxis(P, -1, 0))
     from_major = (lambda Y: Y) if plain else (lambda Y: jnp.moveaxis(Y, 1, -1))
-    solver = solver or default_solver(P0.size)
+    solver = solver or default_solver(P0.size, plain or field.system.opacities is None)
     # The fused methods' dense output is third order: their steps land on the save times.
     landing = ts if isinstance(solver, AbstractFusedRungeKutta) else None
     solution = diffrax.diffeqsolve(

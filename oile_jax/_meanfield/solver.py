@@ -147,11 +147,19 @@ class FusedDopri8(AbstractFusedRungeKutta):
 EIGHTH_ORDER_FROM = 3000
 
 
-def default_solver(size: int) -> diffrax.AbstractSolver:
-    """`solve_meanfield`'s method for a state of `size` components: `FusedDopri8` from
+def default_solver(size: int, fused: bool = True) -> diffrax.AbstractSolver:
+    """`solve_meanfield`'s method for a state of `size` components: an eighth-order method from
     `EIGHTH_ORDER_FROM` on (several times fewer steps at the default `rtol = 1e-8`, where the
     steps' cost dominates), diffrax's own `Tsit5` below (its stages in a loop: the vector field
     traced once, so that its program compiles faster, which dominates a small solve). The
-    choice depends on the shape alone, so that a new tolerance or parameter reuses the compiled
-    solve."""
-    return FusedDopri8() if size >= EIGHTH_ORDER_FROM else diffrax.Tsit5()
+    choice depends on the shape and the field's kind alone, so that a new tolerance or
+    parameter reuses the compiled solve.
+
+    The eighth-order method is `FusedDopri8`, or with `fused=False` diffrax's `Dopri8`: for
+    fields with a part linear in the state (the opacities' terms), whose stages XLA folds
+    into the later stages that read them and recomputes there (up to 4x the work of a step;
+    an optimization barrier does not stop it), diffrax's stage buffer is the faster program
+    (`experiments/benchmark_collisions.py`)."""
+    if size < EIGHTH_ORDER_FROM:
+        return diffrax.Tsit5()
+    return FusedDopri8() if fused else diffrax.Dopri8()

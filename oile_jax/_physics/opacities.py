@@ -34,7 +34,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from .._support.checks import as_array, check_finite, check_nonnegative, concrete, refuse
 from .flavours import dstar_major, gell_mann, structure_constants
@@ -67,6 +67,18 @@ def _rates(x, name: str, K: int, n: int, dtype, nonnegative: bool | None = True)
     return check_nonnegative(x, name) if nonnegative else check_finite(x, name)
 
 
+def _rows_dot(a, b):
+    """`sum_c a_c b_c` of component-major arrays `(D, K)`, written as a sum of rows: XLA's CPU
+    reduction over the leading axis of a `(D, K)` array takes 10x longer."""
+    return sum(a[c] * b[c] for c in range(a.shape[0]))
+
+
+def _bloch(Pi, diagonal):
+    """The Bloch vectors `(D, K)` of diagonal matrices given by their diagonals `(K, n)`: a sum
+    over the `n` flavours, elementwise (a matrix product of inner size `n` is slower on CPU)."""
+    return sum(Pi[a][:, None] * diagonal[:, a][None, :] for a in range(Pi.shape[0]))
+
+
 class AbstractOpacities(eqx.Module):
     """Emission and absorption by the medium, a part of the `System`: rates `rate` and
     equilibrium occupations `equilibrium` per class and flavour (each `(K, n)` once bound),
@@ -77,12 +89,38 @@ class AbstractOpacities(eqx.Module):
     rate: eqx.AbstractVar[Float[Array, "K n"]]
     equilibrium: eqx.AbstractVar[Float[Array, "K n"]]
     scale: eqx.AbstractVar[AbstractProfile | None]
+    prepared: eqx.AbstractVar[tuple | None]
     keeps_number: eqx.AbstractClassVar[bool]
 
     @property
     @abc.abstractmethod
     def scatters(self) -> bool:
         """Whether there is a direction-changing term (static)."""
+
+    @abc.abstractmethod
+    def for_classes(self, frequencies, species, n: int, dtype) -> "AbstractOpacities":
+        """These opacities with what their terms need of the rates and of the classes' vacuum
+        `frequencies` and `species` (`n` flavours, in `dtype`) computed once, not at every
+        evaluation of a field: the rates' Bloch vectors (`bloch_rates`)."""
+
+    def bloch_rates(self, K: int, n: int, dtype) -> tuple[Array, ...]:
+        """`(g_0, g, e_0, e, s)` at the rates' unit scale: the traces `(K,)` and Bloch vectors
+        `(D, K)` (component-major) of `Gamma` and of the source `E = Gamma f_eq`, and the Bloch
+        vector of `sigma = E / Tr E` (the re-emitted mixture; 0 where nothing is emitted)."""
+        Pi = jnp.asarray(flavour_projectors(n), dtype)
+        gamma = jnp.broadcast_to(jnp.asarray(self.rate, dtype), (K, n))
+        source = gamma * jnp.broadcast_to(jnp.asarray(self.equilibrium, dtype), (K, n))
+        e0 = jnp.sum(source, axis=1)
+        sigma = source / jnp.where(e0 > 0, e0, 1)[:, None]
+        return (jnp.sum(gamma, axis=1), _bloch(Pi, gamma), e0, _bloch(Pi, source),
+                _bloch(Pi, sigma))  # fmt: skip
+
+    def _rates_now(self, t, K: int, n: int, dtype) -> tuple[Array, ...]:
+        """`bloch_rates` (those computed by `for_classes`, else anew) and the scale at `t`."""
+        prepared = self.prepared
+        if prepared is None:
+            prepared = self.bloch_rates(K, n, dtype)
+        return tuple(x.astype(dtype) for x in prepared), self.factor(t, dtype)
 
     @abc.abstractmethod
     def bind(self, n_classes: int, n_flavours: int, dtype, values: bool = True):
@@ -152,11 +190,19 @@ class Opacities(AbstractOpacities):
     scattering: Float[Array, " K"] | None = None
     kernel: Float[Array, "K K"] | None = None
     scale: AbstractProfile | None = None
+    # The classes isotropic scattering mixes (`same_classes`) and `bloch_rates`, set by the
+    # system (`for_classes`).
+    classes: Int[Array, " K"] | None = None
+    prepared: tuple | None = None
     keeps_number = False
 
-    def __init__(self, rate, equilibrium, scattering=None, kernel=None, scale=None):
+    def __init__(
+        self, rate, equilibrium, scattering=None, kernel=None, scale=None, *, classes=None,
+        prepared=None,
+    ):  # fmt: skip
         self.rate, self.equilibrium = rate, equilibrium
         self.scattering, self.kernel, self.scale = scattering, kernel, scale
+        self.classes, self.prepared = classes, prepared
 
     def __check_init__(self):
         if self.scattering is not None and self.kernel is not None:
@@ -180,6 +226,14 @@ class Opacities(AbstractOpacities):
     @property
     def scatters(self) -> bool:
         return self.scattering is not None or self.kernel is not None
+
+    def for_classes(self, frequencies, species, n, dtype) -> "Opacities":
+        frequencies = jnp.asarray(frequencies)
+        classes = None if self.scattering is None else same_classes(frequencies, species)
+        return Opacities(
+            self.rate, self.equilibrium, self.scattering, self.kernel, self.scale,
+            classes=classes, prepared=self.bloch_rates(frequencies.shape[0], n, dtype),
+        )  # fmt: skip
 
     def bind(self, n_classes, n_flavours, dtype, values=True) -> "Opacities":
         K, n = n_classes, n_flavours
@@ -214,19 +268,15 @@ class Opacities(AbstractOpacities):
         both)."""
         D, K = P.shape
         n = {3: 2, 8: 3}[D]
-        dtype = P.dtype
-        factor = self.factor(t, dtype)
-        Pi = jnp.asarray(flavour_projectors(n), dtype)  # (n, D)
-        gamma, source = self.rates(t, K, n, dtype)
-        g0, g = jnp.sum(gamma, axis=1), Pi.T @ gamma.T  # (K,), (D, K)
-        e0, e = jnp.sum(source, axis=1), Pi.T @ source.T
-        dN = e0 - g0 * N / n - 0.5 * jnp.sum(g * P, axis=0)
+        (g0, g, e0, e, _), factor = self._rates_now(t, K, n, P.dtype)
+        g0, g, e0, e = (factor * x for x in (g0, g, e0, e))
+        dN = e0 - g0 * N / n - 0.5 * _rows_dot(g, P)
         dP = e - (g0 / n) * P - (N / n) * g
         if n > 2:
             dP = dP - 0.5 * dstar_major(g, P, n)
         if self.scatters:
             f = jnp.concatenate([N[None], P])  # (1 + D, K)
-            df = self._scattered(f, factor, jnp.asarray(weights, dtype), frequencies, species)
+            df = self._scattered(f, factor, jnp.asarray(weights, P.dtype), frequencies, species)
             dN, dP = dN + df[0], dP + df[1:]
         return dN, dP
 
@@ -237,7 +287,7 @@ class Opacities(AbstractOpacities):
             return (f * w) @ k.T - (w @ k) * f
         K = f.shape[1]
         s = factor * jnp.broadcast_to(jnp.asarray(self.scattering, f.dtype), (K,))
-        ids = same_classes(frequencies, species)
+        ids = self.classes if self.classes is not None else same_classes(frequencies, species)
         out = jax.ops.segment_sum((s * w * f).T, ids, num_segments=K)  # (K, k)
         total = jax.ops.segment_sum(w, ids, num_segments=K)
         share = jnp.where(total > 0, 1 / jnp.where(total > 0, total, 1), 0)[ids]
@@ -266,11 +316,17 @@ class Reemission(AbstractOpacities):
     rate: Float[Array, "K n"]
     equilibrium: Float[Array, "K n"]
     scale: AbstractProfile | None = None
+    # `bloch_rates`, set by the system (`for_classes`).
+    prepared: tuple | None = None
     keeps_number = True
 
     @property
     def scatters(self) -> bool:
         return False
+
+    def for_classes(self, frequencies, species, n, dtype) -> "Reemission":
+        K = jnp.shape(frequencies)[0]
+        return Reemission(self.rate, self.equilibrium, self.scale, self.bloch_rates(K, n, dtype))
 
     def bind(self, n_classes, n_flavours, dtype, values=True) -> "Reemission":
         rate, equilibrium, scale = self._bound(n_classes, n_flavours, dtype, values)
@@ -304,10 +360,14 @@ class Reemission(AbstractOpacities):
         return G, (g0 / n)[:, None] * s - g / n
 
     def change(self, t, P) -> Array:
-        """`dP/dt` of the Bloch vectors `P` `(D, K)` (component-major)."""
+        """`dP/dt = G P + b` of the Bloch vectors `P` `(D, K)` (component-major), elementwise:
+        `s (g.P) / 2 - (g_0 / n) (P - s) - g / n - d(g, P) / 2` without forming `G`."""
         D, K = P.shape
-        G, b = self.generator(t, K, {3: 2, 8: 3}[D], P.dtype)
-        return jnp.einsum("kcb,bk->ck", G, P) + b.T
+        n = {3: 2, 8: 3}[D]
+        (g0, g, _, _, s), factor = self._rates_now(t, K, n, P.dtype)
+        g0, g = factor * g0, factor * g
+        dP = 0.5 * s * _rows_dot(g, P) - (g0 / n) * (P - s) - g / n
+        return dP if n == 2 else dP - 0.5 * dstar_major(g, P, n)
 
 
 def same_classes(frequencies, species) -> Array:

@@ -260,10 +260,12 @@ class System(eqx.Module):
                     f"omegas must be one vacuum frequency per group, shape (K,), got {omegas.shape}"
                 )
             omegas = check_finite(as_dtype(omegas, jnp.dtype(dtype)), "omegas")
-        opacities = self.opacities
+        opacities, flags = self.opacities, species(antineutrino, omegas.shape[0])
         if opacities is not None:
             with about("opacities"):
-                opacities = opacities.bind(omegas.shape[0], n, dtype)
+                opacities = opacities.bind(omegas.shape[0], n, dtype).for_classes(
+                    omegas, flags, n, dtype
+                )
         return System(
             omegas=omegas,
             gamma=gamma,
@@ -273,7 +275,7 @@ class System(eqx.Module):
             density=density,
             matter=matter,
             L=L,
-            antineutrino=species(antineutrino, omegas.shape[0]),
+            antineutrino=flags,
             ordering=self.ordering,
             encounter=self.encounter,
             opacities=opacities,
@@ -330,9 +332,9 @@ class System(eqx.Module):
         flags = None if antineutrino is None else species(antineutrino, jnp.shape(omegas)[0])
         opacities = self.opacities
         if opacities is not None:
-            opacities = opacities.bind(
-                jnp.shape(omegas)[0], flavour_count(jnp.shape(B)[-1], "B"), B.dtype, values=False
-            )
+            n = flavour_count(jnp.shape(B)[-1], "B")
+            opacities = opacities.bind(jnp.shape(omegas)[0], n, B.dtype, values=False)
+            opacities = opacities.for_classes(omegas, flags, n, B.dtype)
         return System(
             omegas=omegas,
             gamma=jnp.asarray(self.gamma),
