@@ -49,6 +49,7 @@ figures: $(STAMP)
 	$(PY) experiments/standard_problems.py --out $(OUT) --force
 	$(PY) experiments/three_flavours.py --out $(OUT) --force
 	$(PY) experiments/fit_gamma.py --out $(OUT) --force
+	$(PY) experiments/collisional_instability.py --out $(OUT) --force
 
 ## The default test suite (excludes tests marked slow), on every core (pytest-xdist).
 test: $(STAMP)

@@ -312,6 +312,7 @@ def test_path_relaxes_at_four_thirds_mu_gamma():
     assert_allclose((kicks.lengths[1] - lengths) / dt, 3 * slope, rtol=1e-9, atol=0)
 
 
+@pytest.mark.long  # 13 s: make test-long, in CI
 def test_the_spectral_splits_adiabatic_path_to_its_end():
     """A box spectrum of 201 nu_e modes on [-1, 1] (theta = 0.1, mass basis, every length +1)
     followed by continuation from mu = 100 down to 0.1 (301 values, geometric): every point

@@ -339,3 +339,22 @@ def test_meanfield_benchmark_runs_and_records(tmp_path):
     assert [(r["problem"], r["modes"]) for r in rows] == [("split", 21), ("eln", 21)]
     for row in rows:
         assert row["difference"] < 1e-4 and row["oile"] > 0 and row["cold"] > 0
+
+
+@pytest.mark.long  # two gas runs of 7500 and 15 000 steps: make test-long, in CI
+def test_collisional_instability_experiment(tmp_path):
+    """Small version of the collisional instability as gamma -> 0: at each gamma the gas grows
+    at the rate of the mean field with `Reemission` and OILE's collision term (5 standard errors
+    of its 4 realizations), below `linear_stability`'s gamma -> 0 rate, and closer to it at the
+    smaller gamma."""
+    experiment = load("collisional_instability")
+    assert experiment.main(["--size", "smoke", "--out", str(tmp_path)]) == 0
+    data, _ = oj.read_h5(tmp_path / "collisional_instability.h5")
+    assert_described(tmp_path / "collisional_instability.h5")
+    rates = []
+    for g in data["gammas"]:
+        run = data[f"gamma_{g:g}"]
+        assert abs(run["rate"] - run["rate_mean_field_collision"]) < 5 * run["rate_error"]
+        assert run["rate"] < data["limit"]
+        rates.append(run["rate"])
+    assert rates[-1] > rates[0]  # gamma falls: the rate rises toward the limit

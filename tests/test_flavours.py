@@ -181,6 +181,7 @@ def test_a_pair_matches_the_matrix_loop(engine, pair, schedule):
     assert np.abs(loop[-1] - loop[0]).max() > 0.3
 
 
+@pytest.mark.long  # 12 s and more over its cases: make test-long, in CI
 def test_a_mixed_gas_against_the_matrix_loop(engine):
     """Three neutrinos and three antineutrinos in random pairs with isotropic angles, PMNS
     vacuum and matter: group means of the gas (500 realizations) against the matrix loop
@@ -227,6 +228,7 @@ def embed(P2):
     "schedule,angles",
     [("stochastic", "isotropic"), ("deterministic", "fixed-velocities")],
 )
+@pytest.mark.long  # 30 s over its cases: make test-long, in CI
 def test_two_flavours_inside_three(schedule, angles):
     """A three-flavour neutrino gas that lives in the e-mu block (a vacuum vector and matter
     without tau parts) is the two-flavour gas with the same key: the same numbers to rounding
@@ -269,6 +271,7 @@ def test_a_third_flavour_opens_the_pair_channel():
     assert_allclose(sol.flavour_numbers[0, -1], sol.flavour_numbers[0, 0], rtol=0, atol=1e-12)
 
 
+@pytest.mark.long  # 28 s: make test-long, in CI
 def test_conserved_totals():
     """Both species, every encounter: `sum s = sum_nu P - sum_nubar Pbar` is conserved (no
     vacuum). With matter and a vacuum without mixing (every angle zero) the flavour lepton

@@ -25,6 +25,7 @@ NAMES = ("group_mean", "group_std", "group_entropy", "total", "encounters", "fin
 
 
 @pytest.mark.parametrize("engine", [{}, {"shards": 2}], ids=["dense", "sharded"])
+@pytest.mark.long  # 24 s over its cases: make test-long, in CI
 def test_checkpoint_and_exact_resume(engine, tmp_path, monkeypatch):
     kw = dict(
         gamma=0.2, schedule=oj.Stochastic(dt=0.1), key=jax.random.key(4), n_steps=20,
@@ -159,6 +160,7 @@ def test_the_three_flavour_preset_is_the_library_run(tmp_path):
     assert (tmp_path / "tf.png").stat().st_size > 20_000
 
 
+@pytest.mark.long  # 12 s: make test-long, in CI
 def test_a_three_flavour_mean_field_run_file(tmp_path):
     """A mean-field run file with three flavours, an antineutrino group and the inverted
     ordering: the run's group means are `GroupField`'s with `pmns_vacuum("inverted")`."""

@@ -14,6 +14,7 @@ P0 = jnp.asarray([0.0, 0.0, 1.0])
 P_B = jnp.asarray([0.6, 0.0, 0.6])
 
 
+@pytest.mark.long  # 18 s: make test-long, in CI
 def test_stochastic_mean_matches_master_equation(key):
     """Ensemble mean within 4 standard errors of the closed form, gamma in {0.01, 0.1, 0.3}.
 
@@ -49,6 +50,7 @@ def test_stochastic_mean_matches_master_equation(key):
         assert abs(mean_encounters - n * p) < 4 * np.sqrt(n * p * (1 - p) / 2000)
 
 
+@pytest.mark.long  # 23 s: make test-long, in CI
 def test_spec_reference_point_and_a_wrong_rate_is_rejected(key):
     """physics.md: P_b = (1,0,0), P(0) = (0,0,1), gamma = 0.1, stochastic: E[P_x](t=5) = 0.483848.
     The simulation matches within 4 standard errors, and the same tolerance rejects a master

@@ -177,6 +177,7 @@ def test_lepton_number_1e8(key, dtype, bound):
 @pytest.mark.parametrize(
     "engine", [{}, {"shards": 1}, {"shards": 4}], ids=["dense", "sharded", "4-shards"]
 )
+@pytest.mark.long  # 24 s over its cases: make test-long, in CI
 def test_small_gamma_follows_the_multi_angle_mean_field(engine, key):
     """Fixed velocities, N = 64, two groups with vacuum, stochastic with p = 1 (dt = gamma):
     at mu t = 1 the rms distance of the neutrinos from the multi-angle mean field
@@ -263,6 +264,7 @@ def test_observables_against_numpy(engine, key):
     assert_allclose(sol.ts, 0.5 * np.arange(5), rtol=1e-14, atol=0)
 
 
+@pytest.mark.long  # 14 s: make test-long, in CI
 def test_reproducible_ensembles_and_chunking(key):
     kw = dict(
         gamma=0.2,
@@ -441,6 +443,7 @@ def test_changing_parameters_does_not_recompile(key, monkeypatch):
     assert len(traces) > start  # a new schedule type is a new static structure
 
 
+@pytest.mark.long  # 16 s and more over its cases: make test-long, in CI
 @pytest.mark.parametrize("vacuum", ["split", "inside"])
 def test_deterministic_vacuum_options_agree_at_small_step(engine, key, vacuum):
     """Both vacuum options conserve lepton number and agree to O(gamma) with each other."""

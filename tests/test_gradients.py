@@ -71,6 +71,7 @@ SLOW_CASES = {"vacuum inside"}  # in the slow suite, to keep the default one ins
     [pytest.param(c, marks=pytest.mark.slow if c in SLOW_CASES else ()) for c in CASES],
     ids=list(CASES),
 )
+@pytest.mark.long  # 46 s over its cases: make test-long, in CI
 def test_evolve_gas_makes_the_runs_of_simulate_gas(case, key):
     """Same key, same options: the same encounters (counts equal) and the same observables,
     states and times to rounding (another XLA program: no bit-identity is promised). The step

@@ -118,6 +118,7 @@ def test_group_field_conserves_energy_and_matches_multi_angle_for_identical_velo
     assert_allclose(jnp.linalg.norm(sol.P, axis=-1), np.ones((11, 2)), rtol=0, atol=1e-8)
 
 
+@pytest.mark.long  # 16 s: make test-long, in CI
 def test_deterministic_term_matches_the_per_round_mean_map():
     """A 'foreground' inside GroupField: a vanishing first group in the background of the second
     (P_b fixed). Its exact ensemble mean under the deterministic schedule is the per-round mean map

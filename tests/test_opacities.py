@@ -383,7 +383,7 @@ def test_fast_instability_with_collisions():
     """The mixed fast-collisional case. With one rate for every flavour and class, damping
     shifts the fast instability's growth rate by exactly `-Gamma`; with unequal rates for
     neutrinos and antineutrinos, `linear_stability` equals the NumPy loop's linearization."""
-    u, f, anti = _eln_rings()
+    u, f, anti = _eln_rings(8)
     K = u.size
     B = np.array([0.0, 0.0, -1.0])
     angles = oj.Axisymmetric(u)
@@ -481,6 +481,28 @@ def test_reemission_in_the_gas_is_the_closed_form():
                                atol=1e-12)  # fmt: skip
 
 
+def test_reemission_in_a_three_flavour_gas():
+    """Three flavours: a gas of identical neutrinos (one group, a flavour-diagonal vacuum, a
+    superposition of e and mu) follows its group's mean field with `Reemission` (the
+    encounters of identical states change nothing) to 1e-9, and every state stays physical."""
+    lam = gell_mann(3)
+    B = np.real(np.einsum("ij,aji->a", np.diag([0.0, 0.03, 1.0]), lam))
+    ops = oj.Reemission([1.5, 0.5, 0.2], [0.6, 0.3, 0.1])
+    system = oj.System(0.2, mu=1.0, B=B, opacities=ops)
+    psi = np.array([1.0, 1.0, 0.0]) / np.sqrt(2)
+    P0 = components(np.outer(psi, psi.conj()), 3)[1:]
+    gas = oj.Gas((12,), jnp.asarray([0.7]), jnp.asarray(P0[None]))
+    sampling = oj.Sampling(jax.random.key(0), n_steps=40, n_realizations=1, dtype=jnp.float64)
+    sol = oj.simulate_gas(gas, system, oj.Stochastic(dt=0.05), sampling,
+                          saveat=oj.SaveAt(every=10))  # fmt: skip
+    field = oj.GroupField([1.0], [0.7], system)
+    mf = oj.solve_meanfield(field, jnp.asarray(P0[None]), sol.ts, rtol=1e-12, atol=1e-14).P
+    np.testing.assert_allclose(np.asarray(sol.group_mean)[0], np.asarray(mf), atol=1e-9)
+    for P in np.asarray(sol.group_mean)[0, :, 0]:
+        rho = matrices(np.concatenate([[1.0], P])[None], 3)[0]
+        assert np.linalg.eigvalsh(rho).min() > -1e-12
+
+
 def test_reemission_gas_follows_the_mean_field_with_its_collision_term():
     """At gamma = 0.05 the gas (neutrino and antineutrino groups relaxing at different rates
     toward different flavours) follows the mean field with the same `Reemission` and OILE's
@@ -493,7 +515,7 @@ def test_reemission_gas_follows_the_mean_field_with_its_collision_term():
     P0 = jnp.asarray([[0.0, 0, 1], [0, 0, -1.0], [0, 0, 1.0]])  # nu_e, nu_x, nubar_e
     anti = np.array([False, False, True])
     omegas = jnp.array([0.1, 0.2, 0.15])
-    gas = oj.Gas((320, 320, 160), omegas, P0, antineutrino=anti)
+    gas = oj.Gas((200, 200, 100), omegas, P0, antineutrino=anti)
     R = 8
     sampling = oj.Sampling(jax.random.key(1), n_steps=200, n_realizations=R, dtype=jnp.float64)
     sol = oj.simulate_gas(gas, system, oj.Stochastic(dt=0.01), sampling,
@@ -504,7 +526,7 @@ def test_reemission_gas_follows_the_mean_field_with_its_collision_term():
     mf = {}
     for collision in ("none", "stochastic"):
         field = oj.GroupField(jnp.array([0.4, 0.4, 0.2]), omegas, system, collision=collision,
-                              n=800, antineutrino=anti)  # fmt: skip
+                              n=500, antineutrino=anti)  # fmt: skip
         mf[collision] = np.asarray(oj.solve_meanfield(field, P0, ts, rtol=1e-10).P)
     late = slice(1, None)
     deviation = np.abs(mean - mf["stochastic"])[late] / error[late]
@@ -635,6 +657,14 @@ def test_opacities_options_checked_at_bind():
             oj.System(0.1, opacities=ops).bind(jnp.array([0.1, 0.2]), dtype=jnp.float64)
     with pytest.raises(ValueError, match="not both"):
         oj.Opacities(1.0, 0.5, scattering=1.0, kernel=np.ones((2, 2)))
+    # A scale that turns negative during the solve (it multiplies the rates) is refused.
+    falling = oj.Samples(jnp.array([0.0, 2.0]), jnp.array([1.0, -1.0]))
+    system = oj.System(
+        0.1, B=oj.mixing_vector(0.1), opacities=oj.Opacities(1.0, 0.5, scale=falling)
+    )
+    field = oj.GroupField([1.0], [0.3], system)
+    with pytest.raises(ValueError, match="opacities scale must be >= 0"):
+        oj.solve_meanfield(field, jnp.array([[1.0, 0.0, 0.0, 1.0]]), jnp.linspace(0, 2, 5))
     with pytest.raises(ValueError, match="opacities must be Opacities"):
         oj.System(0.1, opacities={"rate": 1.0})
 

@@ -111,6 +111,7 @@ def sharded_decay_reference(N, S, gamma, n, R, rng):
     return np.sum(z * plus, axis=(1, 2)) / (N // 2)
 
 
+@pytest.mark.long  # 14 s: make test-long, in CI
 def test_equal_opposite_groups_decay_as_the_numpy_sharded_schedule(key):
     """Pure +z and -z groups, no vacuum, N = 64 in S = 4 shards of M = 16: E[zbar_+] after 6
     rounds agrees with a plain NumPy loop of the same schedule (4 combined standard errors), and
@@ -141,6 +142,7 @@ def test_equal_opposite_groups_decay_as_the_numpy_sharded_schedule(key):
 
 
 @pytest.mark.parametrize("schedule", [oj.Stochastic(dt=0.5), oj.Deterministic(vacuum="inside")])
+@pytest.mark.long  # 22 s over its cases: make test-long, in CI
 def test_conservation_float64(key, schedule):
     """Lepton number B . sum P to 1e-12 with vacuum on (flavour basis), fixed velocities."""
     rng = np.random.default_rng(5)

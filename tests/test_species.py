@@ -80,6 +80,7 @@ PAIRS = {
 
 @pytest.mark.parametrize("pair", list(PAIRS))
 @pytest.mark.parametrize("inverted", [False, True])
+@pytest.mark.long  # 21 s and more over its cases: make test-long, in CI
 def test_a_pair_matches_the_flavour_basis_loop(engine, pair, inverted):
     """Two particles meet at every step (the only pairing), so OILE is deterministic: the gas
     (isospins) against the flavour-basis loop, with vacuum, matter and either ordering, to

@@ -280,6 +280,7 @@ def multi_angle_bipolar(n: int, seed: int = 0):
     return field, jnp.tile(Z, (n, 1))
 
 
+@pytest.mark.long  # 13 s: make test-long, in CI
 def test_matrix_free_modes_are_the_dense_leading_modes():
     """`modes=k` (Arnoldi on the linearized flow's propagator, Rayleigh quotients of J) against
     the dense spectrum: N = 150 angles, the unstable pair to 1e-9 with residual |J v - lambda v|

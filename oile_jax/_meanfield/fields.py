@@ -610,6 +610,8 @@ def solve_meanfield(
         name: check_positive(check_scalar(value, name, P0.dtype), name)
         for name, value in (("rtol", rtol), ("atol", atol))
     }
+    if not plain and field.system.opacities is not None:
+        field.system.opacities.check_scale(ts)
     meter = diffrax.TextProgressMeter() if progress else diffrax.NoProgressMeter()
     # Component-major: `(D, K)` for states `(K, D)`.
     to_major = (lambda P: P) if plain else (lambda P: jnp.moveaxis(P, -1, 0))

@@ -38,7 +38,7 @@ from jaxtyping import Array, Float, Int
 
 from .._support.checks import as_array, check_finite, check_nonnegative, concrete, refuse
 from .flavours import dstar_major, gell_mann, structure_constants
-from .profiles import AbstractProfile, Constant, profile
+from .profiles import AbstractProfile, Constant, check_range, profile
 
 
 def flavour_projectors(n: int) -> np.ndarray:
@@ -89,7 +89,6 @@ class AbstractOpacities(eqx.Module):
     rate: eqx.AbstractVar[Float[Array, "K n"]]
     equilibrium: eqx.AbstractVar[Float[Array, "K n"]]
     scale: eqx.AbstractVar[AbstractProfile | None]
-    prepared: eqx.AbstractVar[tuple | None]
     keeps_number: eqx.AbstractClassVar[bool]
 
     @property
@@ -98,10 +97,11 @@ class AbstractOpacities(eqx.Module):
         """Whether there is a direction-changing term (static)."""
 
     @abc.abstractmethod
-    def for_classes(self, frequencies, species, n: int, dtype) -> "AbstractOpacities":
-        """These opacities with what their terms need of the rates and of the classes' vacuum
-        `frequencies` and `species` (`n` flavours, in `dtype`) computed once, not at every
-        evaluation of a field: the rates' Bloch vectors (`bloch_rates`)."""
+    def for_classes(self, frequencies, species) -> "AbstractOpacities":
+        """These opacities with what their terms need of the classes' vacuum `frequencies` and
+        `species` computed once, not at every evaluation of a field (the classes isotropic
+        scattering mixes). Nothing derived from the rates is kept: a rate changed after binding
+        (or differentiated) is the rate the terms use."""
 
     def bloch_rates(self, K: int, n: int, dtype) -> tuple[Array, ...]:
         """`(g_0, g, e_0, e, s)` at the rates' unit scale: the traces `(K,)` and Bloch vectors
@@ -116,11 +116,8 @@ class AbstractOpacities(eqx.Module):
                 _bloch(Pi, sigma))  # fmt: skip
 
     def _rates_now(self, t, K: int, n: int, dtype) -> tuple[Array, ...]:
-        """`bloch_rates` (those computed by `for_classes`, else anew) and the scale at `t`."""
-        prepared = self.prepared
-        if prepared is None:
-            prepared = self.bloch_rates(K, n, dtype)
-        return tuple(x.astype(dtype) for x in prepared), self.factor(t, dtype)
+        """`bloch_rates` and the scale at `t`."""
+        return self.bloch_rates(K, n, dtype), self.factor(t, dtype)
 
     @abc.abstractmethod
     def bind(self, n_classes: int, n_flavours: int, dtype, values: bool = True):
@@ -152,12 +149,9 @@ class AbstractOpacities(eqx.Module):
         return gamma, gamma * jnp.broadcast_to(jnp.asarray(self.equilibrium, dtype), (K, n))
 
     def check_scale(self, times) -> None:
-        """Refuse a concrete `scale` that is negative at one of `times`."""
-        if self.scale is None:
-            return
-        values = concrete(self.scale(jnp.asarray(times)))
-        if values is not None and np.any(values < 0):
-            raise ValueError("opacities scale must be >= 0 (it multiplies rates)")
+        """Refuse a concrete `scale` that is negative at one of `times` (it multiplies rates)."""
+        if self.scale is not None:
+            check_range(self.scale, times, "opacities scale", lower=0.0)
 
 
 class Opacities(AbstractOpacities):
@@ -190,19 +184,17 @@ class Opacities(AbstractOpacities):
     scattering: Float[Array, " K"] | None = None
     kernel: Float[Array, "K K"] | None = None
     scale: AbstractProfile | None = None
-    # The classes isotropic scattering mixes (`same_classes`) and `bloch_rates`, set by the
-    # system (`for_classes`).
+    # The classes isotropic scattering mixes (`same_classes`), set by the system
+    # (`for_classes`).
     classes: Int[Array, " K"] | None = None
-    prepared: tuple | None = None
     keeps_number = False
 
     def __init__(
-        self, rate, equilibrium, scattering=None, kernel=None, scale=None, *, classes=None,
-        prepared=None,
-    ):  # fmt: skip
+        self, rate, equilibrium, scattering=None, kernel=None, scale=None, *, classes=None
+    ):
         self.rate, self.equilibrium = rate, equilibrium
         self.scattering, self.kernel, self.scale = scattering, kernel, scale
-        self.classes, self.prepared = classes, prepared
+        self.classes = classes
 
     def __check_init__(self):
         if self.scattering is not None and self.kernel is not None:
@@ -227,12 +219,12 @@ class Opacities(AbstractOpacities):
     def scatters(self) -> bool:
         return self.scattering is not None or self.kernel is not None
 
-    def for_classes(self, frequencies, species, n, dtype) -> "Opacities":
-        frequencies = jnp.asarray(frequencies)
-        classes = None if self.scattering is None else same_classes(frequencies, species)
+    def for_classes(self, frequencies, species) -> "Opacities":
+        if self.scattering is None:
+            return self
         return Opacities(
             self.rate, self.equilibrium, self.scattering, self.kernel, self.scale,
-            classes=classes, prepared=self.bloch_rates(frequencies.shape[0], n, dtype),
+            classes=same_classes(jnp.asarray(frequencies), species),
         )  # fmt: skip
 
     def bind(self, n_classes, n_flavours, dtype, values=True) -> "Opacities":
@@ -316,17 +308,14 @@ class Reemission(AbstractOpacities):
     rate: Float[Array, "K n"]
     equilibrium: Float[Array, "K n"]
     scale: AbstractProfile | None = None
-    # `bloch_rates`, set by the system (`for_classes`).
-    prepared: tuple | None = None
     keeps_number = True
 
     @property
     def scatters(self) -> bool:
         return False
 
-    def for_classes(self, frequencies, species, n, dtype) -> "Reemission":
-        K = jnp.shape(frequencies)[0]
-        return Reemission(self.rate, self.equilibrium, self.scale, self.bloch_rates(K, n, dtype))
+    def for_classes(self, frequencies, species) -> "Reemission":
+        return self
 
     def bind(self, n_classes, n_flavours, dtype, values=True) -> "Reemission":
         rate, equilibrium, scale = self._bound(n_classes, n_flavours, dtype, values)

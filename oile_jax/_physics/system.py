@@ -263,9 +263,7 @@ class System(eqx.Module):
         opacities, flags = self.opacities, species(antineutrino, omegas.shape[0])
         if opacities is not None:
             with about("opacities"):
-                opacities = opacities.bind(omegas.shape[0], n, dtype).for_classes(
-                    omegas, flags, n, dtype
-                )
+                opacities = opacities.bind(omegas.shape[0], n, dtype).for_classes(omegas, flags)
         return System(
             omegas=omegas,
             gamma=gamma,
@@ -334,7 +332,7 @@ class System(eqx.Module):
         if opacities is not None:
             n = flavour_count(jnp.shape(B)[-1], "B")
             opacities = opacities.bind(jnp.shape(omegas)[0], n, B.dtype, values=False)
-            opacities = opacities.for_classes(omegas, flags, n, B.dtype)
+            opacities = opacities.for_classes(omegas, flags)
         return System(
             omegas=omegas,
             gamma=jnp.asarray(self.gamma),

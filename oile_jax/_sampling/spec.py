@@ -150,6 +150,8 @@ def make_spec(
     for name, prof in system.profiles().items():
         if tau is not None:
             check_overflow(prof, float(tau) * n_steps, name, dtype)
+    if system.opacities is not None and tau is not None:
+        system.opacities.check_scale((np.arange(n_steps) + 0.5) * float(tau))
     if system.density is not None:
         schedule = check_density(schedule, gamma, system.density, n_steps)
     return RunSpec(
