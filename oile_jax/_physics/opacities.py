@@ -115,10 +115,6 @@ class AbstractOpacities(eqx.Module):
         return (jnp.sum(gamma, axis=1), _bloch(Pi, gamma), e0, _bloch(Pi, source),
                 _bloch(Pi, sigma))  # fmt: skip
 
-    def _rates_now(self, t, K: int, n: int, dtype) -> tuple[Array, ...]:
-        """`bloch_rates` and the scale at `t`."""
-        return self.bloch_rates(K, n, dtype), self.factor(t, dtype)
-
     @abc.abstractmethod
     def bind(self, n_classes: int, n_flavours: int, dtype, values: bool = True):
         """These opacities checked for `n_classes` classes of `n_flavours` flavours in `dtype`,
@@ -141,12 +137,6 @@ class AbstractOpacities(eqx.Module):
     def factor(self, t, dtype) -> Array:
         """The rates' scale at time `t` (1 without a profile)."""
         return jnp.ones((), dtype) if self.scale is None else self.scale(t).astype(dtype)
-
-    def rates(self, t, K: int, n: int, dtype) -> tuple[Array, Array]:
-        """`(Gamma, E)` `(K, n)` at time `t`: each flavour's rate and its source
-        `E = Gamma f_eq`."""
-        gamma = self.factor(t, dtype) * jnp.broadcast_to(jnp.asarray(self.rate, dtype), (K, n))
-        return gamma, gamma * jnp.broadcast_to(jnp.asarray(self.equilibrium, dtype), (K, n))
 
     def check_scale(self, times) -> None:
         """Refuse a concrete `scale` that is negative at one of `times` (it multiplies rates)."""
@@ -260,7 +250,7 @@ class Opacities(AbstractOpacities):
         both)."""
         D, K = P.shape
         n = {3: 2, 8: 3}[D]
-        (g0, g, e0, e, _), factor = self._rates_now(t, K, n, P.dtype)
+        (g0, g, e0, e, _), factor = self.bloch_rates(K, n, P.dtype), self.factor(t, P.dtype)
         g0, g, e0, e = (factor * x for x in (g0, g, e0, e))
         dN = e0 - g0 * N / n - 0.5 * _rows_dot(g, P)
         dP = e - (g0 / n) * P - (N / n) * g
@@ -334,12 +324,10 @@ class Reemission(AbstractOpacities):
         """`(G, b)`, `(K, D, D)` and `(K, D)`: the Lindblad equation on each class's Bloch vector
         at time `t`, `dP/dt = G P + b`: with `g`, `s` the Bloch vectors of `Gamma` and `sigma`,
         `G = s g^T / 2 - (g_0 / n) 1 - d(g, .) / 2` and `b = (g_0 / n) s - g / n`."""
-        Pi = jnp.asarray(flavour_projectors(n), dtype)
-        gamma, source = self.rates(t, K, n, dtype)
-        total = jnp.sum(source, axis=1, keepdims=True)
-        sigma = source / jnp.where(total > 0, total, 1)
-        g0, g, s = jnp.sum(gamma, axis=1), gamma @ Pi, sigma @ Pi
-        D = Pi.shape[1]
+        g0, g, _, _, s = self.bloch_rates(K, n, dtype)
+        factor = self.factor(t, dtype)
+        g0, g, s = factor * g0, factor * g.T, s.T  # per class: (K,), (K, D), (K, D)
+        D = g.shape[1]
         d = jnp.asarray(structure_constants(n)[1], dtype)
         G = (
             0.5 * s[:, :, None] * g[:, None, :]
@@ -353,7 +341,7 @@ class Reemission(AbstractOpacities):
         `s (g.P) / 2 - (g_0 / n) (P - s) - g / n - d(g, P) / 2` without forming `G`."""
         D, K = P.shape
         n = {3: 2, 8: 3}[D]
-        (g0, g, _, _, s), factor = self._rates_now(t, K, n, P.dtype)
+        (g0, g, _, _, s), factor = self.bloch_rates(K, n, P.dtype), self.factor(t, P.dtype)
         g0, g = factor * g0, factor * g
         dP = 0.5 * s * _rows_dot(g, P) - (g0 / n) * (P - s) - g / n
         return dP if n == 2 else dP - 0.5 * dstar_major(g, P, n)
