@@ -763,6 +763,193 @@ def test_reemission_run_files(tmp_path):
             config.resolve(config.load(str(path))[0])
 
 
+KINETIC_RUN = """
+model = "meanfield"
+precision = "float64"
+
+[physics]
+basis = "flavour"
+theta = 0.1
+opacities = "kinetic"
+angles = "{angles}"
+
+[run]
+t_max = 2.0
+n_saves = 5
+
+[gas]
+counts = [4, 4, 2]
+omegas = [0.1, 0.1, 0.2]
+P0 = ["e", [0.3, 0.0, -0.6], "e"]
+antineutrino = [false, false, true]
+{directions}
+rates = [[1.0, 0.2], [0.4, 0.1], [0.3, 0.0]]
+equilibria = [[0.8, 0.2], [0.5, 0.5], [0.9, 0.1]]
+numbers = [1.0, 2.0, 0.5]
+scattering = [0.3, 0.5, 0.0]
+
+[meanfield]
+rtol = 1e-10
+atol = 1e-12
+"""
+KINETIC_DIRECTIONS = "directions = [[0, 0, 1], [0, 0.6, -0.8], [1, 0, 0]]"
+
+
+def _kinetic_outputs_check(data, Q, members, fractions):
+    """The run file's outputs of the kinetic mean field's states `Q` `(S, K, 1 + D)` (one class
+    per member: `members` `(K,)` the group of each), by NumPy: each group's mean number, Bloch
+    vector and occupations, and the number-weighted entropy of `rho = f / N`."""
+    Q = np.asarray(Q)
+    G = len(fractions)
+    for g in range(G):
+        mine = Q[:, members == g]
+        N = mine[..., 0].mean(1)
+        np.testing.assert_allclose(data["numbers"][:, g], N, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(data["group_mean"][:, g], mine[..., 1:].mean(1), atol=1e-9)
+        occ = np.stack([N / 2 + mine[..., 3].mean(1) / 2, N / 2 - mine[..., 3].mean(1) / 2], -1)
+        np.testing.assert_allclose(data["occupations"][:, g], occ, atol=1e-9)
+        r = np.linalg.norm(mine[..., 1:], axis=-1) / mine[..., 0]
+        lam = np.clip(np.stack([(1 + r) / 2, (1 - r) / 2]), 1e-300, 1)
+        S = -(lam * np.log(lam)).sum(0)
+        expected = (mine[..., 0] * S).sum(1) / mine[..., 0].sum(1)
+        np.testing.assert_allclose(data["group_entropy"][:, g], expected, atol=1e-9)
+    weights = np.asarray(fractions) * data["numbers"]
+    np.testing.assert_allclose(
+        data["entropy"], (data["group_entropy"] * weights).sum(1) / weights.sum(1), atol=1e-12
+    )
+
+
+@pytest.mark.long  # two `oile run`s, about 20 s: make test-long, in CI
+def test_kinetic_run_files(tmp_path):
+    """`physics.opacities = "kinetic"` in a run file: beams with scattering, an antineutrino
+    group and initial numbers are the library's `GroupField` with `Opacities` (to 1e-9); fixed
+    velocities are its `MultiAngleField` over the written velocities; the numbers, Bloch
+    vectors, occupations and entropies written are those of the states (NumPy)."""
+    from oile_jax._app import cli
+
+    rates = jnp.array([[1.0, 0.2], [0.4, 0.1], [0.3, 0.0]])
+    feq = jnp.array([[0.8, 0.2], [0.5, 0.5], [0.9, 0.1]])
+    N0 = np.array([1.0, 2.0, 0.5])
+    rho = np.array([[0.0, 0.0, 1.0], [0.3, 0.0, -0.6], [0.0, 0.0, 1.0]])
+    Q0 = np.concatenate([N0[:, None], N0[:, None] * rho], 1)
+    ts = jnp.linspace(0.0, 2.0, 5)
+    anti = [False, False, True]
+    data = {}
+    for angles, directions in (("beams", KINETIC_DIRECTIONS), ("fixed-velocities", "")):
+        path = tmp_path / f"{angles}.toml"
+        path.write_text(KINETIC_RUN.format(angles=angles, directions=directions))
+        out = tmp_path / f"{angles}.h5"
+        assert cli.main(["run", str(path), "--out", str(out)]) == 0
+        data[angles], _ = oj.read_h5(out)
+    ops = oj.Opacities(rates, feq, scattering=jnp.array([0.3, 0.5, 0.0]))
+    directions = jnp.array([[0, 0, 1], [0, 0.6, -0.8], [1, 0, 0]], float)
+    system = oj.System(1.0, B=oj.mixing_vector(0.1), angles=oj.Beams(directions), opacities=ops)
+    fractions = np.array([0.4, 0.4, 0.2])
+    field = oj.GroupField(fractions, jnp.array([0.1, 0.1, 0.2]), system, antineutrino=anti)
+    Q = oj.solve_meanfield(field, jnp.asarray(Q0), ts, rtol=1e-10, atol=1e-12).P
+    beams = data["beams"]
+    _kinetic_outputs_check(beams, np.asarray(Q), np.arange(3), fractions)
+    assert np.ptp(beams["numbers"][:, 0]) > 0.2  # the numbers do change
+    # Fixed velocities: every neutrino a class, the rows of its group.
+    fixed = data["fixed-velocities"]
+    members = np.repeat(np.arange(3), [4, 4, 2])
+    ops = oj.Opacities(rates[members], feq[members], scattering=jnp.array([0.3, 0.5, 0.0])[members])
+    system = oj.System(1.0, B=oj.mixing_vector(0.1), opacities=ops)
+    omegas = jnp.array([0.1, 0.1, 0.2])[members]
+    field = oj.MultiAngleField(omegas, jnp.asarray(fixed["velocities"]), system,
+                               antineutrino=np.asarray(anti)[members])  # fmt: skip
+    Q = oj.solve_meanfield(field, jnp.asarray(Q0[members]), ts, rtol=1e-10, atol=1e-12).P
+    _kinetic_outputs_check(fixed, np.asarray(Q), members, fractions)
+    assert np.max(np.abs(fixed["numbers"] - beams["numbers"])) > 1e-3  # other angles, other run
+
+
+@pytest.mark.long  # about 15 s: make test-long, in CI
+def test_emu_collisional_instability_preset(tmp_path):
+    """`oile run emu-collisional-instability` (the kinetic opacities in a run file): the
+    coherence grows at the NumPy linearization's rate of Emu's test, within 1e-3; the numbers
+    stay at their equilibrium."""
+    from oile_jax._app import cli
+
+    out = tmp_path / "emu.h5"
+    assert cli.main(["run", "emu-collisional-instability", "--out", str(out)]) == 0
+    data, _ = oj.read_h5(out)
+    ts = np.asarray(data["ts"])
+    perp = np.hypot(data["group_mean"][:, 0, 0], data["group_mean"][:, 0, 1])
+    T = 2 / (MU * NXX)
+    rate = exact_rate_numpy(1e4) * T
+    window = (ts > 4 / rate) & (perp < 2e-4)
+    assert window.sum() > 20
+    slope = np.polyfit(ts[window], np.log(perp[window]), 1)[0]
+    assert abs(slope / rate - 1) < 1e-3, slope / rate
+    np.testing.assert_allclose(data["numbers"], np.broadcast_to([4.0, 3.5], (ts.size, 2)),
+                               rtol=1e-8)  # fmt: skip
+
+
+def test_kinetic_run_file_refusals(tmp_path):
+    """The kinetic opacities' keys are checked before a run, each error naming its key."""
+    from oile_jax._app import config
+
+    beams = KINETIC_RUN.format(angles="beams", directions=KINETIC_DIRECTIONS)
+    bad = [
+        (
+            REEMISSION_RUN.format(model="gas").replace('"reemission"', '"kinetic"'),
+            "physics.opacities",
+            "gas's particles",
+        ),
+        (
+            REEMISSION_RUN.format(model="meanfield").replace('"reemission"', '"kinetic"')
+            + '\n[meanfield]\ncollision = "stochastic"\n',
+            "meanfield.collision",
+            "must be 'none'",
+        ),
+        (
+            beams.replace('opacities = "kinetic"', 'opacities = "reemission"'),
+            "gas.numbers",
+            "'kinetic' only",
+        ),
+        (
+            beams.replace('basis = "flavour"\ntheta = 0.1', 'basis = "mass"').replace(
+                'P0 = ["e", [0.3, 0.0, -0.6], "e"]', "P0 = [[0, 0, 1], [0, 0, 1], [0, 0, 1]]"
+            ),
+            "physics.opacities",
+            "flavour basis",
+        ),
+        (
+            beams.replace("numbers = [1.0, 2.0, 0.5]", "numbers = [1.0, 2.0]"),
+            "gas.numbers",
+            "one number per group",
+        ),
+        (
+            beams.replace("numbers = [1.0, 2.0, 0.5]", "numbers = [1.0, 0.0, 0.5]"),
+            "gas.numbers",
+            "> 0",
+        ),
+        (
+            beams.replace("scattering = [0.3, 0.5, 0.0]", "scattering = [0.3, -0.5, 0.0]"),
+            "gas.scattering",
+            ">= 0",
+        ),
+        (
+            KINETIC_RUN.format(angles="isotropic", directions=""),
+            "gas.scattering",
+            "changes directions",
+        ),
+        (
+            beams.replace("omegas = [0.1, 0.1, 0.2]", "omegas = [0.1, 0.15, 0.2]"),
+            "gas.scattering",
+            "it would do nothing",
+        ),
+    ]
+    for text, key, message in bad:
+        path = tmp_path / "bad.toml"
+        path.write_text(text)
+        with pytest.raises(config.ConfigError, match=f"{key}.*{message}"):
+            config.resolve(config.load(str(path))[0])
+    path = tmp_path / "good.toml"
+    path.write_text(beams)
+    assert config.resolve(config.load(str(path))[0])["physics"]["opacities"] == "kinetic"
+
+
 @pytest.mark.long  # 30 000 gas steps: make test-long, in CI
 def test_collisional_instability_preset(tmp_path):
     """`oile run collisional-instability`: the gas's coherence grows at the rate of the mean

@@ -331,22 +331,36 @@ def _check_together(c: dict, model: str, given: set):
 
 
 def _opacities(c: dict, G: int):
-    """`physics.opacities` and its tables: one row per group, one number per flavour."""
+    """`physics.opacities` and its tables: one row per group, one number per flavour; the
+    kinetic term's initial numbers and scattering rates, one per group."""
+    kind = c.get("physics.opacities", "none")
     tables = ("gas.rates", "gas.equilibria")
-    if c.get("physics.opacities", "none") == "none":
-        for key in tables:
-            if c.get(key) is not None:
-                fail(key, "is used by physics.opacities = 'reemission' only")
+    kinetic = ("gas.numbers", "gas.scattering")
+    unused = (*tables, *kinetic) if kind == "none" else kinetic if kind != "kinetic" else ()
+    for key in unused:
+        if c.get(key) is not None:
+            kinds = "'kinetic'" if key in kinetic else "'reemission' or 'kinetic'"
+            fail(key, f"is used by physics.opacities = {kinds} only")
+    if kind == "none":
         return
+    if c["physics.basis"] == "mass":
+        fail(
+            "physics.opacities",
+            "has rates diagonal in the flavour basis: use basis = 'flavour' (with theta, or "
+            "theta12, theta13, theta23 for three flavours)",
+        )
     n = 3 if c["physics.n_flavours"] == 3 else 2
     for key in tables:
         rows = c.get(key)
         if rows is None:
-            fail("physics.opacities", f"'reemission' needs {key}, one row per group")
+            fail("physics.opacities", f"{kind!r} needs {key}, one row per group")
         if len(rows) != G:
             fail(key, f"needs one row per group: {G} (gas.counts), got {len(rows)}")
         if any(len(row) != n for row in rows):
             fail(key, f"needs {n} numbers per row (one per flavour: physics.n_flavours = {n})")
+    if kind == "kinetic":
+        _kinetic(c, G)
+        return
     for g, (rates, feq) in enumerate(zip(c["gas.rates"], c["gas.equilibria"], strict=True)):
         if any(r > 0 for r in rates) and not any(
             r * f > 0 for r, f in zip(rates, feq, strict=True)
@@ -358,6 +372,48 @@ def _opacities(c: dict, G: int):
             )
     if c.get("schedule.vacuum") == "inside" and c.get("schedule.kind") == "deterministic":
         fail("physics.opacities", "needs schedule.vacuum = 'split' (the vacuum-inside unitary)")
+
+
+def _kinetic(c: dict, G: int):
+    """`physics.opacities = 'kinetic'`: the mean field's occupations, whose numbers change."""
+    if c["model"] != "meanfield":
+        fail(
+            "physics.opacities",
+            "'kinetic' changes each group's number of neutrinos, which the gas's particles (one "
+            "neutrino each) cannot follow: the gas takes 'reemission' (each neutrino absorbed "
+            "and re-emitted, its number kept), the meanfield model both",
+        )
+    if c["meanfield.collision"] != "none":
+        fail(
+            "meanfield.collision",
+            "must be 'none' with physics.opacities = 'kinetic' (the encounters' collision term "
+            "is derived for states of one neutrino each); 'reemission' takes it",
+        )
+    for key in ("gas.numbers", "gas.scattering"):
+        if c[key] is not None and len(c[key]) != G:
+            fail(key, f"needs one number per group: {G} (gas.counts), got {len(c[key])}")
+    if c["gas.scattering"] is not None:
+        if c["physics.angles"] not in ("beams", "fixed-velocities"):
+            fail(
+                "gas.scattering",
+                "changes directions: it needs physics.angles = 'beams' or 'fixed-velocities' "
+                f"(with {c['physics.angles']!r} a group has no direction of its own)",
+            )
+        # Scattering moves neutrinos among the directions of one species and frequency: beams
+        # of those, or the neutrinos of fixed velocities.
+        omegas = c["gas.omegas"] or [0.0] * G
+        anti = c["gas.antineutrino"] or [False] * G
+        beams = c["physics.angles"] == "beams"
+        members: dict = {}
+        for omega, a, count in zip(omegas, anti, c["gas.counts"], strict=True):
+            members[(omega, a)] = members.get((omega, a), 0) + (1 if beams else count)
+        if max(members.values()) < 2:
+            fail(
+                "gas.scattering",
+                "moves neutrinos among the directions of one species and frequency, and no two "
+                + ("beams share gas.omegas and gas.antineutrino" if beams else "neutrinos do")
+                + ": it would do nothing",
+            )
 
 
 def parse_value(text: str):

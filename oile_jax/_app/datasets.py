@@ -60,6 +60,12 @@ _ENTRIES: dict[str, tuple[str, str, dict[int, tuple[str, ...]]]] = {
         "flavour occupations rho_aa of each group's mean state (rhobar for antineutrinos)",
         {3: (S, G, F), 4: (R, S, G, F)},
     ),
+    "numbers": (
+        "1",
+        "number of neutrinos per member of each group, the trace N of its occupation matrix "
+        "f = N rho (physics.opacities = 'kinetic'; group_mean, occupations, total are f's)",
+        {2: (S, G)},
+    ),
     "flavour_numbers": (
         "1",
         "sum_nu rho_aa - sum_nubar rhobar_aa over the gas, each flavour",

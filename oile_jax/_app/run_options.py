@@ -18,7 +18,7 @@ import numpy as np
 
 from .._gas import Gas
 from .._physics.flavours import pmns_vacuum
-from .._physics.opacities import Reemission
+from .._physics.opacities import AbstractOpacities, Opacities, Reemission
 from .._physics.profiles import Exponential
 from .._physics.states import mixing_vector
 from .._physics.system import System
@@ -126,16 +126,27 @@ def run_system(config, dtype, angles) -> System:
     )
 
 
-def run_opacities(config, dtype, ids=None) -> Reemission | None:
+def run_opacities(config, dtype, ids=None) -> AbstractOpacities | None:
     """`physics.opacities` with its tables `gas.rates`, `gas.equilibria` (one row per group;
-    `ids`: one row per neutrino, of its group)."""
-    if config["physics"].get("opacities", "none") == "none":
+    `ids`: one row per neutrino, of its group) and, for the kinetic term, `gas.scattering`:
+    `Reemission` or `Opacities`."""
+    kind = config["physics"].get("opacities", "none")
+    if kind == "none":
         return None
     gas = config["gas"]
     rates, equilibria = (np.asarray(gas[key], dtype) for key in ("rates", "equilibria"))
+    scattering = gas.get("scattering")
+    scattering = None if scattering is None else np.asarray(scattering, dtype)
     if ids is not None:
         rates, equilibria = rates[ids], equilibria[ids]
-    return Reemission(jnp.asarray(rates), jnp.asarray(equilibria))
+        scattering = None if scattering is None else scattering[ids]
+    if kind == "reemission":
+        return Reemission(jnp.asarray(rates), jnp.asarray(equilibria))
+    return Opacities(
+        jnp.asarray(rates),
+        jnp.asarray(equilibria),
+        scattering=None if scattering is None else jnp.asarray(scattering),
+    )
 
 
 def run_sampling(config, schedule, key, dtype) -> tuple[Sampling, SaveAt]:
@@ -277,8 +288,11 @@ def _meanfield(config, dtype, key, system) -> RunObjects:
     if system.angles.by_group:
         library("gas.directions", lambda: system.angles.group_diagonal(gas.n_groups))
         system = bound(system, gas.omegas, anti, n, dtype)
+        # The kinetic term's occupations change their numbers: the field of an infinite gas
+        # (a finite gas's self-pair is counted per neutrino).
+        finite = None if physics["opacities"] == "kinetic" else gas.n
         field = GroupField(
-            jnp.asarray(gas.fractions, dtype), gas.omegas, system, mf["collision"], gas.n,
+            jnp.asarray(gas.fractions, dtype), gas.omegas, system, mf["collision"], finite,
             dt=dt, antineutrino=anti,
         )  # fmt: skip
     else:

@@ -24,7 +24,7 @@ from .._gas.checkpoint import CheckpointMismatch, read_checkpoint
 from .._gas.observe import FIELDS
 from .._output.io import write_h5
 from .._physics.encounter import Swap
-from .._physics.states import occupations
+from .._physics.states import entropy, occupations, von_neumann_entropy
 from .._sampling.angles import Isotropic
 from .._sampling.options import Checkpoint
 from .._sampling.schedule import Stochastic
@@ -118,10 +118,18 @@ def run_meanfield(run: RunObjects, progress):
     anti = jnp.asarray(gas.antineutrino)
     multi_angle = isinstance(field, MultiAngleField)
     P0 = gas.initial_state(dtype) if multi_angle else gas.P0
+    # The kinetic opacities' states carry each class's number first: `f = N rho`, `(N, N P)`.
+    kinetic = field.components > P0.shape[-1]
+    if kinetic:
+        numbers = run.config["gas"]["numbers"] or [1.0] * gas.n_groups
+        N0 = jnp.asarray(numbers, dtype)[ids] if multi_angle else jnp.asarray(numbers, dtype)
+        P0 = jnp.concatenate([N0[:, None], N0[:, None] * P0], axis=-1)
     sol = solve_meanfield(
         field, P0, run.ts, rtol=mf["rtol"], atol=mf["atol"], progress=bool(progress)
     )
     states = sol.P if multi_angle else sol.P[:, ids]  # every member follows its group
+    numbers = states[..., 0] if kinetic else jnp.ones(states.shape[:-1], dtype)
+    states = states[..., 1:] if kinetic else states
     # The observables of the gas's isospins (`total`, `lepton`: nu - nubar), group means physical.
     isospins = gas.physical(states)
     # Three flavours: the entropy of an antineutrino is that of its `Pbar = -s`, not of `s`.
@@ -135,8 +143,21 @@ def run_meanfield(run: RunObjects, progress):
     data = {"ts": sol.ts, "groups": group_tables(gas)}
     for name in FIELDS:
         data[name] = getattr(obs, name)
-    data["occupations"] = occupations(obs.group_mean)
-    data["entropy"] = obs.group_entropy @ jnp.asarray(gas.fractions, dtype)
+    # Each group's mean number `(S, G)` (1 but with the kinetic opacities).
+    per_group = jax.vmap(lambda x: jax.ops.segment_sum(x, ids, num_segments=gas.n_groups))
+    number = per_group(numbers) / jnp.asarray(gas.counts, dtype)
+    data["occupations"] = occupations(obs.group_mean) + (number[..., None] - 1) / gas.n_flavours
+    weights = jnp.asarray(gas.fractions, dtype)
+    if kinetic:
+        # The entropy of each class's state `rho = f / N`, averaged over its neutrinos.
+        rho = isospins / numbers[..., None]
+        rho = rho if signs is None else rho * signs[ids][:, None]
+        S = entropy(rho) if rho.shape[-1] == 3 else von_neumann_entropy(rho)
+        data["group_entropy"] = per_group(numbers * S) / per_group(numbers)
+        data["numbers"] = number
+        weights = weights * number
+        weights = weights / jnp.sum(weights, axis=-1, keepdims=True)
+    data["entropy"] = jnp.sum(data["group_entropy"] * weights, axis=-1)
     if multi_angle:
         data["velocities"] = field.velocities
     data["solver_steps"] = np.asarray(sol.stats["num_steps"])
@@ -247,7 +268,7 @@ def output_bytes(config: dict) -> int:
     N, G = int(np.sum(counts)), len(counts)
     if model == "manybody":
         return R * S * N * 8 * itemsize
-    series = S * G * (2 * D + 2) * itemsize + 2 * S * D * itemsize + 8 * S
+    series = S * G * (2 * D + 3) * itemsize + 2 * S * D * itemsize + 8 * S
     if model == "meanfield":
         return series
     state = S * N * D * itemsize if run_.get("save_state") else 0

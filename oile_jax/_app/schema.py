@@ -177,10 +177,13 @@ SCHEMA: dict[str, Key] = {
     "physics.opacities": Key(
         "str",
         "none",
-        "emission and absorption by the medium (physics.md section 14): reemission, each "
-        "neutrino absorbed at its flavour's rate and re-emitted at once (`Reemission`, its "
-        "number kept; rates and equilibria per group in gas.rates and gas.equilibria)",
-        allowed=("none", "reemission"),
+        "emission and absorption by the medium (physics.md section 14), with rates and "
+        "equilibria per group in gas.rates and gas.equilibria: reemission, each neutrino "
+        "absorbed at its flavour's rate and re-emitted at once (`Reemission`, its number kept; "
+        "gas and meanfield); kinetic, the collision term of the kinetic equations, emission and "
+        "absorption that change each group's number, with isotropic scattering (gas.numbers, "
+        "gas.scattering; `Opacities`; meanfield with collision = 'none' only)",
+        allowed=("none", "reemission", "kinetic"),
         models=frozenset({"gas", "meanfield"}),
         shapes=("opacities",),
     ),
@@ -319,9 +322,10 @@ SCHEMA: dict[str, Key] = {
     "gas.rates": Key(
         "table",
         None,
-        "physics.opacities = 'reemission': each group's rate `Gamma_alpha` of each flavour "
-        "(`[Gamma_e, Gamma_x]`; three flavours `[Gamma_e, Gamma_mu, Gamma_tau]`), the rate at "
-        "which a neutrino of that flavour is absorbed and re-emitted",
+        "physics.opacities: each group's rate `Gamma_alpha` of each flavour (`[Gamma_e, "
+        "Gamma_x]`; three flavours `[Gamma_e, Gamma_mu, Gamma_tau]`): reemission, the rate at "
+        "which a neutrino of that flavour is absorbed and re-emitted; kinetic, its emission "
+        "plus absorption rate `E_alpha + A_alpha`",
         "mu",
         minimum=0,
         models=frozenset({"gas", "meanfield"}),
@@ -330,12 +334,34 @@ SCHEMA: dict[str, Key] = {
     "gas.equilibria": Key(
         "table",
         None,
-        "physics.opacities = 'reemission': each group's equilibrium occupation `f_eq` of each "
-        "flavour (in proportion: the flavour mixture its neutrinos relax to is `f_eq / sum "
-        "f_eq`; re-emission draws flavour `alpha` in proportion to `Gamma_alpha f_eq,alpha`)",
+        "physics.opacities: each group's equilibrium occupation `f_eq` of each flavour: "
+        "reemission, in proportion (the flavour mixture its neutrinos relax to is `f_eq / sum "
+        "f_eq`; re-emission draws flavour `alpha` in proportion to `Gamma_alpha f_eq,alpha`); "
+        "kinetic, `E_alpha / Gamma_alpha`, in the units of gas.numbers",
         minimum=0,
         models=frozenset({"gas", "meanfield"}),
         shapes=("opacities.equilibrium",),
+    ),
+    "gas.numbers": Key(
+        "floats",
+        None,
+        "physics.opacities = 'kinetic': each group's initial number of neutrinos per member, "
+        "the trace `N` of its occupation matrix `f = N rho` (gas.P0 the Bloch vector of `rho`; "
+        "default: 1 each); the output's `numbers` follow it in time",
+        positive=True,
+        models=frozenset({"meanfield"}),
+    ),
+    "gas.scattering": Key(
+        "floats",
+        None,
+        "physics.opacities = 'kinetic': each group's rate of isotropic, flavour-blind "
+        "scattering into the directions of its species and frequency (the other groups of the "
+        "same gas.omegas and gas.antineutrino; physics.angles = 'beams' or 'fixed-velocities'; "
+        "default: none)",
+        "mu",
+        minimum=0,
+        models=frozenset({"meanfield"}),
+        shapes=("opacities.scattering",),
     ),
     "gas.shards": Key(
         "int",
