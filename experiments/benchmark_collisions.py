@@ -2,9 +2,10 @@
 the same model without them, variants alternated in rounds:
 
 - the OILE gas: `oile_jax.bench.gas_rate` (two groups, stochastic schedule at `p = 1`, fixed
-  velocities, float32) without opacities and with `Reemission` (each step two exact per-group
-  affine maps instead of the carried vacuum's one turn); encounters per second, the median over
-  rounds of the best of `--repeats` runs;
+  velocities, float32) without opacities, with `Reemission` (each step two exact per-group
+  affine maps instead of the carried vacuum's one turn) and with its scattering too (paired
+  neutrinos of a group exchanging velocities: a draw and a select of the indices per pair);
+  encounters per second, the median over rounds of the best of `--repeats` runs;
 - the mean field: an axisymmetric gas of `--modes` modes (8 energies x rings, neutrinos and
   antineutrinos, float64), one evaluation of its vector field (`major`, jitted) and one step of
   `solve_meanfield` (a solve over a fixed interval divided by its steps), without opacities,
@@ -37,6 +38,9 @@ EVALUATIONS = 100
 GAS_VARIANTS = {
     "gas, no opacities": None,
     "gas, Reemission": oj.Reemission([[0.5, 0.1], [0.3, 0.05]], [[0.8, 0.2], [0.4, 0.6]]),
+    "gas, Reemission + scattering": oj.Reemission(
+        [[0.5, 0.1], [0.3, 0.05]], [[0.8, 0.2], [0.4, 0.6]], scattering=0.2
+    ),
 }
 
 

@@ -335,8 +335,9 @@ def _opacities(c: dict, G: int):
     kinetic term's initial numbers and scattering rates, one per group."""
     kind = c.get("physics.opacities", "none")
     tables = ("gas.rates", "gas.equilibria")
-    kinetic = ("gas.numbers", "gas.scattering")
-    unused = (*tables, *kinetic) if kind == "none" else kinetic if kind != "kinetic" else ()
+    kinetic = ("gas.numbers",)
+    options = (*tables, "gas.scattering")
+    unused = (*options, *kinetic) if kind == "none" else kinetic if kind != "kinetic" else ()
     for key in unused:
         if c.get(key) is not None:
             kinds = "'kinetic'" if key in kinetic else "'reemission' or 'kinetic'"
@@ -360,6 +361,9 @@ def _opacities(c: dict, G: int):
             fail(key, f"needs {n} numbers per row (one per flavour: physics.n_flavours = {n})")
     if kind == "kinetic":
         _kinetic(c, G)
+    if c.get("gas.scattering") is not None:
+        _scattering(c, G, kind)
+    if kind == "kinetic":
         return
     for g, (rates, feq) in enumerate(zip(c["gas.rates"], c["gas.equilibria"], strict=True)):
         if any(r > 0 for r in rates) and not any(
@@ -389,31 +393,51 @@ def _kinetic(c: dict, G: int):
             "must be 'none' with physics.opacities = 'kinetic' (the encounters' collision term "
             "is derived for states of one neutrino each); 'reemission' takes it",
         )
-    for key in ("gas.numbers", "gas.scattering"):
-        if c[key] is not None and len(c[key]) != G:
-            fail(key, f"needs one number per group: {G} (gas.counts), got {len(c[key])}")
-    if c["gas.scattering"] is not None:
-        if c["physics.angles"] not in ("beams", "fixed-velocities"):
-            fail(
-                "gas.scattering",
-                "changes directions: it needs physics.angles = 'beams' or 'fixed-velocities' "
-                f"(with {c['physics.angles']!r} a group has no direction of its own)",
-            )
-        # Scattering moves neutrinos among the directions of one species and frequency: beams
-        # of those, or the neutrinos of fixed velocities.
-        omegas = c["gas.omegas"] or [0.0] * G
-        anti = c["gas.antineutrino"] or [False] * G
-        beams = c["physics.angles"] == "beams"
-        members: dict = {}
-        for omega, a, count in zip(omegas, anti, c["gas.counts"], strict=True):
-            members[(omega, a)] = members.get((omega, a), 0) + (1 if beams else count)
-        if max(members.values()) < 2:
-            fail(
-                "gas.scattering",
-                "moves neutrinos among the directions of one species and frequency, and no two "
-                + ("beams share gas.omegas and gas.antineutrino" if beams else "neutrinos do")
-                + ": it would do nothing",
-            )
+    if c["gas.numbers"] is not None and len(c["gas.numbers"]) != G:
+        fail(
+            "gas.numbers",
+            f"needs one number per group: {G} (gas.counts), got {len(c['gas.numbers'])}",
+        )
+
+
+def _scattering(c: dict, G: int, kind: str):
+    """`gas.scattering`: one rate per group, among directions of one species and frequency."""
+    rates = c["gas.scattering"]
+    if len(rates) != G:
+        fail("gas.scattering", f"needs one number per group: {G} (gas.counts), got {len(rates)}")
+    if c["physics.angles"] not in ("beams", "fixed-velocities"):
+        fail(
+            "gas.scattering",
+            "changes directions: it needs physics.angles = 'beams' or 'fixed-velocities' "
+            f"(with {c['physics.angles']!r} a group has no direction of its own)",
+        )
+    # Scattering moves neutrinos among the directions of one species and frequency: beams of
+    # those, or the neutrinos of fixed velocities.
+    omegas = c["gas.omegas"]
+    anti = c["gas.antineutrino"] or [False] * G
+    beams = c["physics.angles"] == "beams"
+    members: dict = {}
+    for omega, a, count, rate in zip(omegas, anti, c["gas.counts"], rates, strict=True):
+        members.setdefault((omega, a), []).append((1 if beams else count, rate))
+    if max(sum(m for m, _ in group) for group in members.values()) < 2:
+        fail(
+            "gas.scattering",
+            "moves neutrinos among the directions of one species and frequency, and no two "
+            + ("beams share gas.omegas and gas.antineutrino" if beams else "neutrinos do")
+            + ": it would do nothing",
+        )
+    if c["model"] == "gas" and c["gas.shards"]:
+        fail(
+            "gas.scattering",
+            "needs the unsharded gas (gas.shards = 0): shards pair their neutrinos among "
+            "themselves, and the rate is set for pairs drawn from the whole gas",
+        )
+    if kind == "reemission" and any(len({r for _, r in group}) > 1 for group in members.values()):
+        fail(
+            "gas.scattering",
+            "must be equal among the groups of one gas.omegas and gas.antineutrino with "
+            "physics.opacities = 'reemission' (each group keeps its number of neutrinos)",
+        )
 
 
 def parse_value(text: str):

@@ -140,13 +140,9 @@ def run_opacities(config, dtype, ids=None) -> AbstractOpacities | None:
     if ids is not None:
         rates, equilibria = rates[ids], equilibria[ids]
         scattering = None if scattering is None else scattering[ids]
-    if kind == "reemission":
-        return Reemission(jnp.asarray(rates), jnp.asarray(equilibria))
-    return Opacities(
-        jnp.asarray(rates),
-        jnp.asarray(equilibria),
-        scattering=None if scattering is None else jnp.asarray(scattering),
-    )
+    scattering = None if scattering is None else jnp.asarray(scattering)
+    kind = Reemission if kind == "reemission" else Opacities
+    return kind(jnp.asarray(rates), jnp.asarray(equilibria), scattering=scattering)
 
 
 def run_sampling(config, schedule, key, dtype) -> tuple[Sampling, SaveAt]:

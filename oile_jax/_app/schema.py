@@ -181,8 +181,8 @@ SCHEMA: dict[str, Key] = {
         "equilibria per group in gas.rates and gas.equilibria: reemission, each neutrino "
         "absorbed at its flavour's rate and re-emitted at once (`Reemission`, its number kept; "
         "gas and meanfield); kinetic, the collision term of the kinetic equations, emission and "
-        "absorption that change each group's number, with isotropic scattering (gas.numbers, "
-        "gas.scattering; `Opacities`; meanfield with collision = 'none' only)",
+        "absorption that change each group's number, with isotropic scattering (gas.numbers; "
+        "`Opacities`; meanfield with collision = 'none' only); either with gas.scattering",
         allowed=("none", "reemission", "kinetic"),
         models=frozenset({"gas", "meanfield"}),
         shapes=("opacities",),
@@ -354,13 +354,14 @@ SCHEMA: dict[str, Key] = {
     "gas.scattering": Key(
         "floats",
         None,
-        "physics.opacities = 'kinetic': each group's rate of isotropic, flavour-blind "
-        "scattering into the directions of its species and frequency (the other groups of the "
-        "same gas.omegas and gas.antineutrino; physics.angles = 'beams' or 'fixed-velocities'; "
+        "physics.opacities: each group's rate of isotropic, flavour-blind scattering into the "
+        "directions of its species and frequency (the groups of the same gas.omegas and "
+        "gas.antineutrino; physics.angles = 'beams' or 'fixed-velocities'; reemission: equal "
+        "among the groups it mixes, and in the gas two paired neutrinos exchange directions; "
         "default: none)",
         "mu",
         minimum=0,
-        models=frozenset({"meanfield"}),
+        models=frozenset({"gas", "meanfield"}),
         shapes=("opacities.scattering",),
     ),
     "gas.shards": Key(

@@ -140,6 +140,23 @@ def evolve_gas(
             ),
             is_leaf=lambda x: x is None,
         )
+    opacities = spec.system.opacities
+    if opacities is not None and opacities.scatters:
+        why = (
+            "evolve_gas: no pathwise gradient with respect to {} with Reemission scattering: "
+            "whether two neutrinos exchange directions is decided by a draw against the "
+            "scattering rate, and the derivative along a fixed draw misses that dependence "
+            "(zero almost everywhere)"
+        )
+        spec = eqx.tree_at(
+            lambda s: (s.system.opacities.scattering, s.system.opacities.scale),
+            spec,
+            (
+                _refuse(opacities.scattering, why.format("the opacities' scattering")),
+                _refuse(opacities.scale, why.format("the opacities' scale")),
+            ),
+            is_leaf=lambda x: x is None,
+        )
     kernel = GasKernel.make(gas, spec)
     R, D = spec.n_realizations, gas.P0.shape[-1]
     device_bytes, host_bytes = gas_bytes(

@@ -15,8 +15,10 @@ import jax
 import numpy as np
 
 from .._physics.flavours import flavour_count
+from .._physics.opacities import check_scatters_somewhere
 from .._physics.states import occupations
 from .._physics.system import System
+from .._sampling.angles import AbstractFreshAngleModel
 from .._sampling.options import Checkpoint, Sampling, SaveAt, Sharding
 from .._sampling.schedule import AbstractSchedule
 from .._sampling.spec import RunSpec, make_spec
@@ -238,6 +240,21 @@ def prepare(gas, system, schedule, sampling, saveat) -> tuple[Gas, RunSpec]:
     )
     angles = spec.system.angles
     spec = eqx.tree_at(lambda s: s.system.angles, spec, angles.for_gas(gas.counts))
+    opacities = spec.system.opacities
+    if opacities is not None and opacities.scatters:
+        name = "system.opacities"
+        opacities.check_even(gas.omegas, spec.system.antineutrino, name)
+        if angles.by_group:  # a group's neutrinos share a direction: scatter between groups
+            check_scatters_somewhere(gas.omegas, spec.system.antineutrino, name)
+        if isinstance(angles, AbstractFreshAngleModel):
+            raise ValueError(
+                f"system.opacities: scattering changes directions, and angles={angles!r} gives "
+                "the gas's neutrinos none (their angles are drawn afresh at every encounter): "
+                "use Beams(directions), Axisymmetric(u) or FixedVelocities()"
+            )
+        tau = concrete(spec.step_length())
+        times = (np.arange(spec.n_steps) + 0.5) * float(tau) if tau is not None else None
+        opacities.check_swaps(gas.counts, tau, times)
     return gas.checked(spec.dtype), spec
 
 
@@ -286,6 +303,12 @@ def simulate_gas(
         engine = DenseEngine.make(kernel, gas, spec, sharding.devices)
     else:
         check_shards(sharding, gas.n, spec.save_every)
+        if spec.system.opacities is not None and spec.system.opacities.scatters:
+            raise ValueError(
+                "sharding: Sharding(shards=...) pairs the neutrinos within shards, and "
+                "Reemission's scattering rate is set for pairs drawn from the whole gas; run a "
+                "gas with scattering unsharded (its realizations may still go across devices)"
+            )
         engine = ShardedEngine.make(kernel, gas, spec, sharding)
     final_state, observables, encounters, state = drive(
         engine,

@@ -33,7 +33,7 @@ from jaxtyping import Array, Float, Int
 
 from .._physics.system import System
 from .._sampling.angles import AbstractAngleModel
-from .._sampling.random import pair_uniforms, permutation
+from .._sampling.random import pair_uniforms, permutation, swap_uniforms
 from .._sampling.schedule import AbstractSchedule
 from .._support.sharding import platform
 from .groups import group_of, group_values
@@ -327,7 +327,30 @@ class GasKernel(eqx.Module):
         t = self.midpoint(step, dtype)
         slots = self.shuffle(slots, words, live)
         c, n_met = self.encounter_angles(slots.index, words, velocity_words, live, dtype, t)
-        return self.encounters(slots, c, live, t), c, n_met
+        slots = self.encounters(slots, c, live, t)
+        if self.system.opacities is not None and self.system.opacities.scatters:
+            slots = self.scatter(slots, words, live, t)
+        return slots, c, n_met
+
+    def scatter(self, slots: Slots, words, live, t) -> Slots:
+        """`Reemission`'s scattering at the end of the step: the pairs `(0, k)`, `(1, k)` of
+        neutrinos of one species and frequency exchange their groups (their directions: each
+        state moves to the other's group) with the probability `swap_probabilities`. The
+        groups keep their counts; what is exchanged is which neutrino holds which state."""
+        opacities = self.system.opacities
+
+        def swapped(index, words, t):
+            dtype = t.dtype
+            u = swap_uniforms(words, index.shape[-1], dtype)
+            tau = self.step_length().astype(dtype)
+            q = opacities.swap_probabilities(t, self.counts, tau, dtype)
+            ids = opacities.classes
+            cls = group_values(self.counts, ids, index)
+            swap = (cls[0] == cls[1]) & (u < group_values(self.counts, q, index[0]))
+            return jnp.where(swap, index[::-1], index)
+
+        index = materialize(live, swapped, slots.index, words, t)
+        return Slots(P=slots.P, index=index)
 
     def differentiable_step(self, slots: Slots, words, velocity_words, live, step):
         """`step` under `jax.checkpoint`, for reverse mode: it keeps the step's input slots, its

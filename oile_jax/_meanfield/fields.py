@@ -26,7 +26,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._physics.flavours import flavour_count, star_major
-from .._physics.opacities import Opacities, check_scatters_somewhere
+from .._physics.opacities import Reemission, check_scatters_somewhere
 from .._physics.system import System
 from .._sampling.angles import AbstractFreshAngleModel, Isotropic
 from .._support.checks import (
@@ -130,17 +130,10 @@ class AbstractMeanField(eqx.Module):
         opacities = self.system.opacities
         if opacities is None:
             return self.flow(t, Q)
+        classes = (self.weights(Q.dtype), self.system.omegas, self.system.antineutrino)
         if opacities.keeps_number:  # states of one neutrino each: the Bloch vectors only
-            return self.flow(t, Q) + opacities.change(t, Q)
-        system = self.system
-        dN, dP = opacities.change(
-            t,
-            Q[0],
-            Q[1:],
-            self.weights(Q.dtype),
-            system.omegas,
-            system.antineutrino,
-        )
+            return self.flow(t, Q) + opacities.change(t, Q, *classes)
+        dN, dP = opacities.change(t, Q[0], Q[1:], *classes)
         return jnp.concatenate([dN[None], self.flow(t, Q[1:]) + dP])
 
     def __call__(self, t, P, args=None):
@@ -209,8 +202,10 @@ def _check_system(system: System, collision: AbstractCollision, name: str, direc
             "drawn afresh at every encounter): use Beams(directions) or Axisymmetric(u) groups, "
             "or MultiAngleField"
         )
-    if isinstance(opacities, Opacities) and opacities.scattering is not None:
+    if opacities.scattering is not None:
         check_scatters_somewhere(system.omegas, system.antineutrino, name)
+    if isinstance(opacities, Reemission):
+        opacities.check_even(system.omegas, system.antineutrino, name)
 
 
 class ForegroundField(AbstractMeanField):

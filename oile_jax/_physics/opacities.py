@@ -67,6 +67,30 @@ def _rates(x, name: str, K: int, n: int, dtype, nonnegative: bool | None = True)
     return check_nonnegative(x, name) if nonnegative else check_finite(x, name)
 
 
+def _scattering(s, K: int, dtype, values: bool):
+    """The isotropic scattering rates `s` as a `(K,)` array (one rate or one per class),
+    checked `>= 0` with `values`."""
+    s = as_array(s, "opacities scattering", f"rates of shape () or ({K},)")
+    if s.ndim > 1 or (s.ndim == 1 and s.shape != (K,)):
+        raise ValueError(
+            f"opacities scattering must be one rate or one per class ({K},), got shape {s.shape}"
+        )
+    s = jnp.broadcast_to(s.astype(dtype), (K,))
+    return check_nonnegative(s, "opacities scattering") if values else s
+
+
+def isotropic_scattering(f, s, w, ids):
+    """`df/dt` of isotropic scattering of the states `f` `(k, K)` (component-major) of classes
+    of weights `w` `(K,)` at the rates `s` `(K,)` out of each class, among the classes of equal
+    `ids` (`same_classes`): `sum_h s_h w_h f_h / W_g - s_g f_g`, `W_g` the classes' total
+    weight."""
+    K = f.shape[1]
+    out = jax.ops.segment_sum((s * w * f).T, ids, num_segments=K)  # (K, k)
+    total = jax.ops.segment_sum(w, ids, num_segments=K)
+    share = jnp.where(total > 0, 1 / jnp.where(total > 0, total, 1), 0)[ids]
+    return out[ids].T * share - s * f
+
+
 def _rows_dot(a, b):
     """`sum_c a_c b_c` of component-major arrays `(D, K)`, written as a sum of rows: XLA's CPU
     reduction over the leading axis of a `(D, K)` array takes 10x longer."""
@@ -84,10 +108,13 @@ class AbstractOpacities(eqx.Module):
     equilibrium occupations `equilibrium` per class and flavour (each `(K, n)` once bound),
     scaled in time by `scale`. `keeps_number`: whether each class keeps its number of neutrinos
     (states of trace 1, `Reemission`, which the OILE gas applies to its particles) or not
-    (occupations whose traces change, `Opacities`, the mean fields only)."""
+    (occupations whose traces change, `Opacities`, the mean fields only); `scattering` the
+    rates of isotropic scattering among the classes of one species and frequency, or None."""
 
     rate: eqx.AbstractVar[Float[Array, "K n"]]
     equilibrium: eqx.AbstractVar[Float[Array, "K n"]]
+    # Isotropic scattering, the rate out of each class (or None).
+    scattering: eqx.AbstractVar[Float[Array, " K"] | None]
     scale: eqx.AbstractVar[AbstractProfile | None]
     keeps_number: eqx.AbstractClassVar[bool]
 
@@ -222,15 +249,7 @@ class Opacities(AbstractOpacities):
         rate, equilibrium, scale = self._bound(K, n, dtype, values)
         scattering = kernel = None
         if self.scattering is not None:
-            s = as_array(self.scattering, "opacities scattering", f"rates of shape () or ({K},)")
-            if s.ndim > 1 or (s.ndim == 1 and s.shape != (K,)):
-                raise ValueError(
-                    f"opacities scattering must be one rate or one per class ({K},), got shape "
-                    f"{s.shape}"
-                )
-            scattering = jnp.broadcast_to(s.astype(dtype), (K,))
-            if values:
-                scattering = check_nonnegative(scattering, "opacities scattering")
+            scattering = _scattering(self.scattering, K, dtype, values)
         if self.kernel is not None:
             k = as_array(self.kernel, "opacities kernel", f"a ({K}, {K}) array")
             if k.shape != (K, K):
@@ -270,10 +289,7 @@ class Opacities(AbstractOpacities):
         K = f.shape[1]
         s = factor * jnp.broadcast_to(jnp.asarray(self.scattering, f.dtype), (K,))
         ids = self.classes if self.classes is not None else same_classes(frequencies, species)
-        out = jax.ops.segment_sum((s * w * f).T, ids, num_segments=K)  # (K, k)
-        total = jax.ops.segment_sum(w, ids, num_segments=K)
-        share = jnp.where(total > 0, 1 / jnp.where(total > 0, total, 1), 0)[ids]
-        return out[ids].T * share - s * f
+        return isotropic_scattering(f, s, w, ids)
 
 
 class Reemission(AbstractOpacities):
@@ -292,20 +308,40 @@ class Reemission(AbstractOpacities):
     step, with the one-body field), and the mean fields to the groups' states `(K, D)`, with or
     without OILE's collision term: at `gamma -> 0` the gas follows the mean field with it.
 
+    `scattering`: isotropic, flavour-blind scattering at the rate `s` out of each class into the
+    classes of its species and frequency (the directions of one energy: beams, rings of an
+    `Axisymmetric` grid, fixed velocities), `df_g/dt = s (fbar - f_g)` with `fbar` their
+    weighted mean: one rate, or one per class `(K,)` equal among the classes it mixes (so that
+    each class keeps its number). In the gas, two neutrinos of such classes that are paired in a
+    step exchange their directions (their groups) with the probability that gives this rate
+    (`swap_probabilities`).
+
     `rate`, `equilibrium` and `scale` as in `Opacities` (`equilibrium` only in proportion:
-    where a class's rate is positive some flavour must be emitted); no scattering."""
+    where a class's rate is positive some flavour must be emitted)."""
 
     rate: Float[Array, "K n"]
     equilibrium: Float[Array, "K n"]
+    scattering: Float[Array, " K"] | None = None
     scale: AbstractProfile | None = None
+    # The classes scattering mixes (`same_classes`), set by the system (`for_classes`).
+    classes: Int[Array, " K"] | None = None
     keeps_number = True
+
+    def __init__(self, rate, equilibrium, scattering=None, scale=None, *, classes=None):
+        self.rate, self.equilibrium = rate, equilibrium
+        self.scattering, self.scale, self.classes = scattering, scale, classes
 
     @property
     def scatters(self) -> bool:
-        return False
+        return self.scattering is not None
 
     def for_classes(self, frequencies, species) -> "Reemission":
-        return self
+        if self.scattering is None:
+            return self
+        return Reemission(
+            self.rate, self.equilibrium, self.scattering, self.scale,
+            classes=same_classes(jnp.asarray(frequencies), species),
+        )  # fmt: skip
 
     def bind(self, n_classes, n_flavours, dtype, values=True) -> "Reemission":
         rate, equilibrium, scale = self._bound(n_classes, n_flavours, dtype, values)
@@ -318,7 +354,69 @@ class Reemission(AbstractOpacities):
                 "(rate * equilibrium > 0 for one flavour at least): Reemission re-emits every "
                 "absorbed neutrino",
             )
-        return Reemission(rate, equilibrium, scale)
+        scattering = self.scattering
+        if scattering is not None:
+            scattering = _scattering(scattering, n_classes, dtype, values)
+        return Reemission(rate, equilibrium, scattering, scale)
+
+    def check_even(self, frequencies, species, name: str) -> None:
+        """Refuse concrete scattering rates that differ among the classes they mix: scattering
+        out of a class at a rate other than into it would change the classes' numbers, which
+        `Reemission` keeps."""
+        if self.scattering is None:
+            return
+        ids = concrete(same_classes(jnp.asarray(frequencies), species))
+        s = concrete(self.scattering)
+        if ids is None or s is None:
+            return
+        s = np.broadcast_to(s, ids.shape)
+        for c in np.unique(ids):
+            rates = s[ids == c]
+            if np.ptp(rates) > 1e-12 * max(np.abs(rates).max(), 1e-300):
+                raise ValueError(
+                    f"{name}: Reemission scattering must be equal among the classes it mixes "
+                    f"(one species and frequency): got {sorted(set(rates.tolist()))} (each "
+                    "class keeps its number of neutrinos; Opacities take rates that differ)"
+                )
+
+    def check_swaps(self, counts, tau, times) -> None:
+        """Refuse, where the numbers are concrete, scattering faster than a gas of `counts`
+        neutrinos in steps of length `tau` can give (a swap probability above 1 at one of the
+        steps' midpoints `times`), with the largest step that can."""
+        G = len(counts)
+        factor = 1.0 if self.scale is None else concrete(self.scale(jnp.asarray(times)))
+        s = concrete(jnp.broadcast_to(jnp.asarray(self.scattering), (G,)))
+        ids = np.arange(G) if self.classes is None else concrete(self.classes)
+        if factor is None or s is None or ids is None or tau is None:
+            return
+        n = np.asarray(counts, float)
+        members = np.array([n[ids == ids[g]].sum() for g in range(G)])
+        rate = np.asarray(s, float) * float(np.max(factor))
+        worst = (n.sum() - 1) / members * -np.expm1(-rate * float(tau))
+        if np.any(worst > 1):
+            g = int(np.argmax(worst))
+            largest = -np.log1p(-members[g] / (n.sum() - 1)) / rate[g]
+            raise ValueError(
+                f"opacities scattering: {rate[g]:g} out of group {g} is faster than the gas's "
+                f"pairs can give with steps of {float(tau):g}: a neutrino finds a partner of its "
+                f"species and frequency ({int(members[g])} of the {int(n.sum())} neutrinos) in "
+                f"{members[g] / n.sum():.3g} of its pairs, and would have to exchange with it "
+                f"with probability {worst[g]:.3g} > 1. Take steps of at most {largest:.3g} "
+                "(Stochastic(dt)), or lower the rate"
+            )
+
+    def swap_probabilities(self, t, counts, tau, dtype) -> Array:
+        """`(G,)`: for a gas of groups of `counts` neutrinos (the classes), the probability
+        that two neutrinos of one species and frequency, paired in a step of length `tau`
+        around time `t`, exchange their groups: `(N - 1) / M (1 - exp(-s tau))`, `M` the
+        neutrinos of the groups they mix, so that each neutrino's state moves toward their
+        mean as `1 - exp(-s tau)` a step (exactly, in the mean over the step's pairs)."""
+        G = len(counts)
+        n = jnp.asarray(counts, dtype)
+        ids = self.classes if self.classes is not None else jnp.arange(G, dtype=jnp.int32)
+        members = jax.ops.segment_sum(n, ids, num_segments=G)[ids]
+        s = jnp.broadcast_to(jnp.asarray(self.scattering, dtype), (G,)) * self.factor(t, dtype)
+        return (jnp.sum(n) - 1) / members * -jnp.expm1(-s * tau)
 
     def generator(self, t, K: int, n: int, dtype) -> tuple[Array, Array]:
         """`(G, b)`, `(K, D, D)` and `(K, D)`: the Lindblad equation on each class's Bloch vector
@@ -336,15 +434,23 @@ class Reemission(AbstractOpacities):
         )
         return G, (g0 / n)[:, None] * s - g / n
 
-    def change(self, t, P) -> Array:
+    def change(self, t, P, weights=None, frequencies=None, species=None) -> Array:
         """`dP/dt = G P + b` of the Bloch vectors `P` `(D, K)` (component-major), elementwise:
-        `s (g.P) / 2 - (g_0 / n) (P - s) - g / n - d(g, P) / 2` without forming `G`."""
+        `s (g.P) / 2 - (g_0 / n) (P - s) - g / n - d(g, P) / 2` without forming `G`; plus the
+        scattering among classes of weights `weights`, vacuum `frequencies` and `species`
+        (needed with scattering only)."""
         D, K = P.shape
         n = {3: 2, 8: 3}[D]
         (g0, g, _, _, s), factor = self.bloch_rates(K, n, P.dtype), self.factor(t, P.dtype)
         g0, g = factor * g0, factor * g
         dP = 0.5 * s * _rows_dot(g, P) - (g0 / n) * (P - s) - g / n
-        return dP if n == 2 else dP - 0.5 * dstar_major(g, P, n)
+        if n > 2:
+            dP = dP - 0.5 * dstar_major(g, P, n)
+        if self.scattering is not None:
+            rates = factor * jnp.broadcast_to(jnp.asarray(self.scattering, P.dtype), (K,))
+            ids = self.classes if self.classes is not None else same_classes(frequencies, species)
+            dP = dP + isotropic_scattering(P, rates, jnp.asarray(weights, P.dtype), ids)
+        return dP
 
 
 def same_classes(frequencies, species) -> Array:

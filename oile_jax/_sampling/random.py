@@ -173,3 +173,13 @@ def pair_uniforms(words, n_pairs: int, dtype) -> tuple[Array, Array]:
     k = words[FEISTEL_ROUNDS:]
     counter = jnp.arange(n_pairs, dtype=jnp.uint32)
     return uniform(k[0], k[1], counter, dtype), uniform(k[2], k[3], counter, dtype)
+
+
+def swap_uniforms(words, n_pairs: int, dtype) -> Array:
+    """A third uniform stream of length `n_pairs` (whether a pair exchanges its directions,
+    `Reemission` scattering): the meeting stream's keys at the counters `n_pairs ... 2 n_pairs
+    - 1`, which it does not use, so the other streams (and every run without scattering) keep
+    their numbers."""
+    k = words[FEISTEL_ROUNDS:]
+    counter = jnp.arange(n_pairs, 2 * n_pairs, dtype=jnp.uint32)
+    return uniform(k[0], k[1], counter, dtype)
