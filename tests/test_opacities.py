@@ -1014,6 +1014,16 @@ def test_kinetic_run_files(tmp_path):
     beams = data["beams"]
     _kinetic_outputs_check(beams, np.asarray(Q), np.arange(3), fractions)
     assert np.ptp(beams["numbers"][:, 0]) > 0.2  # the numbers do change
+    # `oile plot` draws each group's rho = f / N: its P_z within [-1, 1] (f's reach 1.3).
+    from oile_jax._output.plot import plot_run
+
+    _, attrs = oj.read_h5(tmp_path / "beams.h5")
+    figure = plot_run(beams, attrs)
+    drawn = np.concatenate([line.get_ydata() for line in figure.axes[0].get_lines()])
+    np.testing.assert_allclose(
+        np.sort(drawn), np.sort((beams["group_mean"][..., 2] / beams["numbers"]).T.ravel())
+    )
+    assert np.abs(beams["group_mean"][..., 2]).max() > 1.05
     # Fixed velocities: every neutrino a class, the rows of its group.
     fixed = data["fixed-velocities"]
     members = np.repeat(np.arange(3), [4, 4, 2])

@@ -316,6 +316,14 @@ def plot_run(data: Mapping, attrs: Mapping):
             name: _realization_mean(data[name]) if several else data[name]
             for name in ("group_mean", "group_std", "group_length", "entropy")
         }
+        if "numbers" in data:
+            # The kinetic opacities' occupations `f = N rho`: each group's `rho`, its mean
+            # vector over its mean number, so that the panels keep their unit scales.
+            numbers = np.asarray(data["numbers"])
+            for name in ("group_mean", "group_std"):
+                view[name] = np.asarray(view[name]) / numbers[..., None]
+            view["group_length"] = np.asarray(view["group_length"]) / numbers
+            title = f"{title or ''} (states f / N: the output's numbers give N)".strip()
         view.update(ts=data["ts"], **{k: data["groups"][k] for k in ("fractions", "omegas")})
         if "antineutrino" in data["groups"]:
             view["antineutrino"] = data["groups"]["antineutrino"]
