@@ -77,6 +77,7 @@ from ._meanfield.stability import (
     linear_stability as linear_stability,
 )
 from ._output.io import read_h5 as read_h5, write_h5 as write_h5
+from ._output.labelled import to_xarray as to_xarray
 from ._output.plot import (
     plot_flavours as plot_flavours,
     plot_foreground as plot_foreground,

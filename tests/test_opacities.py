@@ -380,6 +380,7 @@ def _eln_rings(A=12):
     return np.concatenate([u, u]), np.concatenate([fnu, fbar]), np.repeat([False, True], A)
 
 
+@pytest.mark.long  # about 13 s: make test-long, in CI (the default suite's 10 minutes)
 def test_fast_instability_with_collisions():
     """The mixed fast-collisional case. With one rate for every flavour and class, damping
     shifts the fast instability's growth rate by exactly `-Gamma`; with unequal rates for
@@ -504,6 +505,7 @@ def test_reemission_in_a_three_flavour_gas():
         assert np.linalg.eigvalsh(rho).min() > -1e-12
 
 
+@pytest.mark.long  # about 10 s: make test-long, in CI (the default suite's 10 minutes)
 def test_reemission_gas_follows_the_mean_field_with_its_collision_term():
     """At gamma = 0.05 the gas (neutrino and antineutrino groups relaxing at different rates
     toward different flavours) follows the mean field with the same `Reemission` and OILE's
