@@ -16,6 +16,7 @@ import argparse
 import ast
 import functools
 import os
+import re
 from pathlib import Path
 
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
@@ -211,8 +212,73 @@ def on_files(files, config):
     return files
 
 
+# The equations of each page being built, by its source path (`on_page_markdown` renders them,
+# `on_page_content` puts them in).
+_EQUATIONS: dict[str, list[str]] = {}
+
+
 def on_page_markdown(markdown, page, config, files):
     for marker, make in MARKERS.items():
         if marker in markdown:
             markdown = markdown.replace(marker, make())
-    return markdown
+    found = _EQUATIONS[page.file.src_uri] = []
+    return render_math(markdown, found)
+
+
+def on_page_content(html, page, config, files):
+    return insert_math(html, _EQUATIONS.pop(page.file.src_uri, []))
+
+
+# Equations: `$`...`$` inline and `$$` blocks (a line each side), rendered at build time by
+# KaTeX (markdown-katex's bundled binary, no network) into MathML, which the browser draws
+# itself: the site carries no script, stylesheet or font for them (docs/stylesheets/math.css
+# only hides KaTeX's HTML copy). Rendered where the Markdown is read, put in where the HTML is
+# made, so that Markdown never reads the rendered markup.
+_INLINE = re.compile(r"\$`(.+?)`\$")
+_DISPLAY = re.compile(r"^\$\$[ \t]*\n(.+?)\n\$\$[ \t]*$", re.S | re.M)
+_FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.S | re.M)
+
+
+@functools.cache
+def _tex(tex: str, display: bool) -> str:
+    from markdown_katex import wrapper
+
+    options = {"display-mode": True} if display else {}
+    try:
+        html = wrapper.tex2html(tex, options)
+    except Exception as error:  # KaTeX's parse errors: fail the build, naming the equation
+        raise ValueError(f"KaTeX could not render {tex!r}: {error}") from None
+    return " ".join(html.split("\n"))
+
+
+def render_math(markdown: str, found: list) -> str:
+    """`markdown` with each equation replaced by a placeholder (its rendering appended to
+    `found`); fenced code is left as it is."""
+
+    def place(html: str) -> str:
+        found.append(html)
+        return f"OILEMATH{len(found) - 1:05d}X"
+
+    def outside_code(text: str) -> str:
+        text = _DISPLAY.sub(lambda m: "\n" + place(_tex(m.group(1).strip(), True)) + "\n", text)
+        return _INLINE.sub(lambda m: place(_tex(m.group(1), False)), text)
+
+    out, start = [], 0
+    for fence in _FENCE.finditer(markdown):
+        out.append(outside_code(markdown[start : fence.start()]))
+        out.append(fence.group(0))
+        start = fence.end()
+    out.append(outside_code(markdown[start:]))
+    return "".join(out)
+
+
+def insert_math(html: str, found: list) -> str:
+    """The rendered equations in place of their placeholders (a display equation's paragraph
+    becomes a `div.oile-math`)."""
+    for k, rendered in enumerate(found):
+        token = f"OILEMATH{k:05d}X"
+        block = f"<p>{token}</p>"
+        if block in html:
+            html = html.replace(block, f'<div class="oile-math">{rendered}</div>')
+        html = html.replace(token, rendered)
+    return html

@@ -218,3 +218,27 @@ def test_pages_render_in_a_browser(browser, server, path, title, heading, images
         entries = browser.find_elements(By.CSS_SELECTOR, "article .doc-heading")
         assert len(entries) >= 5
         assert "simulate_gas" in browser.find_element(By.ID, "oile_jax.simulate_gas").text
+
+
+@pytest.mark.parametrize(
+    "path, equations",
+    [("/physics/", 6), ("/tutorials/collisions/", 3)],
+    ids=["physics", "tutorial"],
+)
+def test_equations_are_rendered(site, browser, server, path, equations):
+    """Equations are MathML made at build time (KaTeX, docs/_hooks.py): the page holds at least
+    `equations` of them, the browser draws each with a size (none left as source), no console
+    error, and no page of the site asks for a script, stylesheet or font from elsewhere."""
+    errors = _open(browser, server + path, "math-" + path.strip("/").replace("/", "-") + ".png")
+    assert not errors, errors
+    sizes = browser.execute_script(
+        "return Array.from(document.querySelectorAll('article math'))"
+        ".map(m => { const r = m.getBoundingClientRect(); return [r.width, r.height]; });"
+    )
+    assert len(sizes) >= equations, len(sizes)
+    assert min(w for w, _ in sizes) > 5 and min(h for _, h in sizes) > 5, sizes
+    source = browser.execute_script("return document.querySelector('article').innerText")
+    assert "$`" not in source and "OILEMATH" not in source
+    for page in SITE.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        assert "cdn.jsdelivr" not in text and "katex.min.css" not in text, page
