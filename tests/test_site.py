@@ -222,7 +222,7 @@ def test_pages_render_in_a_browser(browser, server, path, title, heading, images
 
 @pytest.mark.parametrize(
     "path, equations",
-    [("/physics/", 10), ("/tutorials/collisions/", 3)],
+    [("/physics/", 14), ("/tutorials/collisions/", 3)],
     ids=["physics", "tutorial"],
 )
 def test_equations_are_rendered(site, browser, server, path, equations):
