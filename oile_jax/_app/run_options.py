@@ -134,15 +134,11 @@ def run_opacities(config, dtype, ids=None) -> AbstractOpacities | None:
     if kind == "none":
         return None
     gas = config["gas"]
-    rates, equilibria = (np.asarray(gas[key], dtype) for key in ("rates", "equilibria"))
-    scattering = gas.get("scattering")
-    scattering = None if scattering is None else np.asarray(scattering, dtype)
-    if ids is not None:
-        rates, equilibria = rates[ids], equilibria[ids]
-        scattering = None if scattering is None else scattering[ids]
-    scattering = None if scattering is None else jnp.asarray(scattering)
+    rows = lambda x: None if x is None else jnp.asarray(np.asarray(x, dtype)[ids])
+    if ids is None:
+        rows = lambda x: None if x is None else jnp.asarray(np.asarray(x, dtype))
     kind = Reemission if kind == "reemission" else Opacities
-    return kind(jnp.asarray(rates), jnp.asarray(equilibria), scattering=scattering)
+    return kind(rows(gas["rates"]), rows(gas["equilibria"]), scattering=rows(gas.get("scattering")))
 
 
 def run_sampling(config, schedule, key, dtype) -> tuple[Sampling, SaveAt]:

@@ -15,13 +15,13 @@ import jax
 import numpy as np
 
 from .._physics.flavours import flavour_count
-from .._physics.opacities import check_scatters_somewhere
+from .._physics.opacities import check_scattering
 from .._physics.states import occupations
 from .._physics.system import System
 from .._sampling.angles import AbstractFreshAngleModel
 from .._sampling.options import Checkpoint, Sampling, SaveAt, Sharding
 from .._sampling.schedule import AbstractSchedule
-from .._sampling.spec import RunSpec, make_spec
+from .._sampling.spec import RunSpec, make_spec, step_midpoints
 from .._support.checks import check_instance, concrete
 from .._support.progress import ProgressBar
 from .._support.resources import check_disk, check_memory, gas_bytes
@@ -242,19 +242,14 @@ def prepare(gas, system, schedule, sampling, saveat) -> tuple[Gas, RunSpec]:
     spec = eqx.tree_at(lambda s: s.system.angles, spec, angles.for_gas(gas.counts))
     opacities = spec.system.opacities
     if opacities is not None and opacities.scatters:
-        name = "system.opacities"
-        opacities.check_even(gas.omegas, spec.system.antineutrino, name)
-        if angles.by_group:  # a group's neutrinos share a direction: scatter between groups
-            check_scatters_somewhere(gas.omegas, spec.system.antineutrino, name)
-        if isinstance(angles, AbstractFreshAngleModel):
-            raise ValueError(
-                f"system.opacities: scattering changes directions, and angles={angles!r} gives "
-                "the gas's neutrinos none (their angles are drawn afresh at every encounter): "
-                "use Beams(directions), Axisymmetric(u) or FixedVelocities()"
-            )
+        # Groups of beams or rings share a direction each; fixed velocities, one a neutrino.
+        check_scattering(
+            opacities, gas.omegas, spec.system.antineutrino, "system.opacities",
+            directions=not isinstance(angles, AbstractFreshAngleModel),
+            one_direction_per_class=angles.by_group,
+        )  # fmt: skip
         tau = concrete(spec.step_length())
-        times = (np.arange(spec.n_steps) + 0.5) * float(tau) if tau is not None else None
-        opacities.check_swaps(gas.counts, tau, times)
+        opacities.check_swaps(gas.counts, tau, step_midpoints(tau, spec.n_steps))
     return gas.checked(spec.dtype), spec
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._physics.flavours import flavour_count, star_major
-from .._physics.opacities import Reemission, check_scatters_somewhere
+from .._physics.opacities import check_scattering
 from .._physics.system import System
 from .._sampling.angles import AbstractFreshAngleModel, Isotropic
 from .._support.checks import (
@@ -195,17 +195,8 @@ def _check_system(system: System, collision: AbstractCollision, name: str, direc
             "derived for states of one neutrino each; with Opacities the states are occupations "
             "whose traces change); Reemission keeps each neutrino's number and takes it"
         )
-    if opacities.scatters and not directions:
-        raise ValueError(
-            f"{name}: opacities scattering changes directions, and angles="
-            f"{system.angles!r} gives the groups none (each is isotropic already, its angles "
-            "drawn afresh at every encounter): use Beams(directions) or Axisymmetric(u) groups, "
-            "or MultiAngleField"
-        )
-    if opacities.scattering is not None:
-        check_scatters_somewhere(system.omegas, system.antineutrino, name)
-    if isinstance(opacities, Reemission):
-        opacities.check_even(system.omegas, system.antineutrino, name)
+    check_scattering(opacities, system.omegas, system.antineutrino, name, directions=directions,
+                     one_direction_per_class=True)  # fmt: skip
 
 
 class ForegroundField(AbstractMeanField):

@@ -14,27 +14,24 @@ or `1, 2, 3` in the mass basis). Every variable carries its `units` and `descrip
 dataset carries the file's attributes (`model`, `kind`, `config`, ...).
 """
 
+import json
 import os
 from collections.abc import Mapping
 
 import numpy as np
 
 from .._app.datasets import describe
+from .._gas.observe import FIELDS
 
 # The save axis of the files is the time axis of the view.
 _RENAMED = {"save": "time"}
 # What the solutions of the package hold, by the names of their HDF5 datasets.
 _SOLUTION_FIELDS = (
     "ts",
-    "group_mean",
+    *FIELDS,  # a gas's observables
     "occupations",
     "entropy",
     "flavour_numbers",
-    "group_std",
-    "group_length",
-    "group_entropy",
-    "total",
-    "lepton",
     "encounters",
     "final_state",
     "state",
@@ -99,8 +96,8 @@ def to_xarray(result, *, groups=None, basis: str = "flavour"):
     attrs = {k: v for k, v in dict(attrs).items() if isinstance(v, (str, int, float, bool))}
     kind = str(attrs.get("kind", ""))
     config = attrs.get("config")
-    if isinstance(config, str) and '"basis": "mass"' in config:
-        basis = "mass"
+    if isinstance(config, str):  # a run's resolved configuration, as JSON
+        basis = json.loads(config).get("physics", {}).get("basis", basis)
     variables, coords = {}, {}
     for path, array in _flatten(data):
         array = np.asarray(array)
@@ -162,13 +159,7 @@ def _fits(value, sizes) -> bool:
 
 
 def _component_names(D: int):
-    return (
-        ["x", "y", "z"]
-        if D == 3
-        else ["N", "x", "y", "z"]
-        if D == 4
-        else [str(a) for a in range(1, D + 1)]
-    )
+    return ["x", "y", "z"] if D == 3 else [str(a) for a in range(1, D + 1)]
 
 
 def _flavour_names(n: int, basis: str):

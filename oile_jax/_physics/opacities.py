@@ -464,6 +464,30 @@ def same_classes(frequencies, species) -> Array:
     return jnp.zeros((K,), jnp.int32).at[order].set(jnp.cumsum(new).astype(jnp.int32))
 
 
+def check_scattering(
+    opacities, frequencies, species, name: str, *, directions: bool, one_direction_per_class: bool
+) -> None:
+    """The refusals of scattering that cannot act on the classes (shared by the mean fields and
+    the gas): classes without directions (`directions` false: angles drawn afresh at every
+    encounter); isotropic scattering among classes that share no species and frequency, where
+    each class holds one direction (`one_direction_per_class`: groups, or a multi-angle field's
+    neutrinos; not the gas's groups of fixed velocities, whose neutrinos each have their own);
+    and for `Reemission` rates that differ among the classes they mix."""
+    if opacities is None or not opacities.scatters:
+        return
+    if not directions:
+        raise ValueError(
+            f"{name}: opacities scattering changes directions, and the angle model gives the "
+            "groups none (each is isotropic already, its angles drawn afresh at every "
+            "encounter): use Beams(directions) or Axisymmetric(u) groups, or fixed velocities "
+            "(MultiAngleField; FixedVelocities() in the gas)"
+        )
+    if opacities.scattering is not None and one_direction_per_class:
+        check_scatters_somewhere(frequencies, species, name)
+    if isinstance(opacities, Reemission):
+        opacities.check_even(frequencies, species, name)
+
+
 def check_scatters_somewhere(frequencies, species, name: str) -> None:
     """Refuse isotropic scattering among classes that share no species and frequency (each one
     alone: the term would do nothing), where the classes are concrete."""

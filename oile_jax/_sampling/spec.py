@@ -84,6 +84,12 @@ class RunSpec(eqx.Module):
         return (tau * self.save_every * np.arange(self.n_saves)).astype(self.dtype)
 
 
+def step_midpoints(tau, n_steps: int) -> np.ndarray | None:
+    """The midpoints of the run's steps on the host, `(k + 1/2) tau` (None for a traced
+    `tau`): where the checks of a profile that multiplies rates look."""
+    return None if tau is None else (np.arange(n_steps) + 0.5) * float(tau)
+
+
 def make_spec(
     system: System,
     schedule: AbstractSchedule,
@@ -151,7 +157,7 @@ def make_spec(
         if tau is not None:
             check_overflow(prof, float(tau) * n_steps, name, dtype)
     if system.opacities is not None and tau is not None:
-        system.opacities.check_scale((np.arange(n_steps) + 0.5) * float(tau))
+        system.opacities.check_scale(step_midpoints(tau, n_steps))
     if system.density is not None:
         schedule = check_density(schedule, gamma, system.density, n_steps)
     return RunSpec(
