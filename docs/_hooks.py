@@ -17,6 +17,8 @@ import ast
 import functools
 import os
 import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
@@ -226,7 +228,7 @@ def on_page_markdown(markdown, page, config, files):
 
 
 def on_page_content(html, page, config, files):
-    return insert_math(html, _EQUATIONS.pop(page.file.src_uri, []))
+    return render_html_math(insert_math(html, _EQUATIONS.pop(page.file.src_uri, [])))
 
 
 # Equations: `$`...`$` inline and `$$` blocks (a line each side), rendered at build time by
@@ -234,21 +236,35 @@ def on_page_content(html, page, config, files):
 # itself: the site carries no script, stylesheet or font for them (docs/stylesheets/math.css
 # only hides KaTeX's HTML copy). Rendered where the Markdown is read, put in where the HTML is
 # made, so that Markdown never reads the rendered markup.
-_INLINE = re.compile(r"\$`(.+?)`\$")
+_INLINE = re.compile(r"\$`([^`]+?)`\$")
 _DISPLAY = re.compile(r"^\$\$[ \t]*\n(.+?)\n\$\$[ \t]*$", re.S | re.M)
 _FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.S | re.M)
 
 
 @functools.cache
-def _tex(tex: str, display: bool) -> str:
+def _katex() -> str:
+    """KaTeX's command-line renderer bundled with markdown-katex (the docs extra), called
+    directly: its own lookup tries `npx katex` on every call where Node is installed, a second
+    each, and could pick up another KaTeX."""
     from markdown_katex import wrapper
 
-    options = {"display-mode": True} if display else {}
-    try:
-        html = wrapper.tex2html(tex, options)
-    except Exception as error:  # KaTeX's parse errors: fail the build, naming the equation
-        raise ValueError(f"KaTeX could not render {tex!r}: {error}") from None
-    return " ".join(html.split("\n"))
+    return str(wrapper._get_pkg_bin_path())
+
+
+@functools.cache
+def _tex(tex: str, display: bool) -> str:
+    command = [_katex()] + (["--display-mode"] if display else [])
+    done = subprocess.run(command, input=tex.encode(), capture_output=True, check=False)
+    if done.returncode:  # KaTeX's parse errors: fail the build, naming the equation
+        raise ValueError(f"KaTeX could not render {tex!r}: {done.stderr.decode().strip()}")
+    return " ".join(done.stdout.decode().strip().split("\n"))
+
+
+def _render_all(equations: list[tuple[str, bool]]) -> None:
+    """Render `(tex, display)` pairs into `_tex`'s cache, several processes at a time (each
+    call is mostly KaTeX's start-up, about 0.15 s)."""
+    with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
+        list(pool.map(lambda pair: _tex(*pair), dict.fromkeys(equations)))
 
 
 def render_math(markdown: str, found: list) -> str:
@@ -263,6 +279,12 @@ def render_math(markdown: str, found: list) -> str:
         text = _DISPLAY.sub(lambda m: "\n" + place(_tex(m.group(1).strip(), True)) + "\n", text)
         return _INLINE.sub(lambda m: place(_tex(m.group(1), False)), text)
 
+    pending = []
+    for part in _FENCE.split(markdown)[::2]:  # outside fenced code (and the fences' markers)
+        pending += [(m.group(1).strip(), True) for m in _DISPLAY.finditer(part)]
+        part = _DISPLAY.sub("", part)
+        pending += [(m.group(1), False) for m in _INLINE.finditer(part)]
+    _render_all(pending)
     out, start = [], 0
     for fence in _FENCE.finditer(markdown):
         out.append(outside_code(markdown[start : fence.start()]))
@@ -282,3 +304,27 @@ def insert_math(html: str, found: list) -> str:
             html = html.replace(block, f'<div class="oile-math">{rendered}</div>')
         html = html.replace(token, rendered)
     return html
+
+
+# The docstrings of the API pages reach the HTML without passing `on_page_markdown`
+# (mkdocstrings converts them itself): their `$`...`$` arrives as `$<code>...</code>$`, and a
+# display equation, written `$$`...`$$` on a line of its own, as `<p>$$<code>...</code>$$</p>`.
+_HTML_DISPLAY = re.compile(r"<p>\$\$<code>(.+?)</code>\$\$</p>", re.S)
+_HTML_INLINE = re.compile(r"\$<code>(.+?)</code>\$", re.S)
+
+
+def render_html_math(html: str) -> str:
+    """`html` with the docstrings' equations rendered."""
+    from html import unescape
+
+    _render_all(
+        [(unescape(m.group(1)), True) for m in _HTML_DISPLAY.finditer(html)]
+        + [
+            (unescape(m.group(1)), False)
+            for m in _HTML_INLINE.finditer(_HTML_DISPLAY.sub("", html))
+        ]
+    )
+    html = _HTML_DISPLAY.sub(
+        lambda m: f'<div class="oile-math">{_tex(unescape(m.group(1)), True)}</div>', html
+    )
+    return _HTML_INLINE.sub(lambda m: _tex(unescape(m.group(1)), False), html)

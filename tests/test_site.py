@@ -222,13 +222,18 @@ def test_pages_render_in_a_browser(browser, server, path, title, heading, images
 
 @pytest.mark.parametrize(
     "path, equations",
-    [("/physics/", 14), ("/tutorials/collisions/", 3)],
-    ids=["physics", "tutorial"],
+    [
+        ("/physics/", 700),
+        ("/tutorials/collisions/", 20),
+        ("/api/meanfield/", 8),
+    ],
+    ids=["physics", "tutorial", "api"],
 )
 def test_equations_are_rendered(site, browser, server, path, equations):
-    """Equations are MathML made at build time (KaTeX, docs/_hooks.py): the page holds at least
-    `equations` of them, the browser draws each with a size (none left as source), no console
-    error, and no page of the site asks for a script, stylesheet or font from elsewhere."""
+    """Equations are MathML made at build time (KaTeX, docs/_hooks.py), in the pages' Markdown
+    and in the docstrings of the API pages: the page holds at least `equations` of them, the
+    browser draws each with a size (none left as source), no console error, and no page of the
+    site asks for a script, stylesheet or font from elsewhere."""
     errors = _open(browser, server + path, "math-" + path.strip("/").replace("/", "-") + ".png")
     assert not errors, errors
     sizes = browser.execute_script(
@@ -238,7 +243,13 @@ def test_equations_are_rendered(site, browser, server, path, equations):
     assert len(sizes) >= equations, len(sizes)
     assert min(w for w, _ in sizes) > 5 and min(h for _, h in sizes) > 5, sizes
     source = browser.execute_script("return document.querySelector('article').innerText")
-    assert "$`" not in source and "OILEMATH" not in source
+    assert "$`" not in source and "OILEMATH" not in source and "$$" not in source
+    # A docstring's equation left as code would show as `$...$` around a code element.
+    raw = browser.execute_script(
+        "return Array.from(document.querySelectorAll('article code')).filter(c =>"
+        " (c.previousSibling && String(c.previousSibling.textContent).endsWith('$'))).length;"
+    )
+    assert raw == 0, raw
     for page in SITE.rglob("*.html"):
         text = page.read_text(encoding="utf-8")
         assert "cdn.jsdelivr" not in text and "katex.min.css" not in text, page

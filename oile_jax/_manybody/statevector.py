@@ -312,9 +312,12 @@ def all_to_all(
     B=(0.0, 0.0, -1.0),
     velocities=None,
 ) -> ManyBodyState:
-    """`exp(-i t H) |P0>` for the all-to-all Hamiltonian
-    `H = sum_k (omega_k/2) B.sigma_k + mu/N sum_{i<j} (1 - v_i.v_j) S_ij` (physics.md section
-    9), as a symmetric (second-order) Trotter product of `n_steps` steps of pair exponentials:
+    r"""$`e^{-itH} \lvert P_0\rangle`$ for the all-to-all Hamiltonian (physics.md section 9)
+
+    $$`H = \sum_k \frac{\omega_k}{2} \mathbf{B} \cdot \boldsymbol{\sigma}_k + \frac{\mu}{N}
+    \sum_{i<j} (1 - \mathbf{v}_i \cdot \mathbf{v}_j) S_{ij}`$$
+
+    as a symmetric (second-order) Trotter product of `n_steps` steps of pair exponentials:
     half vacuum, pairs in order with half the step, pairs in reverse order, half vacuum.
     `velocities=None` means `1 - v_i.v_j = 1` for every pair.
     """

@@ -200,13 +200,18 @@ def _check_system(system: System, collision: AbstractCollision, name: str, direc
 
 
 class ForegroundField(AbstractMeanField):
-    """Foreground neutrino in a uniform background `P_b` (physics.md section 5): `omega` its
+    r"""Foreground neutrino in a uniform background `P_b` (physics.md section 5): `omega` its
     vacuum frequency, `system` the `System` (`gamma`, `mu`, `B`; isotropic angles, normal
     ordering, no matter).
 
-    `collision="none"`: `dP/dt = (omega B + mu P_b) x P` (mean field). `collision="stochastic"`:
-    the master equation `dP/dt = (omega B + mu_R P_b) x P - Gamma (P - P_b)` with the exact
-    isotropic rates of `master_rates`. Three flavours: `P_b`, `B` and the state of 8
+    `collision="none"`: $`\dot{\mathbf{P}} = (\omega \mathbf{B} + \mu \mathbf{P}_b) \times
+    \mathbf{P}`$
+    (mean field). `collision="stochastic"`: the master equation
+
+    $$`\dot{\mathbf{P}} = (\omega \mathbf{B} + \mu_R \mathbf{P}_b) \times \mathbf{P} - \Gamma
+    (\mathbf{P} - \mathbf{P}_b)`$$
+
+    with the exact isotropic rates of `master_rates`. Three flavours: `P_b`, `B` and the state of 8
     components, `h * P` for `h x P` (physics.md section 11).
     """
 
@@ -257,7 +262,7 @@ class ForegroundField(AbstractMeanField):
 
 
 class GroupField(AbstractMeanField):
-    """A gas reduced to groups (every member of a group following its group's vector), for
+    r"""A gas reduced to groups (every member of a group following its group's vector), for
     angle models whose `x` depends on the pair's groups only: angles drawn afresh at every
     encounter (`Isotropic()` by default, or `FixedAngle(theta)`), `Beams(directions)` (a
     direction per group), or `Axisymmetric(u)` (a ring of polar cosine `u` per group: an
@@ -271,14 +276,21 @@ class GroupField(AbstractMeanField):
     groups `g`, `h` (`angles.group_weights`; `<x>`, `<x^2>` for fresh angles), summed in a
     cost linear in the groups (`angles.group_sums`: rank 1 for fresh angles, the directions'
     moments for beams):
-    `H_g = (+/- omega_g) B + lambda(t) L + mu(t) (N sum_h f_h W_gh s_h - W_gg s_g)/(N - 1)`
-    (`n=None`: `N -> infinity`), `dP_g/dt = H_g x P_g` (physics.md section 10). Collision:
-    `-mu gamma N/(N-1) sum_h f_h W2_gh (P_g - sign_g s_h)`, plus for `"deterministic"` (or
-    `"stochastic"` with `dt`) the finite step's `-(tau/2) DF.F` (physics.md section 6), which
-    for fresh angles is `-<x>^2 (mu gamma/2) D x (D x P_g)`, `D = sum_h f_h s_h`. With three
-    flavours a nu-nubar pair's collision term has one more part,
-    `+(3/2) mu gamma N/(N-1) sum_h' f_h W2_gh d(s_g, s_h)` over the groups `h` of the other
-    species (physics.md section 11).
+
+    $$`\mathbf{H}_g = \pm\omega_g \mathbf{B} + \lambda(t) \mathbf{L} + \mu(t)\, \frac{N \sum_h f_h
+    W_{gh} \mathbf{s}_h - W_{gg} \mathbf{s}_g}{N - 1}, \qquad \dot{\mathbf{P}}_g = \mathbf{H}_g
+    \times \mathbf{P}_g`$$
+
+    (`n=None`: $`N \to \infty`$; physics.md section 10). Collision:
+    $`-\mu\gamma \frac{N}{N-1} \sum_h f_h W^{(2)}_{gh} (\mathbf{P}_g - \mathrm{sign}_g
+    \mathbf{s}_h)`$,
+    plus for `"deterministic"` (or `"stochastic"` with `dt`) the finite step's
+    $`-\frac{\tau}{2} DF \cdot F`$ (physics.md section 6), which for fresh angles is
+    $`-\langle x\rangle^2 \frac{\mu\gamma}{2} \mathbf{D} \times (\mathbf{D} \times \mathbf{P}_g)`$,
+    $`\mathbf{D} = \sum_h f_h \mathbf{s}_h`$. With three flavours a nu-nubar pair's collision
+    term has one more part, $`+\frac32 \mu\gamma \frac{N}{N-1} \sum_{h'} f_h W^{(2)}_{gh}\,
+    d(\mathbf{s}_g, \mathbf{s}_h)`$
+    over the groups $`h'`$ of the other species (physics.md section 11).
 
     `system`: the `System` (`gamma`, `mu` a number or a profile of time, `B`, the angle model,
     matter along `L`, the ordering), bound to the groups' `omegas` and species as given.
@@ -395,10 +407,14 @@ class GroupField(AbstractMeanField):
 
 
 class MultiAngleField(AbstractMeanField):
-    """Per-neutrino fixed velocities (physics.md section 6), O(N) per evaluation.
+    r"""Per-neutrino fixed velocities (physics.md section 6), O(N) per evaluation.
 
-    `H_i = omega_i B + mu/(N-1) sum_{j!=i} (1 - v_i.v_j) P_j = omega_i B + mu/(N-1) (S - v_i M)`
-    with `S = sum_j P_j` and `M[a] = sum_j v_ja P_j`; the self-term vanishes since `|v_i| = 1`.
+    $$`\mathbf{H}_i = \omega_i \mathbf{B} + \frac{\mu}{N-1} \sum_{j \ne i} (1 - \mathbf{v}_i \cdot
+    \mathbf{v}_j) \mathbf{P}_j = \omega_i \mathbf{B} + \frac{\mu}{N-1} (\mathbf{S} - v_{ia}
+    \mathbf{M}_a)`$$
+
+    with $`\mathbf{S} = \sum_j \mathbf{P}_j`$ and $`\mathbf{M}_a = \sum_j v_{ja} \mathbf{P}_j`$; the
+    self-term vanishes since $`\lvert\mathbf{v}_i\rvert = 1`$.
     The collision sums `sum_j (1 - v_i.v_j)^2 (.)` factorize the same way into moments
     `sum_j v_ja v_jb (.)`.
 

@@ -67,7 +67,7 @@ def _pair(P_i, P_j, names=("P_i", "P_j")):
 def encounter(
     P_i: Float[Array, "... D"], P_j: Float[Array, "... D"], c: Float[ArrayLike, "..."]
 ) -> tuple[Float[Array, "... D"], Float[Array, "... D"]]:
-    """One once-in-a-lifetime encounter in Bloch form, of two neutrinos (or two antineutrinos).
+    r"""One once-in-a-lifetime encounter in Bloch form, of two neutrinos (or two antineutrinos).
 
     **Arguments:**
     - `P_i`, `P_j`: Bloch vectors of the two neutrinos, shapes broadcastable to `(..., 3)` (two
@@ -75,9 +75,13 @@ def encounter(
     - `c`: the encounter angle `gamma (1 - v_i.v_j)` (dimensionless), broadcastable to `(...)`.
 
     **Returns:** `(P_i', P_j')`, the one-body Bloch vectors after the encounter, with the
-    pair's correlations traced out: `P_i' = cos^2 c P_i + sin^2 c P_j + sin c cos c (P_j * P_i)`
-    (`*` the cross product for two flavours, `f_abc` for three; physics.md sections 2 and 11).
-    Exact; `P_i' + P_j' = P_i + P_j`.
+    pair's correlations traced out (physics.md sections 2 and 11),
+
+    $$`\mathbf{P}_i' = \cos^2 c\, \mathbf{P}_i + \sin^2 c\, \mathbf{P}_j + \sin c \cos c\,
+    (\mathbf{P}_j \star \mathbf{P}_i)`$$
+
+    with $`\star`$ the cross product for two flavours and $`f_{abc}`$ for three. Exact;
+    $`\mathbf{P}_i' + \mathbf{P}_j' = \mathbf{P}_i + \mathbf{P}_j`$.
     """
     P_i, P_j, n, dtype = _pair(P_i, P_j)
     c = _angle(c, dtype)[..., None]

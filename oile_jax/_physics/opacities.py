@@ -172,15 +172,16 @@ class AbstractOpacities(eqx.Module):
 
 
 class Opacities(AbstractOpacities):
-    """Emission, absorption and scattering of neutrinos by the medium (physics.md section 14),
+    r"""Emission, absorption and scattering of neutrinos by the medium (physics.md section 14),
     a part of the `System` (`System(..., opacities=Opacities(...))`): a mean field then carries
     each class's trace with its Bloch vector (states `(K, 1 + D)`, the trace first).
 
-    - `rate`: `Gamma_alpha = E_alpha + A_alpha`, the emission plus absorption rate of each
+    - `rate`: $`\Gamma_\alpha = E_\alpha + A_\alpha`$, the emission plus absorption rate of each
       flavour (in units of `1 / mu` as the times are), `>= 0`: one number, one per flavour
       `(n,)`, one per class `(K, 1)` or one per class and flavour `(K, n)` (a class is one
       species, energy and direction: an antineutrino group has its own row).
-    - `equilibrium`: the occupations `f_eq,alpha = E_alpha / Gamma_alpha` each flavour relaxes
+    - `equilibrium`: the occupations $`f_{\mathrm{eq},\alpha} = E_\alpha / \Gamma_\alpha`$ each
+    flavour relaxes
       to, in the units of the states' traces (a trace 1 per class is one occupied state: for
       occupations of phase space, `0 <= f_eq <= 1`); shaped as `rate`.
     - `scattering`: isotropic, flavour-blind scattering among the directions of one species and
@@ -293,7 +294,7 @@ class Opacities(AbstractOpacities):
 
 
 class Reemission(AbstractOpacities):
-    """Emission and absorption as a process of the particles themselves, each keeping its number
+    r"""Emission and absorption as a process of the particles themselves, each keeping its number
     (physics.md section 14): a neutrino of state `rho` is absorbed at the rate
     `Tr(Gamma rho)` and at once re-emitted in the flavour mixture `sigma`, `sigma_alpha`
     proportional to `Gamma_alpha f_eq,alpha` (the emission rates). Averaged over the jumps each
@@ -310,8 +311,8 @@ class Reemission(AbstractOpacities):
 
     `scattering`: isotropic, flavour-blind scattering at the rate `s` out of each class into the
     classes of its species and frequency (the directions of one energy: beams, rings of an
-    `Axisymmetric` grid, fixed velocities), `df_g/dt = s (fbar - f_g)` with `fbar` their
-    weighted mean: one rate, or one per class `(K,)` equal among the classes it mixes (so that
+    `Axisymmetric` grid, fixed velocities), $`\dot f_g = s (\bar f - f_g)`$ with $`\bar f`$
+    their weighted mean: one rate, or one per class `(K,)` equal among the classes it mixes (so that
     each class keeps its number). In the gas, two neutrinos of such classes that are paired in a
     step exchange their directions (their groups) with the probability that gives this rate
     (`swap_probabilities`).
