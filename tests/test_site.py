@@ -225,9 +225,10 @@ def test_pages_render_in_a_browser(browser, server, path, title, heading, images
     [
         ("/physics/", 700),
         ("/tutorials/collisions/", 20),
+        ("/guide/from-nugas-emu/", 90),
         ("/api/meanfield/", 8),
     ],
-    ids=["physics", "tutorial", "api"],
+    ids=["physics", "tutorial", "guide", "api"],
 )
 def test_equations_are_rendered(site, browser, server, path, equations):
     """Equations are MathML made at build time (KaTeX, docs/_hooks.py), in the pages' Markdown
