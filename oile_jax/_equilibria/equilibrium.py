@@ -384,8 +384,11 @@ def _candidates(params, starts, scale, steps: int) -> Equilibrium:
 
 
 def endpoint_frequency(fractions, omegas, Pz, *, guess: float, mu=1.0) -> Array:
-    """The final precession frequency at the end of the miscidynamic path (`Q -> 0`,
-    `P_g -> Pbar_z z`): the root of `mu Pbar_z sum_g f_g / (mu Pbar_z - omega_g - Omega) = 1`
+    r"""The final precession frequency at the end of the miscidynamic path ($`Q \to 0`$,
+    $`\mathbf{P}_g \to \bar P_z \hat{\mathbf{z}}`$): the root $`\Omega`$ of
+
+    $$`\mu \bar P_z \sum_g \frac{f_g}{\mu \bar P_z - \omega_g - \Omega} = 1`$$
+
     reached by Newton from `guess`, the current precession frequency of the path: the equation
     has several roots (one between each pair of poles), and the physical one continues the state
     the gas is in (physics.md section 8)."""

@@ -41,10 +41,11 @@ from .._support.programs import stored_program
 
 
 def encounter_averages(gamma: Float[ArrayLike, "..."]) -> tuple[Array, Array, Array]:
-    """Per-encounter averages over isotropic `x ~ U[0, 2]`, `c = gamma x`:
-    `(<cos^2 c>, <sin^2 c>, <sin c cos c>)`.
+    r"""Per-encounter averages over isotropic $`x \sim U[0, 2]`$, $`c = \gamma x`$:
+    $`(\langle\cos^2 c\rangle, \langle\sin^2 c\rangle, \langle\sin c \cos c\rangle)`$,
 
-    `<cos^2 c> = 1/2 + sin(4 gamma)/(8 gamma)`, `<sin c cos c> = sin^2(2 gamma)/(4 gamma)`.
+    $$`\langle\cos^2 c\rangle = \frac12 + \frac{\sin 4\gamma}{8\gamma}, \qquad
+    \langle\sin c \cos c\rangle = \frac{\sin^2 2\gamma}{4\gamma}`$$
     """
     check_if_concrete(gamma, "gamma", nonnegative=True)
     gamma = jnp.asarray(gamma, dtype=jnp.result_type(gamma, float))
@@ -54,7 +55,12 @@ def encounter_averages(gamma: Float[ArrayLike, "..."]) -> tuple[Array, Array, Ar
 def master_rates(
     gamma: Float[ArrayLike, "..."], mu: Float[ArrayLike, "..."] = 1.0
 ) -> tuple[Array, Array]:
-    """`(mu_R, Gamma)` of the foreground master equation; `gamma = 0` gives `(mu, 0)`.
+    r"""$`(\mu_R, \Gamma)`$ of the foreground master equation (physics.md section 5),
+
+    $$`\mu_R = \mu \frac{\sin^2 2\gamma}{4\gamma^2}, \qquad
+    \Gamma = \frac{\mu}{\gamma} \Big(\frac12 - \frac{\sin 4\gamma}{8\gamma}\Big)`$$
+
+    $`\gamma = 0`$ gives $`(\mu, 0)`$.
 
     Both are the encounter rate `mu / gamma` times a per-encounter average.
     """
@@ -121,12 +127,14 @@ def foreground_mean(
     B: "Float[ArrayLike, ' D'] | None" = None,
     dt: Float[ArrayLike, ""] | None = None,
 ) -> Float[Array, "T ... D"]:
-    """Ensemble-mean Bloch vector of a foreground neutrino at times `t` (physics.md section 5),
+    r"""Ensemble-mean Bloch vector of a foreground neutrino at times `t` (physics.md section 5),
     isotropic angles.
 
     With `dt=None` (default): the exact solution of the master equation
-    `dP/dt = (omega B + mu_R P_b) x P - Gamma (P - P_b)`, including `omega != 0`. `gamma = 0` is
-    the mean field: coherent precession about `omega B + mu P_b` with `|P|` conserved.
+    $`d\mathbf{P}/dt = (\omega \mathbf{B} + \mu_R \mathbf{P}_b) \times \mathbf{P} - \Gamma
+    (\mathbf{P} - \mathbf{P}_b)`$, including $`\omega \ne 0`$.
+    $`\gamma = 0`$ is the mean field: coherent precession about
+    $`\omega \mathbf{B} + \mu \mathbf{P}_b`$ with $`|\mathbf{P}|`$ conserved.
 
     With `dt` given: the exact ensemble mean of the stochastic schedule with that time step
     (`Stochastic(dt)`: per step, vacuum rotation by `omega dt / 2`, an encounter with probability

@@ -92,13 +92,18 @@ def encounter(
 def encounter_antineutrino(
     P: Float[Array, "... D"], Pbar: Float[Array, "... D"], c: Float[ArrayLike, "..."]
 ) -> tuple[Float[Array, "... D"], Float[Array, "... D"]]:
-    """One encounter of a neutrino `P` and an antineutrino `Pbar` (its Bloch vector in the
+    r"""One encounter of a neutrino `P` and an antineutrino `Pbar` (its Bloch vector in the
     convention of physics.md section 10), two or three flavours.
 
-    The pair evolves by `1 + (e^{i n c} - 1) |Phi+><Phi+|` and both partial traces change by the
-    same amount (physics.md section 11): with `theta = n c`,
-    `dP = dPbar = -A (P + Pbar) - E d(P, Pbar) - C (Pbar * P)`, `A = 2 (1 - cos theta)/n^2`,
-    `C = sin(theta)/n`, `E = (1 - cos theta)/n`. **Returns** `(P', Pbar')`; `P - Pbar` is conserved.
+    The pair evolves by $`1 + (e^{inc} - 1) |\Phi^+\rangle\langle\Phi^+|`$ and both partial
+    traces change by the same amount (physics.md section 11): with $`\theta = nc`$,
+
+    $$`\Delta\mathbf{P} = \Delta\bar{\mathbf{P}} = -A (\mathbf{P} + \bar{\mathbf{P}})
+    - E\, d(\mathbf{P}, \bar{\mathbf{P}}) - C\, (\bar{\mathbf{P}} \star \mathbf{P}), \quad
+    A = \frac{2 (1 - \cos\theta)}{n^2}, \quad C = \frac{\sin\theta}{n}, \quad
+    E = \frac{1 - \cos\theta}{n}`$$
+
+    **Returns** `(P', Pbar')`; $`\mathbf{P} - \bar{\mathbf{P}}`$ is conserved.
     For two flavours this is `encounter` on the isospins `P`, `-Pbar`.
     """
     P, Pbar, n, dtype = _pair(P, Pbar, ("P", "Pbar"))
@@ -113,10 +118,12 @@ def encounter_antineutrino(
 def encounter_rho(
     rho_i: Complex[Array, "... n n"], rho_j: Complex[Array, "... n n"], c: Float[ArrayLike, "..."]
 ) -> tuple[Complex[Array, "... n n"], Complex[Array, "... n n"]]:
-    """One encounter in density-matrix form, for any number of flavours `n`.
+    r"""One encounter in density-matrix form, for any number of flavours `n`.
 
-    `rho_i' = cos^2 c rho_i + sin^2 c rho_j + i sin c cos c [rho_i, rho_j]` and the same with
-    `i <-> j`: the partial traces of `U (rho_i (x) rho_j) U^dag` with `U = exp(-i c SWAP)`.
+    $$`\rho_i' = \cos^2 c\, \rho_i + \sin^2 c\, \rho_j + i \sin c \cos c\, [\rho_i, \rho_j]`$$
+
+    and the same with $`i \leftrightarrow j`$: the partial traces of
+    $`U (\rho_i \otimes \rho_j) U^\dagger`$ with $`U = e^{-icS}`$, $`S`$ the SWAP.
     Shapes `(..., n, n)`; `c` broadcastable to `(...)`.
     """
     rho_i = jnp.asarray(rho_i)
@@ -140,9 +147,10 @@ def encounter_rho(
 def vacuum_rotation(
     P: Float[Array, "... 3"], angle: Float[ArrayLike, "..."], B: Float[ArrayLike, "3"]
 ) -> Float[Array, "... 3"]:
-    """Exact vacuum propagation: rotate `P` right-handedly about the unit vector `B` by `angle`.
+    r"""Exact vacuum propagation: rotate `P` right-handedly about the unit vector `B` by `angle`.
 
-    This solves `dP/dt = omega B x P` over a time `t` with `angle = omega t`.
+    This solves $`d\mathbf{P}/dt = \omega \mathbf{B} \times \mathbf{P}`$ over a time $`t`$ with
+    `angle` $`= \omega t`$.
     """
     P = jnp.asarray(P)
     B = jnp.asarray(B, dtype=P.dtype)
