@@ -633,8 +633,10 @@ def kicked_path(
     guess=None,
     angles="isotropic",
 ) -> PathSolution:
-    """The poster's discrete recipe: from an equilibrium, change the lengths by one relaxation
-    step of duration `kick_time` (`p -> p - Gamma kick_time (p - Hhat'.Pbar)`), find the new
+    r"""The poster's discrete recipe: from an equilibrium, change the lengths by one relaxation
+    step of duration `kick_time`
+    ($`p \to p - \Gamma\, t_\mathrm{kick} (p - \hat{\mathbf{H}}' \cdot
+    \bar{\mathbf{P}})`$), find the new
     equilibrium with the new lengths (warm start), repeat `n_kicks` times. Converges to
     `miscidynamic_path` as `kick_time -> 0` (first order). `rate` and `angles`: as there."""
     params = _params(lengths, fractions, omegas, Pz, mu)
@@ -673,10 +675,13 @@ class GasPrecessionState(eqx.Module):
 def gas_precession_state(
     ts, group_mean, fractions, omegas, *, index: int, window: int = 5, mu=1.0
 ) -> GasPrecessionState:
-    """Read the miscidynamic variables off a simulated gas (mass basis): `Pbar_z` (the conserved
-    lepton number per neutrino), `Q = |Pbar_perp|`, `Omega` from the unwrapped phase of
-    `Pbar_perp` (least-squares slope over `index +- window` saves), and signed lengths
-    `p_g = |<P_g>| sign(<P_g> . H'_g)`. `group_mean` `(S, G, 3)`, `ts` `(S,)`.
+    r"""Read the miscidynamic variables off a simulated gas (mass basis): `Pbar_z` (the conserved
+    lepton number per neutrino), $`Q = |\bar{\mathbf{P}}_\perp|`$, $`\Omega`$ from the unwrapped
+    phase of $`\bar{\mathbf{P}}_\perp`$ (least-squares slope over `index +- window` saves), and
+    signed lengths
+    $`p_g = |\langle\mathbf{P}_g\rangle|\,
+    \mathrm{sign}(\langle\mathbf{P}_g\rangle \cdot \mathbf{H}'_g)`$.
+    `group_mean` `(S, G, 3)`, `ts` `(S,)`.
     Feed them to `miscidynamic_path(lengths, fractions, omegas, Pz, ..., guess=(Omega, Q))`."""
     ts, group_mean = np.asarray(ts, dtype=float), np.asarray(group_mean, dtype=float)
     fractions, omegas = np.asarray(fractions, dtype=float), np.asarray(omegas, dtype=float)

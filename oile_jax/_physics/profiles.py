@@ -44,8 +44,8 @@ class Constant(AbstractProfile):
 
 
 class Exponential(AbstractProfile):
-    """`value * exp(-t / scale)`: a density that falls by `e` every `scale` (a negative `scale`
-    grows)."""
+    r"""$`\mathrm{value}\; e^{-t/\mathrm{scale}}`$: a density that falls by $`e`$ every `scale` (a
+    negative `scale` grows)."""
 
     value: Float[Array, ""] = eqx.field(converter=jnp.asarray)
     scale: Float[Array, ""] = eqx.field(converter=jnp.asarray)

@@ -128,9 +128,9 @@ class Isotropic(AbstractFreshAngleModel):
 
 
 class FixedAngle(AbstractFreshAngleModel):
-    """Every encounter at the same angle `theta` (radians): `x = 1 - cos theta`.
+    r"""Every encounter at the same angle `theta` (radians): $`x = 1 - \cos\theta`$.
 
-    The default `theta = pi/2` gives `x = 1`. `theta` is a traced leaf.
+    The default $`\theta = \pi/2`$ gives $`x = 1`$. `theta` is a traced leaf.
     """
 
     theta: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=jnp.pi / 2)
@@ -153,10 +153,11 @@ class FixedAngle(AbstractFreshAngleModel):
 
 
 class FixedVelocities(AbstractGroupFreeAngleModel):
-    """Each neutrino draws one isotropic unit velocity at the start and keeps it.
+    r"""Each neutrino draws one isotropic unit velocity at the start and keeps it.
 
-    `x = 1 - v_i.v_j`; only meaningful for a gas (both partners persist). Over uniformly random
-    pairs `<x> = 1`, `<x^2> = 4/3`, as for `Isotropic`.
+    $`x = 1 - \mathbf{v}_i \cdot \mathbf{v}_j`$; only meaningful for a gas (both partners
+    persist). Over uniformly random pairs $`\langle x\rangle = 1`$,
+    $`\langle x^2\rangle = 4/3`$, as for `Isotropic`.
 
     Velocities are a function of the neutrino's index in the gas (a counter-based hash keyed by
     the realization's velocity key), so a gas kept in any order finds them without storing
@@ -226,11 +227,13 @@ class AbstractGroupAngleModel(AbstractAngleModel):
 
 
 class Beams(AbstractGroupAngleModel):
-    """Every neutrino of group `g` moves along the unit vector `directions[g]` (beams; the
-    two-beam fast-flavour problem): `x = 1 - d_g . d_h` for a pair of groups `g`, `h`.
+    r"""Every neutrino of group `g` moves along the unit vector `directions[g]` (beams; the
+    two-beam fast-flavour problem): $`x = 1 - \mathbf{d}_g \cdot \mathbf{d}_h`$ for a pair of
+    groups $`g`$, $`h`$.
 
     `directions` `(G, 3)` is traced; the model is bound to its gas's groups by the driver
-    (`for_gas`). Over uniformly random pairs `<x> = sum_gh f_g f_h (1 - d_g . d_h)`.
+    (`for_gas`). Over uniformly random pairs
+    $`\langle x\rangle = \sum_{gh} f_g f_h (1 - \mathbf{d}_g \cdot \mathbf{d}_h)`$.
     """
 
     directions: Float[Array, "G 3"] = eqx.field(converter=jnp.asarray)
@@ -302,16 +305,20 @@ class Beams(AbstractGroupAngleModel):
 
 
 class Axisymmetric(AbstractGroupAngleModel):
-    """Every neutrino of group `g` moves at the polar cosine `u[g]` (`u = cos theta = v_z`)
+    r"""Every neutrino of group `g` moves at the polar cosine `u[g]` ($`u = \cos\theta = v_z`$)
     about the symmetry axis `z`, at an azimuth drawn afresh for each encounter: an axisymmetric
     angular distribution, each group one ring of directions (with its energy, a mode of a grid
     of energies and angles; `angle_grid`, `mode_grid`).
 
-    Averaged over the azimuths, a pair of groups `g`, `h` has
-    `<x> = 1 - u_g u_h` (rank 2 in `u`) and
-    `<x^2> = (1 - u_g u_h)^2 + (1 - u_g^2)(1 - u_h^2) / 2` (rank 3), so that `GroupField`'s sums
-    cost a few moments of the distribution; two neutrinos of one ring have `<x> = 1 - u_g^2`.
-    In a gas an encounter draws `x = 1 - u_a u_b - sin_a sin_b cos(phi)`, `phi` uniform.
+    Averaged over the azimuths, a pair of groups $`g`$, $`h`$ has
+
+    $$`\langle x\rangle = 1 - u_g u_h, \qquad
+    \langle x^2\rangle = (1 - u_g u_h)^2 + \tfrac12 (1 - u_g^2)(1 - u_h^2)`$$
+
+    (ranks 2 and 3 in $`u`$), so that `GroupField`'s sums cost a few moments of the
+    distribution; two neutrinos of one ring have $`\langle x\rangle = 1 - u_g^2`$. In a gas an
+    encounter draws $`x = 1 - u_a u_b - \sin\theta_a \sin\theta_b \cos\phi`$, $`\phi`$
+    uniform.
 
     `u` `(G,)` is traced; the model is bound to its gas's groups by the driver (`for_gas`).
     """
