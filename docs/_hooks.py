@@ -214,9 +214,10 @@ def on_files(files, config):
     return files
 
 
-# The equations of each page being built, by its source path (`on_page_markdown` renders them,
-# `on_page_content` puts them in).
-_EQUATIONS: dict[str, list[str]] = {}
+# The equations of each page being built, by its source path, as `(tex, display)` pairs
+# (`on_page_markdown` finds those of the Markdown, `on_page_content` those of the docstrings,
+# renders them all and puts them in).
+_EQUATIONS: dict[str, list[tuple[str, bool]]] = {}
 
 
 def on_page_markdown(markdown, page, config, files):
@@ -224,21 +225,28 @@ def on_page_markdown(markdown, page, config, files):
         if marker in markdown:
             markdown = markdown.replace(marker, make())
     found = _EQUATIONS[page.file.src_uri] = []
-    return render_math(markdown, found)
+    return mark_math(markdown, found)
 
 
 def on_page_content(html, page, config, files):
-    return render_html_math(insert_math(html, _EQUATIONS.pop(page.file.src_uri, [])))
+    found = _EQUATIONS.pop(page.file.src_uri, [])
+    return insert_math(mark_html_math(html, found), found)
 
 
 # Equations: `$`...`$` inline and `$$` blocks (a line each side), rendered at build time by
 # KaTeX (markdown-katex's bundled binary, no network) into MathML, which the browser draws
 # itself: the site carries no script, stylesheet or font for them (docs/stylesheets/math.css
-# only hides KaTeX's HTML copy). Rendered where the Markdown is read, put in where the HTML is
-# made, so that Markdown never reads the rendered markup.
+# only hides KaTeX's HTML copy). Each equation is replaced by a placeholder where it is found,
+# and the placeholders by the renderings where the HTML is made, so that Markdown never reads
+# the rendered markup and a page's equations are rendered together.
 _INLINE = re.compile(r"\$`([^`]+?)`\$")
 _DISPLAY = re.compile(r"^\$\$[ \t]*\n(.+?)\n\$\$[ \t]*$", re.S | re.M)
 _FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.S | re.M)
+# The docstrings of the API pages reach the HTML without passing `on_page_markdown`
+# (mkdocstrings converts them itself): their `$`...`$` arrives as `$<code>...</code>$`, and a
+# display equation, written `$$`...`$$` on a line of its own, as `<p>$$<code>...</code>$$</p>`.
+_HTML_DISPLAY = re.compile(r"\$\$<code>(.+?)</code>\$\$", re.S)
+_HTML_INLINE = re.compile(r"\$<code>(.+?)</code>\$", re.S)
 
 
 @functools.cache
@@ -260,31 +268,21 @@ def _tex(tex: str, display: bool) -> str:
     return " ".join(done.stdout.decode().strip().split("\n"))
 
 
-def _render_all(equations: list[tuple[str, bool]]) -> None:
-    """Render `(tex, display)` pairs into `_tex`'s cache, several processes at a time (each
-    call is mostly KaTeX's start-up, about 0.15 s)."""
-    with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
-        list(pool.map(lambda pair: _tex(*pair), dict.fromkeys(equations)))
+def _placeholder(found: list, tex: str, display: bool) -> str:
+    found.append((tex, display))
+    return f"OILEMATH{len(found) - 1:05d}X"
 
 
-def render_math(markdown: str, found: list) -> str:
-    """`markdown` with each equation replaced by a placeholder (its rendering appended to
-    `found`); fenced code is left as it is."""
-
-    def place(html: str) -> str:
-        found.append(html)
-        return f"OILEMATH{len(found) - 1:05d}X"
+def mark_math(markdown: str, found: list) -> str:
+    """`markdown` with each equation replaced by a placeholder (its `(tex, display)` appended
+    to `found`); fenced code is left as it is."""
 
     def outside_code(text: str) -> str:
-        text = _DISPLAY.sub(lambda m: "\n" + place(_tex(m.group(1).strip(), True)) + "\n", text)
-        return _INLINE.sub(lambda m: place(_tex(m.group(1), False)), text)
+        text = _DISPLAY.sub(
+            lambda m: "\n" + _placeholder(found, m.group(1).strip(), True) + "\n", text
+        )
+        return _INLINE.sub(lambda m: _placeholder(found, m.group(1), False), text)
 
-    pending = []
-    for part in _FENCE.split(markdown)[::2]:  # outside fenced code (and the fences' markers)
-        pending += [(m.group(1).strip(), True) for m in _DISPLAY.finditer(part)]
-        part = _DISPLAY.sub("", part)
-        pending += [(m.group(1), False) for m in _INLINE.finditer(part)]
-    _render_all(pending)
     out, start = [], 0
     for fence in _FENCE.finditer(markdown):
         out.append(outside_code(markdown[start : fence.start()]))
@@ -294,37 +292,24 @@ def render_math(markdown: str, found: list) -> str:
     return "".join(out)
 
 
+def mark_html_math(html: str, found: list) -> str:
+    """`html` with the docstrings' equations replaced by placeholders, as `mark_math` does."""
+    from html import unescape
+
+    html = _HTML_DISPLAY.sub(lambda m: _placeholder(found, unescape(m.group(1)), True), html)
+    return _HTML_INLINE.sub(lambda m: _placeholder(found, unescape(m.group(1)), False), html)
+
+
 def insert_math(html: str, found: list) -> str:
-    """The rendered equations in place of their placeholders (a display equation's paragraph
+    """The equations `found` rendered, several KaTeX processes at a time (each call is mostly
+    its start-up, about 0.15 s), in place of their placeholders (a display equation's paragraph
     becomes a `div.oile-math`)."""
-    for k, rendered in enumerate(found):
+    with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
+        list(pool.map(lambda pair: _tex(*pair), dict.fromkeys(found)))  # into `_tex`'s cache
+    for k, equation in enumerate(_tex(*pair) for pair in found):
         token = f"OILEMATH{k:05d}X"
         block = f"<p>{token}</p>"
         if block in html:
-            html = html.replace(block, f'<div class="oile-math">{rendered}</div>')
-        html = html.replace(token, rendered)
+            html = html.replace(block, f'<div class="oile-math">{equation}</div>')
+        html = html.replace(token, equation)
     return html
-
-
-# The docstrings of the API pages reach the HTML without passing `on_page_markdown`
-# (mkdocstrings converts them itself): their `$`...`$` arrives as `$<code>...</code>$`, and a
-# display equation, written `$$`...`$$` on a line of its own, as `<p>$$<code>...</code>$$</p>`.
-_HTML_DISPLAY = re.compile(r"<p>\$\$<code>(.+?)</code>\$\$</p>", re.S)
-_HTML_INLINE = re.compile(r"\$<code>(.+?)</code>\$", re.S)
-
-
-def render_html_math(html: str) -> str:
-    """`html` with the docstrings' equations rendered."""
-    from html import unescape
-
-    _render_all(
-        [(unescape(m.group(1)), True) for m in _HTML_DISPLAY.finditer(html)]
-        + [
-            (unescape(m.group(1)), False)
-            for m in _HTML_INLINE.finditer(_HTML_DISPLAY.sub("", html))
-        ]
-    )
-    html = _HTML_DISPLAY.sub(
-        lambda m: f'<div class="oile-math">{_tex(unescape(m.group(1)), True)}</div>', html
-    )
-    return _HTML_INLINE.sub(lambda m: _tex(unescape(m.group(1)), False), html)
